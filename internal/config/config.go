@@ -1,0 +1,307 @@
+// Package config holds multigres's settings: one Config struct with
+// documented defaults, loaded from a multigres.conf file, MULTIGRES_* env
+// vars and --flags (flags > env > file > defaults).
+//
+// Every key is described once, in the keys table (keys.go). Defaults, flag
+// and env names, file parsing, validation, printing, reload classification
+// and the reference table in docs/configuration.md are all derived from that
+// table, so they cannot drift apart. A test checks that every struct field
+// has exactly one key and that the docs table matches the code.
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the effective configuration. The zero value is not useful; start
+// from Default or Load. The comment on each field gives its file key; the
+// keys table in keys.go holds the default and the documentation.
+type Config struct {
+	ListenHost         string   // listen_host
+	Port               int      // port
+	UpstreamHost       string   // upstream_host
+	UpstreamPort       int      // upstream_port
+	TenantSeparator    string   // tenant_separator
+	ValueSeparator     string   // value_separator
+	ContextVariables   []string // context_variables
+	SuperuserBypass    []string // superuser_bypass
+	TenantRoles        []string // tenant_roles
+	TenantValuePattern string   // tenant_value_pattern
+	SetRole            string   // set_role
+
+	LogLevel  string // log_level
+	LogFormat string // log_format
+
+	TLSCert       string // tls_cert
+	TLSKey        string // tls_key
+	ClientTLSMode string // client_tls_mode
+	ServerTLSMode string // server_tls_mode
+	ServerTLSCA   string // server_tls_ca
+
+	MaxMessageSize   int64         // max_message_size
+	HandshakeTimeout time.Duration // handshake_timeout
+	ShutdownTimeout  time.Duration // shutdown_timeout
+
+	AuthType               string            // auth_type
+	AllowPlaintextPassword bool              // allow_plaintext_password
+	AuthFile               string            // auth_file
+	AuthUser               string            // auth_user
+	AuthPassword           string            // auth_password
+	AuthQuery              string            // auth_query
+	AuthDatabase           string            // auth_dbname
+	AuthFailureDelay       time.Duration     // auth_failure_delay
+	ServerPassword         map[string]string // server_password
+	ServerPgpass           string            // server_pgpass
+
+	PoolMode string // pool_mode
+}
+
+// Redacted is what Print, String and LogValue show instead of a secret.
+const Redacted = "<redacted>"
+
+// EnvConfig names the env var that gives the config file path when --config
+// is not given.
+const EnvConfig = "MULTIGRES_CONFIG"
+
+// envPrefix starts the env var of every key: MULTIGRES_<KEY upper>.
+const envPrefix = "MULTIGRES_"
+
+// Default returns the built-in configuration. The values come from the keys
+// table, parsed the same way a file value would be.
+func Default() *Config {
+	c := &Config{}
+	for i := range keyTable {
+		k := &keyTable[i]
+		v, err := k.kind.parse(k.Default)
+		if err != nil {
+			// The table is code; a bad default is a programming error that
+			// TestDefaults catches.
+			panic(fmt.Sprintf("config: bad default for %s: %v", k.Name, err))
+		}
+		k.set(c, v)
+	}
+	return c
+}
+
+// Clone returns a deep copy: slices and maps are not shared with c.
+func (c *Config) Clone() *Config {
+	n := *c
+	n.ContextVariables = slices.Clone(c.ContextVariables)
+	n.SuperuserBypass = slices.Clone(c.SuperuserBypass)
+	n.TenantRoles = slices.Clone(c.TenantRoles)
+	n.ServerPassword = maps.Clone(c.ServerPassword)
+	return &n
+}
+
+// ListenAddr is the host:port the proxy listens on. listen_host "*" means
+// every interface.
+func (c *Config) ListenAddr() string {
+	h := c.ListenHost
+	if h == "*" {
+		h = ""
+	}
+	return net.JoinHostPort(h, strconv.Itoa(c.Port))
+}
+
+// UpstreamAddr is the host:port of the PostgreSQL server.
+func (c *Config) UpstreamAddr() string {
+	return net.JoinHostPort(c.UpstreamHost, strconv.Itoa(c.UpstreamPort))
+}
+
+// Validate checks every value and the rules that span several keys. Each
+// error names the key. Load calls it; call it again after changing a Config
+// by hand. It reads tls_cert/tls_key, server_tls_ca, auth_file and
+// server_pgpass to catch a bad path at startup rather than at first use.
+func (c *Config) Validate() error {
+	var errs []error
+	for i := range keyTable {
+		k := &keyTable[i]
+		if err := k.check(k.get(c)); err != nil {
+			errs = append(errs, k.valueError(err, k.kind.format(k.get(c))))
+		}
+	}
+	if len(errs) > 0 {
+		// Cross-field rules assume each value is sane on its own.
+		return errors.Join(errs...)
+	}
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.TenantSeparator == c.ValueSeparator {
+		add("tenant_separator: must differ from value_separator, both are %q", c.TenantSeparator)
+	}
+	for _, r := range c.TenantRoles {
+		if strings.Contains(r, c.TenantSeparator) {
+			add("tenant_roles: role %q contains tenant_separator %q, so usernames for it cannot be split", r, c.TenantSeparator)
+		}
+		if slices.Contains(c.SuperuserBypass, r) {
+			add("tenant_roles: role %q is also in superuser_bypass; a role is either a tenant role or a bypass user", r)
+		}
+	}
+
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		add("tls_cert, tls_key: set both or neither")
+	} else if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			add("tls_cert, tls_key: cannot load key pair: %v", err)
+		}
+	}
+	if c.ClientTLSMode == "require" && c.TLSCert == "" {
+		add("client_tls_mode: require needs tls_cert and tls_key")
+	}
+	if c.ServerTLSCA != "" {
+		if err := checkCAFile(c.ServerTLSCA); err != nil {
+			add("server_tls_ca: %v", err)
+		}
+	}
+
+	if c.AuthFile != "" {
+		if err := checkReadable(c.AuthFile); err != nil {
+			add("auth_file: %v", err)
+		}
+	} else if c.AuthType != "trust" {
+		if c.AuthUser == "" {
+			add("auth_user: must be set when auth_file is empty (auth_query runs as this role)")
+		}
+		if !strings.Contains(c.AuthQuery, "$1") {
+			add("auth_query: must take the user name as $1")
+		}
+	}
+	if c.ServerPgpass != "" {
+		if err := checkReadable(c.ServerPgpass); err != nil {
+			add("server_pgpass: %v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func checkCAFile(path string) error {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%s: no PEM certificate found", path)
+	}
+	return nil
+}
+
+// WriteTo prints the configuration as multigres.conf lines, `key = value`,
+// in table order, with secrets shown as <redacted>. The output (secrets
+// aside) loads back to the same configuration. It implements io.WriterTo.
+func (c *Config) WriteTo(w io.Writer) (int64, error) {
+	var b strings.Builder
+	for i := range keyTable {
+		k := &keyTable[i]
+		v := k.kind.format(k.get(c))
+		if k.Secret && v != "" {
+			v = Redacted
+		}
+		fmt.Fprintf(&b, "%s = %s\n", k.Name, quoteValue(v))
+	}
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}
+
+// String returns the redacted printout, so that a Config passed to fmt by
+// mistake never shows a password.
+func (c Config) String() string {
+	var b strings.Builder
+	_, _ = c.WriteTo(&b)
+	return b.String()
+}
+
+// LogValue makes slog print the configuration as a group with secrets
+// redacted.
+func (c Config) LogValue() slog.Value {
+	attrs := make([]slog.Attr, 0, len(keyTable))
+	for i := range keyTable {
+		k := &keyTable[i]
+		v := k.kind.format(k.get(&c))
+		if k.Secret && v != "" {
+			v = Redacted
+		}
+		attrs = append(attrs, slog.String(k.Name, v))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// quoteValue quotes v when the file parser would otherwise change it: empty,
+// surrounding blanks, or surrounding quotes.
+func quoteValue(v string) string {
+	if v != "" && strings.TrimSpace(v) == v && v[0] != '"' && v[0] != '\'' {
+		return v
+	}
+	if strings.HasSuffix(v, `"`) {
+		return "'" + v + "'"
+	}
+	return `"` + v + `"`
+}
+
+// Reloadable compares two configurations key by key and returns the names of
+// the changed keys, split into those a SIGHUP can apply live and those that
+// need a restart. Both lists are in table order.
+func Reloadable(old, new *Config) (applied, needRestart []string) {
+	for i := range keyTable {
+		k := &keyTable[i]
+		if k.kind.format(k.get(old)) == k.kind.format(k.get(new)) {
+			continue
+		}
+		if k.Reloadable {
+			applied = append(applied, k.Name)
+		} else {
+			needRestart = append(needRestart, k.Name)
+		}
+	}
+	return applied, needRestart
+}
+
+// get returns the field of c that k describes.
+func (k *keyDef) get(c *Config) any {
+	return reflect.ValueOf(c).Elem().FieldByIndex(k.index).Interface()
+}
+
+// set stores v (of the field's exact type) into c.
+func (k *keyDef) set(c *Config, v any) {
+	reflect.ValueOf(c).Elem().FieldByIndex(k.index).Set(reflect.ValueOf(v))
+}
+
+// check applies the kind's constraints and the key's own rule to v.
+func (k *keyDef) check(v any) error {
+	if err := k.kind.check(v); err != nil {
+		return err
+	}
+	if k.extra != nil {
+		return k.extra(v)
+	}
+	return nil
+}
+
+// valueError names the key and the reason, and shows the value unless the
+// key is secret.
+func (k *keyDef) valueError(reason error, raw string) error {
+	if k.Secret {
+		return fmt.Errorf("%s: %w (value not shown)", k.Name, reason)
+	}
+	return fmt.Errorf("%s: %w, got %q", k.Name, reason, raw)
+}

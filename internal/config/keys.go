@@ -1,0 +1,201 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Key describes one configuration key. Keys returns the table; tests and
+// the docs generator use it.
+type Key struct {
+	Name       string // file key, e.g. "listen_host"
+	Env        string // env var, e.g. "MULTIGRES_LISTEN_HOST"
+	Flag       string // CLI flag without dashes, e.g. "listen-host"
+	Field      string // Config field, e.g. "ListenHost"
+	Type       string // human-readable value type
+	Default    string // default as written in multigres.conf
+	Doc        string // one-line description for the reference table
+	Secret     bool   // never printed or logged
+	Reloadable bool   // a SIGHUP applies a change without restart
+}
+
+// keyDef is a Key plus how to parse and check its value.
+type keyDef struct {
+	Key
+	kind  kind
+	extra func(v any) error // optional rule beyond the kind's
+	index []int             // reflect field index of Field in Config
+}
+
+// Keys returns a copy of the key table in its canonical order (the order of
+// the docs table and of Print).
+func Keys() []Key {
+	out := make([]Key, len(keyTable))
+	for i := range keyTable {
+		out[i] = keyTable[i].Key
+	}
+	return out
+}
+
+// byName maps a key name to its entry in keyTable.
+var byName = map[string]*keyDef{}
+
+var keyTable = []keyDef{
+	// Keys of the TypeScript original, with its names and defaults.
+	{Key: Key{Name: "listen_host", Field: "ListenHost", Default: "127.0.0.1",
+		Doc: "Address the proxy listens on; `*` means all interfaces."},
+		kind: strKind{nonEmpty: true}},
+	{Key: Key{Name: "port", Field: "Port", Default: "6432",
+		Doc: "TCP port the proxy listens on."},
+		kind: intKind{1, 65535}},
+	{Key: Key{Name: "upstream_host", Field: "UpstreamHost", Default: "127.0.0.1",
+		Doc: "Host name or address of the PostgreSQL server."},
+		kind: strKind{nonEmpty: true}},
+	{Key: Key{Name: "upstream_port", Field: "UpstreamPort", Default: "5432",
+		Doc: "TCP port of the PostgreSQL server."},
+		kind: intKind{1, 65535}},
+	{Key: Key{Name: "tenant_separator", Field: "TenantSeparator", Default: ".",
+		Doc: "Separates the role from the context values in the username (`app_user.acme`). Must differ from `value_separator`."},
+		kind: strKind{nonEmpty: true}},
+	{Key: Key{Name: "value_separator", Field: "ValueSeparator", Default: ":",
+		Doc: "Separates several context values in the username (`app_user.list1:user1`)."},
+		kind: strKind{nonEmpty: true}},
+	{Key: Key{Name: "context_variables", Field: "ContextVariables", Default: "app.current_tenant_id",
+		Doc: "Comma-separated custom settings set from the username values, in order. Each needs a dot (`prefix.name`)."},
+		kind: listKind{nonEmpty: true, elem: checkGUCName}},
+	{Key: Key{Name: "superuser_bypass", Field: "SuperuserBypass", Default: "postgres",
+		Doc: "Comma-separated usernames that pass through without tenant extraction or context injection."},
+		kind: listKind{}},
+	{Key: Key{Name: "log_level", Field: "LogLevel", Default: "info", Reloadable: true,
+		Doc: "Minimum level logged."},
+		kind: strKind{enum: []string{"debug", "info", "warn", "error"}}},
+
+	// Tenant path.
+	{Key: Key{Name: "tenant_roles", Field: "TenantRoles", Default: "app_user", Reloadable: true,
+		Doc: "Comma-separated roles allowed before the tenant separator. Each must be NOSUPERUSER and NOBYPASSRLS."},
+		kind: listKind{nonEmpty: true}},
+	{Key: Key{Name: "tenant_value_pattern", Field: "TenantValuePattern", Default: `^[A-Za-z0-9_.-]{1,63}$`, Reloadable: true,
+		Doc: "Go regular expression every context value must match."},
+		kind: strKind{nonEmpty: true}, extra: checkRegexp},
+	{Key: Key{Name: "set_role", Field: "SetRole", Default: "",
+		Doc: "Role for `SET ROLE` after login; empty means the login role."},
+		kind: strKind{}},
+
+	{Key: Key{Name: "log_format", Field: "LogFormat", Default: "text", Reloadable: true,
+		Doc: "Log output format (slog text or JSON)."},
+		kind: strKind{enum: []string{"text", "json"}}},
+
+	// TLS.
+	{Key: Key{Name: "tls_cert", Field: "TLSCert", Default: "", Reloadable: true,
+		Doc: "PEM certificate file for client TLS. Set with `tls_key`, or neither."},
+		kind: strKind{}},
+	{Key: Key{Name: "tls_key", Field: "TLSKey", Default: "", Reloadable: true,
+		Doc: "PEM private key file for `tls_cert`."},
+		kind: strKind{}},
+	{Key: Key{Name: "client_tls_mode", Field: "ClientTLSMode", Default: "allow", Reloadable: true,
+		Doc: "`disable`: answer N to SSLRequest; `allow`: TLS when the client asks; `require`: refuse plaintext tenant logins (needs `tls_cert`)."},
+		kind: strKind{enum: []string{"disable", "allow", "require"}}},
+	{Key: Key{Name: "server_tls_mode", Field: "ServerTLSMode", Default: "prefer",
+		Doc: "TLS to PostgreSQL, as libpq's sslmode."},
+		kind: strKind{enum: []string{"disable", "prefer", "require", "verify-full"}}},
+	{Key: Key{Name: "server_tls_ca", Field: "ServerTLSCA", Default: "",
+		Doc: "PEM CA bundle for `verify-full`; empty means the system roots."},
+		kind: strKind{}},
+
+	// Limits and timeouts.
+	{Key: Key{Name: "max_message_size", Field: "MaxMessageSize", Default: "1GB", Reloadable: true,
+		Doc: "Largest protocol message accepted from a client; bytes or with unit kB, MB, GB."},
+		kind: sizeKind{min: 1024, max: 1<<31 - 1}},
+	{Key: Key{Name: "handshake_timeout", Field: "HandshakeTimeout", Default: "30s", Reloadable: true,
+		Doc: "Time allowed for startup, authentication and context injection."},
+		kind: durKind{min: time.Millisecond}},
+	{Key: Key{Name: "shutdown_timeout", Field: "ShutdownTimeout", Default: "30s", Reloadable: true,
+		Doc: "On SIGTERM, how long sessions may finish before they are closed."},
+		kind: durKind{}},
+
+	// Client authentication.
+	{Key: Key{Name: "auth_type", Field: "AuthType", Default: "scram-sha-256", Reloadable: true,
+		Doc: "Client authentication method. `trust` is for demos only."},
+		kind: strKind{enum: []string{"scram-sha-256", "md5", "password", "trust"}}},
+	{Key: Key{Name: "allow_plaintext_password", Field: "AllowPlaintextPassword", Default: "off", Reloadable: true,
+		Doc: "Allow `auth_type = password` on connections without TLS."},
+		kind: boolKind{}},
+	{Key: Key{Name: "auth_file", Field: "AuthFile", Default: "", Reloadable: true,
+		Doc: "PgBouncer `userlist.txt` file with client credentials; when set, `auth_query` is not used."},
+		kind: strKind{}},
+	{Key: Key{Name: "auth_user", Field: "AuthUser", Default: "multigres_auth", Reloadable: true,
+		Doc: "Role that runs `auth_query`."},
+		kind: strKind{}},
+	{Key: Key{Name: "auth_password", Field: "AuthPassword", Default: "", Secret: true, Reloadable: true,
+		Doc: "Password of `auth_user`; empty means `server_pgpass` or none."},
+		kind: strKind{}},
+	{Key: Key{Name: "auth_query", Field: "AuthQuery", Default: "SELECT usename, passwd FROM multigres.user_lookup($1)", Reloadable: true,
+		Doc: "Query returning the user name and password verifier for `$1`."},
+		kind: strKind{}},
+	{Key: Key{Name: "auth_dbname", Field: "AuthDatabase", Default: "", Reloadable: true,
+		Doc: "Database `auth_query` runs in; empty means the client's database."},
+		kind: strKind{}},
+	{Key: Key{Name: "auth_failure_delay", Field: "AuthFailureDelay", Default: "500ms", Reloadable: true,
+		Doc: "Constant delay before an authentication failure is reported."},
+		kind: durKind{}},
+
+	// Upstream authentication fallbacks.
+	{Key: Key{Name: "server_password", Field: "ServerPassword", Default: "", Secret: true, Reloadable: true,
+		Doc: "Per-role upstream passwords, `role:password,role2:password2`, used when SCRAM passthrough is not possible."},
+		kind: mapKind{}},
+	{Key: Key{Name: "server_pgpass", Field: "ServerPgpass", Default: "", Reloadable: true,
+		Doc: "`.pgpass` file with upstream passwords."},
+		kind: strKind{}},
+
+	{Key: Key{Name: "pool_mode", Field: "PoolMode", Default: "session",
+		Doc: "`session`: one server connection per client connection; `transaction`: reserved for transaction pooling."},
+		kind: strKind{enum: []string{"session", "transaction"}}},
+}
+
+func init() {
+	t := reflect.TypeFor[Config]()
+	for i := range keyTable {
+		k := &keyTable[i]
+		f, ok := t.FieldByName(k.Field)
+		if !ok {
+			panic("config: key " + k.Name + " names unknown field " + k.Field)
+		}
+		k.index = f.Index
+		k.Env = envPrefix + strings.ToUpper(k.Name)
+		k.Flag = strings.ReplaceAll(k.Name, "_", "-")
+		k.Type = k.kind.typeName()
+		if _, dup := byName[k.Name]; dup {
+			panic("config: duplicate key " + k.Name)
+		}
+		byName[k.Name] = k
+	}
+}
+
+// gucPart is one dot-separated part of a custom setting name.
+var gucPart = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
+
+// checkGUCName requires a custom (placeholder) setting name: at least two
+// dot-separated identifier parts. PostgreSQL refuses SET on a name without a
+// dot unless it is a built-in setting, and we must never set a built-in one.
+func checkGUCName(name string) error {
+	parts := strings.Split(name, ".")
+	if len(parts) < 2 {
+		return fmt.Errorf("%q must contain a dot, like app.current_tenant_id", name)
+	}
+	for _, p := range parts {
+		if !gucPart.MatchString(p) {
+			return fmt.Errorf("%q is not a valid setting name: each dot-separated part must match [A-Za-z_][A-Za-z0-9_$]*", name)
+		}
+	}
+	return nil
+}
+
+func checkRegexp(v any) error {
+	if _, err := regexp.Compile(v.(string)); err != nil {
+		return fmt.Errorf("must be a valid regular expression: %v", err)
+	}
+	return nil
+}
