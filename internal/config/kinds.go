@@ -20,21 +20,25 @@ type kind interface {
 	check(v any) error
 }
 
-// strKind is a string, optionally non-empty or one of a fixed set.
+// strKind is a string, optionally non-empty or one of a fixed set. Blanks
+// around the value are dropped unless verbatim (passwords keep them).
 type strKind struct {
 	nonEmpty bool
+	verbatim bool
 	enum     []string
 }
 
 func (k strKind) typeName() string {
 	if len(k.enum) > 0 {
-		return strings.Join(k.enum, " \\| ")
+		return strings.Join(k.enum, "|")
 	}
 	return "string"
 }
 
 func (k strKind) parse(s string) (any, error) {
-	s = strings.TrimSpace(s)
+	if !k.verbatim {
+		s = strings.TrimSpace(s)
+	}
 	if len(k.enum) > 0 {
 		// Enum values are matched case-insensitively, as PgBouncer does.
 		s = strings.ToLower(s)
@@ -49,7 +53,7 @@ func (k strKind) check(v any) error {
 	if len(k.enum) > 0 && !slices.Contains(k.enum, s) {
 		return fmt.Errorf("must be one of %s", strings.Join(k.enum, ", "))
 	}
-	if k.nonEmpty && s == "" {
+	if k.nonEmpty && strings.TrimSpace(s) == "" {
 		return errors.New("must not be empty")
 	}
 	return nil
@@ -110,7 +114,7 @@ func (k sizeKind) parse(s string) (any, error) {
 func (k sizeKind) format(v any) string {
 	n := v.(int64)
 	for _, u := range sizeUnits {
-		if n != 0 && n%u.mult == 0 {
+		if n != 0 && n%u.mult == 0 && u.mult > 1 {
 			return strconv.FormatInt(n/u.mult, 10) + u.name
 		}
 	}
@@ -193,6 +197,7 @@ func (boolKind) check(any) error { return nil }
 // dropped; an empty value is an empty list.
 type listKind struct {
 	nonEmpty bool
+	fold     bool               // duplicates compare case-insensitively (setting names, not role names)
 	elem     func(string) error // optional rule for each item
 }
 
@@ -223,11 +228,14 @@ func (k listKind) check(v any) error {
 		if strings.Contains(item, ",") || strings.TrimSpace(item) != item {
 			return fmt.Errorf("item %q must not contain commas or surrounding blanks", item)
 		}
-		low := strings.ToLower(item)
-		if seen[low] {
+		id := item
+		if k.fold {
+			id = strings.ToLower(item)
+		}
+		if seen[id] {
 			return fmt.Errorf("%q is listed twice", item)
 		}
-		seen[low] = true
+		seen[id] = true
 		if k.elem != nil {
 			if err := k.elem(item); err != nil {
 				return err
