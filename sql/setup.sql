@@ -1,0 +1,457 @@
+-- multigres setup SQL, embedded in the multigres binary and applied by
+-- `multigres init` inside one transaction. Every statement is idempotent:
+-- re-running the file succeeds and changes nothing that was already right.
+--
+-- Internals live in schema "multigres". The user-facing functions live in
+-- "public" because the guide calls them unqualified:
+--     SELECT multigres_protect('contacts', 'tenant_id');
+-- Inside function bodies every reference is schema-qualified, so a caller's
+-- search_path cannot redirect them to look-alike objects.
+
+CREATE SCHEMA IF NOT EXISTS multigres;
+COMMENT ON SCHEMA multigres IS 'multigres internals; managed by multigres init';
+-- Nobody but the owner may create objects here. USAGE is granted to PUBLIC
+-- because table owners that are not superusers call multigres_protect, which
+-- reads multigres.tenant_roles; role names are no secret (pg_roles is
+-- world-readable). The sensitive function user_lookup is guarded by its own
+-- EXECUTE privilege, below.
+REVOKE ALL ON SCHEMA multigres FROM PUBLIC;
+GRANT USAGE ON SCHEMA multigres TO PUBLIC;
+
+-- The roles that multigres_protect grants DML to: the proxy's tenant_roles.
+-- multigres init adds to it; removing a role is a manual DELETE.
+CREATE TABLE IF NOT EXISTS multigres.tenant_roles (
+    rolname name PRIMARY KEY
+);
+COMMENT ON TABLE multigres.tenant_roles IS 'roles that multigres_protect grants DML to (tenant_roles)';
+REVOKE ALL ON TABLE multigres.tenant_roles FROM PUBLIC;
+GRANT SELECT ON TABLE multigres.tenant_roles TO PUBLIC;
+
+-- multigres_context(var) reads a context variable fail-closed: NULL when the
+-- variable was never set (missing_ok => true, so no error) or is the empty
+-- string (what RESET and a custom GUC's placeholder leave behind). A policy
+-- comparing a column with NULL is never true, so a connection without context
+-- sees zero rows instead of an error or everything.
+--
+-- It is LANGUAGE sql, STABLE and without SET clauses or SECURITY DEFINER so
+-- that the planner inlines it; policies additionally wrap it as (SELECT ...)
+-- to make it an InitPlan evaluated once per statement, not once per row.
+CREATE OR REPLACE FUNCTION public.multigres_context(var text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT NULLIF(pg_catalog.current_setting(var, true), '') $$;
+COMMENT ON FUNCTION public.multigres_context(text) IS
+    'fail-closed reader of a context variable: NULL when unset or empty';
+
+-- current_tenant_id() is multigres_context('app.current_tenant_id'), spelled
+-- out rather than calling multigres_context so that it inlines in one step.
+CREATE OR REPLACE FUNCTION public.current_tenant_id()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '') $$;
+COMMENT ON FUNCTION public.current_tenant_id() IS
+    'fail-closed current tenant: app.current_tenant_id, NULL when unset or empty';
+
+-- grant_tenant_access grants DML on tbl, and USAGE on the sequences it owns
+-- (serial and identity columns), to every existing role in
+-- multigres.tenant_roles. USAGE is enough for nextval/currval; SELECT on a
+-- sequence is not granted because it would let tenants read last_value
+-- without side effects, a (small) cross-tenant signal.
+CREATE OR REPLACE FUNCTION multigres.grant_tenant_access(tbl regclass)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    r record;
+    s record;
+    n integer := 0;
+BEGIN
+    FOR r IN
+        SELECT t.rolname FROM multigres.tenant_roles t
+        WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname = t.rolname)
+        ORDER BY t.rolname
+    LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', tbl, r.rolname);
+        FOR s IN
+            SELECT d.objid::regclass AS seq
+            FROM pg_catalog.pg_depend d
+            JOIN pg_catalog.pg_class c ON c.oid = d.objid AND c.relkind = 'S'
+            WHERE d.classid = 'pg_catalog.pg_class'::regclass
+              AND d.refclassid = 'pg_catalog.pg_class'::regclass
+              AND d.refobjid = tbl
+              AND d.deptype IN ('a', 'i')
+        LOOP
+            EXECUTE pg_catalog.format('GRANT USAGE ON SEQUENCE %s TO %I', s.seq, r.rolname);
+        END LOOP;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION multigres.grant_tenant_access(regclass) FROM PUBLIC;
+
+-- multigres_protect(tbl, col, var) puts a table under tenant isolation:
+--
+--   * tbl may be schema-qualified and quoted ('app."My Table"'); it is
+--     resolved with the caller's search_path, like any table name.
+--   * The policy compares col with the context variable cast to col's real
+--     type (text, varchar, uuid, bigint, integer, domains, ...), so the
+--     comparison uses the column's own equality operator and an index on col
+--     stays usable. The type is written without its typmod: an explicit cast
+--     to varchar(n) would silently truncate the setting, so a long value could
+--     match a shorter tenant id.
+--   * The right-hand side is (SELECT ...): an InitPlan evaluated once per
+--     statement, which an index scan takes as its key. A setting that is not
+--     valid for the type (e.g. 'acme' for a uuid column) raises an error:
+--     still fail-closed.
+--   * The policy is FOR ALL TO PUBLIC with the same WITH CHECK, so every role
+--     without BYPASSRLS (including tenant roles added later, and the table
+--     owner, because RLS is FORCEd) only reads and writes its own tenant's
+--     rows; an INSERT or UPDATE to another tenant fails with 42501.
+--   * DML and sequence USAGE are granted to the tenant roles.
+--   * Idempotent: the policy multigres_tenant_isolation is dropped and
+--     re-created, so running it again (e.g. after adding a tenant role, or to
+--     switch the column) leaves exactly one policy.
+--
+-- It refuses tables owned by a tenant role: an owner can ALTER TABLE ...
+-- DISABLE ROW LEVEL SECURITY, so such a table cannot be protected.
+-- SECURITY INVOKER: the caller must own the table (or be superuser), as for
+-- any ALTER TABLE.
+CREATE OR REPLACE FUNCTION public.multigres_protect(
+    tbl text,
+    col text DEFAULT 'tenant_id',
+    var text DEFAULT 'app.current_tenant_id')
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    rel regclass;
+    kind "char";
+    owner name;
+    typ text;
+    expr text;
+BEGIN
+    IF tbl IS NULL OR col IS NULL OR var IS NULL THEN
+        RAISE EXCEPTION 'multigres_protect: table, column and variable must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    rel := pg_catalog.to_regclass(tbl);
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'multigres_protect: table "%" does not exist', tbl
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Create the table first; qualify it with its schema (myschema.mytable) if that schema is not on the search_path, and double-quote names with upper case.';
+    END IF;
+    SELECT c.relkind, pg_catalog.pg_get_userbyid(c.relowner) INTO kind, owner
+    FROM pg_catalog.pg_class c WHERE c.oid = rel;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'multigres_protect: "%" is not a table', rel
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Row level security applies to ordinary and partitioned tables only.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM multigres.tenant_roles t WHERE t.rolname = owner) THEN
+        RAISE EXCEPTION 'multigres_protect: table % is owned by tenant role "%"', rel, owner
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A table owner can disable row level security. Change the owner first: ALTER TABLE ... OWNER TO <admin role>.';
+    END IF;
+    SELECT pg_catalog.format_type(a.atttypid, NULL) INTO typ
+    FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION 'multigres_protect: column "%" does not exist in table %', col, rel
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'Pass the tenant column as the second argument: SELECT multigres_protect(''mytable'', ''tenant_id'');';
+    END IF;
+
+    expr := pg_catalog.format('%I = (SELECT public.multigres_context(%L)::%s)', col, var, typ);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+               WHERE p.polrelid = rel AND p.polname = 'multigres_tenant_isolation') THEN
+        EXECUTE pg_catalog.format('DROP POLICY multigres_tenant_isolation ON %s', rel);
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY multigres_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)',
+        rel, expr, expr);
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
+    EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', rel);
+    PERFORM multigres.grant_tenant_access(rel);
+    IF NOT EXISTS (SELECT 1 FROM multigres.tenant_roles) THEN
+        RAISE NOTICE 'multigres_protect: no tenant roles configured; no privileges granted'
+            USING HINT = 'Run multigres init, or GRANT SELECT, INSERT, UPDATE, DELETE yourself.';
+    END IF;
+    RETURN pg_catalog.format('protected %s on %I (%s) = %s', rel, col, typ, var);
+END
+$$;
+COMMENT ON FUNCTION public.multigres_protect(text, text, text) IS
+    'enable and force RLS on a table with a fail-closed tenant policy, and grant DML to the tenant roles';
+
+-- multigres_unprotect(tbl) drops the multigres policy and, when no other
+-- policy remains on the table, disables and un-forces row level security.
+-- If other policies remain, RLS stays on so they keep being enforced.
+-- Grants are left in place: after unprotect, tenant roles can read and write
+-- every row of the table. Revoke them yourself if that is not wanted.
+CREATE OR REPLACE FUNCTION public.multigres_unprotect(tbl text)
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    rel regclass;
+BEGIN
+    rel := pg_catalog.to_regclass(tbl);
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'multigres_unprotect: table "%" does not exist', tbl
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Qualify the table with its schema if that schema is not on the search_path.';
+    END IF;
+    EXECUTE pg_catalog.format('DROP POLICY IF EXISTS multigres_tenant_isolation ON %s', rel);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = rel) THEN
+        RAISE NOTICE 'multigres_unprotect: other policies remain on %; row level security stays enabled', rel;
+        RETURN pg_catalog.format('unprotected %s (row level security kept for other policies)', rel);
+    END IF;
+    EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', rel);
+    EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', rel);
+    RETURN pg_catalog.format('unprotected %s', rel);
+END
+$$;
+COMMENT ON FUNCTION public.multigres_unprotect(text) IS
+    'drop the multigres policy and disable RLS; grants are kept';
+
+-- multigres_status() lists every ordinary and partitioned table in every
+-- non-system schema (not only public). policies counts the policies on that
+-- very table (pg_policy.polrelid = the table's oid). protected means RLS is
+-- enabled and forced and the multigres policy is present.
+CREATE OR REPLACE FUNCTION public.multigres_status()
+RETURNS TABLE(schema_name name, table_name name, rls_enabled boolean, rls_forced boolean,
+              policies integer, multigres_policy boolean, protected boolean)
+LANGUAGE sql STABLE
+AS $$
+    SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity,
+           p.n, p.mg,
+           c.relrowsecurity AND c.relforcerowsecurity AND p.mg
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (
+        SELECT pg_catalog.count(*)::integer AS n,
+               pg_catalog.bool_or(pol.polname = 'multigres_tenant_isolation') IS TRUE AS mg
+        FROM pg_catalog.pg_policy pol
+        WHERE pol.polrelid = c.oid
+    ) p
+    WHERE c.relkind IN ('r', 'p')
+      AND n.nspname !~ '^pg_'
+      AND n.nspname NOT IN ('information_schema', 'multigres')
+    ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION public.multigres_status() IS
+    'row level security state of every table in every non-system schema';
+
+-- multigres.user_lookup(username) is the auth_query function: it returns the
+-- password verifier (SCRAM-SHA-256, or md5) of a role from pg_authid, which
+-- only superusers can read. The rules are PgBouncer's default auth_query:
+-- nothing for a role that cannot log in or whose password has expired.
+--
+-- SECURITY DEFINER runs it as its owner, the superuser that ran init; the
+-- fixed search_path stops a caller from substituting objects. EXECUTE is
+-- revoked from PUBLIC and granted only to the auth user by multigres init.
+CREATE OR REPLACE FUNCTION multigres.user_lookup(username text)
+RETURNS TABLE(usename name, passwd text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.rolname, a.rolpassword
+    FROM pg_catalog.pg_authid a
+    WHERE a.rolname = username
+      AND a.rolcanlogin
+      AND (a.rolvaliduntil IS NULL OR a.rolvaliduntil > pg_catalog.now())
+$$;
+REVOKE ALL ON FUNCTION multigres.user_lookup(text) FROM PUBLIC;
+COMMENT ON FUNCTION multigres.user_lookup(text) IS
+    'auth_query for multigres: SCRAM verifier of a login role; EXECUTE for the auth user only';
+
+-- Hardening (multigres init --harden). The SQL guard in the proxy cannot see
+-- inside objects that run SQL later (a pg_temp function that calls
+-- set_config, a view, a trigger), so tenant roles must not be able to create
+-- any. multigres.apply_hardening() does, in the current database:
+--
+--   * REVOKE TEMPORARY and CREATE ON DATABASE from PUBLIC and the tenant
+--     roles. PUBLIC holds TEMPORARY by default and a role cannot be denied a
+--     privilege PUBLIC holds, so the revoke from PUBLIC is required. Trade-off:
+--     every role that is not the database owner or a superuser loses temporary
+--     tables; GRANT TEMPORARY ON DATABASE ... TO the roles that need them.
+--   * REVOKE CREATE on every non-system schema from PUBLIC and the tenant
+--     roles (PostgreSQL 15 already does so for public on new clusters, not on
+--     upgraded ones).
+--   * Hide other sessions' query text: all tenants share one role and
+--     PostgreSQL shows a role its own sessions' queries. EXECUTE on
+--     pg_stat_get_activity (behind pg_stat_activity, pg_stat_ssl,
+--     pg_stat_gssapi) and pg_stat_get_backend_activity is revoked from PUBLIC
+--     and granted to pg_read_all_stats. Trade-off: roles outside
+--     pg_read_all_stats/pg_monitor get "permission denied" from these views.
+--   * Stop backends signalling each other: a role may always cancel or
+--     terminate backends of its own role, i.e. every other tenant's. EXECUTE
+--     on pg_cancel_backend and pg_terminate_backend is revoked from PUBLIC and
+--     granted to pg_signal_backend. Cancelling through the protocol's
+--     CancelRequest (which the proxy maps per client) is unaffected.
+--
+-- Function privileges live in each database's pg_proc, so this applies to
+-- the database it runs in; a tenant role that can connect to another
+-- database is unhardened there (multigres_hardening_status reports it).
+CREATE OR REPLACE FUNCTION multigres.apply_hardening()
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    grantees text;
+    r record;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I', t.rolname), ', ' ORDER BY t.rolname)
+    INTO grantees
+    FROM multigres.tenant_roles t
+    WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname = t.rolname);
+    grantees := 'PUBLIC' || COALESCE(', ' || grantees, '');
+
+    EXECUTE pg_catalog.format('REVOKE TEMPORARY, CREATE ON DATABASE %I FROM %s',
+                              pg_catalog.current_database(), grantees);
+    FOR r IN
+        SELECT n.nspname FROM pg_catalog.pg_namespace n
+        WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM %s', r.nspname, grantees);
+    END LOOP;
+
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), '
+        'pg_catalog.pg_stat_get_backend_activity(integer) FROM %s', grantees);
+    GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer),
+        pg_catalog.pg_stat_get_backend_activity(integer) TO pg_read_all_stats;
+
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint), '
+        'pg_catalog.pg_cancel_backend(integer) FROM %s', grantees);
+    GRANT EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint),
+        pg_catalog.pg_cancel_backend(integer) TO pg_signal_backend;
+
+    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION multigres.user_lookup(text) FROM %s', grantees);
+END
+$$;
+REVOKE ALL ON FUNCTION multigres.apply_hardening() FROM PUBLIC;
+
+-- multigres_hardening_status(roles) reports, for each tenant role (the given
+-- ones, or multigres.tenant_roles when NULL), whether each hardening item
+-- holds in this database. It checks effective privileges with
+-- has_*_privilege, so a grant through PUBLIC or through a role membership
+-- counts as missing. Items:
+--   attributes       NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION
+--   memberships      member of no other role (SET ROLE cannot escalate)
+--   temporary        no TEMPORARY on this database (no pg_temp functions/views)
+--   create_database  no CREATE on this database (no new schemas)
+--   create_schema    no CREATE on any schema
+--   owns_objects     owns no schema, table, view, sequence or function here
+--                    (an owner can disable row level security)
+--   activity_query   cannot run pg_stat_get_activity/pg_stat_get_backend_activity
+--   signal_backend   cannot run pg_cancel_backend/pg_terminate_backend
+--   user_lookup      cannot run multigres.user_lookup
+--   other_databases  cannot connect to another database (not changed by
+--                    init: revoke CONNECT there or restrict databases in the proxy)
+CREATE OR REPLACE FUNCTION public.multigres_hardening_status(roles text[] DEFAULT NULL)
+RETURNS TABLE(item text, ok boolean, detail text)
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    rn text;
+    rid oid;
+    a record;
+    lst text;
+BEGIN
+    IF roles IS NULL THEN
+        SELECT pg_catalog.array_agg(t.rolname::text ORDER BY t.rolname) INTO roles FROM multigres.tenant_roles t;
+    END IF;
+    IF roles IS NULL OR pg_catalog.cardinality(roles) = 0 THEN
+        item := 'tenant_roles'; ok := false; detail := 'no tenant roles configured';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    FOREACH rn IN ARRAY roles LOOP
+        SELECT r.oid INTO rid FROM pg_catalog.pg_roles r WHERE r.rolname = rn;
+        IF rid IS NULL THEN
+            item := rn || ': exists'; ok := false; detail := 'role does not exist';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+
+        SELECT * INTO a FROM pg_catalog.pg_roles r WHERE r.oid = rid;
+        lst := pg_catalog.concat_ws(', ',
+            CASE WHEN a.rolsuper THEN 'SUPERUSER' END,
+            CASE WHEN a.rolbypassrls THEN 'BYPASSRLS' END,
+            CASE WHEN a.rolcreatedb THEN 'CREATEDB' END,
+            CASE WHEN a.rolcreaterole THEN 'CREATEROLE' END,
+            CASE WHEN a.rolreplication THEN 'REPLICATION' END);
+        item := rn || ': attributes'; ok := lst = '';
+        detail := CASE WHEN ok THEN 'NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION' ELSE 'has ' || lst END;
+        RETURN NEXT;
+
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(g.rolname), ', ' ORDER BY g.rolname) INTO lst
+        FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+        WHERE m.member = rid;
+        item := rn || ': memberships'; ok := lst IS NULL;
+        detail := CASE WHEN ok THEN 'member of no other role' ELSE 'member of ' || lst END;
+        RETURN NEXT;
+
+        item := rn || ': temporary';
+        ok := NOT pg_catalog.has_database_privilege(rid, pg_catalog.current_database(), 'TEMPORARY');
+        detail := CASE WHEN ok THEN 'no TEMPORARY on database' ELSE 'can create temporary objects (pg_temp functions, views)' END;
+        RETURN NEXT;
+
+        item := rn || ': create_database';
+        ok := NOT pg_catalog.has_database_privilege(rid, pg_catalog.current_database(), 'CREATE');
+        detail := CASE WHEN ok THEN 'no CREATE on database' ELSE 'can create schemas' END;
+        RETURN NEXT;
+
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n.nspname), ', ' ORDER BY n.nspname) INTO lst
+        FROM pg_catalog.pg_namespace n
+        WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+          AND pg_catalog.has_schema_privilege(rid, n.oid, 'CREATE');
+        item := rn || ': create_schema'; ok := lst IS NULL;
+        detail := CASE WHEN ok THEN 'no CREATE on any schema' ELSE 'can create in ' || lst END;
+        RETURN NEXT;
+
+        SELECT pg_catalog.string_agg(o, ', ') INTO lst FROM (
+            SELECT 'schema ' || pg_catalog.quote_ident(n.nspname) AS o
+            FROM pg_catalog.pg_namespace n WHERE n.nspowner = rid
+            UNION ALL
+            SELECT c.oid::regclass::text FROM pg_catalog.pg_class c
+            WHERE c.relowner = rid AND c.relnamespace <> pg_catalog.pg_my_temp_schema()
+            UNION ALL
+            SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p WHERE p.proowner = rid
+            ORDER BY 1 LIMIT 20) s;
+        item := rn || ': owns_objects'; ok := lst IS NULL;
+        detail := CASE WHEN ok THEN 'owns no schema, relation or function' ELSE 'owns ' || lst END;
+        RETURN NEXT;
+
+        item := rn || ': activity_query';
+        ok := NOT pg_catalog.has_function_privilege(rid, 'pg_catalog.pg_stat_get_activity(integer)', 'EXECUTE')
+          AND NOT pg_catalog.has_function_privilege(rid, 'pg_catalog.pg_stat_get_backend_activity(integer)', 'EXECUTE');
+        detail := CASE WHEN ok THEN 'cannot read other sessions'' query text'
+                       ELSE 'can read other sessions'' query text via pg_stat_activity' END;
+        RETURN NEXT;
+
+        item := rn || ': signal_backend';
+        ok := NOT pg_catalog.has_function_privilege(rid, 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE')
+          AND NOT pg_catalog.has_function_privilege(rid, 'pg_catalog.pg_cancel_backend(integer)', 'EXECUTE');
+        detail := CASE WHEN ok THEN 'cannot cancel or terminate backends'
+                       ELSE 'can cancel or terminate other tenants'' backends' END;
+        RETURN NEXT;
+
+        item := rn || ': user_lookup';
+        ok := NOT pg_catalog.has_function_privilege(rid, 'multigres.user_lookup(text)', 'EXECUTE');
+        detail := CASE WHEN ok THEN 'cannot read password verifiers' ELSE 'can run multigres.user_lookup' END;
+        RETURN NEXT;
+
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(d.datname), ', ' ORDER BY d.datname) INTO lst
+        FROM pg_catalog.pg_database d
+        WHERE d.datallowconn AND d.datname <> pg_catalog.current_database()
+          AND pg_catalog.has_database_privilege(rid, d.oid, 'CONNECT');
+        item := rn || ': other_databases'; ok := lst IS NULL;
+        detail := CASE WHEN ok THEN 'can connect to no other database'
+                       ELSE 'can connect to ' || lst || ' (unhardened there): REVOKE CONNECT or restrict databases in the proxy' END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION public.multigres_hardening_status(text[]) IS
+    'hardening items per tenant role: ok or missing, with detail';
