@@ -1,0 +1,270 @@
+package authpg
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Invitation invites an email address to join a tenant with a role.
+type Invitation struct {
+	TenantID   string
+	ID         string
+	Email      string
+	Token      string
+	Role       string
+	InvitedBy  *string
+	ExpiresAt  time.Time
+	AcceptedAt *time.Time
+	CreatedAt  time.Time
+}
+
+// NewInvitation is the input of CreateInvitation.
+type NewInvitation struct {
+	Email     string
+	Role      string        // default viewer
+	InvitedBy string        // optional user id of this tenant
+	ExpiresIn time.Duration // default DefaultInvitationTTL, from the database's now()
+	Token     string        // optional; a random 256-bit token when empty
+}
+
+// InvitationUpdate is a partial update. ExpiresIn moves the expiry to the
+// database's now() plus ExpiresIn (the seed silently ignored expiry
+// changes).
+type InvitationUpdate struct {
+	Email     *string
+	Role      *string
+	ExpiresIn *time.Duration
+}
+
+const invCols = `tenant_id, id, email, token, role, invited_by, expires_at, accepted_at, created_at`
+
+func scanInv(row pgx.Row) (*Invitation, error) {
+	x := &Invitation{}
+	if err := row.Scan(&x.TenantID, &x.ID, &x.Email, &x.Token, &x.Role, &x.InvitedBy, &x.ExpiresAt,
+		&x.AcceptedAt, &x.CreatedAt); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// CreateInvitation creates an invitation with a fresh token.
+func (s *Store) CreateInvitation(ctx context.Context, tenantID string, in NewInvitation) (*Invitation, error) {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(in.Email) == "" {
+		return nil, fmt.Errorf("CreateInvitation: %w: empty email", ErrInvalidInput)
+	}
+	role := in.Role
+	if role == "" {
+		role = RoleViewer
+	}
+	if !ValidRole(role) {
+		return nil, fmt.Errorf("CreateInvitation: %w: %q", ErrInvalidRole, role)
+	}
+	var by *string
+	if in.InvitedBy != "" {
+		v, err := normID(in.InvitedBy)
+		if err != nil {
+			return nil, fmt.Errorf("CreateInvitation: invited_by: %w", err)
+		}
+		by = &v
+	}
+	ttl := in.ExpiresIn
+	if ttl == 0 {
+		ttl = DefaultInvitationTTL
+	}
+	if ttl < 0 {
+		return nil, fmt.Errorf("CreateInvitation: %w: negative ExpiresIn", ErrInvalidInput)
+	}
+	tok := in.Token
+	if tok == "" {
+		if tok, err = newToken(); err != nil {
+			return nil, fmt.Errorf("CreateInvitation: %w", err)
+		}
+	}
+	db, err := s.q()
+	if err != nil {
+		return nil, err
+	}
+	x, err := scanInv(db.QueryRow(ctx, `
+		INSERT INTO auth.invitations (tenant_id, email, token, role, invited_by, expires_at)
+		VALUES ($1, $2, $3, $4, $5, now() + $6::double precision * interval '1 second')
+		RETURNING `+invCols, tid, in.Email, tok, role, by, seconds(ttl)))
+	return x, mapErr("CreateInvitation", err)
+}
+
+// GetInvitation returns the unexpired invitation with token; an expired
+// one is ErrNotFound (database clock).
+func (s *Store) GetInvitation(ctx context.Context, tenantID, token string) (*Invitation, error) {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	db, err := s.q()
+	if err != nil {
+		return nil, err
+	}
+	x, err := scanInv(db.QueryRow(ctx, `SELECT `+invCols+` FROM auth.invitations
+		WHERE tenant_id = $1 AND token = $2 AND expires_at > now()`, tid, token))
+	return x, mapErr("GetInvitation", err)
+}
+
+// GetInvitationByID returns an invitation by id, expired or not.
+func (s *Store) GetInvitationByID(ctx context.Context, tenantID, id string) (*Invitation, error) {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	iid, err := normID(id)
+	if err != nil {
+		return nil, err
+	}
+	db, err := s.q()
+	if err != nil {
+		return nil, err
+	}
+	x, err := scanInv(db.QueryRow(ctx, `SELECT `+invCols+` FROM auth.invitations WHERE tenant_id = $1 AND id = $2`, tid, iid))
+	return x, mapErr("GetInvitationByID", err)
+}
+
+func (s *Store) listInv(ctx context.Context, op, tenantID, where string) ([]*Invitation, error) {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	db, err := s.q()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.Query(ctx, `SELECT `+invCols+` FROM auth.invitations WHERE tenant_id = $1`+where+
+		` ORDER BY created_at DESC, id`, tid)
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	return collect(rows, scanInv, op)
+}
+
+// ListInvitations returns all the tenant's invitations, newest first.
+func (s *Store) ListInvitations(ctx context.Context, tenantID string) ([]*Invitation, error) {
+	return s.listInv(ctx, "ListInvitations", tenantID, "")
+}
+
+// ListPendingInvitations returns invitations neither accepted nor expired.
+func (s *Store) ListPendingInvitations(ctx context.Context, tenantID string) ([]*Invitation, error) {
+	return s.listInv(ctx, "ListPendingInvitations", tenantID, ` AND accepted_at IS NULL AND expires_at > now()`)
+}
+
+// UpdateInvitation updates the invitation with token; missing is
+// ErrNotFound.
+func (s *Store) UpdateInvitation(ctx context.Context, tenantID, token string, up InvitationUpdate) (*Invitation, error) {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	if up.Role != nil && !ValidRole(*up.Role) {
+		return nil, fmt.Errorf("UpdateInvitation: %w: %q", ErrInvalidRole, *up.Role)
+	}
+	var ext *float64
+	if up.ExpiresIn != nil {
+		v := seconds(*up.ExpiresIn)
+		ext = &v
+	}
+	db, err := s.q()
+	if err != nil {
+		return nil, err
+	}
+	x, err := scanInv(db.QueryRow(ctx, `
+		UPDATE auth.invitations SET
+			email      = COALESCE($3, email),
+			role       = COALESCE($4, role),
+			expires_at = CASE WHEN $5::double precision IS NULL THEN expires_at
+			                  ELSE now() + $5::double precision * interval '1 second' END
+		WHERE tenant_id = $1 AND token = $2
+		RETURNING `+invCols, tid, token, up.Email, up.Role, ext))
+	return x, mapErr("UpdateInvitation", err)
+}
+
+// DeleteInvitation deletes the invitation with token; missing is
+// ErrNotFound.
+func (s *Store) DeleteInvitation(ctx context.Context, tenantID, token string) error {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return err
+	}
+	db, err := s.q()
+	if err != nil {
+		return err
+	}
+	tag, err := db.Exec(ctx, `DELETE FROM auth.invitations WHERE tenant_id = $1 AND token = $2`, tid, token)
+	if err != nil {
+		return mapErr("DeleteInvitation", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("DeleteInvitation: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// CleanupExpiredInvitations deletes expired, unaccepted invitations and
+// returns how many.
+func (s *Store) CleanupExpiredInvitations(ctx context.Context, tenantID string) (int64, error) {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return 0, err
+	}
+	db, err := s.q()
+	if err != nil {
+		return 0, err
+	}
+	tag, err := db.Exec(ctx, `DELETE FROM auth.invitations WHERE tenant_id = $1 AND accepted_at IS NULL AND expires_at <= now()`, tid)
+	if err != nil {
+		return 0, mapErr("CleanupExpiredInvitations", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// AcceptInvitation marks the invitation accepted, once: a single
+// conditional UPDATE, so of two concurrent accepts exactly one succeeds and
+// the other gets ErrInvitationUsed. Expired or missing is ErrNotFound.
+func (s *Store) AcceptInvitation(ctx context.Context, tenantID, token string) (*Invitation, error) {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	db, err := s.q()
+	if err != nil {
+		return nil, err
+	}
+	x, err := scanInv(db.QueryRow(ctx, `
+		UPDATE auth.invitations SET accepted_at = now()
+		WHERE tenant_id = $1 AND token = $2 AND accepted_at IS NULL AND expires_at > now()
+		RETURNING `+invCols, tid, token))
+	if err == nil {
+		return x, nil
+	}
+	if !isNotFound(mapErr("", err)) {
+		return nil, mapErr("AcceptInvitation", err)
+	}
+	// Tell "already used" from "no such (live) invitation".
+	cur, gerr := s.GetInvitation(ctx, tid, token)
+	if gerr == nil && cur.AcceptedAt != nil {
+		return nil, fmt.Errorf("AcceptInvitation: %w", ErrInvitationUsed)
+	}
+	return nil, fmt.Errorf("AcceptInvitation: %w", ErrNotFound)
+}

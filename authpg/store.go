@@ -1,0 +1,360 @@
+// Package authpg is tenant-scoped authentication storage and business
+// schemas for PostgreSQL, the Go counterpart of the TypeScript package
+// @tummycrypt/tinyland-auth-pg.
+//
+// Every method takes the tenant first and filters by it explicitly. The
+// tables also carry row-level security policies keyed on
+// app.current_tenant_id, in exactly the form multigres_protect() creates, so
+// the same database can be used three ways:
+//
+//  1. Direct: a Store over a pool whose role bypasses RLS (an owner or admin
+//     role); the explicit tenant filter isolates tenants.
+//  2. WithTenant / Store.InTenant: a transaction that first runs
+//     set_config('app.current_tenant_id', tenant, true), so RLS holds even
+//     where a query forgot its filter.
+//  3. Through multigres: the proxy fixes the tenant from the user name
+//     (app_user.<tenant>); a call naming another tenant finds nothing and can
+//     change nothing.
+//
+// Expiry (sessions, invitations, slot holds, gift certificates) is always
+// computed with the database clock (now() in SQL), never the app server's.
+package authpg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// DB is what a Store runs its queries on: a *pgxpool.Pool, a *pgx.Conn, a
+// pgx.Tx, or a *sql.DB wrapped by SQLDB.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+var (
+	_ DB = (*pgxpool.Pool)(nil)
+	_ DB = (*pgx.Conn)(nil)
+	_ DB = (pgx.Tx)(nil)
+)
+
+// DefaultSessionMaxAge is the session lifetime when Options.SessionMaxAge is
+// zero, as in the seed (7 days).
+const DefaultSessionMaxAge = 7 * 24 * time.Hour
+
+// DefaultInvitationTTL is the invitation lifetime when none is given.
+const DefaultInvitationTTL = 7 * 24 * time.Hour
+
+// Options configure a Store.
+type Options struct {
+	// SessionMaxAge is the lifetime of a new or extended session. Zero means
+	// DefaultSessionMaxAge (the seed's default); a negative value is an
+	// error.
+	SessionMaxAge time.Duration
+
+	// SessionSecret keys the HMAC that signs session tokens. Required, at
+	// least 16 bytes.
+	SessionSecret []byte
+
+	// BcryptCost is the cost for password and backup-code hashes. Zero means
+	// bcrypt.DefaultCost.
+	BcryptCost int
+
+	// Now is the application clock. It is used only where the app's time is
+	// the right one (TOTP step computation). Expiry never uses it: it is
+	// computed with now() in SQL. Nil means time.Now.
+	Now func() time.Time
+
+	// Pool configures the pool Open creates; ignored by New. MaxConns and
+	// friends go here. Nil means pgxpool defaults.
+	Pool func(*pgxpool.Config)
+
+	// CloseOnDispose, for Open, closes the owned pool on Close. Nil means
+	// true (the seed's default).
+	CloseOnDispose *bool
+}
+
+// Errors returned by Store methods. Test them with errors.Is.
+var (
+	ErrNotFound       = errors.New("authpg: not found")
+	ErrInvalidTenant  = errors.New("authpg: tenant id must be a UUID")
+	ErrInvalidSession = errors.New("authpg: invalid session token")
+	ErrHandleTaken    = errors.New("authpg: handle already taken in this tenant")
+	ErrEmailTaken     = errors.New("authpg: email already taken in this tenant")
+	ErrInvalidRole    = errors.New("authpg: invalid role")
+	ErrInvitationUsed = errors.New("authpg: invitation already accepted")
+	ErrConflict       = errors.New("authpg: conflicting row")
+	ErrForbidden      = errors.New("authpg: row-level security refused the row (wrong tenant for this connection)")
+	ErrInvalidInput   = errors.New("authpg: invalid input")
+	ErrClosed         = errors.New("authpg: store closed")
+)
+
+// Store is the tenant-scoped storage adapter. It is safe for concurrent use
+// when its DB is (a pool is; a single *pgx.Conn or pgx.Tx is not).
+type Store struct {
+	db         DB
+	pool       *pgxpool.Pool // owned, from Open
+	closePool  bool
+	maxAge     time.Duration
+	secret     []byte
+	bcryptCost int
+	now        func() time.Time
+	closed     bool
+
+	// noTenantFilter is a test-only hook (see export_test.go): it removes
+	// the explicit tenant filter from the user queries so tests can show
+	// that RLS alone isolates tenants.
+	noTenantFilter bool
+}
+
+// New returns a Store over a connection the caller owns. Close does not
+// close db.
+func New(db DB, opts Options) (*Store, error) {
+	if db == nil || isNilPtr(db) {
+		return nil, errors.New("authpg.New: db is nil")
+	}
+	s := &Store{db: db}
+	if err := s.configure(opts); err != nil {
+		return nil, fmt.Errorf("authpg.New: %w", err)
+	}
+	return s, nil
+}
+
+// isNilPtr catches typed nils such as (*pgxpool.Pool)(nil), which are not
+// == nil as interfaces but would panic on first use.
+func isNilPtr(db DB) bool {
+	switch v := db.(type) {
+	case *pgxpool.Pool:
+		return v == nil
+	case *pgx.Conn:
+		return v == nil
+	case *sqlDB:
+		return v == nil || v.db == nil
+	}
+	return false
+}
+
+func (s *Store) configure(opts Options) error {
+	switch {
+	case opts.SessionMaxAge < 0:
+		return fmt.Errorf("%w: negative SessionMaxAge", ErrInvalidInput)
+	case opts.SessionMaxAge == 0:
+		s.maxAge = DefaultSessionMaxAge
+	default:
+		s.maxAge = opts.SessionMaxAge
+	}
+	if len(opts.SessionSecret) < 16 {
+		return fmt.Errorf("%w: SessionSecret must be at least 16 bytes", ErrInvalidInput)
+	}
+	s.secret = append([]byte(nil), opts.SessionSecret...)
+	s.bcryptCost = opts.BcryptCost
+	if s.bcryptCost == 0 {
+		s.bcryptCost = bcrypt.DefaultCost
+	}
+	if s.bcryptCost < bcrypt.MinCost || s.bcryptCost > bcrypt.MaxCost {
+		return fmt.Errorf("%w: BcryptCost %d out of range", ErrInvalidInput, s.bcryptCost)
+	}
+	s.now = opts.Now
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return nil
+}
+
+// Open creates a pool from connString (conventionally DATABASE_URL) and a
+// Store that owns it.
+func Open(ctx context.Context, connString string, opts Options) (*Store, error) {
+	if strings.TrimSpace(connString) == "" {
+		return nil, errors.New("authpg.Open: empty connection string")
+	}
+	s := &Store{}
+	if err := s.configure(opts); err != nil {
+		return nil, fmt.Errorf("authpg.Open: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("authpg.Open: parse connection string: %w", err)
+	}
+	if opts.Pool != nil {
+		opts.Pool(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("authpg.Open: %w", err)
+	}
+	s.db, s.pool = pool, pool
+	s.closePool = opts.CloseOnDispose == nil || *opts.CloseOnDispose
+	return s, nil
+}
+
+// Pool is the pool Open created, or nil for a Store made by New.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close closes the owned pool (unless CloseOnDispose was false). Calling it
+// again is harmless. It never closes a DB given to New.
+func (s *Store) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.pool != nil && s.closePool {
+		s.pool.Close()
+	}
+}
+
+// SetTenantSQL is the statement WithTenant runs first in its transaction.
+const SetTenantSQL = `SELECT set_config('app.current_tenant_id', $1, true)`
+
+// WithTenant runs fn in a transaction on db whose app.current_tenant_id is
+// tenantID (transaction-local), so RLS policies restrict every statement in
+// fn to that tenant. fn's error rolls back; nil commits.
+func WithTenant(ctx context.Context, db DB, tenantID string, fn func(tx pgx.Tx) error) error {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return err
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("authpg.WithTenant: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, SetTenantSQL, tid); err != nil {
+		return fmt.Errorf("authpg.WithTenant: set tenant: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("authpg.WithTenant: commit: %w", err)
+	}
+	return nil
+}
+
+// InTenant is WithTenant on the Store's DB: fn receives a Store bound to the
+// tenant-scoped transaction, with the same options.
+func (s *Store) InTenant(ctx context.Context, tenantID string, fn func(*Store) error) error {
+	return WithTenant(ctx, s.db, tenantID, func(tx pgx.Tx) error {
+		c := *s
+		c.db, c.pool, c.closePool = tx, nil, false
+		return fn(&c)
+	})
+}
+
+// normTenant validates a tenant id before any query, so that Postgres never
+// sees a malformed uuid (22P02), and returns its canonical form.
+func normTenant(tenantID string) (string, error) {
+	u, err := uuid.Parse(tenantID)
+	if err != nil || len(tenantID) != 36 {
+		return "", fmt.Errorf("%w: %q", ErrInvalidTenant, tenantID)
+	}
+	return u.String(), nil
+}
+
+// normID canonicalises a row id; a malformed id cannot name a row, so it is
+// ErrNotFound rather than a leaked 22P02.
+func normID(id string) (string, error) {
+	u, err := uuid.Parse(id)
+	if err != nil || len(id) != 36 {
+		return "", fmt.Errorf("%w: id %q is not a UUID", ErrNotFound, id)
+	}
+	return u.String(), nil
+}
+
+// tx runs fn in a transaction (a savepoint when the Store is already on one).
+func (s *Store) tx(ctx context.Context, fn func(q DB) error) error {
+	if s.closed {
+		return ErrClosed
+	}
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// q returns the DB for a single statement.
+func (s *Store) q() (DB, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	return s.db, nil
+}
+
+// mapErr turns driver errors into the package's typed errors, wrapped with
+// the operation name.
+func mapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505":
+			switch {
+			case strings.Contains(pe.ConstraintName, "handle"):
+				return fmt.Errorf("%s: %w", op, ErrHandleTaken)
+			case strings.Contains(pe.ConstraintName, "email"):
+				return fmt.Errorf("%s: %w", op, ErrEmailTaken)
+			}
+			return fmt.Errorf("%s: %w (%s)", op, ErrConflict, pe.ConstraintName)
+		case "23514":
+			if strings.Contains(pe.ConstraintName, "role") {
+				return fmt.Errorf("%s: %w", op, ErrInvalidRole)
+			}
+			return fmt.Errorf("%s: %w: %s", op, ErrInvalidInput, pe.ConstraintName)
+		case "23503":
+			// A foreign key that includes tenant_id fails both for a
+			// missing row and for another tenant's row: either way the
+			// referenced row does not exist for this tenant.
+			return fmt.Errorf("%s: referenced row: %w", op, ErrNotFound)
+		case "42501":
+			if strings.Contains(pe.Message, "row-level security") {
+				return fmt.Errorf("%s: %w", op, ErrForbidden)
+			}
+		case "22P02":
+			return fmt.Errorf("%s: %w: malformed value", op, ErrInvalidInput)
+		}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func (s *Store) hash(secret string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(secret), s.bcryptCost)
+	if err != nil {
+		return "", fmt.Errorf("bcrypt: %w", err)
+	}
+	return string(h), nil
+}
+
+// HashPassword hashes a password with bcrypt at the Store's cost.
+func (s *Store) HashPassword(password string) (string, error) { return s.hash(password) }
+
+// CheckPassword reports whether password matches a bcrypt hash.
+func CheckPassword(hash, password string) bool {
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+}
+
+func seconds(d time.Duration) float64 { return d.Seconds() }
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
