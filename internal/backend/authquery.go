@@ -1,0 +1,116 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/multigres-proxy/multigres/internal/auth"
+)
+
+// AuthQuery looks up stored secrets by running auth_query as auth_user, as
+// PgBouncer does. It keeps one small pool per database, since the query
+// must run in the database the client connects to (unless AuthDatabase is
+// set).
+type AuthQuery struct {
+	Host, Port   string
+	User         string
+	Password     string
+	Query        string
+	AuthDatabase string
+	TLSMode      string
+
+	mu    sync.Mutex
+	pools map[string]*pgxpool.Pool
+}
+
+// NewAuthQuery builds a lookup against the upstream at addr.
+func NewAuthQuery(addr, user, password, query, authDB, tlsMode string) (*AuthQuery, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("auth query: %w", err)
+	}
+	return &AuthQuery{Host: host, Port: port, User: user, Password: password, Query: query,
+		AuthDatabase: authDB, TLSMode: tlsMode, pools: map[string]*pgxpool.Pool{}}, nil
+}
+
+// Lookup returns the secret of role, or found=false when the role does not
+// exist or may not log in.
+func (a *AuthQuery) Lookup(ctx context.Context, database, role string) (auth.Secret, bool, error) {
+	pool, err := a.pool(ctx, database)
+	if err != nil {
+		return auth.Secret{}, false, err
+	}
+	var name, passwd *string
+	err = pool.QueryRow(ctx, a.Query, role).Scan(&name, &passwd)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return auth.Secret{}, false, nil
+	}
+	if err != nil {
+		return auth.Secret{}, false, fmt.Errorf("auth_query as %s: %w", a.User, err)
+	}
+	if passwd == nil || *passwd == "" {
+		return auth.Secret{}, false, nil
+	}
+	sec, err := auth.ParseSecret(*passwd)
+	if err != nil {
+		return auth.Secret{}, false, fmt.Errorf("auth_query returned an unusable secret for the role: %w", err)
+	}
+	return sec, true, nil
+}
+
+func (a *AuthQuery) pool(ctx context.Context, database string) (*pgxpool.Pool, error) {
+	if a.AuthDatabase != "" {
+		database = a.AuthDatabase
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p, ok := a.pools[database]; ok {
+		return p, nil
+	}
+	port, _ := strconv.Atoi(a.Port)
+	cfg, err := pgxpool.ParseConfig(fmt.Sprintf("sslmode=%s pool_max_conns=2 pool_max_conn_idle_time=60s",
+		libpqSSLMode(a.TLSMode)))
+	if err != nil {
+		return nil, fmt.Errorf("auth query pool: %w", err)
+	}
+	cc := cfg.ConnConfig
+	cc.Host, cc.Port, cc.User, cc.Password, cc.Database = a.Host, uint16(port), a.User, a.Password, database
+	cc.RuntimeParams["application_name"] = "multigres auth_query"
+	// The auth query is one statement; the simple protocol keeps it working
+	// through anything and avoids a prepare per pool connection.
+	cc.DefaultQueryExecMode = pgx.QueryExecModeExec
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("auth query pool: %w", err)
+	}
+	a.pools[database] = p
+	return p, nil
+}
+
+// Close closes the pools.
+func (a *AuthQuery) Close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, p := range a.pools {
+		p.Close()
+		delete(a.pools, k)
+	}
+}
+
+func libpqSSLMode(mode string) string {
+	switch mode {
+	case "", "disable":
+		return "disable"
+	case "verify-full":
+		return "verify-full"
+	default:
+		return mode
+	}
+}

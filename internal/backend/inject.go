@@ -1,0 +1,148 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Context is what multigres applies to a tenant's server connection before
+// the client may send anything: context variables, then the role.
+type Context struct {
+	Variables []string
+	Values    []string
+	Role      string
+	// CheckRole adds a check, in the same round trip, that neither the
+	// session user nor the effective role can bypass RLS.
+	CheckRole bool
+}
+
+// ErrRoleBypassesRLS means the tenant role is SUPERUSER or BYPASSRLS, so RLS
+// would not filter its queries.
+var ErrRoleBypassesRLS = errors.New("role bypasses row-level security")
+
+const roleCheckSQL = "SELECT coalesce(bool_or(rolsuper OR rolbypassrls), true) FROM pg_catalog.pg_roles WHERE rolname IN (current_user, session_user)"
+
+// Apply sets the context in one round trip over the extended protocol. The
+// values travel as bound parameters, so no value can inject SQL and none
+// appears in pg_stat_activity.query. Any error fails the whole call and the
+// caller must close the connection: it is never handed to a client
+// half-configured.
+func (c *Conn) Apply(ctx Context) error {
+	if len(ctx.Variables) != len(ctx.Values) {
+		return errors.New("apply context: variables and values differ in number")
+	}
+	if err := c.queueApply(ctx); err != nil {
+		return fmt.Errorf("apply context: %w", err)
+	}
+	if err := c.W.Flush(); err != nil {
+		return fmt.Errorf("apply context: %w", err)
+	}
+	checkStage := -1 // index of the role check among the statements sent
+	if ctx.CheckRole {
+		checkStage = 1
+		if len(ctx.Variables) > 0 {
+			checkStage = 2
+		}
+	}
+	return c.readApplyResult(checkStage)
+}
+
+func (c *Conn) queueApply(ctx Context) error {
+	var msgs []pgproto3.FrontendMessage
+	if len(ctx.Variables) > 0 {
+		var sql strings.Builder
+		sql.WriteString("SELECT ")
+		params := make([][]byte, 0, 2*len(ctx.Variables))
+		for i := range ctx.Variables {
+			if i > 0 {
+				sql.WriteString(", ")
+			}
+			fmt.Fprintf(&sql, "pg_catalog.set_config($%d, $%d, false)", 2*i+1, 2*i+2)
+			params = append(params, []byte(ctx.Variables[i]), []byte(ctx.Values[i]))
+		}
+		msgs = append(msgs, &pgproto3.Parse{Query: sql.String()}, &pgproto3.Bind{Parameters: params},
+			&pgproto3.Execute{})
+	}
+	msgs = append(msgs, &pgproto3.Parse{Query: "SET ROLE " + QuoteIdent(ctx.Role)}, &pgproto3.Bind{}, &pgproto3.Execute{})
+	if ctx.CheckRole {
+		msgs = append(msgs, &pgproto3.Parse{Query: roleCheckSQL}, &pgproto3.Bind{}, &pgproto3.Execute{})
+	}
+	// Leave no unnamed statement or portal of ours behind for the client.
+	msgs = append(msgs, &pgproto3.Close{ObjectType: 'S'}, &pgproto3.Close{ObjectType: 'P'}, &pgproto3.Sync{})
+	for _, m := range msgs {
+		if err := c.Send(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Conn) readApplyResult(checkStage int) error {
+	var firstErr error
+	completed := 0
+	bypass := checkStage >= 0 // fail closed until the check's row says otherwise
+	for {
+		typ, frame, err := c.Frames.Next()
+		if err != nil {
+			return fmt.Errorf("apply context: read: %w", err)
+		}
+		body := frame[5:]
+		switch typ {
+		case 'E':
+			if firstErr == nil {
+				firstErr = decodeError(body)
+			}
+		case 'D':
+			var row pgproto3.DataRow
+			if err := row.Decode(body); err != nil {
+				return fmt.Errorf("apply context: decode row: %w", err)
+			}
+			// Only the check's row counts: set_config's row echoes the
+			// tenant's values, which may well be "f".
+			if completed == checkStage && len(row.Values) == 1 && string(row.Values[0]) == "f" {
+				bypass = false
+			}
+		case 'C':
+			completed++
+		case 'S':
+			// SET ROLE reports is_superuser; the client must see the
+			// value in effect, not the login role's.
+			var ps pgproto3.ParameterStatus
+			if err := ps.Decode(body); err == nil {
+				c.setParam(ps.Name, ps.Value)
+			}
+		case 'Z':
+			if len(body) != 1 {
+				return errors.New("apply context: malformed ReadyForQuery")
+			}
+			c.TxStatus = body[0]
+			switch {
+			case firstErr != nil:
+				return fmt.Errorf("apply context: %w", firstErr)
+			case bypass:
+				return ErrRoleBypassesRLS
+			case c.TxStatus != 'I':
+				return fmt.Errorf("apply context: server not idle after context (status %q)", c.TxStatus)
+			}
+			return nil
+		}
+	}
+}
+
+// QuoteIdent quotes an SQL identifier the way quote_ident does.
+func QuoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, "\x00", ""), `"`, `""`) + `"`
+}
+
+func (c *Conn) setParam(name, value string) {
+	for i := range c.Params {
+		if c.Params[i].Name == name {
+			c.Params[i].Value = value
+			return
+		}
+	}
+	c.Params = append(c.Params, Param{name, value})
+}

@@ -1,0 +1,186 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/multigres-proxy/multigres/internal/auth"
+	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/wire"
+)
+
+// authenticate runs the configured client authentication and returns the
+// credentials for logging in upstream.
+func (c *clientConn) authenticate(ctx context.Context) (backend.Credentials, error) {
+	cfg := c.lc.cfg
+	role := c.ident.Role
+	if cfg.AuthType == "trust" {
+		c.writeMsg(&pgproto3.AuthenticationOk{})
+		return backend.Credentials{Password: c.srv.secrets.serverPassword(c.database, role)}, nil
+	}
+	if cfg.AuthType == "password" && !c.tls && !cfg.AllowPlaintextPassword {
+		return backend.Credentials{}, wire.Fatal(wire.CodeInvalidAuthorization,
+			"password authentication over an unencrypted connection is not allowed").
+			WithHint("Connect with sslmode=require, or set allow_plaintext_password = true.")
+	}
+	secret, found, err := c.srv.secrets.lookup(ctx, c.database, role)
+	if err != nil {
+		c.log.Error("credential lookup failed", "err", err)
+		return backend.Credentials{}, wire.Fatal(wire.CodeConnectionFailure,
+			"multigres could not look up the credentials for this user").
+			WithHint("Check auth_user, auth_password and auth_query (see multigres init); the multigres log has the cause.")
+	}
+	var creds backend.Credentials
+	switch cfg.AuthType {
+	case "md5":
+		creds, err = c.authMD5(secret, found)
+	case "password":
+		creds, err = c.authPassword(secret, found)
+	default:
+		creds, err = c.authSCRAM(secret, found)
+	}
+	if err != nil {
+		return creds, c.authFailed(err)
+	}
+	if creds.Password == "" {
+		creds.Password = c.srv.secrets.serverPassword(c.database, role)
+	}
+	if secret.Kind == auth.SecretMD5 {
+		creds.MD5 = secret.MD5
+	}
+	c.writeMsg(&pgproto3.AuthenticationOk{})
+	return creds, nil
+}
+
+// errBadPassword marks a failed verification, as opposed to a protocol
+// error.
+var errBadPassword = errors.New("password verification failed")
+
+// authFailed turns a bad password into PostgreSQL's own message, after a
+// constant delay, and with no hint of whether the user exists.
+func (c *clientConn) authFailed(err error) error {
+	if !errors.Is(err, errBadPassword) {
+		return err
+	}
+	if c.srv.Hooks.AuthFailure != nil {
+		c.srv.Hooks.AuthFailure("password")
+	}
+	c.log.Info("password authentication failed")
+	select {
+	case <-time.After(c.lc.cfg.AuthFailureDelay):
+	case <-c.srv.shutdown:
+	}
+	return wire.Fatal(wire.CodeInvalidPassword, "password authentication failed for user %q", c.ident.User)
+}
+
+func (c *clientConn) authSCRAM(secret auth.Secret, found bool) (backend.Credentials, error) {
+	var sv *auth.SCRAMServer
+	if found && secret.Kind != auth.SecretMD5 {
+		var err error
+		if sv, err = auth.NewSCRAMServer(secret); err != nil {
+			return backend.Credentials{}, fmt.Errorf("scram server: %w", err)
+		}
+	} else {
+		// Run the exchange to the end against a mock, as PostgreSQL does,
+		// so an unknown user is indistinguishable from a wrong password.
+		sv = auth.NewMockSCRAMServer(c.ident.Role, c.lc.mockKey)
+	}
+	c.writeMsg(&pgproto3.AuthenticationSASL{AuthMechanisms: sv.Mechanisms()})
+	if err := c.flush(); err != nil {
+		return backend.Credentials{}, errSilent
+	}
+	var first pgproto3.SASLInitialResponse
+	if err := c.readAuthMessage(&first); err != nil {
+		return backend.Credentials{}, err
+	}
+	serverFirst, err := sv.ClientFirst(first.AuthMechanism, first.Data)
+	if err != nil {
+		c.log.Info("malformed SCRAM message", "err", err)
+		return backend.Credentials{}, wire.Fatal(wire.CodeProtocolViolation, "malformed SCRAM message")
+	}
+	c.writeMsg(&pgproto3.AuthenticationSASLContinue{Data: serverFirst})
+	if err := c.flush(); err != nil {
+		return backend.Credentials{}, errSilent
+	}
+	var final pgproto3.SASLResponse
+	if err := c.readAuthMessage(&final); err != nil {
+		return backend.Credentials{}, err
+	}
+	serverFinal, err := sv.ClientFinal(final.Data)
+	if err != nil {
+		return backend.Credentials{}, errBadPassword
+	}
+	c.writeMsg(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
+	creds := backend.Credentials{ClientKey: sv.ClientKey(), ServerKey: sv.ServerKey(), Salt: sv.Salt(), Iterations: sv.Iterations()}
+	if secret.Kind == auth.SecretPlain {
+		creds.Password = secret.Plain
+	}
+	return creds, nil
+}
+
+func (c *clientConn) authMD5(secret auth.Secret, found bool) (backend.Credentials, error) {
+	var salt [4]byte
+	copy(salt[:], randomBytes(4))
+	c.writeMsg(&pgproto3.AuthenticationMD5Password{Salt: salt})
+	if err := c.flush(); err != nil {
+		return backend.Credentials{}, errSilent
+	}
+	var pw pgproto3.PasswordMessage
+	if err := c.readAuthMessage(&pw); err != nil {
+		return backend.Credentials{}, err
+	}
+	// The client hashes with the username it sent (app_user.acme), so only
+	// a plaintext secret, or an md5 hash of a bypass user, can match.
+	if !found || !auth.VerifyMD5(secret, c.ident.User, salt, pw.Password) {
+		return backend.Credentials{}, errBadPassword
+	}
+	if secret.Kind == auth.SecretPlain {
+		return backend.Credentials{Password: secret.Plain}, nil
+	}
+	return backend.Credentials{}, nil
+}
+
+func (c *clientConn) authPassword(secret auth.Secret, found bool) (backend.Credentials, error) {
+	c.writeMsg(&pgproto3.AuthenticationCleartextPassword{})
+	if err := c.flush(); err != nil {
+		return backend.Credentials{}, errSilent
+	}
+	var pw pgproto3.PasswordMessage
+	if err := c.readAuthMessage(&pw); err != nil {
+		return backend.Credentials{}, err
+	}
+	if !found || !auth.VerifyPassword(secret, c.ident.Role, pw.Password) {
+		return backend.Credentials{}, errBadPassword
+	}
+	return backend.Credentials{Password: pw.Password}, nil
+}
+
+// authMaxLen caps password-phase messages: no legitimate one is near it.
+const authMaxLen = 16 << 10
+
+// readAuthMessage reads one 'p' message and decodes it into m.
+func (c *clientConn) readAuthMessage(m pgproto3.FrontendMessage) error {
+	fr := wire.NewFrameReader(c.rd, authMaxLen)
+	typ, frame, err := fr.Next()
+	if err != nil {
+		var tl *wire.TooLargeError
+		if errors.As(err, &tl) {
+			return wire.Fatal(wire.CodeProtocolViolation, "authentication message too large")
+		}
+		return fmt.Errorf("%w: %v", errSilent, err)
+	}
+	if typ != 'p' {
+		if typ == 'X' {
+			return errSilent
+		}
+		return wire.Fatal(wire.CodeProtocolViolation, "expected password response, got message type %q", typ)
+	}
+	if err := m.Decode(frame[5:]); err != nil {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid password packet: %v", err)
+	}
+	return nil
+}

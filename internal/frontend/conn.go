@@ -1,0 +1,371 @@
+package frontend
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/tenant"
+	"github.com/multigres-proxy/multigres/internal/wire"
+)
+
+// errSilent ends a connection without an ErrorResponse: the client went
+// away, or sent a CancelRequest (which gets no answer).
+var errSilent = errors.New("connection ended without error response")
+
+// clientConn is one client connection and, once connected, its server
+// connection.
+type clientConn struct {
+	srv   *Server
+	id    uint64
+	nc    net.Conn
+	rd    *bufio.Reader
+	w     *bufio.Writer
+	wmu   sync.Mutex // guards w once the relay runs two goroutines
+	lc    *liveConfig
+	log   *slog.Logger
+	state atomic.Int32
+
+	tls      bool
+	database string
+	params   []backend.Param // startup parameters forwarded upstream
+	ident    *tenant.Identity
+	key      cancelKey
+	keyed    bool
+
+	mu     sync.Mutex
+	server *backend.Conn
+	closed bool
+}
+
+func newClientConn(s *Server, nc net.Conn) *clientConn {
+	c := &clientConn{srv: s, id: s.nextID.Add(1), nc: nc, lc: s.live.Load()}
+	c.rd = bufio.NewReaderSize(nc, 8<<10)
+	c.w = bufio.NewWriterSize(nc, 8<<10)
+	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
+	return c
+}
+
+func (c *clientConn) setState(to ConnState) {
+	from := ConnState(c.state.Swap(int32(to)))
+	if from != to && c.srv.Hooks.ConnState != nil {
+		c.srv.Hooks.ConnState(c.id, from, to)
+	}
+}
+
+// State is the connection's current state.
+func (c *clientConn) State() ConnState { return ConnState(c.state.Load()) }
+
+func (c *clientConn) currentServer() *backend.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.server
+}
+
+// serve runs the whole lifecycle. A panic ends this connection only.
+func (c *clientConn) serve() {
+	defer c.close()
+	defer c.recoverPanic("serve")
+	c.setState(StateStartup)
+	deadline := time.Now().Add(c.lc.cfg.HandshakeTimeout)
+	_ = c.nc.SetDeadline(deadline)
+	if err := c.handshake(deadline); err != nil {
+		c.fail(err)
+		return
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	c.relay()
+}
+
+func (c *clientConn) recoverPanic(where string) {
+	if r := recover(); r != nil {
+		c.log.Error("panic in connection; closing it", "where", where, "panic", r, "stack", string(debug.Stack()))
+		c.kill()
+	}
+}
+
+// fail reports err to the client (unless silent) and logs it.
+func (c *clientConn) fail(err error) {
+	if errors.Is(err, errSilent) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	we := wire.ToClient(err)
+	var own *wire.Error
+	if errors.As(err, &own) {
+		c.log.Info("connection refused", "code", we.Code, "msg", we.Message)
+	} else {
+		c.log.Warn("connection failed", "err", err)
+	}
+	c.writeMsg(we.Response())
+	c.flush()
+}
+
+func (c *clientConn) handshake(deadline time.Time) error {
+	st, err := c.readStartup()
+	if err != nil {
+		return err
+	}
+	if err := c.checkStartup(st); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	c.setState(StateAuth)
+	creds, err := c.authenticate(ctx)
+	if err != nil {
+		return err
+	}
+	c.setState(StateConnecting)
+	server, err := c.connectUpstream(ctx, creds)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.server = server
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return errSilent
+	}
+	if !c.ident.Bypass {
+		c.setState(StateInjecting)
+		if err := c.inject(server); err != nil {
+			return err
+		}
+	}
+	return c.sendReady(server)
+}
+
+// readStartup reads startup-phase packets until a StartupMessage,
+// answering SSL and GSSAPI encryption requests on the way.
+func (c *clientConn) readStartup() (*wire.Startup, error) {
+	for range 4 {
+		body, err := wire.ReadStartup(c.rd)
+		if errors.Is(err, wire.ErrStartupTooLarge) {
+			return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid length of startup packet")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errSilent, err)
+		}
+		st, err := wire.ParseStartup(body)
+		if err != nil {
+			return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid startup packet layout: %v", err)
+		}
+		switch st.Kind {
+		case wire.KindStartup:
+			return st, nil
+		case wire.KindCancel:
+			c.srv.handleCancel(st.ProcessID, st.SecretKey)
+			return nil, errSilent
+		case wire.KindSSLRequest, wire.KindGSSENCRequest:
+			if err := c.negotiateEncryption(st.Kind); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, wire.Fatal(wire.CodeProtocolViolation, "too many encryption negotiation requests")
+}
+
+func (c *clientConn) negotiateEncryption(kind wire.StartupKind) error {
+	// Bytes pipelined behind the request were sent before encryption was
+	// agreed and could be injected by a man in the middle (CVE-2021-23214).
+	if c.rd.Buffered() > 0 {
+		return wire.Fatal(wire.CodeProtocolViolation, "received unencrypted data after SSL request").
+			WithDetail("This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.")
+	}
+	if kind == wire.KindGSSENCRequest || c.tls || c.lc.tls == nil {
+		_, err := c.nc.Write([]byte{'N'})
+		return err
+	}
+	if _, err := c.nc.Write([]byte{'S'}); err != nil {
+		return err
+	}
+	tc := tls.Server(c.nc, c.lc.tls)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("%w: TLS handshake: %v", errSilent, err)
+	}
+	c.mu.Lock()
+	c.nc, c.tls = tc, true
+	c.mu.Unlock()
+	c.rd.Reset(tc)
+	c.w.Reset(tc)
+	return nil
+}
+
+// checkStartup validates the protocol version and parameters and parses
+// the username into an identity.
+func (c *clientConn) checkStartup(st *wire.Startup) error {
+	if st.Major != 3 {
+		return wire.Fatal(wire.CodeFeatureNotSupported,
+			"unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", st.Major, st.Minor)
+	}
+	var unrecognized []string
+	for _, name := range st.ParamOrder {
+		if strings.HasPrefix(name, "_pq_.") {
+			unrecognized = append(unrecognized, name)
+		}
+	}
+	if st.Minor > 0 || len(unrecognized) > 0 {
+		c.writeMsg(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unrecognized})
+	}
+	ident, err := c.lc.rules.Parse(st.Params["user"])
+	if err != nil {
+		return err
+	}
+	c.ident = ident
+	c.log = c.log.With("user", ident.User)
+	if !ident.Bypass && c.lc.cfg.ClientTLSMode == "require" && !c.tls {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "multigres requires TLS for tenant connections").
+			WithHint("Connect with sslmode=require (client_tls_mode = require).")
+	}
+	c.database = st.Params["database"]
+	if c.database == "" {
+		c.database = ident.Role
+	}
+	return c.collectParams(st)
+}
+
+// collectParams keeps the startup parameters to forward upstream, refusing
+// those that would let a tenant choose its own context or role.
+func (c *clientConn) collectParams(st *wire.Startup) error {
+	c.params = []backend.Param{{Name: "user", Value: c.ident.Role}, {Name: "database", Value: c.database}}
+	for _, name := range st.ParamOrder {
+		value := st.Params[name]
+		switch {
+		case name == "user" || name == "database" || strings.HasPrefix(name, "_pq_."):
+			continue
+		case c.ident.Bypass:
+		case name == "replication":
+			return wire.Fatal(wire.CodeFeatureNotSupported, "replication connections are not supported for tenant users")
+		case c.lc.rules.ProtectedSetting(name):
+			return wire.Fatal(wire.CodeInvalidAuthorization,
+				"startup parameter %q is not allowed on tenant connections", name).
+				WithDetail("multigres sets the context variables and role itself.")
+		case name == "options":
+			for _, set := range tenant.OptionSettings(value) {
+				if c.lc.rules.ProtectedSetting(set) {
+					return wire.Fatal(wire.CodeInvalidAuthorization,
+						"options may not set %q on tenant connections", set).
+						WithDetail("multigres sets the context variables and role itself.")
+				}
+			}
+		}
+		c.params = append(c.params, backend.Param{Name: name, Value: value})
+	}
+	return nil
+}
+
+func (c *clientConn) connectUpstream(ctx context.Context, creds backend.Credentials) (*backend.Conn, error) {
+	cfg := c.lc.cfg
+	server, err := backend.Dial(ctx, backend.DialOptions{
+		Addr: cfg.UpstreamAddr(), TLSMode: cfg.ServerTLSMode, TLSConfig: c.lc.serverTLS,
+		Params: c.params, Credentials: creds, MaxBodyLen: cfg.MaxMessageSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect upstream as %s: %w", c.ident.Role, err)
+	}
+	return server, nil
+}
+
+func (c *clientConn) inject(server *backend.Conn) error {
+	cfg := c.lc.cfg
+	role := cfg.SetRole
+	if role == "" {
+		role = c.ident.Role
+	}
+	check := !c.srv.roleChecked(role)
+	err := server.Apply(backend.Context{Variables: cfg.ContextVariables, Values: c.ident.Values, Role: role, CheckRole: check})
+	switch {
+	case errors.Is(err, backend.ErrRoleBypassesRLS):
+		return wire.Fatal(wire.CodeInvalidAuthorization,
+			"role %q can bypass row-level security, so multigres refuses tenant connections for it", role).
+			WithHint(fmt.Sprintf("Run ALTER ROLE %s NOSUPERUSER NOBYPASSRLS, or connect as a superuser_bypass user.", backend.QuoteIdent(role)))
+	case err != nil:
+		c.log.Warn("setting the tenant context failed; closing", "err", err)
+		return wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context: %s", pgMessage(err)).
+			WithHint("Check the context_variables and set_role settings and the role's grants.")
+	}
+	if check {
+		c.srv.markRoleChecked(role)
+	}
+	return nil
+}
+
+// sendReady finishes the startup: the server's parameters, the proxy's own
+// cancel key and ReadyForQuery.
+func (c *clientConn) sendReady(server *backend.Conn) error {
+	for _, p := range server.Params {
+		c.writeMsg(&pgproto3.ParameterStatus{Name: p.Name, Value: p.Value})
+	}
+	c.key = c.srv.cancels.register(c)
+	c.keyed = true
+	c.writeMsg(&pgproto3.BackendKeyData{ProcessID: c.key.pid, SecretKey: c.key.secret[:]})
+	c.writeMsg(&pgproto3.ReadyForQuery{TxStatus: server.TxStatus})
+	c.setState(txState(server.TxStatus))
+	if err := c.flush(); err != nil {
+		return fmt.Errorf("%w: %v", errSilent, err)
+	}
+	c.log.Debug("connected", "role", c.ident.Role, "bypass", c.ident.Bypass, "database", c.database)
+	return nil
+}
+
+func txState(status byte) ConnState {
+	if status == 'I' {
+		return StateIdle
+	}
+	return StateInTransaction
+}
+
+func (c *clientConn) writeMsg(m pgproto3.BackendMessage) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	buf, err := m.Encode(c.w.AvailableBuffer())
+	if err == nil {
+		_, _ = c.w.Write(buf)
+	}
+}
+
+func (c *clientConn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.Flush()
+}
+
+// kill closes both sockets so that blocked reads return; serve's deferred
+// close does the rest.
+func (c *clientConn) kill() {
+	c.mu.Lock()
+	c.closed = true
+	server, nc := c.server, c.nc
+	c.mu.Unlock()
+	nc.Close()
+	if server != nil {
+		server.Close()
+	}
+}
+
+func (c *clientConn) close() {
+	c.kill()
+	if c.keyed {
+		c.srv.cancels.unregister(c.key)
+	}
+	c.setState(StateClosed)
+}
+
+func pgMessage(err error) string {
+	we := wire.ToClient(err)
+	return we.Message
+}

@@ -1,0 +1,47 @@
+// Package frontend accepts client connections and runs each one through its
+// lifecycle. It is the wire edge: internal errors become ErrorResponses with
+// SQLSTATEs only here.
+//
+// # Layers
+//
+//	net.Listener ─► Server.Serve ─► clientConn.serve (one goroutine per client)
+//	                                   │
+//	   startup ─► tenant.Rules.Parse ─► authenticate (internal/auth)
+//	                                   │
+//	   backend.Dial (SCRAM passthrough) ─► backend.Conn.Apply (context, SET ROLE)
+//	                                   │
+//	   relay: client frames ─► Guard ─► server;  server frames ─► client
+//
+// # Connection lifecycle
+//
+// A connection moves through the ConnState values in order:
+//
+//  1. StateStartup. Startup-phase packets are read with a 10,000-byte cap.
+//     SSLRequest gets 'S' and a TLS handshake when a certificate is
+//     configured (client_tls_mode allow/require), otherwise 'N'; bytes
+//     pipelined behind an SSLRequest are a protocol violation, since they
+//     were sent before encryption. GSSENCRequest gets 'N'. A CancelRequest is
+//     matched against the keys multigres handed out and forwarded to that
+//     client's server connection; unknown keys are dropped silently. Protocol
+//     3.x minors above 0 get NegotiateProtocolVersion; other versions a FATAL.
+//  2. The username becomes a tenant.Identity (or a bypass user). Startup
+//     parameters that would set a context variable, role or
+//     session_authorization are refused.
+//  3. StateAuth. The client authenticates against the secret found in
+//     auth_file or by auth_query. With SCRAM, the ClientKey recovered from
+//     the proof is kept to log in upstream without any stored password.
+//     Failures wait auth_failure_delay and get PostgreSQL's own message.
+//  4. StateConnecting, StateInjecting. The server connection is opened and,
+//     for tenants, the context variables and SET ROLE are applied in one
+//     round trip, with a check that the role cannot bypass RLS. Anything
+//     the client sends meanwhile stays unread in its socket, so it cannot
+//     reach the server before the context is set. Any failure is FATAL.
+//  5. StateIdle/StateActive/StateInTransaction. Frames are relayed without
+//     decoding, except Query and Parse, which pass the Guard seam, and
+//     ReadyForQuery, which drives the state.
+//  6. StateClosed. Either side closing, a protocol error, a panic in the
+//     connection's goroutines (logged with its stack) or Shutdown ends the
+//     connection and nothing else.
+//
+// handshake_timeout bounds steps 1 to 4 together.
+package frontend

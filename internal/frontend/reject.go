@@ -1,0 +1,61 @@
+package frontend
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strings"
+
+	"github.com/multigres-proxy/multigres/internal/wire"
+)
+
+// sqlOf extracts the SQL text of a Query or Parse frame.
+func sqlOf(typ byte, frame []byte) (string, error) {
+	body := frame[5:]
+	if typ == 'P' {
+		i := bytes.IndexByte(body, 0)
+		if i < 0 {
+			return "", errors.New("unterminated statement name")
+		}
+		body = body[i+1:]
+	}
+	i := bytes.IndexByte(body, 0)
+	if i < 0 {
+		return "", errors.New("unterminated query string")
+	}
+	return string(body[:i]), nil
+}
+
+// rejectFrame builds a replacement for a refused message: a statement that
+// raises the refusal on the server itself. For Parse the statement name is
+// kept, so the client's later Bind/Describe of it fail as they would after a
+// failed Parse.
+func rejectFrame(typ byte, frame []byte, cause error) []byte {
+	we := wire.ToClient(cause)
+	sql := "DO $multigres$ BEGIN RAISE EXCEPTION USING ERRCODE = " + quoteLiteral(we.Code) +
+		", MESSAGE = " + quoteLiteral(we.Message) + ", HINT = " + quoteLiteral(we.Hint) + "; END $multigres$"
+	if typ == 'Q' {
+		return buildFrame('Q', []byte(sql), []byte{0})
+	}
+	body := frame[5:]
+	name := body[:bytes.IndexByte(body, 0)+1]
+	return buildFrame('P', name, []byte(sql), []byte{0, 0, 0})
+}
+
+func buildFrame(typ byte, parts ...[]byte) []byte {
+	n := 4
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := make([]byte, 5, n+1)
+	out[0] = typ
+	binary.BigEndian.PutUint32(out[1:], uint32(n))
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, "\x00", ""), "'", "''") + "'"
+}

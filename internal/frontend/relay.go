@@ -1,0 +1,116 @@
+package frontend
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/wire"
+)
+
+// relay pumps frames both ways until either side ends (session mode: the
+// client keeps its server connection for its whole life).
+func (c *clientConn) relay() {
+	server := c.currentServer()
+	frames := wire.NewFrameReader(c.rd, c.lc.cfg.MaxMessageSize)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer c.recoverPanic("server pump")
+		err := c.pumpServer(server)
+		if err != nil && !isClosed(err) {
+			c.log.Info("server connection ended", "err", err)
+		}
+		// Unblock the client pump.
+		c.kill()
+	}()
+	err := c.pumpClient(frames, server)
+	if err != nil && !isClosed(err) {
+		c.log.Info("client connection ended", "err", err)
+		c.fail(err)
+	}
+	c.kill()
+	<-done
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errSilent)
+}
+
+// pumpClient forwards client frames to the server. Only Query and Parse
+// are looked at (by the Guard); everything else passes as raw bytes.
+func (c *clientConn) pumpClient(frames *wire.FrameReader, server *backend.Conn) error {
+	for {
+		typ, frame, err := frames.Next()
+		if err != nil {
+			var tl *wire.TooLargeError
+			if errors.As(err, &tl) {
+				return wire.Fatal(wire.CodeProtocolViolation, "message too large: %d bytes exceeds max_message_size (%d)", tl.Len, tl.Max).
+					WithHint("Raise max_message_size, or send smaller messages.")
+			}
+			return err
+		}
+		c.setState(StateActive)
+		if typ == 'X' {
+			_, _ = server.W.Write(frame)
+			_ = server.W.Flush()
+			return errSilent
+		}
+		if frame, err = c.guard(typ, frame); err != nil {
+			return err
+		}
+		if _, err := server.W.Write(frame); err != nil {
+			return fmt.Errorf("write to server: %w", err)
+		}
+		if frames.Buffered() == 0 {
+			if err := server.W.Flush(); err != nil {
+				return fmt.Errorf("write to server: %w", err)
+			}
+		}
+	}
+}
+
+// pumpServer forwards server frames to the client, flushing when the
+// server has nothing more buffered, and tracks ReadyForQuery.
+func (c *clientConn) pumpServer(server *backend.Conn) error {
+	for {
+		typ, frame, err := server.Frames.Next()
+		if err != nil {
+			return err
+		}
+		if typ == 'Z' && len(frame) == 6 {
+			server.TxStatus = frame[5]
+			c.setState(txState(frame[5]))
+		}
+		c.wmu.Lock()
+		_, err = c.w.Write(frame)
+		if err == nil && server.Frames.Buffered() == 0 {
+			err = c.w.Flush()
+		}
+		c.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("write to client: %w", err)
+		}
+	}
+}
+
+// guard runs the Guard on SQL-carrying messages of tenant connections. A
+// refused statement is replaced by one that makes the server raise the
+// guard's error, so transaction and pipeline semantics (aborted
+// transaction, skip to Sync) stay exactly PostgreSQL's.
+func (c *clientConn) guard(typ byte, frame []byte) ([]byte, error) {
+	g := c.srv.Guard
+	if g == nil || c.ident.Bypass || (typ != 'Q' && typ != 'P') {
+		return frame, nil
+	}
+	sql, err := sqlOf(typ, frame)
+	if err != nil {
+		return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid message format: %v", err)
+	}
+	if err := g.Check(typ, sql); err != nil {
+		return rejectFrame(typ, frame, err), nil
+	}
+	return frame, nil
+}

@@ -1,0 +1,124 @@
+package frontend
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/jackc/pgpassfile"
+
+	"github.com/multigres-proxy/multigres/internal/auth"
+	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/config"
+)
+
+// secretStore answers two questions: what secret verifies a client's
+// password for a role (auth_file, then auth_query, as PgBouncer does), and
+// what password, if any, logs that role in upstream when SCRAM passthrough
+// is not possible (server_password, server_pgpass, a plaintext auth_file
+// entry).
+type secretStore struct {
+	mu       sync.RWMutex
+	userlist map[string]auth.Secret
+	query    *backend.AuthQuery
+	serverPW map[string]string
+	pgpass   *pgpassfile.Passfile
+	host     string
+	port     string
+}
+
+func newSecretStore(cfg *config.Config) (*secretStore, error) {
+	st := &secretStore{}
+	if err := st.load(cfg); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (st *secretStore) load(cfg *config.Config) error {
+	var userlist map[string]auth.Secret
+	if cfg.AuthFile != "" {
+		f, err := os.Open(cfg.AuthFile)
+		if err != nil {
+			return fmt.Errorf("auth_file: %w", err)
+		}
+		userlist, err = auth.ParseUserlist(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("auth_file %s: %w", cfg.AuthFile, err)
+		}
+	}
+	var pass *pgpassfile.Passfile
+	if cfg.ServerPgpass != "" {
+		p, err := pgpassfile.ReadPassfile(cfg.ServerPgpass)
+		if err != nil {
+			return fmt.Errorf("server_pgpass: %w", err)
+		}
+		pass = p
+	}
+	var query *backend.AuthQuery
+	if cfg.AuthQuery != "" && cfg.AuthUser != "" && cfg.AuthType != "trust" {
+		q, err := backend.NewAuthQuery(cfg.UpstreamAddr(), cfg.AuthUser, cfg.AuthPassword, cfg.AuthQuery,
+			cfg.AuthDatabase, cfg.ServerTLSMode)
+		if err != nil {
+			return err
+		}
+		query = q
+	}
+	host, port, _ := net.SplitHostPort(cfg.UpstreamAddr())
+	st.mu.Lock()
+	old := st.query
+	st.userlist, st.pgpass, st.serverPW, st.query, st.host, st.port = userlist, pass, cfg.ServerPassword, query, host, port
+	st.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+func (st *secretStore) reload(cfg *config.Config) error { return st.load(cfg) }
+
+func (st *secretStore) close() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.query != nil {
+		st.query.Close()
+		st.query = nil
+	}
+}
+
+// lookup finds the secret for role. found=false means no such role may log
+// in; the caller must not reveal that to the client.
+func (st *secretStore) lookup(ctx context.Context, database, role string) (auth.Secret, bool, error) {
+	st.mu.RLock()
+	userlist, query := st.userlist, st.query
+	st.mu.RUnlock()
+	if sec, ok := userlist[role]; ok {
+		return sec, true, nil
+	}
+	if query == nil {
+		return auth.Secret{}, false, nil
+	}
+	return query.Lookup(ctx, database, role)
+}
+
+// serverPassword is the plaintext password for logging role in upstream,
+// or "" when multigres has none.
+func (st *secretStore) serverPassword(database, role string) string {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	if pw := st.serverPW[role]; pw != "" {
+		return pw
+	}
+	if st.pgpass != nil {
+		if pw := st.pgpass.FindPassword(st.host, st.port, database, role); pw != "" {
+			return pw
+		}
+	}
+	if sec, ok := st.userlist[role]; ok && sec.Kind == auth.SecretPlain {
+		return sec.Plain
+	}
+	return ""
+}

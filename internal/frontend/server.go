@@ -1,0 +1,243 @@
+package frontend
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/tenant"
+)
+
+// Guard inspects client messages that carry SQL (Query and Parse) on tenant
+// connections before they are forwarded. A non-nil error is sent to the
+// client as an ErrorResponse and the message is not forwarded. The SQL
+// guard of internal/sqlguard plugs in here.
+type Guard interface {
+	Check(msgType byte, sql string) error
+}
+
+// Hooks let metrics and the admin console observe connections without the
+// frontend importing them. Every field may be nil.
+type Hooks struct {
+	ConnState   func(id uint64, from, to ConnState)
+	AuthFailure func(reason string)
+	Cancel      func(forwarded bool)
+}
+
+// Server accepts client connections and proxies them upstream. Create it
+// with New; the zero value is not usable.
+type Server struct {
+	Logger *slog.Logger
+	Guard  Guard // nil: no SQL inspection
+	Hooks  Hooks
+
+	live     atomic.Pointer[liveConfig]
+	secrets  *secretStore
+	cancels  cancelMap
+	roles    roleCache
+	nextID   atomic.Uint64
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	conns    map[*clientConn]struct{}
+	connWG   sync.WaitGroup
+	inShut   atomic.Bool
+	shutdown chan struct{}
+}
+
+// liveConfig is a config with everything derived from it, swapped
+// atomically on reload so that each connection sees one consistent view.
+type liveConfig struct {
+	cfg       *config.Config
+	rules     *tenant.Rules
+	tls       *tls.Config // nil: no client TLS
+	serverTLS *tls.Config
+	mockKey   []byte
+}
+
+// New validates cfg and builds a server.
+func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Server{Logger: logger, lns: map[net.Listener]struct{}{}, conns: map[*clientConn]struct{}{},
+		shutdown: make(chan struct{})}
+	s.cancels.init()
+	lc, err := buildLive(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	if s.secrets, err = newSecretStore(cfg); err != nil {
+		return nil, err
+	}
+	s.live.Store(lc)
+	if cfg.AuthType == "trust" {
+		logger.Warn("auth_type = trust: clients are not authenticated; use this for the demo only")
+	}
+	return s, nil
+}
+
+func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
+	pattern, err := regexp.Compile(cfg.TenantValuePattern)
+	if err != nil {
+		return nil, fmt.Errorf("tenant_value_pattern: %w", err)
+	}
+	lc := &liveConfig{cfg: cfg, rules: &tenant.Rules{
+		TenantSeparator: cfg.TenantSeparator, ValueSeparator: cfg.ValueSeparator,
+		ContextVariables: cfg.ContextVariables, SuperuserBypass: cfg.SuperuserBypass,
+		TenantRoles: cfg.TenantRoles, ValuePattern: pattern,
+	}}
+	if lc.tls, err = clientTLSConfig(cfg); err != nil {
+		return nil, err
+	}
+	if lc.serverTLS, err = serverTLSConfig(cfg); err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		lc.mockKey = prev.mockKey
+	} else {
+		lc.mockKey = randomBytes(32)
+	}
+	return lc, nil
+}
+
+// Reload applies cfg to new connections; open connections keep the view
+// they started with. It returns the changed keys that need a restart.
+func (s *Server) Reload(cfg *config.Config) (needRestart []string, err error) {
+	prev := s.live.Load()
+	lc, err := buildLive(cfg, prev)
+	if err != nil {
+		return nil, err
+	}
+	applied, restart := config.Reloadable(prev.cfg, cfg)
+	if err := s.secrets.reload(cfg); err != nil {
+		return nil, err
+	}
+	s.live.Store(lc)
+	s.Logger.Info("configuration reloaded", "applied", applied, "need_restart", restart)
+	return restart, nil
+}
+
+// Config returns the configuration in effect for new connections.
+func (s *Server) Config() *config.Config { return s.live.Load().cfg }
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("multigres: server closed")
+
+// ListenAndServe listens on listen_host:port and serves.
+func (s *Server) ListenAndServe() error {
+	l, err := net.Listen("tcp", s.Config().ListenAddr())
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.Serve(l)
+}
+
+// Serve accepts connections on l until Shutdown. It closes l.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.inShut.Load() {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.lns[l] = struct{}{}
+	s.mu.Unlock()
+	defer l.Close()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.inShut.Load() {
+				return ErrServerClosed
+			}
+			if isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.Logger.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.shutdown:
+				}
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		backoff = 0
+		s.startConn(nc)
+	}
+}
+
+// isTemporary classifies accept errors such as EMFILE as retryable, as
+// net/http does, so running out of file descriptors does not stop serving.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) startConn(nc net.Conn) {
+	c := newClientConn(s, nc)
+	s.mu.Lock()
+	if s.inShut.Load() {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.connWG.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// Shutdown stops accepting, lets open sessions finish until ctx is done,
+// then closes whatever is left and waits for every connection goroutine.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.inShut.Swap(true) {
+		close(s.shutdown)
+	}
+	for l := range s.lns {
+		l.Close()
+		delete(s.lns, l)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.closeAll()
+		<-done
+	}
+	s.secrets.close()
+	return err
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.kill()
+	}
+}
+
+// ConnCount is the number of open client connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

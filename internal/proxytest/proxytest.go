@@ -1,0 +1,124 @@
+// Package proxytest runs a real multigres proxy in-process against a
+// pgtest cluster, for end-to-end tests of the proxy and of code that works
+// through it (authpg). The database gets the setup SQL, the seed guide's
+// roles and passwords (app_user / app_user_password), and the auth user.
+package proxytest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/frontend"
+	"github.com/multigres-proxy/multigres/internal/pgtest"
+	mgsql "github.com/multigres-proxy/multigres/sql"
+)
+
+// Passwords set on the roles the proxy uses.
+const (
+	AppUser         = "app_user"
+	AppUserPassword = "app_user_password"
+	AuthUser        = "multigres_auth"
+	AuthPassword    = "multigres_auth_password"
+)
+
+// Roles are cluster-wide, so concurrent Init calls in one test binary are
+// serialised.
+var initMu sync.Mutex
+
+// Setup applies the setup SQL to database db and sets the seed's passwords.
+func Setup(t testing.TB, pg *pgtest.Server, db string) {
+	t.Helper()
+	initMu.Lock()
+	defer initMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pg.SuperURL(db))
+	if err != nil {
+		t.Fatalf("proxytest: connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if err := mgsql.Init(ctx, conn, mgsql.Options{AuthPassword: AuthPassword, Harden: true}); err != nil {
+		t.Fatalf("proxytest: init: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER ROLE app_user PASSWORD 'app_user_password'"); err != nil {
+		t.Fatalf("proxytest: password: %v", err)
+	}
+}
+
+// Config returns a proxy config pointing at pg, with auth_query.
+func Config(pg *pgtest.Server) *config.Config {
+	cfg := config.Default()
+	cfg.UpstreamHost = pg.Host
+	cfg.UpstreamPort = pg.Port
+	cfg.AuthPassword = AuthPassword
+	cfg.AuthFailureDelay = 20 * time.Millisecond
+	cfg.ServerTLSMode = "disable"
+	cfg.HandshakeTimeout = 10 * time.Second
+	return cfg
+}
+
+// Proxy is a running proxy.
+type Proxy struct {
+	Addr   string
+	Server *frontend.Server
+	Config *config.Config
+}
+
+// StartProxy starts a proxy with Config(pg) changed by mutate, and shuts it
+// down at cleanup.
+func StartProxy(t testing.TB, pg *pgtest.Server, mutate func(*config.Config)) *Proxy {
+	t.Helper()
+	cfg := Config(pg)
+	if mutate != nil {
+		mutate(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("proxytest: config: %v", err)
+	}
+	level := slog.LevelWarn
+	if os.Getenv("MULTIGRES_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := frontend.New(cfg, logger)
+	if err != nil {
+		t.Fatalf("proxytest: new: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxytest: listen: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if err := <-served; err != nil && !errors.Is(err, frontend.ErrServerClosed) {
+			t.Errorf("proxytest: serve: %v", err)
+		}
+	})
+	return &Proxy{Addr: l.Addr().String(), Server: srv, Config: cfg}
+}
+
+// Start starts a proxy and returns its address (see StartProxy).
+func Start(t testing.TB, pg *pgtest.Server, mutate func(*config.Config)) string {
+	t.Helper()
+	return StartProxy(t, pg, mutate).Addr
+}
+
+// URL is a connection URL for user through the proxy at addr.
+func URL(addr, user, password, db string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: addr, Path: "/" + db, RawQuery: "sslmode=disable"}
+	return u.String()
+}

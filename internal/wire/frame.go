@@ -1,0 +1,75 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// FrameReader reads whole protocol messages (type byte, length, body)
+// without decoding them, so the proxy can forward frames it does not need
+// to inspect. The returned frame is valid until the next call.
+type FrameReader struct {
+	r      *bufio.Reader
+	maxLen int64
+	buf    []byte
+}
+
+// NewFrameReader wraps r. maxBody caps the body length of one message
+// (max_message_size); larger messages are a protocol violation.
+func NewFrameReader(r *bufio.Reader, maxBody int64) *FrameReader {
+	return &FrameReader{r: r, maxLen: maxBody}
+}
+
+// Reader exposes the underlying buffered reader.
+func (f *FrameReader) Reader() *bufio.Reader { return f.r }
+
+// TooLargeError reports a message over the configured size.
+type TooLargeError struct {
+	Type byte
+	Len  int64
+	Max  int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("message of type %q with %d bytes exceeds max_message_size %d", e.Type, e.Len, e.Max)
+}
+
+// Next returns the next message: its type and the whole frame including the
+// 5-byte header.
+func (f *FrameReader) Next() (byte, []byte, error) {
+	hdr, err := f.r.Peek(5)
+	if err != nil {
+		if len(hdr) == 0 && err == io.EOF {
+			return 0, nil, io.EOF
+		}
+		return 0, nil, fmt.Errorf("read frame header: %w", err)
+	}
+	// Drop a buffer left behind by one huge message, so an idle connection
+	// does not pin it.
+	if cap(f.buf) > 1<<20 {
+		f.buf = nil
+	}
+	typ := hdr[0]
+	n := int64(binary.BigEndian.Uint32(hdr[1:5]))
+	if n < 4 {
+		return 0, nil, fmt.Errorf("invalid message length %d for type %q", n, typ)
+	}
+	if n-4 > f.maxLen {
+		return 0, nil, &TooLargeError{Type: typ, Len: n - 4, Max: f.maxLen}
+	}
+	total := int(n) + 1
+	if cap(f.buf) < total {
+		f.buf = make([]byte, total)
+	}
+	f.buf = f.buf[:total]
+	if _, err := io.ReadFull(f.r, f.buf); err != nil {
+		return 0, nil, fmt.Errorf("read frame body: %w", err)
+	}
+	return typ, f.buf, nil
+}
+
+// Buffered reports whether more input is already buffered, which lets the
+// writer side delay a flush while a pipeline is still arriving.
+func (f *FrameReader) Buffered() int { return f.r.Buffered() }

@@ -1,0 +1,19 @@
+package wire
+
+// SQLSTATE codes used by multigres. Names follow PostgreSQL's errcodes.txt.
+const (
+	CodeProtocolViolation          = "08P01"
+	CodeConnectionFailure          = "08006"
+	CodeConnectionException        = "08000"
+	CodeFeatureNotSupported        = "0A000"
+	CodeInvalidAuthorization       = "28000"
+	CodeInvalidPassword            = "28P01"
+	CodeInsufficientPrivilege      = "42501"
+	CodeTooManyConnections         = "53300"
+	CodeQueryCanceled              = "57014"
+	CodeAdminShutdown              = "57P01"
+	CodeCannotConnectNow           = "57P03"
+	CodeInternalError              = "XX000"
+	CodeInvalidParameterValue      = "22023"
+	CodeConfigurationLimitExceeded = "53400"
+)
