@@ -270,4 +270,3 @@ func VerifyPassword(secret Secret, user, password string) bool {
 	}
 	return false
 }
-
