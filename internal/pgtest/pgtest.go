@@ -50,6 +50,7 @@ type Server struct {
 	Password string
 
 	dir     string
+	keep    bool // StartAt: leave the directory for next time
 	cmd     *exec.Cmd
 	done    chan error
 	logPath string
@@ -167,6 +168,37 @@ func startCluster(bin string) (*Server, error) {
 	return s, nil
 }
 
+// StartAt starts a cluster kept in dir (created by initdb on first use,
+// reused afterwards) on port. Stop leaves dir in place. multigres demo uses
+// it for its ./.multigres-demo cluster.
+func StartAt(dir string, port int) (*Server, error) {
+	bin, err := FindBinDir()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cluster dir: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster dir: %w", err)
+	}
+	s := &Server{Host: "127.0.0.1", Port: port, User: SuperUser, Password: SuperPassword, dir: abs, keep: true,
+		done: make(chan error, 1)}
+	if _, err := os.Stat(filepath.Join(abs, "data", "PG_VERSION")); err != nil {
+		if err := s.initdb(bin); err != nil {
+			return nil, err
+		}
+	} else if err := asPostgresUser(&exec.Cmd{}, abs); err != nil {
+		return nil, err
+	}
+	if err := s.launch(bin); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
 func (s *Server) initdb(bin string) error {
 	pwfile := filepath.Join(s.dir, "pw")
 	if err := os.WriteFile(pwfile, []byte(SuperPassword+"\n"), 0o600); err != nil {
@@ -247,7 +279,7 @@ func (s *Server) Stop() {
 				<-s.done
 			}
 		}
-		if s.dir != "" {
+		if s.dir != "" && !s.keep {
 			os.RemoveAll(s.dir)
 		}
 	})

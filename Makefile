@@ -1,0 +1,48 @@
+# multigres: the two quick-start commands are `make demo` and `make test`.
+# Each installs what is missing (PostgreSQL via apt-get, staticcheck via go install).
+
+GO        ?= go
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+TESTFLAGS ?=
+export PATH := $(GOBIN):$(PATH)
+
+.PHONY: all build test demo demo-check bench lint fuzz deps clean
+
+all: build
+
+build:
+	$(GO) build -o bin/multigres ./cmd/multigres
+
+deps:
+	@scripts/ensure-deps.sh postgres
+
+## test: the whole suite against throwaway PostgreSQL clusters (includes `multigres demo --check`).
+test: deps
+	$(GO) test -count=1 -timeout 20m $(TESTFLAGS) ./...
+
+## demo: throwaway PostgreSQL with demo tenants + proxy on 127.0.0.1:6432.
+demo: deps
+	$(GO) run ./cmd/multigres demo
+
+demo-check: deps
+	$(GO) run ./cmd/multigres demo --check
+
+## bench: pgbench side by side against direct PostgreSQL, PgBouncer and multigres.
+bench: deps build
+	@scripts/ensure-deps.sh pgbouncer
+	bash bench/run.sh
+
+## lint: gofmt, go vet, staticcheck.
+lint:
+	@scripts/ensure-deps.sh staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	staticcheck ./...
+
+## fuzz: run every fuzz target for FUZZTIME each (default 2m).
+FUZZTIME ?= 2m
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin .multigres-demo

@@ -1,0 +1,89 @@
+// Command multigres is a PostgreSQL proxy that puts the tenant in the
+// username and lets row-level security isolate tenants. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/multigres-proxy/multigres/internal/cli"
+	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/frontend"
+)
+
+func main() {
+	args := os.Args[1:]
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && args[0] != "serve" {
+		os.Exit(cli.Run(context.Background(), args[0], args[1:], cli.IO{Out: os.Stdout, Err: os.Stderr, Environ: os.Environ()}))
+	}
+	if len(args) > 0 && args[0] == "serve" {
+		args = args[1:]
+	}
+	os.Exit(serve(args))
+}
+
+// serve: flags → config → Serve; SIGTERM/SIGINT → Shutdown; SIGHUP → reload.
+func serve(args []string) int {
+	cfg, err := config.Load(args, os.Environ())
+	if errors.Is(err, flag.ErrHelp) {
+		config.Usage(os.Stdout)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multigres: %v\n", err)
+		return 2
+	}
+	logger := cli.NewLogger(cfg, os.Stderr)
+	srv, err := frontend.New(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multigres: %v\n", err)
+		return 2
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe() }()
+	logger.Info("multigres listening", "addr", cfg.ListenAddr(), "upstream", cfg.UpstreamAddr(), "version", cli.Version)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for {
+		select {
+		case err := <-served:
+			logger.Error("serve failed", "err", err)
+			return 1
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(srv, args)
+				continue
+			}
+			logger.Info("shutting down", "signal", sig.String(), "timeout", srv.Config().ShutdownTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), srv.Config().ShutdownTimeout)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				logger.Warn("shutdown timeout reached; closed remaining connections")
+			}
+			return 0
+		}
+	}
+}
+
+func reload(srv *frontend.Server, args []string) {
+	cfg, err := config.Load(args, os.Environ())
+	if err != nil {
+		srv.Logger.Error("reload: configuration rejected; keeping the old one", "err", err)
+		return
+	}
+	restart, err := srv.Reload(cfg)
+	if err != nil {
+		srv.Logger.Error("reload failed; keeping the old configuration", "err", err)
+		return
+	}
+	if len(restart) > 0 {
+		srv.Logger.Warn("reload: these keys changed but need a restart", "keys", restart)
+	}
+}

@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/jackc/pgx/v5"
+
+	mgsql "github.com/multigres-proxy/multigres/sql"
+)
+
+// dbFlags are the flags shared by the commands that talk to a database.
+type dbFlags struct {
+	url         string
+	tenantRoles string
+	authUser    string
+	authPass    string
+	noHarden    bool
+}
+
+func newDBFlagSet(name string, io IO, f *dbFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Err)
+	fs.StringVar(&f.url, "database-url", envOr(io.Environ, "DATABASE_URL", ""), "superuser connection URL (env DATABASE_URL)")
+	fs.StringVar(&f.tenantRoles, "tenant-roles", "app_user", "comma-separated tenant login roles")
+	fs.StringVar(&f.authUser, "auth-user", "multigres_auth", "role that runs auth_query")
+	fs.StringVar(&f.authPass, "auth-password", envOr(io.Environ, "MULTIGRES_AUTH_PASSWORD", ""), "password to set for the auth user (env MULTIGRES_AUTH_PASSWORD)")
+	fs.BoolVar(&f.noHarden, "no-harden", false, "skip the database hardening (see docs/security.md)")
+	return fs
+}
+
+func (f *dbFlags) connect(ctx context.Context) (*pgx.Conn, error) {
+	if f.url == "" {
+		return nil, errors.New("--database-url (or DATABASE_URL) is required")
+	}
+	conn, err := pgx.Connect(ctx, f.url)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return conn, nil
+}
+
+func runInit(ctx context.Context, args []string, io IO) error {
+	var f dbFlags
+	if err := newDBFlagSet("init", io, &f).Parse(args); err != nil {
+		return err
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	opts := mgsql.Options{TenantRoles: splitList(f.tenantRoles), AuthUser: f.authUser, AuthPassword: f.authPass, Harden: !f.noHarden}
+	if err := mgsql.Init(ctx, conn, opts); err != nil {
+		return err
+	}
+	fmt.Fprintf(io.Out, "multigres setup applied (tenant roles: %s, auth user: %s, hardening: %v)\n",
+		strings.Join(opts.TenantRoles, ", "), f.authUser, opts.Harden)
+	return nil
+}
+
+func runProtect(ctx context.Context, args []string, io IO, protect bool) error {
+	var f dbFlags
+	name := map[bool]string{true: "protect", false: "unprotect"}[protect]
+	fs := newDBFlagSet(name, io, &f)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 || (!protect && fs.NArg() != 1) {
+		return fmt.Errorf("usage: multigres %s [--database-url URL] TABLE%s", name, map[bool]string{true: " [COLUMN]", false: ""}[protect])
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	table := fs.Arg(0)
+	if !protect {
+		if err := mgsql.Unprotect(ctx, conn, table); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.Out, "%s: tenant policy removed\n", table)
+		return nil
+	}
+	column := "tenant_id"
+	if fs.NArg() == 2 {
+		column = fs.Arg(1)
+	}
+	if err := mgsql.Protect(ctx, conn, table, column); err != nil {
+		return err
+	}
+	fmt.Fprintf(io.Out, "%s: protected on column %s\n", table, column)
+	return nil
+}
+
+func runStatus(ctx context.Context, args []string, io IO) error {
+	var f dbFlags
+	if err := newDBFlagSet("status", io, &f).Parse(args); err != nil {
+		return err
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	tables, err := mgsql.Status(ctx, conn)
+	if err != nil {
+		return err
+	}
+	items, err := mgsql.HardeningStatus(ctx, conn, splitList(f.tenantRoles))
+	if err != nil {
+		return err
+	}
+	printStatus(io.Out, tables, items)
+	for _, it := range items {
+		if !it.OK {
+			return errors.New("hardening items missing; run multigres init")
+		}
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, tables []mgsql.TableStatus, items []mgsql.HardeningItem) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tRLS\tFORCED\tPOLICIES\tPROTECTED")
+	for _, t := range tables {
+		fmt.Fprintf(tw, "%s.%s\t%v\t%v\t%d\t%v\n", t.Schema, t.Table, t.RLSEnabled, t.RLSForced, t.Policies, t.Protected)
+	}
+	fmt.Fprintln(tw, "\nHARDENING\tSTATUS\tDETAIL")
+	for _, it := range items {
+		status := "ok"
+		if !it.OK {
+			status = "missing"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", it.Item, status, it.Detail)
+	}
+	tw.Flush()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
