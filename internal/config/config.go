@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +120,13 @@ func (c *Config) ListenAddr() string {
 // UpstreamAddr is the host:port of the PostgreSQL server.
 func (c *Config) UpstreamAddr() string {
 	return net.JoinHostPort(c.UpstreamHost, strconv.Itoa(c.UpstreamPort))
+}
+
+// TenantValueRegexp compiles tenant_value_pattern, anchored so that it
+// must match a whole value. It panics if the pattern does not compile, which
+// Validate rules out; call it on a validated Config.
+func (c *Config) TenantValueRegexp() *regexp.Regexp {
+	return regexp.MustCompile(anchor(c.TenantValuePattern))
 }
 
 // Validate checks every value and the rules that span several keys. Each
@@ -261,10 +269,14 @@ func quoteValue(v string) string {
 // Reloadable compares two configurations key by key and returns the names of
 // the changed keys, split into those a SIGHUP can apply live and those that
 // need a restart. Both lists are in table order.
-func Reloadable(old, new *Config) (applied, needRestart []string) {
+//
+// Keys are compared by value, so a changed file behind an unchanged path
+// (a renewed tls_cert, an edited auth_file) is not listed; a reload should
+// re-read such files anyway.
+func Reloadable(old, next *Config) (applied, needRestart []string) {
 	for i := range keyTable {
 		k := &keyTable[i]
-		if k.kind.format(k.get(old)) == k.kind.format(k.get(new)) {
+		if k.kind.format(k.get(old)) == k.kind.format(k.get(next)) {
 			continue
 		}
 		if k.Reloadable {

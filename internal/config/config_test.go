@@ -55,6 +55,9 @@ func TestDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Default().Validate() = %v", err)
 	}
+	if re := c.TenantValueRegexp(); !re.MatchString("acme") || re.MatchString("") || re.MatchString(strings.Repeat("a", 64)) {
+		t.Errorf("default tenant_value_pattern regexp %v misbehaves", re)
+	}
 	if got := c.ListenAddr(); got != "127.0.0.1:6432" {
 		t.Errorf("ListenAddr() = %q", got)
 	}
@@ -220,7 +223,7 @@ func TestFileSyntax(t *testing.T) {
 		"auth_password = p#ss;word\n"+
 		"set_role = ''\n"+
 		"tenant_value_pattern = \"^[a-z]+$\"\n"+
-		"auth_query=SELECT u, p FROM f($1)\n"+
+		"auth_query=SELECT u, p FROM f($1) WHERE 1 = 1\n"+
 		"[ MULTIGRES ]\n"+
 		"shutdown_timeout = 45\n")
 	c := mustLoad(t, []string{"--config", path}, nil)
@@ -236,7 +239,7 @@ func TestFileSyntax(t *testing.T) {
 	if c.AuthPassword != "p#ss;word" {
 		t.Errorf("# and ; inside a value must be kept: %q", c.AuthPassword)
 	}
-	if c.AuthQuery != "SELECT u, p FROM f($1)" {
+	if c.AuthQuery != "SELECT u, p FROM f($1) WHERE 1 = 1" {
 		t.Errorf("auth_query = %q", c.AuthQuery)
 	}
 	if c.ShutdownTimeout != 45*time.Second {
@@ -268,7 +271,8 @@ func TestFileErrors(t *testing.T) {
 
 func TestUnknownFlagEnvArg(t *testing.T) {
 	t.Parallel()
-	loadErr(t, []string{"--listen-hots", "x"}, nil, "listen-hots")
+	loadErr(t, []string{"--listen-hots", "x"}, nil, `unknown flag --listen-hots (did you mean "--listen-host"?)`)
+	loadErr(t, []string{"--port"}, nil, "flag --port needs a value")
 	loadErr(t, nil, []string{"MULTIGRES_LISTEN_HOTS=x"}, "MULTIGRES_LISTEN_HOTS", `did you mean "MULTIGRES_LISTEN_HOST"`)
 	loadErr(t, nil, []string{"MULTIGRES_listen_host=x"}, "MULTIGRES_listen_host")
 	loadErr(t, []string{"--port", "7000", "stray"}, nil, `unexpected argument "stray"`)
@@ -372,7 +376,8 @@ func TestValueErrors(t *testing.T) {
 		{"client_tls_mode", "prefer", `client_tls_mode: must be one of disable, allow, require`},
 		{"server_tls_mode", "verify-ca", `server_tls_mode: must be one of disable, prefer, require, verify-full`},
 		{"max_message_size", "1000", `max_message_size: must be a size from 1kB`},
-		{"max_message_size", "4GB", `max_message_size: must be a size`},
+		{"max_message_size", "4GB", `max_message_size: must be a size from 1kB to 1GB`},
+		{"max_message_size", "1073741825", `max_message_size: must be a size from 1kB to 1GB`},
 		{"max_message_size", "1gb", `max_message_size: must be a size`},
 		{"max_message_size", "-5kB", `max_message_size: must be a size`},
 		{"handshake_timeout", "0", `handshake_timeout: must be at least 1ms`},
@@ -496,6 +501,17 @@ func TestValidateCrossField(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "a,b") {
 			t.Errorf("secret echoed by Validate: %v", err)
+		}
+	}
+}
+
+func TestTenantValueRegexpIsAnchored(t *testing.T) {
+	t.Parallel()
+	c := mustLoad(t, []string{"--tenant-value-pattern", "[a-z]+|[0-9]+"}, nil)
+	re := c.TenantValueRegexp()
+	for v, want := range map[string]bool{"acme": true, "42": true, "acme'; DROP TABLE x": false, "x42": false, "": false} {
+		if got := re.MatchString(v); got != want {
+			t.Errorf("pattern %q on %q = %v, want %v", c.TenantValuePattern, v, got, want)
 		}
 	}
 }

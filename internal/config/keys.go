@@ -78,7 +78,7 @@ var keyTable = []keyDef{
 		Doc: "Comma-separated roles allowed before the tenant separator. Each must be NOSUPERUSER and NOBYPASSRLS."},
 		kind: listKind{nonEmpty: true}},
 	{Key: Key{Name: "tenant_value_pattern", Field: "TenantValuePattern", Default: `^[A-Za-z0-9_.-]{1,63}$`, Reloadable: true,
-		Doc: "Go regular expression every context value must match."},
+		Doc: "Go regular expression every context value must match as a whole (it is anchored even without `^…$`)."},
 		kind: strKind{nonEmpty: true}, extra: checkRegexp},
 	{Key: Key{Name: "set_role", Field: "SetRole", Default: "",
 		Doc: "Role for `SET ROLE` after login; empty means the login role."},
@@ -108,7 +108,7 @@ var keyTable = []keyDef{
 	// Limits and timeouts.
 	{Key: Key{Name: "max_message_size", Field: "MaxMessageSize", Default: "1GB", Reloadable: true,
 		Doc: "Largest protocol message accepted from a client; bytes or with unit kB, MB, GB."},
-		kind: sizeKind{min: 1024, max: 1<<31 - 1}},
+		kind: sizeKind{min: 1 << 10, max: 1 << 30}}, // PostgreSQL itself refuses messages over 1GB
 	{Key: Key{Name: "handshake_timeout", Field: "HandshakeTimeout", Default: "30s", Reloadable: true,
 		Doc: "Time allowed for startup, authentication and context injection."},
 		kind: durKind{min: time.Millisecond}},
@@ -194,8 +194,12 @@ func checkGUCName(name string) error {
 }
 
 func checkRegexp(v any) error {
-	if _, err := regexp.Compile(v.(string)); err != nil {
+	if _, err := regexp.Compile(anchor(v.(string))); err != nil {
 		return fmt.Errorf("must be a valid regular expression: %v", err)
 	}
 	return nil
 }
+
+// anchor makes a pattern match whole values only: "[a-z]+" must not accept
+// "acme'; DROP" just because a substring matches.
+func anchor(pattern string) string { return "^(?:" + pattern + ")$" }

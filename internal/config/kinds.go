@@ -62,7 +62,7 @@ func (k strKind) check(v any) error {
 // intKind is an int in [min, max].
 type intKind struct{ min, max int }
 
-func (k intKind) typeName() string { return "integer" }
+func (k intKind) typeName() string { return fmt.Sprintf("integer %d..%d", k.min, k.max) }
 
 func (k intKind) parse(s string) (any, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -93,7 +93,7 @@ var sizeUnits = []struct {
 	mult int64
 }{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"B", 1}}
 
-func (k sizeKind) typeName() string { return "size" }
+func (k sizeKind) typeName() string { return "size " + k.format(k.min) + ".." + k.format(k.max) }
 
 func (k sizeKind) parse(s string) (any, error) {
 	s = strings.TrimSpace(s)
@@ -137,7 +137,12 @@ func (k sizeKind) rangeErr() error {
 // meaning seconds, as PgBouncer writes timeouts. It must be at least min.
 type durKind struct{ min time.Duration }
 
-func (k durKind) typeName() string { return "duration" }
+func (k durKind) typeName() string {
+	if k.min > 0 {
+		return "duration ≥ " + k.min.String()
+	}
+	return "duration"
+}
 
 func (k durKind) parse(s string) (any, error) {
 	s = strings.TrimSpace(s)

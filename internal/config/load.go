@@ -136,6 +136,16 @@ func newFlagSet(dest *[]setting, path **string) *flag.FlagSet {
 func parseFlags(args []string) (settings []setting, configPath *string, err error) {
 	fs := newFlagSet(&settings, &configPath)
 	if err := fs.Parse(args); err != nil {
+		// The flag package's messages use a single dash and no hint; say
+		// it our way for the two common mistakes.
+		msg := err.Error()
+		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+			return nil, nil, fmt.Errorf("config: unknown flag --%s%s", name,
+				suggest(strings.ReplaceAll(name, "-", "_"), func(k *keyDef) string { return "--" + k.Flag }))
+		}
+		if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+			return nil, nil, fmt.Errorf("config: flag --%s needs a value", name)
+		}
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	if fs.NArg() > 0 {
@@ -153,7 +163,7 @@ func Usage(w io.Writer) {
 		if def == "" {
 			def = `""`
 		}
-		fmt.Fprintf(w, "  --%s %s\n\t%s\n\tdefault %s, env %s\n", k.Flag, strings.ToUpper(k.Type[:1])+k.Type[1:], k.Doc, def, k.Env)
+		fmt.Fprintf(w, "  --%s %s\n\t%s\n\tdefault %s, env %s\n", k.Flag, k.Type, k.Doc, def, k.Env)
 	}
 }
 
