@@ -507,12 +507,19 @@ func TestValidateCrossField(t *testing.T) {
 
 func TestTenantValueRegexpIsAnchored(t *testing.T) {
 	t.Parallel()
-	c := mustLoad(t, []string{"--tenant-value-pattern", "[a-z]+|[0-9]+"}, nil)
-	re := c.TenantValueRegexp()
-	for v, want := range map[string]bool{"acme": true, "42": true, "acme'; DROP TABLE x": false, "x42": false, "": false} {
-		if got := re.MatchString(v); got != want {
-			t.Errorf("pattern %q on %q = %v, want %v", c.TenantValuePattern, v, got, want)
+	for _, pattern := range []string{"[a-z]+|[0-9]+", "^[a-z]+|[0-9]+$", "^[a-z]+$|^[0-9]+$", "(?m)^([a-z]+|[0-9]+)$"} {
+		c := mustLoad(t, []string{"--tenant-value-pattern", pattern}, nil)
+		re := c.TenantValueRegexp()
+		for v, want := range map[string]bool{"acme": true, "42": true, "acme'; DROP TABLE x": false,
+			"x42": false, "": false, "acme\n42": false, "42\nx": false} {
+			if got := re.MatchString(v); got != want {
+				t.Errorf("pattern %q (compiled %q) on %q = %v, want %v", pattern, re, v, got, want)
+			}
 		}
+	}
+	// An anchored pattern is kept as written, for readable error details.
+	if got := Default().TenantValueRegexp().String(); got != `^[A-Za-z0-9_.-]{1,63}$` {
+		t.Errorf("default pattern rewritten to %q", got)
 	}
 }
 

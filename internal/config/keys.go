@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"time"
 )
@@ -201,5 +202,13 @@ func checkRegexp(v any) error {
 }
 
 // anchor makes a pattern match whole values only: "[a-z]+" must not accept
-// "acme'; DROP" just because a substring matches.
-func anchor(pattern string) string { return "^(?:" + pattern + ")$" }
+// "acme'; DROP" just because a substring matches. A pattern that is already
+// ^…$ at the top level is kept as written, so that error messages showing
+// it read as configured.
+func anchor(pattern string) string {
+	if re, err := syntax.Parse(pattern, syntax.Perl); err == nil && re.Op == syntax.OpConcat && len(re.Sub) >= 2 &&
+		re.Sub[0].Op == syntax.OpBeginText && re.Sub[len(re.Sub)-1].Op == syntax.OpEndText {
+		return pattern
+	}
+	return "^(?:" + pattern + ")$"
+}
