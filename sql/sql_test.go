@@ -377,22 +377,31 @@ func TestProtectQualifiedAndQuotedNames(t *testing.T) {
 func TestProtectUsesIndexAndInitPlan(t *testing.T) {
 	t.Parallel()
 	e := setup(t, false)
-	e.exec(t, `CREATE TABLE events (id bigserial PRIMARY KEY, tenant_id text NOT NULL, payload text);
-		INSERT INTO events (tenant_id, payload) SELECT 't' || (i % 200), repeat('x', 40) FROM generate_series(1, 20000) i;
-		CREATE INDEX events_tenant_idx ON events (tenant_id);
-		ANALYZE events;
-		SELECT multigres_protect('events');`)
-	c := e.tenant(t, map[string]string{"app.current_tenant_id": "t7"})
-	plan := strings.Join(queryStrings(t, c, "EXPLAIN SELECT * FROM events WHERE true"), "\n")
-	if !strings.Contains(plan, "InitPlan") {
-		t.Errorf("plan has no InitPlan:\n%s", plan)
+	cases := []struct{ colType, expr, tenant string }{
+		{"text", "'t' || (i % 200)", "t7"},
+		{"varchar(255)", "'t' || (i % 200)", "t7"},
+		{"uuid", "md5((i % 200)::text)::uuid", "8f14e45f-ceea-167a-5a36-dedd4bea2543"}, // md5('7')
+		{"bigint", "i % 200", "7"},
 	}
-	if !strings.Contains(plan, "Index") || !strings.Contains(plan, "events_tenant_idx") {
-		t.Errorf("plan does not use events_tenant_idx:\n%s", plan)
-	}
-	var n int
-	if err := c.QueryRow(testCtx(t), "SELECT count(*) FROM events").Scan(&n); err != nil || n != 100 {
-		t.Errorf("count = %d (err %v), want 100", n, err)
+	for n, tc := range cases {
+		tbl := fmt.Sprintf("events%d", n)
+		e.exec(t, fmt.Sprintf(`CREATE TABLE %[1]s (id bigserial PRIMARY KEY, tenant_id %[2]s NOT NULL, payload text);
+			INSERT INTO %[1]s (tenant_id, payload) SELECT %[3]s, repeat('x', 40) FROM generate_series(1, 20000) i;
+			CREATE INDEX %[1]s_tenant_idx ON %[1]s (tenant_id);
+			ANALYZE %[1]s;
+			SELECT multigres_protect('%[1]s');`, tbl, tc.colType, tc.expr))
+		c := e.tenant(t, map[string]string{"app.current_tenant_id": tc.tenant})
+		plan := strings.Join(queryStrings(t, c, "EXPLAIN SELECT * FROM "+tbl+" WHERE true"), "\n")
+		if !strings.Contains(plan, "InitPlan") {
+			t.Errorf("%s: plan has no InitPlan:\n%s", tc.colType, plan)
+		}
+		if !strings.Contains(plan, "Index") || !strings.Contains(plan, tbl+"_tenant_idx") {
+			t.Errorf("%s: plan does not use %s_tenant_idx:\n%s", tc.colType, tbl, plan)
+		}
+		var rows int
+		if err := c.QueryRow(testCtx(t), "SELECT count(*) FROM "+tbl).Scan(&rows); err != nil || rows != 100 {
+			t.Errorf("%s: count = %d (err %v), want 100", tc.colType, rows, err)
+		}
 	}
 }
 
@@ -642,14 +651,14 @@ func TestHardening(t *testing.T) {
 	c := e.tenant(t, map[string]string{"app.current_tenant_id": "acme"})
 	victimPID := victim.PgConn().PID()
 	attempts := map[string]string{
-		"CREATE TEMP TABLE tt (x int)":                                       "42501",
-		"CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'": "42501",
-		"CREATE TABLE public.mine (x int)":                                   "42501",
-		"CREATE SCHEMA mine":                                                 "42501",
-		"SELECT query FROM pg_stat_activity":                                 "42501",
-		fmt.Sprintf("SELECT pg_stat_get_backend_activity(b) FROM pg_stat_get_backend_idset() b"): "42501",
-		fmt.Sprintf("SELECT pg_terminate_backend(%d)", victimPID):                                "42501",
-		fmt.Sprintf("SELECT pg_cancel_backend(%d)", victimPID):                                   "42501",
+		"CREATE TEMP TABLE tt (x int)":                                              "42501",
+		"CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'":        "42501",
+		"CREATE TABLE public.mine (x int)":                                          "42501",
+		"CREATE SCHEMA mine":                                                        "42501",
+		"SELECT query FROM pg_stat_activity":                                        "42501",
+		"SELECT pg_stat_get_backend_activity(b) FROM pg_stat_get_backend_idset() b": "42501",
+		fmt.Sprintf("SELECT pg_terminate_backend(%d)", victimPID):                   "42501",
+		fmt.Sprintf("SELECT pg_cancel_backend(%d)", victimPID):                      "42501",
 	}
 	for q, code := range attempts {
 		_, err := c.Exec(ctx, q)
