@@ -288,6 +288,26 @@ func Reloadable(old, next *Config) (applied, needRestart []string) {
 	return applied, needRestart
 }
 
+// ApplyReload is what a SIGHUP handler should switch to: a copy of next in
+// which every key that needs a restart keeps its value from old, so that a
+// changed port or context_variables does not half-apply to new connections
+// only. applied and needRestart are as from Reloadable. The result is
+// validated again, since mixing old and new values can break a rule
+// between keys; on error, keep old.
+func ApplyReload(old, next *Config) (effective *Config, applied, needRestart []string, err error) {
+	applied, needRestart = Reloadable(old, next)
+	effective = next.Clone()
+	kept := old.Clone()
+	for _, name := range needRestart {
+		k := byName[name]
+		k.set(effective, k.get(kept))
+	}
+	if err := effective.Validate(); err != nil {
+		return nil, nil, nil, fmt.Errorf("reload: %w", err)
+	}
+	return effective, applied, needRestart, nil
+}
+
 // get returns the field of c that k describes.
 func (k *keyDef) get(c *Config) any {
 	return reflect.ValueOf(c).Elem().FieldByIndex(k.index).Interface()

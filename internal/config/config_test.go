@@ -552,6 +552,45 @@ func TestReloadable(t *testing.T) {
 	}
 }
 
+func TestApplyReload(t *testing.T) {
+	t.Parallel()
+	old := Default()
+	next := old.Clone()
+	next.Port = 7000
+	next.ContextVariables = []string{"app.a", "app.b"}
+	next.LogLevel = "debug"
+	next.TenantRoles = []string{"reporting"}
+	eff, applied, restart, err := ApplyReload(old, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eff.Port != 6432 || !slices.Equal(eff.ContextVariables, []string{"app.current_tenant_id"}) {
+		t.Errorf("restart keys were applied: port %d context_variables %q", eff.Port, eff.ContextVariables)
+	}
+	if eff.LogLevel != "debug" || !slices.Equal(eff.TenantRoles, []string{"reporting"}) {
+		t.Errorf("reloadable keys not applied: log_level %q tenant_roles %q", eff.LogLevel, eff.TenantRoles)
+	}
+	if !slices.Equal(applied, []string{"log_level", "tenant_roles"}) || !slices.Equal(restart, []string{"port", "context_variables"}) {
+		t.Errorf("applied %v restart %v", applied, restart)
+	}
+	eff.ContextVariables[0] = "app.changed"
+	if old.ContextVariables[0] != "app.current_tenant_id" {
+		t.Error("ApplyReload result shares memory with old")
+	}
+
+	// tenant_separator needs a restart; a new tenant role that contains the
+	// old separator is refused, though it fits the new separator.
+	next = old.Clone()
+	next.TenantSeparator = "@"
+	next.TenantRoles = []string{"app.user"}
+	if err := next.Validate(); err != nil {
+		t.Fatalf("next alone should be valid: %v", err)
+	}
+	if _, _, _, err := ApplyReload(old, next); err == nil || !strings.Contains(err.Error(), `tenant_roles: role "app.user" contains tenant_separator "."`) {
+		t.Errorf("ApplyReload with mixed rules: err = %v", err)
+	}
+}
+
 func TestClone(t *testing.T) {
 	t.Parallel()
 	a := Default()
