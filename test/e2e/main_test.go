@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
 	"github.com/multigres-proxy/multigres/internal/proxytest"
+	mgsql "github.com/multigres-proxy/multigres/sql"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m, nil) }
@@ -31,7 +33,7 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 	t.Helper()
 	pg := pgtest.Shared()
 	db := pg.CreateDB(t)
-	proxytest.Setup(t, pg, db)
+	setupDB(t, pg, db)
 	ctx := testCtx(t)
 	if err := pg.Exec(ctx, db, `
 		CREATE TABLE contacts (id serial PRIMARY KEY, tenant_id varchar(255) NOT NULL, name text NOT NULL, email text);
@@ -41,6 +43,39 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 		t.Fatalf("seed contacts: %v", err)
 	}
 	return &env{pg: pg, db: db, proxy: proxytest.StartProxy(t, pg, mutate)}
+}
+
+// setupMu serialises the setup SQL: roles are cluster-wide, so concurrent
+// runs would race on CREATE ROLE.
+var (
+	setupMu     sync.Mutex
+	passwordSet bool
+)
+
+// setupDB is proxytest.Setup, except that app_user's password is set once
+// per test binary. proxytest.Setup sets it on every call, and each ALTER
+// ROLE ... PASSWORD draws a new SCRAM salt: a parallel test's setup landing
+// between a proxy's auth_query lookup and its upstream SCRAM passthrough
+// login (which reuses the looked-up salt's ClientKey) makes that login fail.
+func setupDB(t *testing.T, pg *pgtest.Server, db string) {
+	t.Helper()
+	setupMu.Lock()
+	defer setupMu.Unlock()
+	ctx := testCtx(t)
+	conn, err := pgx.Connect(ctx, pg.SuperURL(db))
+	if err != nil {
+		t.Fatalf("setup: connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if err := mgsql.Init(ctx, conn, mgsql.Options{AuthPassword: proxytest.AuthPassword, Harden: true}); err != nil {
+		t.Fatalf("setup: init: %v", err)
+	}
+	if !passwordSet {
+		if _, err := conn.Exec(ctx, "ALTER ROLE app_user PASSWORD '"+proxytest.AppUserPassword+"'"); err != nil {
+			t.Fatalf("setup: password: %v", err)
+		}
+		passwordSet = true
+	}
 }
 
 func (e *env) url(user, password string) string {
