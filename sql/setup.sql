@@ -327,6 +327,28 @@ BEGIN
         pg_catalog.pg_cancel_backend(integer) TO pg_signal_backend;
 
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION multigres.user_lookup(text) FROM %s', grantees);
+
+    -- Large objects are not covered by row level security and a tenant's
+    -- objects belong to the shared tenant role, so any tenant could read or
+    -- unlink another's by OID (pg_largeobject_metadata lists them).
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), '
+        'pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_open(oid, integer), pg_catalog.lo_get(oid), '
+        'pg_catalog.lo_get(oid, bigint, integer), pg_catalog.lo_put(oid, bigint, bytea), '
+        'pg_catalog.lo_unlink(oid) FROM %s', grantees);
+
+    -- Extensions that reach across tenants, when installed in this database:
+    -- pg_stat_statements shows a role the statements of its own role, i.e.
+    -- of every tenant; dblink opens new connections that bypass the proxy.
+    FOR r IN
+        SELECT p.oid::regprocedure AS fn, p.proname
+        FROM pg_catalog.pg_proc p
+        WHERE p.proname = 'pg_stat_statements' OR p.proname ~ '^dblink'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', r.fn, grantees);
+        IF r.proname = 'pg_stat_statements' THEN
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO pg_read_all_stats', r.fn);
+        END IF;
+    END LOOP;
 END
 $$;
 REVOKE ALL ON FUNCTION multigres.apply_hardening() FROM PUBLIC;
@@ -346,6 +368,12 @@ REVOKE ALL ON FUNCTION multigres.apply_hardening() FROM PUBLIC;
 --   activity_query   cannot run pg_stat_get_activity/pg_stat_get_backend_activity
 --   signal_backend   cannot run pg_cancel_backend/pg_terminate_backend
 --   user_lookup      cannot run multigres.user_lookup
+--   large_objects    cannot create, open, read, write or unlink large objects
+--   statement_stats  cannot run pg_stat_statements (ok when not installed)
+--   dblink           cannot run dblink functions (ok when not installed)
+--   rls_views        can read no view that bypasses row level security (not
+--                    security_invoker, owner is superuser or BYPASSRLS) and
+--                    no materialized view (they have no RLS); report only
 --   other_databases  cannot connect to another database (not changed by
 --                    init: revoke CONNECT there or restrict databases in the proxy)
 CREATE OR REPLACE FUNCTION public.multigres_hardening_status(roles text[] DEFAULT NULL)
@@ -440,6 +468,55 @@ BEGIN
         item := rn || ': user_lookup';
         ok := NOT pg_catalog.has_function_privilege(rid, 'multigres.user_lookup(text)', 'EXECUTE');
         detail := CASE WHEN ok THEN 'cannot read password verifiers' ELSE 'can run multigres.user_lookup' END;
+        RETURN NEXT;
+
+        item := rn || ': large_objects';
+        ok := NOT (pg_catalog.has_function_privilege(rid, 'pg_catalog.lo_creat(integer)', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.lo_create(oid)', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.lo_from_bytea(oid, bytea)', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.lo_open(oid, integer)', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.lo_get(oid)', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.lo_get(oid, bigint, integer)', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.lo_put(oid, bigint, bytea)', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.lo_unlink(oid)', 'EXECUTE'));
+        detail := CASE WHEN ok THEN 'cannot use large objects'
+                       ELSE 'can use large objects, which row level security does not cover' END;
+        RETURN NEXT;
+
+        SELECT pg_catalog.string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1) INTO lst
+        FROM pg_catalog.pg_proc p
+        WHERE p.proname = 'pg_stat_statements' AND pg_catalog.has_function_privilege(rid, p.oid, 'EXECUTE');
+        item := rn || ': statement_stats'; ok := lst IS NULL;
+        detail := CASE WHEN ok THEN 'cannot read pg_stat_statements (or not installed)'
+                       ELSE 'can read other tenants'' statements via ' || lst END;
+        RETURN NEXT;
+
+        SELECT pg_catalog.string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1) INTO lst
+        FROM pg_catalog.pg_proc p
+        WHERE p.proname ~ '^dblink' AND pg_catalog.has_function_privilege(rid, p.oid, 'EXECUTE');
+        item := rn || ': dblink'; ok := lst IS NULL;
+        detail := CASE WHEN ok THEN 'cannot run dblink (or not installed)'
+                       ELSE 'can open connections that bypass the proxy: ' || pg_catalog.left(lst, 200) END;
+        RETURN NEXT;
+
+        SELECT pg_catalog.string_agg(c.oid::regclass::text, ', ' ORDER BY 1) INTO lst
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_catalog.pg_roles o ON o.oid = c.relowner
+        WHERE n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'multigres')
+          AND pg_catalog.has_table_privilege(rid, c.oid, 'SELECT')
+          -- extension views (pg_stat_statements) have items of their own
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+          AND (c.relkind = 'm'
+               OR (c.relkind = 'v' AND (o.rolsuper OR o.rolbypassrls)
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(c.reloptions) opt
+                                   WHERE pg_catalog.lower(opt) IN ('security_invoker=true', 'security_invoker=on',
+                                                                   'security_invoker=1', 'security_invoker=yes'))));
+        item := rn || ': rls_views'; ok := lst IS NULL;
+        detail := CASE WHEN ok THEN 'reads no view or materialized view that bypasses row level security'
+                       ELSE 'can read rows of every tenant through ' || lst
+                            || ' (use security_invoker views owned by a role without BYPASSRLS; do not grant materialized views)' END;
         RETURN NEXT;
 
         SELECT pg_catalog.string_agg(pg_catalog.quote_ident(d.datname), ', ' ORDER BY d.datname) INTO lst

@@ -641,7 +641,8 @@ func TestHardening(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"attributes", "memberships", "temporary", "create_database", "create_schema",
-		"owns_objects", "activity_query", "signal_backend", "user_lookup"} {
+		"owns_objects", "activity_query", "signal_backend", "user_lookup", "large_objects", "statement_stats",
+		"dblink", "rls_views", "other_databases"} {
 		if !seen[want] {
 			t.Errorf("hardening item %s not reported", want)
 		}
@@ -657,6 +658,8 @@ func TestHardening(t *testing.T) {
 		"CREATE SCHEMA mine":                                                        "42501",
 		"SELECT query FROM pg_stat_activity":                                        "42501",
 		"SELECT pg_stat_get_backend_activity(b) FROM pg_stat_get_backend_idset() b": "42501",
+		"SELECT lo_create(0)":                                                       "42501",
+		"SELECT lo_from_bytea(0, 'secret')":                                         "42501",
 		fmt.Sprintf("SELECT pg_terminate_backend(%d)", victimPID):                   "42501",
 		fmt.Sprintf("SELECT pg_cancel_backend(%d)", victimPID):                      "42501",
 	}
@@ -670,5 +673,56 @@ func TestHardening(t *testing.T) {
 	// A second Init with Harden is still fine.
 	if err := Init(ctx, e.conn, Options{TenantRoles: []string{e.role}, AuthUser: e.auth, Harden: true}); err != nil {
 		t.Fatalf("second hardened Init: %v", err)
+	}
+}
+
+// hardeningOK returns check name -> ok for role.
+func hardeningOK(t *testing.T, e *env) map[string]bool {
+	t.Helper()
+	items, err := HardeningStatus(testCtx(t), e.conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, it := range items {
+		out[strings.TrimPrefix(it.Item, e.role+": ")] = it.OK
+	}
+	return out
+}
+
+// TestHardeningExtensionsAndViews: pg_stat_statements and dblink installed
+// before init are locked down by it; views that bypass RLS are reported.
+func TestHardeningExtensionsAndViews(t *testing.T) {
+	t.Parallel()
+	e := setup(t, false)
+	ctx := testCtx(t)
+	e.exec(t, fmt.Sprintf(`CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dblink;
+		CREATE TABLE t (tenant_id text); SELECT multigres_protect('t');
+		CREATE VIEW all_rows AS SELECT * FROM t;
+		GRANT SELECT ON all_rows TO %s;`, ident(e.role)))
+	before := hardeningOK(t, e)
+	for _, k := range []string{"statement_stats", "dblink", "rls_views"} {
+		if before[k] {
+			t.Errorf("before hardening: %s reported ok", k)
+		}
+	}
+	if err := Init(ctx, e.conn, Options{TenantRoles: []string{e.role}, AuthUser: e.auth, Harden: true}); err != nil {
+		t.Fatal(err)
+	}
+	after := hardeningOK(t, e)
+	if !after["statement_stats"] || !after["dblink"] {
+		t.Errorf("after hardening: statement_stats=%v dblink=%v, want ok", after["statement_stats"], after["dblink"])
+	}
+	if after["rls_views"] {
+		t.Error("a superuser-owned view over a protected table is reported ok")
+	}
+	c := e.tenant(t, map[string]string{"app.current_tenant_id": "acme"})
+	for _, q := range []string{"SELECT count(*) FROM pg_stat_statements", "SELECT dblink_connect('host=127.0.0.1')"} {
+		_, err := c.Exec(ctx, q)
+		wantSQLState(t, err, "42501", q)
+	}
+	e.exec(t, "ALTER VIEW all_rows SET (security_invoker = on)")
+	if !hardeningOK(t, e)["rls_views"] {
+		t.Error("security_invoker view still reported")
 	}
 }
