@@ -119,12 +119,16 @@ type Store struct {
 }
 
 // New returns a Store over a connection the caller owns. Close does not
-// close db.
+// close db. On a pgx.Tx every statement runs in its own savepoint, so an
+// error from one call (ErrHandleTaken, say) leaves the transaction usable.
 func New(db DB, opts Options) (*Store, error) {
 	if db == nil || isNilPtr(db) {
 		return nil, errors.New("authpg.New: db is nil")
 	}
 	s := &Store{db: db}
+	if tx, ok := db.(pgx.Tx); ok {
+		s.db = &spDB{tx: tx}
+	}
 	if err := s.configure(opts); err != nil {
 		return nil, fmt.Errorf("authpg.New: %w", err)
 	}
@@ -246,7 +250,7 @@ func WithTenant(ctx context.Context, db DB, tenantID string, fn func(tx pgx.Tx) 
 func (s *Store) InTenant(ctx context.Context, tenantID string, fn func(*Store) error) error {
 	return WithTenant(ctx, s.db, tenantID, func(tx pgx.Tx) error {
 		c := *s
-		c.db, c.pool, c.closePool = tx, nil, false
+		c.db, c.pool, c.closePool = &spDB{tx: tx}, nil, false
 		return fn(&c)
 	})
 }
