@@ -137,6 +137,15 @@ func Init(ctx context.Context, conn *pgx.Conn, opts Options) error {
 	if _, err := tx.Exec(ctx, "SET LOCAL client_min_messages = warning"); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
+	// Roles are cluster-wide: two Inits in different databases (parallel
+	// tests, several app databases) would race on CREATE ROLE (unique
+	// violation) or ALTER ROLE ("tuple concurrently updated"). pg_authid is
+	// a shared catalog, so this lock serialises Inits across the cluster.
+	// SHARE ROW EXCLUSIVE conflicts with itself and with role DDL, not with
+	// the ACCESS SHARE that logins take, so connections are not held up.
+	if _, err := tx.Exec(ctx, "LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+		return fmt.Errorf("init: lock roles: %w", err)
+	}
 	if _, err := tx.Exec(ctx, SetupSQL, pgx.QueryExecModeSimpleProtocol); err != nil {
 		return fmt.Errorf("init: setup.sql: %w", err)
 	}

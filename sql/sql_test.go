@@ -726,3 +726,28 @@ func TestHardeningExtensionsAndViews(t *testing.T) {
 		t.Error("security_invoker view still reported")
 	}
 }
+
+// TestInitConcurrentSameRole: roles are cluster-wide, so Inits in several
+// databases at once must not fail on each other's CREATE/ALTER ROLE.
+func TestInitConcurrentSameRole(t *testing.T) {
+	t.Parallel()
+	s := pgtest.Shared()
+	role, auth := uniqueRole("app_user"), uniqueRole("mg_auth")
+	const n = 4
+	conns := make([]*pgx.Conn, n)
+	for i := range conns {
+		conns[i] = s.Connect(t, s.CreateDB(t))
+	}
+	ctx := testCtx(t)
+	errs := make(chan error, n)
+	for _, c := range conns {
+		go func(c *pgx.Conn) {
+			errs <- Init(ctx, c, Options{TenantRoles: []string{role}, AuthUser: auth, AuthPassword: "pw", Harden: true})
+		}(c)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Init: %v", err)
+		}
+	}
+}
