@@ -18,7 +18,7 @@ import (
 // victim is tenant A's data, created through the superuser store.
 type victim struct {
 	tenant, userID, handle, email, sessionID, invToken, invID string
-	codes                                                      []string
+	codes                                                     []string
 }
 
 const totpKey = "isolation-key"

@@ -1,4 +1,7 @@
 -- +goose Up
+-- RLS policies below are exactly what multigres_protect(tbl) creates for a
+-- uuid tenant_id column, with public.multigres_context() inlined so these
+-- migrations do not depend on the multigres setup SQL.
 -- Auth module: admin users, sessions, TOTP secrets, backup codes,
 -- invitations and audit events, in schema "auth". Every table is keyed by
 -- tenant_id first, every foreign key includes tenant_id, every unique
@@ -118,8 +121,8 @@ BEGIN
         EXECUTE format('ALTER TABLE auth.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE auth.%I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY multigres_tenant_isolation ON auth.%I
-            USING (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''))::uuid)
-            WITH CHECK (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''))::uuid)$p$, t);
+            USING (tenant_id = (SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '')::uuid))
+            WITH CHECK (tenant_id = (SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '')::uuid))$p$, t);
     END LOOP;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app_user') THEN
         GRANT USAGE ON SCHEMA auth TO app_user;

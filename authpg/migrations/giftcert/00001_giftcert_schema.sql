@@ -1,4 +1,7 @@
 -- +goose Up
+-- RLS policies below are exactly what multigres_protect(tbl) creates for a
+-- uuid tenant_id column, with public.multigres_context() inlined so these
+-- migrations do not depend on the multigres setup SQL.
 -- Gift-certificate module. Depends on booking (a redemption may pay for a
 -- booking). The balance can never go negative: the CHECK refuses it even if
 -- application code forgot the guard in its UPDATE.
@@ -47,8 +50,8 @@ BEGIN
         EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE public.%I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY multigres_tenant_isolation ON public.%I
-            USING (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''))::uuid)
-            WITH CHECK (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''))::uuid)$p$, t);
+            USING (tenant_id = (SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '')::uuid))
+            WITH CHECK (tenant_id = (SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '')::uuid))$p$, t);
         IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app_user') THEN
             EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON public.%I TO app_user', t);
         END IF;

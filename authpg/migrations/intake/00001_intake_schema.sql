@@ -1,4 +1,7 @@
 -- +goose Up
+-- RLS policies below are exactly what multigres_protect(tbl) creates for a
+-- uuid tenant_id column, with public.multigres_context() inlined so these
+-- migrations do not depend on the multigres setup SQL.
 -- Intake module: patient intake forms. Depends on booking (clients,
 -- bookings).
 CREATE TABLE public.intake_submissions (
@@ -23,8 +26,8 @@ CREATE INDEX intake_submissions_client_idx ON public.intake_submissions (tenant_
 ALTER TABLE public.intake_submissions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.intake_submissions FORCE ROW LEVEL SECURITY;
 CREATE POLICY multigres_tenant_isolation ON public.intake_submissions
-    USING (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''))::uuid)
-    WITH CHECK (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''))::uuid);
+    USING (tenant_id = (SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '')::uuid))
+    WITH CHECK (tenant_id = (SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '')::uuid));
 
 -- +goose StatementBegin
 DO $$
