@@ -115,11 +115,13 @@ func (c *clientConn) authSCRAM(secret auth.Secret, found bool) (backend.Credenti
 		return backend.Credentials{}, errBadPassword
 	}
 	c.writeMsg(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
-	creds := backend.Credentials{ClientKey: sv.ClientKey(), ServerKey: sv.ServerKey(), Salt: sv.Salt(), Iterations: sv.Iterations()}
 	if secret.Kind == auth.SecretPlain {
-		creds.Password = secret.Plain
+		// The keys belong to a verifier made here with a random salt, so
+		// upstream (which has its own salt) would reject a passthrough;
+		// the plaintext password logs in instead.
+		return backend.Credentials{Password: secret.Plain}, nil
 	}
-	return creds, nil
+	return backend.Credentials{ClientKey: sv.ClientKey(), ServerKey: sv.ServerKey(), Salt: sv.Salt(), Iterations: sv.Iterations()}, nil
 }
 
 func (c *clientConn) authMD5(secret auth.Secret, found bool) (backend.Credentials, error) {
