@@ -1,0 +1,502 @@
+#!/usr/bin/env bash
+# bench/run.sh: pgbench side by side against direct PostgreSQL, PgBouncer and
+# multigres, interleaved in one run on this machine (`make bench`).
+#
+# It starts a throwaway PostgreSQL cluster, PgBouncer and multigres on free
+# 127.0.0.1 ports, loads `pgbench -i -s 10`, puts pgbench_accounts under a
+# multigres tenant policy (RLS really on), and then, for every round, runs
+# every test against every target in rotating order. The table reports the
+# median TPS per (test, target) and is appended to docs/benchmarks.md.
+#
+# Usage: bash bench/run.sh [--quick] [--no-docs]
+#   --quick    1 round of 3 s per run, for smoke tests (does not write the docs
+#              unless BENCH_DOCS=1)
+#   --no-docs  print the table only
+# Environment:
+#   BENCH_ROUNDS   rounds (default 3)          BENCH_SECONDS  -T per run (default 10)
+#   BENCH_CLIENTS  -c (default 16)             BENCH_THREADS  -j (default 2)
+#   BENCH_SCALE    pgbench -i -s (default 10)  BENCH_DOCS     1/0: write docs/benchmarks.md
+#   MULTIGRES_BIN  proxy binary (default bin/multigres)
+#
+# Extending: a target is one `target` line plus a function printing
+# "host port user" (see "Targets" below); a test is one `bench_test` line; a
+# second proxy instance is one more `start_multigres NAME --flag value` call.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROUNDS=${BENCH_ROUNDS:-3}
+SECS=${BENCH_SECONDS:-10}
+CLIENTS=${BENCH_CLIENTS:-16}
+THREADS=${BENCH_THREADS:-2}
+SCALE=${BENCH_SCALE:-10}
+MULTIGRES_BIN=${MULTIGRES_BIN:-$ROOT/bin/multigres}
+DOCS_FILE=$ROOT/docs/benchmarks.md
+WRITE_DOCS=${BENCH_DOCS:-}
+QUICK=0
+
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    --no-docs) WRITE_DOCS=0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+    *) echo "bench: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=${BENCH_ROUNDS_QUICK:-1}
+  SECS=${BENCH_SECONDS_QUICK:-3}
+  WRITE_DOCS=${WRITE_DOCS:-0}
+fi
+WRITE_DOCS=${WRITE_DOCS:-1}
+
+# Throwaway credentials: every server listens on 127.0.0.1 only and is
+# destroyed on exit.
+SUPER_PW=bench_super_password
+APP_PW=bench_app_password
+AUTH_PW=bench_auth_password
+DB=bench
+TENANT=bench
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------
+# Tools. PostgreSQL and PgBouncer refuse to run as root: as root they run as
+# the postgres OS user.
+# ---------------------------------------------------------------------------
+find_pg_bindir() {
+  local d
+  if command -v pg_config >/dev/null 2>&1; then
+    d=$(pg_config --bindir)
+    [ -x "$d/initdb" ] && { echo "$d"; return; }
+  fi
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return; }
+  done
+  die "PostgreSQL server binaries (initdb) not found; run scripts/ensure-deps.sh postgres"
+}
+PG_BIN=$(find_pg_bindir)
+PGBOUNCER_BIN=$(command -v pgbouncer 2>/dev/null || echo /usr/sbin/pgbouncer)
+[ -x "$PGBOUNCER_BIN" ] || die "pgbouncer not found; run scripts/ensure-deps.sh pgbouncer"
+[ -x "$MULTIGRES_BIN" ] || die "$MULTIGRES_BIN not found; run make build"
+PGBENCH="$PG_BIN/pgbench"; [ -x "$PGBENCH" ] || PGBENCH=$(command -v pgbench)
+PSQL="$PG_BIN/psql"; [ -x "$PSQL" ] || PSQL=$(command -v psql)
+
+RUN_AS=()
+if [ "$(id -u)" -eq 0 ]; then
+  id postgres >/dev/null 2>&1 || die "running as root needs the postgres OS user"
+  RUN_AS=(runuser -u postgres --)
+fi
+as_pg() { "${RUN_AS[@]}" "$@"; }
+
+# Clients never negotiate TLS or GSS: the same plaintext TCP path for every
+# target, so the comparison is about the proxies, not about encryption.
+export PGSSLMODE=disable PGGSSENCMODE=disable PGCONNECT_TIMEOUT=10
+unset PGOPTIONS PGSERVICE PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE || true
+
+# ---------------------------------------------------------------------------
+# Temp dir and cleanup: every process this script starts is stopped on exit.
+# ---------------------------------------------------------------------------
+TMP=$(mktemp -d /tmp/multigres-bench.XXXXXX)
+chmod 700 "$TMP"
+[ ${#RUN_AS[@]} -gt 0 ] && chown postgres: "$TMP"
+declare -a KILL_PIDS=()
+PG_STARTED=0
+
+cleanup() {
+  local rc=$? pid
+  set +e
+  for pid in "${KILL_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null
+  done
+  if [ -f "$TMP/pgbouncer.pid" ]; then
+    kill -TERM "$(cat "$TMP/pgbouncer.pid")" 2>/dev/null
+  fi
+  for pid in "${KILL_PIDS[@]}"; do
+    timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+  done
+  if [ "$PG_STARTED" = 1 ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$TMP/data" -m immediate -t 30 stop >/dev/null 2>&1
+  fi
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# free_port prints an unused TCP port on 127.0.0.1 below the ephemeral range,
+# different from every port handed out before.
+declare -a USED_PORTS=()
+free_port() {
+  local p i
+  for i in $(seq 1 500); do
+    p=$((20000 + RANDOM % 12000))
+    [[ " ${USED_PORTS[*]} " == *" $p "* ]] && continue
+    if ss -Htan "( sport = :$p )" 2>/dev/null | grep -q .; then continue; fi
+    USED_PORTS+=("$p")
+    echo "$p"
+    return
+  done
+  die "no free port found"
+}
+
+# wait_port waits (bounded) until something accepts TCP connections on port.
+wait_port() {
+  local port=$1 what=$2 i
+  for i in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  die "$what did not listen on 127.0.0.1:$port within 30 s"
+}
+
+# psql_as USER PASSWORD PORT SQL [DBNAME]: one result value, unaligned.
+psql_as() {
+  PGPASSWORD=$2 timeout 60 "$PSQL" -X -q -v ON_ERROR_STOP=1 -At \
+    -h 127.0.0.1 -p "$3" -U "$1" -d "${5:-$DB}" -c "$4"
+}
+super_sql() { psql_as postgres "$SUPER_PW" "$PG_PORT" "$1"; }
+
+# ---------------------------------------------------------------------------
+# PostgreSQL: throwaway cluster tuned like a benchmark box. fsync,
+# synchronous_commit and full_page_writes are off: -S never writes, and the
+# data is thrown away.
+# ---------------------------------------------------------------------------
+start_postgres() {
+  PG_PORT=$(free_port)
+  printf '%s\n' "$SUPER_PW" >"$TMP/pwfile"
+  [ ${#RUN_AS[@]} -gt 0 ] && chown postgres: "$TMP/pwfile"
+  log "initdb ($PG_BIN)"
+  as_pg "$PG_BIN/initdb" -D "$TMP/data" -U postgres --pwfile="$TMP/pwfile" \
+    --auth=scram-sha-256 -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1 ||
+    { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
+  rm -f "$TMP/pwfile"
+  cat >>"$TMP/data/postgresql.conf" <<EOF
+# bench/run.sh
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$TMP'
+max_connections = 200
+password_encryption = 'scram-sha-256'
+shared_buffers = 256MB
+effective_cache_size = 1GB
+work_mem = 8MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_wal_size = 2GB
+checkpoint_timeout = 30min
+autovacuum = off
+log_min_messages = warning
+log_connections = off
+log_disconnections = off
+ssl = off
+EOF
+  cat >"$TMP/data/pg_hba.conf" <<EOF
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+EOF
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  as_pg "$PG_BIN/pg_ctl" -D "$TMP/data" -l "$TMP/postgres.log" -w -t 60 start >/dev/null ||
+    { tail -n 30 "$TMP/postgres.log" >&2; die "PostgreSQL did not start"; }
+  PG_STARTED=1
+}
+
+# ---------------------------------------------------------------------------
+# Data: pgbench tables, multigres init, and a tenant policy on
+# pgbench_accounts. Every row belongs to tenant "bench", so all three paths
+# read the same rows through the same RLS policy as the same role app_user.
+# ---------------------------------------------------------------------------
+load_data() {
+  psql_as postgres "$SUPER_PW" "$PG_PORT" "CREATE DATABASE $DB" postgres >/dev/null
+  log "pgbench -i -s $SCALE"
+  PGPASSWORD=$SUPER_PW timeout 600 "$PGBENCH" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" \
+    -U postgres "$DB" >"$TMP/pgbench-init.log" 2>&1 ||
+    { tail -n 20 "$TMP/pgbench-init.log" >&2; die "pgbench -i failed"; }
+  log "multigres init"
+  timeout 120 "$MULTIGRES_BIN" init \
+    --database-url "postgres://postgres:$SUPER_PW@127.0.0.1:$PG_PORT/$DB?sslmode=disable" \
+    --auth-password "$AUTH_PW" >"$TMP/init.log" 2>&1 ||
+    { cat "$TMP/init.log" >&2; die "multigres init failed"; }
+  log "protecting pgbench_accounts (tenant_id = 'bench' on every row)"
+  super_sql "
+    ALTER ROLE app_user PASSWORD '$APP_PW';
+    ALTER TABLE pgbench_accounts ADD COLUMN tenant_id text NOT NULL DEFAULT '$TENANT';
+    CREATE INDEX pgbench_accounts_tenant_aid ON pgbench_accounts (tenant_id, aid);
+    SELECT multigres_protect('pgbench_accounts', 'tenant_id');
+    GRANT SELECT, INSERT, UPDATE, DELETE ON pgbench_branches, pgbench_tellers, pgbench_history TO app_user;
+    -- Direct and PgBouncer clients log in as plain app_user; this default
+    -- gives them the tenant that multigres sets from app_user.$TENANT. A
+    -- role setting survives PgBouncer's DISCARD ALL (a startup 'options'
+    -- parameter would not pass PgBouncer at all).
+    ALTER ROLE app_user IN DATABASE $DB SET app.current_tenant_id = '$TENANT';" >/dev/null
+  super_sql "VACUUM ANALYZE" >/dev/null
+  super_sql "CHECKPOINT" >/dev/null
+}
+
+# ---------------------------------------------------------------------------
+# PgBouncer, session mode, SCRAM userlist with the verifier from pg_authid
+# (so it also logs in upstream with SCRAM passthrough, like multigres).
+# ---------------------------------------------------------------------------
+start_pgbouncer() {
+  PGB_PORT=$(free_port)
+  local verifier
+  verifier=$(super_sql "SELECT rolpassword FROM pg_authid WHERE rolname = 'app_user'")
+  [[ "$verifier" == SCRAM-SHA-256* ]] || die "app_user has no SCRAM verifier"
+  printf '"app_user" "%s"\n' "$verifier" >"$TMP/userlist.txt"
+  cat >"$TMP/pgbouncer.ini" <<EOF
+[databases]
+$DB = host=127.0.0.1 port=$PG_PORT dbname=$DB
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $TMP/userlist.txt
+pool_mode = session
+default_pool_size = $((CLIENTS + 4))
+max_client_conn = 200
+max_db_connections = 0
+ignore_startup_parameters = extra_float_digits
+server_tls_sslmode = disable
+client_tls_sslmode = disable
+log_connections = 0
+log_disconnections = 0
+log_pooler_errors = 1
+logfile = $TMP/pgbouncer.log
+pidfile = $TMP/pgbouncer.pid
+EOF
+  [ ${#RUN_AS[@]} -gt 0 ] && chown postgres: "$TMP/userlist.txt" "$TMP/pgbouncer.ini"
+  log "starting PgBouncer on 127.0.0.1:$PGB_PORT"
+  as_pg "$PGBOUNCER_BIN" -d -q "$TMP/pgbouncer.ini" >"$TMP/pgbouncer.out" 2>&1 ||
+    { cat "$TMP/pgbouncer.out" "$TMP/pgbouncer.log" >&2 2>/dev/null; die "PgBouncer did not start"; }
+  wait_port "$PGB_PORT" PgBouncer
+}
+
+# ---------------------------------------------------------------------------
+# multigres instances: start_multigres NAME [extra serve flags...]. The port
+# lands in MG_PORT[NAME]. Later variants (guard off, signing off, transaction
+# mode) are one more call with their flags.
+# ---------------------------------------------------------------------------
+declare -A MG_PORT=()
+start_multigres() {
+  local name=$1; shift
+  local port
+  port=$(free_port)
+  log "starting multigres[$name] on 127.0.0.1:$port $*"
+  "$MULTIGRES_BIN" serve --listen-host 127.0.0.1 --port "$port" \
+    --upstream-host 127.0.0.1 --upstream-port "$PG_PORT" \
+    --auth-password "$AUTH_PW" --server-tls-mode disable --client-tls-mode disable \
+    --log-level warn "$@" >"$TMP/multigres-$name.log" 2>&1 &
+  KILL_PIDS+=("$!")
+  MG_PORT[$name]=$port
+  wait_port "$port" "multigres[$name]"
+}
+
+# ---------------------------------------------------------------------------
+# Targets: `target NAME LABEL FUNCTION`; FUNCTION prints "host port user".
+# All use the password of app_user. Order here is the column order.
+# ---------------------------------------------------------------------------
+declare -a TARGETS=()
+declare -A TARGET_LABEL=() TARGET_FN=()
+target() { TARGETS+=("$1"); TARGET_LABEL[$1]=$2; TARGET_FN[$1]=$3; }
+
+conn_direct()    { echo "127.0.0.1 $PG_PORT app_user"; }
+conn_pgbouncer() { echo "127.0.0.1 $PGB_PORT app_user"; }
+conn_multigres() { echo "127.0.0.1 ${MG_PORT[session]} app_user.$TENANT"; }
+
+target direct    "direct"    conn_direct
+target pgbouncer "PgBouncer" conn_pgbouncer
+target multigres "multigres" conn_multigres
+# e.g. target mg_noguard "multigres guard off" conn_mg_noguard
+
+# Ratio columns: every target that is not a baseline, divided by each baseline.
+BASELINES=(direct pgbouncer)
+
+# ---------------------------------------------------------------------------
+# Tests: `bench_test NAME "pgbench flags"`. -S is the built-in select-only
+# script. With -C pgbench opens a new connection for every transaction and
+# its tps includes the connection time.
+# ---------------------------------------------------------------------------
+declare -a TESTS=()
+declare -A TEST_FLAGS=()
+bench_test() { TESTS+=("$1"); TEST_FLAGS[$1]=$2; }
+
+bench_test "-S simple"    "-S -M simple"
+bench_test "-S extended"  "-S -M extended"
+bench_test "-S -C simple" "-S -C -M simple"
+# e.g. bench_test "-S prepared" "-S -M prepared"
+
+# ---------------------------------------------------------------------------
+# Sanity: every path returns the same rows, RLS is really on, and multigres
+# sets the tenant itself (another tenant sees nothing).
+# ---------------------------------------------------------------------------
+check_paths() {
+  local want name host port user got
+  want=$(super_sql "SELECT count(*) FROM pgbench_accounts")
+  [ "$want" -gt 0 ] || die "pgbench_accounts is empty"
+  for name in "${TARGETS[@]}"; do
+    read -r host port user < <("${TARGET_FN[$name]}")
+    got=$(psql_as "$user" "$APP_PW" "$port" "SELECT count(*) FROM pgbench_accounts" 2>&1) ||
+      die "${TARGET_LABEL[$name]}: count query failed: $got"
+    [ "$got" = "$want" ] || die "${TARGET_LABEL[$name]}: $user sees $got of $want rows of pgbench_accounts"
+    log "check ${TARGET_LABEL[$name]} ($user @ $port): $got rows"
+  done
+  got=$(psql_as app_user "$APP_PW" "$PG_PORT" \
+    "SET app.current_tenant_id = 'nobody'; SELECT count(*) FROM pgbench_accounts")
+  [ "$got" = 0 ] || die "RLS is not on: app_user with another tenant sees $got rows"
+  got=$(psql_as "app_user.nobody" "$APP_PW" "${MG_PORT[session]}" "SELECT count(*) FROM pgbench_accounts")
+  [ "$got" = 0 ] || die "multigres: app_user.nobody sees $got rows"
+  log "check RLS: another tenant sees 0 rows directly and through multigres"
+}
+
+# ---------------------------------------------------------------------------
+# Running pgbench. RESULTS["test|target"] holds the TPS of each good run;
+# ERRORS counts failed runs.
+# ---------------------------------------------------------------------------
+declare -A RESULTS=() FAILS=()
+declare -a ERROR_TEXT=()
+
+# parse_tps FILE: pgbench 15 prints "tps = N (without initial connection
+# time)", or with -C "tps = N (including reconnection times)". Either way it
+# is the only "tps = " line.
+parse_tps() { awk '/^tps = /{print $3; exit}' "$1"; }
+
+run_one() {
+  local test=$1 name=$2 round=$3 host port user out rc tps
+  read -r host port user < <("${TARGET_FN[$name]}")
+  out="$TMP/run-$round-${name}-${test//[^A-Za-z0-9]/_}.log"
+  # shellcheck disable=SC2086 # TEST_FLAGS is a list of flags
+  set +e
+  PGPASSWORD=$APP_PW timeout -k 5 $((SECS + 60)) "$PGBENCH" -n -c "$CLIENTS" -j "$THREADS" -T "$SECS" \
+    ${TEST_FLAGS[$test]} -h "$host" -p "$port" -U "$user" "$DB" >"$out" 2>&1
+  rc=$?
+  set -e
+  tps=$(parse_tps "$out")
+  if [ "$rc" -ne 0 ] || [ -z "$tps" ] || grep -q -E '^(client [0-9]+ aborted|pgbench: error)' "$out"; then
+    FAILS["$test|$name"]=$(( ${FAILS["$test|$name"]:-0} + 1 ))
+    ERROR_TEXT+=("round $round, $test, ${TARGET_LABEL[$name]} (exit $rc):"$'\n'"$(grep -v -E '^(transaction type|scaling factor|query mode|number of|maximum number|duration|latency|initial connection|average connection|tps)' "$out" | head -n 15 || true)")
+    printf '  %-14s %-12s FAILED (exit %s)\n' "$test" "${TARGET_LABEL[$name]}" "$rc" >&2
+    return 0
+  fi
+  RESULTS["$test|$name"]+="$tps "
+  printf '  %-14s %-12s %10.1f tps\n' "$test" "${TARGET_LABEL[$name]}" "$tps" >&2
+}
+
+median() {
+  tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR]=$1} END {
+    if (NR == 0) { print ""; exit }
+    if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2] + v[NR/2+1]) / 2 }'
+}
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+start_postgres
+load_data
+start_pgbouncer
+start_multigres session --pool-mode session
+check_paths
+
+log "fsync=off, synchronous_commit=off, full_page_writes=off (throwaway cluster)"
+log "$ROUNDS round(s) x ${#TESTS[@]} tests x ${#TARGETS[@]} targets x ${SECS} s; pgbench -c $CLIENTS -j $THREADS -n"
+nt=${#TARGETS[@]}
+for ((r = 1; r <= ROUNDS; r++)); do
+  log "round $r/$ROUNDS"
+  for ((ti = 0; ti < ${#TESTS[@]}; ti++)); do
+    # Rotate the target order per round and test, so no target always runs
+    # first (cold) or right after another one (warm).
+    off=$(( (r - 1 + ti) % nt ))
+    for ((k = 0; k < nt; k++)); do
+      run_one "${TESTS[$ti]}" "${TARGETS[$(( (off + k) % nt ))]}" "$r"
+    done
+  done
+done
+END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Table: test | TPS per target | ratios of each non-baseline target.
+declare -a RATIO_COLS=()
+for name in "${TARGETS[@]}"; do
+  [[ " ${BASELINES[*]} " == *" $name "* ]] && continue
+  for b in "${BASELINES[@]}"; do RATIO_COLS+=("$name/$b"); done
+done
+declare -A MED=()
+for test in "${TESTS[@]}"; do
+  for name in "${TARGETS[@]}"; do
+    MED["$test|$name"]=$(printf '%s' "${RESULTS["$test|$name"]:-}" | median)
+  done
+done
+
+table() {
+  local hdr="| test |" sep="|---|" name col test row a b v
+  for name in "${TARGETS[@]}"; do hdr+=" ${TARGET_LABEL[$name]} TPS |"; sep+="---:|"; done
+  for col in "${RATIO_COLS[@]}"; do
+    hdr+=" ${TARGET_LABEL[${col%/*}]}/${TARGET_LABEL[${col#*/}]} |"; sep+="---:|"
+  done
+  echo "$hdr"; echo "$sep"
+  for test in "${TESTS[@]}"; do
+    row="| \`${TEST_FLAGS[$test]}\` |"
+    for name in "${TARGETS[@]}"; do
+      v=${MED["$test|$name"]}
+      if [ -n "$v" ]; then row+=" $(printf '%.0f' "$v")"; else row+=" n/a"; fi
+      [ -n "${FAILS["$test|$name"]:-}" ] && row+=" (${FAILS["$test|$name"]} failed)"
+      row+=" |"
+    done
+    for col in "${RATIO_COLS[@]}"; do
+      a=${MED["$test|${col%/*}"]}; b=${MED["$test|${col#*/}"]}
+      if [ -n "$a" ] && [ -n "$b" ]; then
+        row+=" $(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "n/a" }') |"
+      else
+        row+=" n/a |"
+      fi
+    done
+    echo "$row"
+  done
+}
+
+TABLE=$(table)
+PG_VERSION=$("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')
+PGB_VERSION=$("$PGBOUNCER_BIN" --version | head -n 1 | sed 's/^PgBouncer //')
+CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+MEM=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+STAMP=$(date -u '+%Y-%m-%d %H:%M UTC')
+
+SECTION=$(cat <<EOF
+## $STAMP
+
+- Machine: \`$(uname -srm)\`, ${CPU:-unknown CPU}, $(nproc) cores, $MEM RAM; load average ${START_LOAD} before, ${END_LOAD} after.
+- PostgreSQL $PG_VERSION (fsync, synchronous_commit and full_page_writes off), PgBouncer $PGB_VERSION (session mode), multigres \`$COMMIT\` (session mode).
+- pgbench -n -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE; $ROUNDS interleaved round(s); median TPS per cell.
+
+$TABLE
+EOF
+)
+
+echo
+echo "$SECTION"
+if [ ${#ERROR_TEXT[@]} -gt 0 ]; then
+  echo
+  echo "Failed runs (pgbench output without the summary lines):"
+  for e in "${ERROR_TEXT[@]}"; do echo "$e"; echo; done
+  for name in "${!MG_PORT[@]}"; do
+    if [ -s "$TMP/multigres-$name.log" ]; then
+      echo "multigres[$name] log (last 20 lines):"; tail -n 20 "$TMP/multigres-$name.log"
+    fi
+  done
+fi
+
+if [ "$WRITE_DOCS" = 1 ]; then
+  MARK='<!-- bench/run.sh inserts new results below this line, newest first -->'
+  if [ -f "$DOCS_FILE" ] && grep -qF "$MARK" "$DOCS_FILE"; then
+    MARK=$MARK SECT=$SECTION awk '
+      { print } $0 == ENVIRON["MARK"] { print ""; print ENVIRON["SECT"] }' "$DOCS_FILE" >"$TMP/benchmarks.md"
+    cat "$TMP/benchmarks.md" >"$DOCS_FILE"
+  else
+    { [ -f "$DOCS_FILE" ] || printf '# Benchmarks\n\n%s\n' "$MARK"; echo; echo "$SECTION"; } >>"$DOCS_FILE"
+  fi
+  log "appended the results to docs/benchmarks.md"
+fi
