@@ -130,6 +130,7 @@ DECLARE
     owner name;
     typ text;
     expr text;
+    part regclass;
 BEGIN
     IF tbl IS NULL OR col IS NULL OR var IS NULL THEN
         RAISE EXCEPTION 'multigres_protect: table, column and variable must not be NULL'
@@ -163,15 +164,28 @@ BEGIN
     END IF;
 
     expr := pg_catalog.format('%I = (SELECT public.multigres_context(%L)::%s)', col, var, typ);
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
-               WHERE p.polrelid = rel AND p.polname = 'multigres_tenant_isolation') THEN
-        EXECUTE pg_catalog.format('DROP POLICY multigres_tenant_isolation ON %s', rel);
-    END IF;
-    EXECUTE pg_catalog.format(
-        'CREATE POLICY multigres_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)',
-        rel, expr, expr);
-    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
-    EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', rel);
+    -- Existing partitions get the same policy too (without grants): queries
+    -- through the parent use the parent's policy, and a partition queried
+    -- directly needs its own grant, which multigres never gives; protecting
+    -- them anyway keeps a later manual GRANT on a partition from opening it.
+    -- Partitions created later are not covered; run multigres_protect again.
+    FOR part IN
+        SELECT t.relid FROM pg_catalog.pg_partition_tree(rel) t
+        JOIN pg_catalog.pg_class c ON c.oid = t.relid
+        WHERE c.relkind IN ('r', 'p')
+        UNION
+        SELECT rel
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                   WHERE p.polrelid = part AND p.polname = 'multigres_tenant_isolation') THEN
+            EXECUTE pg_catalog.format('DROP POLICY multigres_tenant_isolation ON %s', part);
+        END IF;
+        EXECUTE pg_catalog.format(
+            'CREATE POLICY multigres_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)',
+            part, expr, expr);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', part);
+        EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', part);
+    END LOOP;
     PERFORM multigres.grant_tenant_access(rel);
     IF NOT EXISTS (SELECT 1 FROM multigres.tenant_roles) THEN
         RAISE NOTICE 'multigres_protect: no tenant roles configured; no privileges granted'
@@ -194,6 +208,8 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     rel regclass;
+    part regclass;
+    kept boolean := false;
 BEGIN
     rel := pg_catalog.to_regclass(tbl);
     IF rel IS NULL THEN
@@ -201,13 +217,29 @@ BEGIN
             USING ERRCODE = 'undefined_table',
                   HINT = 'Qualify the table with its schema if that schema is not on the search_path.';
     END IF;
-    EXECUTE pg_catalog.format('DROP POLICY IF EXISTS multigres_tenant_isolation ON %s', rel);
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = rel) THEN
-        RAISE NOTICE 'multigres_unprotect: other policies remain on %; row level security stays enabled', rel;
+    FOR part IN
+        SELECT t.relid FROM pg_catalog.pg_partition_tree(rel) t
+        JOIN pg_catalog.pg_class c ON c.oid = t.relid
+        WHERE c.relkind IN ('r', 'p')
+        UNION
+        SELECT rel
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                       WHERE p.polrelid = part AND p.polname = 'multigres_tenant_isolation') THEN
+            CONTINUE;
+        END IF;
+        EXECUTE pg_catalog.format('DROP POLICY multigres_tenant_isolation ON %s', part);
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = part) THEN
+            RAISE NOTICE 'multigres_unprotect: other policies remain on %; row level security stays enabled', part;
+            kept := true;
+            CONTINUE;
+        END IF;
+        EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', part);
+        EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', part);
+    END LOOP;
+    IF kept THEN
         RETURN pg_catalog.format('unprotected %s (row level security kept for other policies)', rel);
     END IF;
-    EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', rel);
-    EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', rel);
     RETURN pg_catalog.format('unprotected %s', rel);
 END
 $$;
@@ -314,6 +346,9 @@ BEGIN
         WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
     LOOP
         EXECUTE pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM %s', r.nspname, grantees);
+        -- TRUNCATE ignores row level security (it would empty every
+        -- tenant's rows) and TRIGGER lets a role attach code to a table.
+        EXECUTE pg_catalog.format('REVOKE TRUNCATE, TRIGGER ON ALL TABLES IN SCHEMA %I FROM %s', r.nspname, grantees);
     END LOOP;
 
     EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer), '
@@ -368,6 +403,7 @@ REVOKE ALL ON FUNCTION multigres.apply_hardening() FROM PUBLIC;
 --   activity_query   cannot run pg_stat_get_activity/pg_stat_get_backend_activity
 --   signal_backend   cannot run pg_cancel_backend/pg_terminate_backend
 --   user_lookup      cannot run multigres.user_lookup
+--   table_privileges holds TRUNCATE (bypasses RLS) or TRIGGER on no table
 --   large_objects    cannot create, open, read, write or unlink large objects
 --   statement_stats  cannot run pg_stat_statements (ok when not installed)
 --   dblink           cannot run dblink functions (ok when not installed)
@@ -468,6 +504,16 @@ BEGIN
         item := rn || ': user_lookup';
         ok := NOT pg_catalog.has_function_privilege(rid, 'multigres.user_lookup(text)', 'EXECUTE');
         detail := CASE WHEN ok THEN 'cannot read password verifiers' ELSE 'can run multigres.user_lookup' END;
+        RETURN NEXT;
+
+        SELECT pg_catalog.string_agg(c.oid::regclass::text, ', ' ORDER BY 1) INTO lst
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+          AND pg_catalog.has_table_privilege(rid, c.oid, 'TRUNCATE, TRIGGER');
+        item := rn || ': table_privileges'; ok := lst IS NULL;
+        detail := CASE WHEN ok THEN 'no TRUNCATE or TRIGGER on any table'
+                       ELSE 'has TRUNCATE or TRIGGER on ' || pg_catalog.left(lst, 200) END;
         RETURN NEXT;
 
         item := rn || ': large_objects';

@@ -173,8 +173,11 @@ func Init(ctx context.Context, conn *pgx.Conn, opts Options) error {
 	}
 
 	// Tables protected before a tenant role was added get its grants now.
+	// Partitions carry the policy too but, like multigres_protect, get no
+	// grants: tenants reach them only through the parent.
 	if _, err := tx.Exec(ctx, `SELECT multigres.grant_tenant_access(p.polrelid)
-		FROM pg_catalog.pg_policy p WHERE p.polname = 'multigres_tenant_isolation'`); err != nil {
+		FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+		WHERE p.polname = 'multigres_tenant_isolation' AND NOT c.relispartition`); err != nil {
 		return fmt.Errorf("init: re-grant protected tables: %w", err)
 	}
 

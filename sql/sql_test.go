@@ -641,7 +641,7 @@ func TestHardening(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"attributes", "memberships", "temporary", "create_database", "create_schema",
-		"owns_objects", "activity_query", "signal_backend", "user_lookup", "large_objects", "statement_stats",
+		"owns_objects", "activity_query", "signal_backend", "user_lookup", "table_privileges", "large_objects", "statement_stats",
 		"dblink", "rls_views", "other_databases"} {
 		if !seen[want] {
 			t.Errorf("hardening item %s not reported", want)
@@ -698,10 +698,12 @@ func TestHardeningExtensionsAndViews(t *testing.T) {
 	ctx := testCtx(t)
 	e.exec(t, fmt.Sprintf(`CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dblink;
 		CREATE TABLE t (tenant_id text); SELECT multigres_protect('t');
+		INSERT INTO t VALUES ('acme'), ('globex');
+		GRANT TRUNCATE ON t TO %[1]s;
 		CREATE VIEW all_rows AS SELECT * FROM t;
-		GRANT SELECT ON all_rows TO %s;`, ident(e.role)))
+		GRANT SELECT ON all_rows TO %[1]s;`, ident(e.role)))
 	before := hardeningOK(t, e)
-	for _, k := range []string{"statement_stats", "dblink", "rls_views"} {
+	for _, k := range []string{"statement_stats", "dblink", "rls_views", "table_privileges"} {
 		if before[k] {
 			t.Errorf("before hardening: %s reported ok", k)
 		}
@@ -710,14 +712,16 @@ func TestHardeningExtensionsAndViews(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := hardeningOK(t, e)
-	if !after["statement_stats"] || !after["dblink"] {
-		t.Errorf("after hardening: statement_stats=%v dblink=%v, want ok", after["statement_stats"], after["dblink"])
+	for _, k := range []string{"statement_stats", "dblink", "table_privileges"} {
+		if !after[k] {
+			t.Errorf("after hardening: %s not ok", k)
+		}
 	}
 	if after["rls_views"] {
 		t.Error("a superuser-owned view over a protected table is reported ok")
 	}
 	c := e.tenant(t, map[string]string{"app.current_tenant_id": "acme"})
-	for _, q := range []string{"SELECT count(*) FROM pg_stat_statements", "SELECT dblink_connect('host=127.0.0.1')"} {
+	for _, q := range []string{"SELECT count(*) FROM pg_stat_statements", "SELECT dblink_connect('host=127.0.0.1')", "TRUNCATE t"} {
 		_, err := c.Exec(ctx, q)
 		wantSQLState(t, err, "42501", q)
 	}
@@ -748,6 +752,45 @@ func TestInitConcurrentSameRole(t *testing.T) {
 	for i := 0; i < n; i++ {
 		if err := <-errs; err != nil {
 			t.Errorf("concurrent Init: %v", err)
+		}
+	}
+}
+
+func TestProtectPartitionedTable(t *testing.T) {
+	t.Parallel()
+	e := setup(t, false)
+	ctx := testCtx(t)
+	e.exec(t, `CREATE TABLE parted (id serial, tenant_id text NOT NULL, v text) PARTITION BY LIST (tenant_id);
+		CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('acme');
+		CREATE TABLE parted_g PARTITION OF parted FOR VALUES IN ('globex');
+		INSERT INTO parted (tenant_id, v) VALUES ('acme', 'a'), ('globex', 'g');
+		SELECT multigres_protect('parted');`)
+	// A second Init (new role) must not grant on partitions.
+	if err := Init(ctx, e.conn, Options{TenantRoles: []string{e.role}, AuthUser: e.auth}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Status(ctx, e.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if !s.Protected || s.Policies != 1 {
+			t.Errorf("%s.%s: %+v, want protected with 1 policy", s.Schema, s.Table, s)
+		}
+	}
+	c := e.tenant(t, map[string]string{"app.current_tenant_id": "acme"})
+	if got := queryStrings(t, c, "SELECT v FROM parted"); strings.Join(got, ",") != "a" {
+		t.Errorf("through parent tenant sees %v, want [a]", got)
+	}
+	_, err = c.Exec(ctx, "SELECT * FROM parted_g")
+	wantSQLState(t, err, "42501", "direct read of another tenant's partition")
+	if err := Unprotect(ctx, e.conn, "parted"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = Status(ctx, e.conn)
+	for _, s := range st {
+		if s.RLSEnabled || s.Policies != 0 {
+			t.Errorf("after unprotect %s.%s: %+v", s.Schema, s.Table, s)
 		}
 	}
 }
