@@ -407,13 +407,16 @@ REVOKE ALL ON FUNCTION multigres.apply_hardening() FROM PUBLIC;
 --   large_objects    cannot create, open, read, write or unlink large objects
 --   statement_stats  cannot run pg_stat_statements (ok when not installed)
 --   dblink           cannot run dblink functions (ok when not installed)
+-- advisory marks the items multigres init does not change because fixing
+-- them needs an operator's decision (rls_views, other_databases).
 --   rls_views        can read no view that bypasses row level security (not
 --                    security_invoker, owner is superuser or BYPASSRLS) and
 --                    no materialized view (they have no RLS); report only
 --   other_databases  cannot connect to another database (not changed by
 --                    init: revoke CONNECT there or restrict databases in the proxy)
-CREATE OR REPLACE FUNCTION public.multigres_hardening_status(roles text[] DEFAULT NULL)
-RETURNS TABLE(item text, ok boolean, detail text)
+DROP FUNCTION IF EXISTS public.multigres_hardening_status(text[]);
+CREATE FUNCTION public.multigres_hardening_status(roles text[] DEFAULT NULL)
+RETURNS TABLE(item text, ok boolean, detail text, advisory boolean)
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
@@ -426,11 +429,12 @@ BEGIN
         SELECT pg_catalog.array_agg(t.rolname::text ORDER BY t.rolname) INTO roles FROM multigres.tenant_roles t;
     END IF;
     IF roles IS NULL OR pg_catalog.cardinality(roles) = 0 THEN
-        item := 'tenant_roles'; ok := false; detail := 'no tenant roles configured';
+        item := 'tenant_roles'; ok := false; detail := 'no tenant roles configured'; advisory := false;
         RETURN NEXT;
         RETURN;
     END IF;
     FOREACH rn IN ARRAY roles LOOP
+        advisory := false;
         SELECT r.oid INTO rid FROM pg_catalog.pg_roles r WHERE r.rolname = rn;
         IF rid IS NULL THEN
             item := rn || ': exists'; ok := false; detail := 'role does not exist';
@@ -559,7 +563,9 @@ BEGIN
                    AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(c.reloptions) opt
                                    WHERE pg_catalog.lower(opt) IN ('security_invoker=true', 'security_invoker=on',
                                                                    'security_invoker=1', 'security_invoker=yes'))));
-        item := rn || ': rls_views'; ok := lst IS NULL;
+        -- The advisory items come last, so advisory stays true to the end of
+        -- this role's rows and is reset at the next role.
+        item := rn || ': rls_views'; ok := lst IS NULL; advisory := true;
         detail := CASE WHEN ok THEN 'reads no view or materialized view that bypasses row level security'
                        ELSE 'can read rows of every tenant through ' || lst
                             || ' (use security_invoker views owned by a role without BYPASSRLS; do not grant materialized views)' END;
@@ -569,7 +575,7 @@ BEGIN
         FROM pg_catalog.pg_database d
         WHERE d.datallowconn AND d.datname <> pg_catalog.current_database()
           AND pg_catalog.has_database_privilege(rid, d.oid, 'CONNECT');
-        item := rn || ': other_databases'; ok := lst IS NULL;
+        item := rn || ': other_databases'; ok := lst IS NULL; advisory := true;
         detail := CASE WHEN ok THEN 'can connect to no other database'
                        ELSE 'can connect to ' || lst || ' (unhardened there): REVOKE CONNECT or restrict databases in the proxy' END;
         RETURN NEXT;

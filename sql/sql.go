@@ -23,6 +23,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -233,10 +234,24 @@ func ensureAuthUser(ctx context.Context, tx pgx.Tx, user, password string) error
 		}
 	}
 	if password != "" {
+		// Re-setting an unchanged password would only draw a new salt;
+		// keep Init free of such churn.
+		var current *string
+		if err := tx.QueryRow(ctx, "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1", user).Scan(&current); err != nil {
+			return fmt.Errorf("read auth user %q verifier: %w", user, err)
+		}
+		if current != nil && isPrintableASCII(password) && scramMatches(*current, password) {
+			return grantAuthUser(ctx, tx, user)
+		}
 		if err := setPassword(ctx, tx, user, password); err != nil {
 			return fmt.Errorf("auth user %q: %w", user, err)
 		}
 	}
+	return grantAuthUser(ctx, tx, user)
+}
+
+// grantAuthUser gives the auth user what user_lookup needs and nothing else.
+func grantAuthUser(ctx context.Context, tx pgx.Tx, user string) error {
 	for _, q := range []string{
 		"GRANT USAGE ON SCHEMA multigres TO " + ident(user),
 		"GRANT EXECUTE ON FUNCTION multigres.user_lookup(text) TO " + ident(user),
@@ -288,6 +303,57 @@ func isPrintableASCII(s string) bool {
 	return true
 }
 
+// scramMatches reports whether verifier is a SCRAM-SHA-256 verifier of
+// password (no SASLprep; callers pass printable ASCII only).
+func scramMatches(verifier, password string) bool {
+	rest, ok := strings.CutPrefix(verifier, "SCRAM-SHA-256$")
+	if !ok {
+		return false
+	}
+	params, keys, ok := strings.Cut(rest, "$")
+	if !ok {
+		return false
+	}
+	iterStr, saltB64, ok := strings.Cut(params, ":")
+	if !ok {
+		return false
+	}
+	storedB64, serverB64, ok := strings.Cut(keys, ":")
+	if !ok {
+		return false
+	}
+	iter, err := strconv.Atoi(iterStr)
+	if err != nil || iter < 1 || iter > 10_000_000 {
+		return false
+	}
+	salt, err1 := base64.StdEncoding.DecodeString(saltB64)
+	stored, err2 := base64.StdEncoding.DecodeString(storedB64)
+	server, err3 := base64.StdEncoding.DecodeString(serverB64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return false
+	}
+	gotStored, gotServer, err := scramKeys(password, salt, iter)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(stored, gotStored) && hmac.Equal(server, gotServer)
+}
+
+// scramKeys derives StoredKey and ServerKey as in RFC 5802.
+func scramKeys(password string, salt []byte, iter int) (stored, server []byte, err error) {
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iter, sha256.Size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("scram pbkdf2: %w", err)
+	}
+	mac := func(key []byte, msg string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(msg))
+		return h.Sum(nil)
+	}
+	sum := sha256.Sum256(mac(salted, "Client Key"))
+	return sum[:], mac(salted, "Server Key"), nil
+}
+
 // ScramVerifier returns the PostgreSQL SCRAM-SHA-256 verifier of password
 // ("SCRAM-SHA-256$4096:salt$StoredKey:ServerKey") with a random 16-byte salt
 // and 4096 iterations, PostgreSQL's defaults. It does not apply SASLprep, so
@@ -299,20 +365,12 @@ func ScramVerifier(password string) (string, error) {
 		return "", fmt.Errorf("scram salt: %w", err)
 	}
 	const iter = 4096
-	salted, err := pbkdf2.Key(sha256.New, password, salt, iter, sha256.Size)
+	stored, serverKey, err := scramKeys(password, salt, iter)
 	if err != nil {
-		return "", fmt.Errorf("scram pbkdf2: %w", err)
+		return "", err
 	}
-	mac := func(key []byte, msg string) []byte {
-		h := hmac.New(sha256.New, key)
-		h.Write([]byte(msg))
-		return h.Sum(nil)
-	}
-	clientKey := mac(salted, "Client Key")
-	stored := sha256.Sum256(clientKey)
-	serverKey := mac(salted, "Server Key")
 	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iter, b64(salt), b64(stored[:]), b64(serverKey)), nil
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iter, b64(salt), b64(stored), b64(serverKey)), nil
 }
 
 // Protect runs multigres_protect(table, column): see setup.sql. An empty
@@ -373,6 +431,10 @@ type HardeningItem struct {
 	Item   string
 	OK     bool
 	Detail string
+	// Advisory items are not changed by Init because fixing them needs an
+	// operator's decision (views that bypass RLS, CONNECT on other
+	// databases); a missing advisory item is a warning, not an Init gap.
+	Advisory bool
 }
 
 // HardeningStatus reports each hardening item for tenantRoles (nil: the
@@ -382,13 +444,13 @@ func HardeningStatus(ctx context.Context, conn *pgx.Conn, tenantRoles []string) 
 	if tenantRoles != nil {
 		arg = tenantRoles
 	}
-	rows, err := conn.Query(ctx, "SELECT item, ok, detail FROM public.multigres_hardening_status($1::text[])", arg)
+	rows, err := conn.Query(ctx, "SELECT item, ok, detail, advisory FROM public.multigres_hardening_status($1::text[])", arg)
 	if err != nil {
 		return nil, fmt.Errorf("hardening status: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HardeningItem, error) {
 		var h HardeningItem
-		err := r.Scan(&h.Item, &h.OK, &h.Detail)
+		err := r.Scan(&h.Item, &h.OK, &h.Detail, &h.Advisory)
 		return h, err
 	})
 	if err != nil {

@@ -630,6 +630,9 @@ func TestHardening(t *testing.T) {
 		check := strings.TrimPrefix(it.Item, e.role+": ")
 		seen[check] = true
 		// Other databases exist in the test cluster and init does not touch them.
+		if it.Advisory != (check == "other_databases" || check == "rls_views") {
+			t.Errorf("%s: advisory = %v", it.Item, it.Advisory)
+		}
 		if check == "other_databases" {
 			if it.OK {
 				t.Errorf("other_databases reported ok although the role can connect to postgres: %+v", it)
@@ -793,4 +796,62 @@ func TestProtectPartitionedTable(t *testing.T) {
 			t.Errorf("after unprotect %s.%s: %+v", s.Schema, s.Table, s)
 		}
 	}
+}
+
+func TestScramMatches(t *testing.T) {
+	t.Parallel()
+	v, err := ScramVerifier("s3cret pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !scramMatches(v, "s3cret pass") {
+		t.Error("verifier does not match its own password")
+	}
+	for _, bad := range []string{"s3cret pasS", "", "s3cret pass "} {
+		if scramMatches(v, bad) {
+			t.Errorf("verifier matches %q", bad)
+		}
+	}
+	for _, garbage := range []string{"", "md5abc", "SCRAM-SHA-256$", "SCRAM-SHA-256$x:y$z:w", "SCRAM-SHA-256$99999999999:AAAA$AAAA:AAAA"} {
+		if scramMatches(garbage, "s3cret pass") {
+			t.Errorf("garbage verifier %q matches", garbage)
+		}
+	}
+}
+
+// TestInitKeepsUnchangedAuthPassword: re-running Init with the same password
+// must not draw a new salt; a new password must take effect.
+func TestInitKeepsUnchangedAuthPassword(t *testing.T) {
+	t.Parallel()
+	e := setup(t, false)
+	ctx := testCtx(t)
+	verifier := func() string {
+		var v string
+		if err := e.conn.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", e.auth).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := verifier()
+	opts := Options{TenantRoles: []string{e.role}, AuthUser: e.auth, AuthPassword: authPassword}
+	if err := Init(ctx, e.conn, opts); err != nil {
+		t.Fatal(err)
+	}
+	if after := verifier(); after != before {
+		t.Error("Init with the same password changed the verifier")
+	}
+	opts.AuthPassword = "a new one"
+	if err := Init(ctx, e.conn, opts); err != nil {
+		t.Fatal(err)
+	}
+	if verifier() == before {
+		t.Fatal("new password not applied")
+	}
+	e.connectAs(t, e.auth, "a new one", nil)
+	// Non-ASCII passwords go through the server's SASLprep path.
+	opts.AuthPassword = "pässwörd ☃"
+	if err := Init(ctx, e.conn, opts); err != nil {
+		t.Fatal(err)
+	}
+	e.connectAs(t, e.auth, "pässwörd ☃", nil)
 }
