@@ -107,4 +107,3 @@ func envOr(environ []string, key, def string) string {
 	}
 	return def
 }
-

@@ -45,7 +45,7 @@ func demoCheck(ctx context.Context, io IO) error {
 	}
 	checks := []struct {
 		name, user, pw, sql string
-		want               int64
+		want                int64
 	}{
 		{"acme sees its 2 contacts", "app_user.acme", demoAppPassword, "SELECT count(*) FROM contacts WHERE tenant_id = 'acme'", 2},
 		{"acme sees no other tenant", "app_user.acme", demoAppPassword, "SELECT count(*) FROM contacts WHERE tenant_id <> 'acme'", 0},

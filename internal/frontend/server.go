@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,15 +84,15 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 }
 
 func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
-	pattern, err := regexp.Compile(cfg.TenantValuePattern)
-	if err != nil {
-		return nil, fmt.Errorf("tenant_value_pattern: %w", err)
-	}
+	// Anchored: a pattern written without ^...$ must still match the whole
+	// value, or "[a-z]+" would accept "acme';x".
+	pattern := cfg.TenantValueRegexp()
 	lc := &liveConfig{cfg: cfg, rules: &tenant.Rules{
 		TenantSeparator: cfg.TenantSeparator, ValueSeparator: cfg.ValueSeparator,
 		ContextVariables: cfg.ContextVariables, SuperuserBypass: cfg.SuperuserBypass,
 		TenantRoles: cfg.TenantRoles, ValuePattern: pattern,
 	}}
+	var err error
 	if lc.tls, err = clientTLSConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -110,13 +109,18 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 
 // Reload applies cfg to new connections; open connections keep the view
 // they started with. It returns the changed keys that need a restart.
-func (s *Server) Reload(cfg *config.Config) (needRestart []string, err error) {
+func (s *Server) Reload(next *config.Config) (needRestart []string, err error) {
 	prev := s.live.Load()
+	// Keys that need a restart keep their old values, so a reload never
+	// applies them half-way (to new connections only).
+	cfg, applied, restart, err := config.ApplyReload(prev.cfg, next)
+	if err != nil {
+		return nil, err
+	}
 	lc, err := buildLive(cfg, prev)
 	if err != nil {
 		return nil, err
 	}
-	applied, restart := config.Reloadable(prev.cfg, cfg)
 	if err := s.secrets.reload(cfg); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,159 @@
+package sqlguard
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// DefaultDeniedFunctions are refused on tenant connections unless the
+// configuration says otherwise. A trailing * matches any suffix.
+var DefaultDeniedFunctions = []string{
+	// Reach other tenants' sessions (all tenants share one role).
+	"pg_terminate_backend", "pg_cancel_backend",
+	// Large objects are not covered by RLS.
+	"lo_*", "loread", "lowrite", "be_lo_*",
+	// Cross-database access and the file system.
+	"dblink*", "pg_read_file*", "pg_read_binary_file*", "pg_ls_*", "pg_stat_file",
+	// Execute SQL given as text, where the guard cannot see it.
+	"query_to_xml*", "query_to_xmlschema", "cursor_to_xml*", "ts_stat",
+	"table_to_xml*", "schema_to_xml*", "database_to_xml*",
+}
+
+// DeniedRelations may not be referenced at all.
+var DeniedRelations = []string{"pg_largeobject", "pg_largeobject_metadata"}
+
+// Config configures a Guard.
+type Config struct {
+	// ContextVariables are the protected variables (e.g.
+	// app.current_tenant_id). role and session_authorization are always
+	// protected.
+	ContextVariables []string
+	// DeniedFunctions; nil means DefaultDeniedFunctions.
+	DeniedFunctions []string
+	// CacheSize bounds the verdict cache; 0 means 10,000 statements.
+	CacheSize int
+}
+
+// Violation is a refused statement. Rule names the rule (for metrics).
+type Violation struct {
+	Rule    string
+	Message string
+	Hint    string
+}
+
+func (v *Violation) Error() string { return v.Message }
+
+// Guard checks SQL text. It is safe for concurrent use.
+type Guard struct {
+	protected map[string]bool
+	denied    []string
+	tokens    []string
+	cache     *lru
+	mu        sync.Mutex
+}
+
+// New builds a guard.
+func New(cfg Config) *Guard {
+	g := &Guard{protected: map[string]bool{"role": true, "session_authorization": true}, denied: cfg.DeniedFunctions}
+	for _, v := range cfg.ContextVariables {
+		g.protected[normalizeGUC(v)] = true
+	}
+	if g.denied == nil {
+		g.denied = DefaultDeniedFunctions
+	}
+	g.tokens = prefilterTokens(g.denied)
+	size := cfg.CacheSize
+	if size <= 0 {
+		size = 10000
+	}
+	g.cache = newLRU(size)
+	return g
+}
+
+// maxCachedLen keeps huge statements (bulk inserts) out of the cache.
+const maxCachedLen = 4096
+
+// Check returns nil if sql may run, or a *Violation.
+func (g *Guard) Check(sql string) error {
+	if !g.mayBeDangerous(sql) {
+		return nil
+	}
+	if len(sql) <= maxCachedLen {
+		g.mu.Lock()
+		v, ok := g.cache.get(sql)
+		g.mu.Unlock()
+		if ok {
+			return asError(v)
+		}
+	}
+	v := g.check(sql)
+	if len(sql) <= maxCachedLen {
+		g.mu.Lock()
+		g.cache.put(sql, v)
+		g.mu.Unlock()
+	}
+	return asError(v)
+}
+
+func asError(v *Violation) error {
+	if v == nil {
+		return nil
+	}
+	return v
+}
+
+func (g *Guard) check(sql string) *Violation {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		// The text contains a dangerous token and does not parse: refuse
+		// rather than let a parser difference through.
+		return &Violation{Rule: "unparsable", Message: fmt.Sprintf("multigres could not parse this statement: %v", err),
+			Hint: "Check the statement's syntax."}
+	}
+	var found *Violation
+	for _, st := range tree.Stmts {
+		walk(st.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+			found = g.inspect(m.Interface())
+			return found == nil
+		})
+		if found != nil {
+			return found
+		}
+	}
+	return nil
+}
+
+// walk visits every message in the tree, depth first, until visit returns
+// false. Walking the generic protobuf form means no node type can be
+// forgotten: a set_config inside any construct is reached.
+func walk(m protoreflect.Message, visit func(protoreflect.Message) bool) bool {
+	if !m.IsValid() {
+		return true
+	}
+	if !visit(m) {
+		return false
+	}
+	ok := true
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len() && ok; i++ {
+				ok = walk(l.Get(i).Message(), visit)
+			}
+		case fd.IsMap():
+		case fd.Message() != nil:
+			ok = walk(v.Message(), visit)
+		}
+		return ok
+	})
+	return ok
+}
+
+func normalizeGUC(name string) string {
+	return strings.ToLower(strings.TrimSpace(name))
+}

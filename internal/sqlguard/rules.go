@@ -1,0 +1,141 @@
+package sqlguard
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+)
+
+const contextHint = "multigres sets the tenant context for the connection; connect with a different username to act for another tenant."
+
+// inspect applies the rules to one parse-tree node.
+func (g *Guard) inspect(m proto.Message) *Violation {
+	switch n := m.(type) {
+	case *pg_query.VariableSetStmt:
+		return g.checkSet(n)
+	case *pg_query.DiscardStmt:
+		if n.Target == pg_query.DiscardMode_DISCARD_ALL {
+			return &Violation{Rule: "discard_all", Message: "DISCARD ALL is not allowed on tenant connections: it would reset the tenant context",
+				Hint: "Use DISCARD PLANS, DISCARD SEQUENCES or DISCARD TEMP."}
+		}
+	case *pg_query.FuncCall:
+		return g.checkFunc(n)
+	case *pg_query.DoStmt:
+		return &Violation{Rule: "do_block", Message: "DO blocks are not allowed on tenant connections: multigres cannot inspect the SQL they run",
+			Hint: "Run the statements directly, or ask an administrator to create a function."}
+	case *pg_query.AlterRoleSetStmt:
+		return &Violation{Rule: "alter_role_set", Message: "ALTER ROLE ... SET is not allowed on tenant connections: the role is shared by all tenants"}
+	case *pg_query.AlterDatabaseSetStmt:
+		return &Violation{Rule: "alter_database_set", Message: "ALTER DATABASE ... SET is not allowed on tenant connections"}
+	case *pg_query.AlterSystemStmt:
+		return &Violation{Rule: "alter_system", Message: "ALTER SYSTEM is not allowed on tenant connections"}
+	case *pg_query.UpdateStmt:
+		return checkSettingsDML(n.Relation)
+	case *pg_query.InsertStmt:
+		return checkSettingsDML(n.Relation)
+	case *pg_query.DeleteStmt:
+		return checkSettingsDML(n.Relation)
+	case *pg_query.RangeVar:
+		for _, rel := range DeniedRelations {
+			if strings.EqualFold(n.Relname, rel) {
+				return &Violation{Rule: "denied_relation", Message: fmt.Sprintf("access to %s is not allowed on tenant connections: large objects are not covered by row-level security", rel)}
+			}
+		}
+	}
+	return nil
+}
+
+func (g *Guard) checkSet(n *pg_query.VariableSetStmt) *Violation {
+	switch n.Kind {
+	case pg_query.VariableSetKind_VAR_RESET_ALL:
+		return &Violation{Rule: "reset_all", Message: "RESET ALL is not allowed on tenant connections: it would reset the tenant context",
+			Hint: "Reset the parameters you changed one by one."}
+	case pg_query.VariableSetKind_VAR_SET_MULTI:
+		return nil // SET TRANSACTION ..., SET SESSION CHARACTERISTICS
+	}
+	name := normalizeGUC(n.Name)
+	if !g.protected[name] {
+		return nil
+	}
+	verb := "SET"
+	if n.Kind == pg_query.VariableSetKind_VAR_RESET {
+		verb = "RESET"
+	}
+	return &Violation{Rule: "set_protected", Message: fmt.Sprintf("%s of %s is not allowed on tenant connections", verb, name), Hint: contextHint}
+}
+
+func (g *Guard) checkFunc(n *pg_query.FuncCall) *Violation {
+	name := funcName(n)
+	if name == "set_config" {
+		return g.checkSetConfig(n)
+	}
+	for _, pat := range g.denied {
+		if ok, _ := path.Match(pat, name); ok {
+			return &Violation{Rule: "denied_function", Message: fmt.Sprintf("function %s is not allowed on tenant connections", name),
+				Hint: "It can reach other tenants' data or sessions; see guard_denied_functions."}
+		}
+	}
+	return nil
+}
+
+// checkSetConfig allows set_config only with a constant name that is not
+// protected, so the name cannot be computed at run time.
+func (g *Guard) checkSetConfig(n *pg_query.FuncCall) *Violation {
+	if len(n.Args) == 0 {
+		return nil // no such function; the server will say so
+	}
+	name, ok := constString(n.Args[0])
+	if !ok {
+		return &Violation{Rule: "set_config_dynamic", Message: "set_config with a non-constant parameter name is not allowed on tenant connections",
+			Hint: "Pass the parameter name as a string literal."}
+	}
+	if g.protected[normalizeGUC(name)] {
+		return &Violation{Rule: "set_protected", Message: fmt.Sprintf("set_config of %s is not allowed on tenant connections", normalizeGUC(name)), Hint: contextHint}
+	}
+	return nil
+}
+
+func checkSettingsDML(rel *pg_query.RangeVar) *Violation {
+	if rel != nil && strings.EqualFold(rel.Relname, "pg_settings") {
+		return &Violation{Rule: "pg_settings_dml", Message: "changing pg_settings is not allowed on tenant connections",
+			Hint: "Use SET for ordinary parameters."}
+	}
+	return nil
+}
+
+// funcName is the function's unqualified name, lower-cased (over-matching
+// a quoted mixed-case name only refuses a call that could not resolve to
+// the built-in anyway).
+func funcName(n *pg_query.FuncCall) string {
+	if len(n.Funcname) == 0 {
+		return ""
+	}
+	last := n.Funcname[len(n.Funcname)-1].GetString_()
+	if last == nil {
+		return ""
+	}
+	return strings.ToLower(last.Sval)
+}
+
+// constString unwraps casts around a string literal.
+func constString(n *pg_query.Node) (string, bool) {
+	for {
+		if tc := n.GetTypeCast(); tc != nil {
+			n = tc.Arg
+			continue
+		}
+		if c := n.GetCollateClause(); c != nil {
+			n = c.Arg
+			continue
+		}
+		break
+	}
+	c := n.GetAConst()
+	if c == nil || c.GetSval() == nil {
+		return "", false
+	}
+	return c.GetSval().Sval, true
+}
