@@ -52,7 +52,8 @@ AS $$ SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '
 COMMENT ON FUNCTION public.current_tenant_id() IS
     'fail-closed current tenant: app.current_tenant_id, NULL when unset or empty';
 
--- grant_tenant_access grants DML on tbl, and USAGE on the sequences it owns
+-- grant_tenant_access grants USAGE on tbl's schema, DML on tbl, and USAGE
+-- on the sequences it owns
 -- (serial and identity columns), to every existing role in
 -- multigres.tenant_roles. USAGE is enough for nextval/currval; SELECT on a
 -- sequence is not granted because it would let tenants read last_value
@@ -71,6 +72,11 @@ BEGIN
         WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname = t.rolname)
         ORDER BY t.rolname
     LOOP
+        -- USAGE (never CREATE) on the table's schema, so a table outside
+        -- public is reachable without a separate grant.
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I',
+            (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = tbl), r.rolname);
         EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', tbl, r.rolname);
         FOR s IN
             SELECT d.objid::regclass AS seq
