@@ -123,6 +123,15 @@ REVOKE ALL ON FUNCTION multigres.grant_tenant_access(regclass) FROM PUBLIC;
 -- DISABLE ROW LEVEL SECURITY, so such a table cannot be protected.
 -- SECURITY INVOKER: the caller must own the table (or be superuser), as for
 -- any ALTER TABLE.
+-- Other overloads (e.g. a two-argument version from an earlier install)
+-- would make the guide's two-argument call ambiguous, so they go. Nothing
+-- depends on these functions; policies reference multigres_context only.
+DROP FUNCTION IF EXISTS public.multigres_protect(text);
+DROP FUNCTION IF EXISTS public.multigres_protect(text, text);
+DROP FUNCTION IF EXISTS public.multigres_protect(regclass);
+DROP FUNCTION IF EXISTS public.multigres_protect(regclass, text);
+DROP FUNCTION IF EXISTS public.multigres_protect(regclass, text, text);
+DROP FUNCTION IF EXISTS public.multigres_unprotect(regclass);
 CREATE OR REPLACE FUNCTION public.multigres_protect(
     tbl text,
     col text DEFAULT 'tenant_id',
@@ -256,7 +265,9 @@ COMMENT ON FUNCTION public.multigres_unprotect(text) IS
 -- non-system schema (not only public). policies counts the policies on that
 -- very table (pg_policy.polrelid = the table's oid). protected means RLS is
 -- enabled and forced and the multigres policy is present.
-CREATE OR REPLACE FUNCTION public.multigres_status()
+-- Dropped first so that a changed row type installs cleanly.
+DROP FUNCTION IF EXISTS public.multigres_status();
+CREATE FUNCTION public.multigres_status()
 RETURNS TABLE(schema_name name, table_name name, rls_enabled boolean, rls_forced boolean,
               policies integer, multigres_policy boolean, protected boolean)
 LANGUAGE sql STABLE

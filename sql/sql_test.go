@@ -855,3 +855,21 @@ func TestInitKeepsUnchangedAuthPassword(t *testing.T) {
 	}
 	e.connectAs(t, e.auth, "pässwörd ☃", nil)
 }
+
+// TestInitReplacesLegacyOverloads: a two-argument multigres_protect left by
+// an earlier install must not make the guide's call ambiguous.
+func TestInitReplacesLegacyOverloads(t *testing.T) {
+	t.Parallel()
+	e := setup(t, false)
+	e.exec(t, `CREATE OR REPLACE FUNCTION public.multigres_protect(tbl text, col text) RETURNS void
+		LANGUAGE sql AS 'SELECT NULL'`)
+	if err := Init(testCtx(t), e.conn, Options{TenantRoles: []string{e.role}, AuthUser: e.auth}); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(t, `CREATE TABLE contacts (id serial, tenant_id varchar(255) NOT NULL);
+		SELECT multigres_protect('contacts', 'tenant_id');`)
+	st, err := Status(testCtx(t), e.conn)
+	if err != nil || len(st) != 1 || !st[0].Protected {
+		t.Fatalf("status %+v err %v, want contacts protected", st, err)
+	}
+}
