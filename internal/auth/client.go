@@ -71,7 +71,8 @@ func (c *SCRAMClient) Mechanism() string { return MechSCRAMSHA256 }
 
 // ClientFirst returns the client-first-message ("n,,n=,r=<nonce>") for
 // SASLInitialResponse. The username is empty, as libpq sends it: PostgreSQL
-// takes the user from the startup packet.
+// takes the user from the startup packet. It may be called once; a second
+// call returns nil and fails the exchange.
 func (c *SCRAMClient) ClientFirst() []byte {
 	if c.state != clientStart {
 		c.state = clientFailed
@@ -129,7 +130,7 @@ func (c *SCRAMClient) ServerFirst(data []byte) ([]byte, error) {
 		return nil, c.fail(clientMalformed("server-first-message: bad iteration count"))
 	}
 
-	var clientKey, serverKey []byte
+	var clientKey []byte
 	if c.passthrough {
 		if iterations != c.iterations || !bytes.Equal(salt, c.salt) {
 			return nil, c.fail(fmt.Errorf("scram client: %w", ErrPassthroughMismatch))
@@ -137,18 +138,17 @@ func (c *SCRAMClient) ServerFirst(data []byte) ([]byte, error) {
 		if len(c.clientKey) != scramKeyLen || len(c.serverKey) != scramKeyLen {
 			return nil, c.fail(errors.New("scram client: passthrough keys must be 32 bytes"))
 		}
-		clientKey, serverKey = c.clientKey, c.serverKey
+		clientKey = c.clientKey
 	} else {
 		if iterations > MaxIterations {
 			return nil, c.fail(fmt.Errorf("scram client: server asks for %d iterations, more than the limit %d", iterations, MaxIterations))
 		}
-		clientKey, serverKey, err = scramKeys(c.password, salt, iterations)
+		clientKey, c.serverKey, err = scramKeys(c.password, salt, iterations)
 		if err != nil {
 			return nil, c.fail(fmt.Errorf("scram client: %w", err))
 		}
 		// The password is not needed any more.
 		c.password = ""
-		c.serverKey = serverKey
 	}
 
 	withoutProof := "c=" + b64.EncodeToString([]byte(clientGS2Header)) + ",r=" + nonce

@@ -128,7 +128,7 @@ func (s *SCRAMServer) ClientFirst(mechanism string, data []byte) ([]byte, error)
 		return nil, s.fail(fmt.Errorf("scram: %w: client-first-message out of order", ErrAuthFailed))
 	}
 	if mechanism != MechSCRAMSHA256 {
-		return nil, s.fail(fmt.Errorf("scram: %w: unsupported SASL mechanism", ErrAuthFailed))
+		return nil, s.fail(malformed("unsupported SASL mechanism"))
 	}
 	if len(data) > maxSCRAMMessage {
 		return nil, s.fail(malformed("client-first-message too long"))
