@@ -138,6 +138,10 @@ BEGIN
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         IF src = 'booking' THEN
             claims := NEW.status = 'confirmed';
+        ELSIF src = 'slot_reservation' THEN
+            -- An expired hold claims nothing (and must not: the purge
+            -- below would delete this very row, leaving a stale claim).
+            claims := NEW.expires_at > now();
         ELSE
             claims := true;
         END IF;
