@@ -180,13 +180,18 @@ func validNonce(s string) bool {
 	return true
 }
 
-// validExtension checks an extension attribute: RFC 5802 allows them after
-// the mandatory ones; we ignore their meaning but refuse mandatory
-// extensions ("m=") as the RFC requires.
+// validExtensions checks the attributes after the mandatory ones. RFC 5802
+// allows extensions there; we ignore their meaning but refuse mandatory
+// extensions ("m=") as the RFC requires, and any attribute name the RFC
+// defines (a repeated "r=" or an early "p=" is never legitimate and would
+// make the message ambiguous).
 func validExtensions(attrs []scramAttr) error {
 	for _, a := range attrs {
-		if a.name == 'm' {
+		switch a.name {
+		case 'm':
 			return errors.New("mandatory extension not supported")
+		case 'a', 'n', 'r', 'c', 's', 'i', 'p', 'v', 'e':
+			return errors.New("unexpected attribute")
 		}
 	}
 	return nil

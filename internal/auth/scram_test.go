@@ -194,6 +194,7 @@ func TestSCRAMServerRejectsMalformedClientFirst(t *testing.T) {
 		{"y flag", MechSCRAMSHA256, "y,,n=,r=abc", true},
 		{"username with escapes", MechSCRAMSHA256, "n,,n=a=2Cb=3D,r=abc", true},
 		{"extension", MechSCRAMSHA256, "n,,n=,r=abc,x=1", true},
+		{"repeated nonce", MechSCRAMSHA256, "n,,n=,r=abc,r=def", false},
 		{"PLUS mechanism", "SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,n=,r=abc", false},
 		{"other mechanism", "PLAIN", "n,,n=,r=abc", false},
 		{"channel binding", MechSCRAMSHA256, "p=tls-server-end-point,,n=,r=abc", false},
@@ -261,6 +262,14 @@ func TestSCRAMServerRejectsBadClientFinal(t *testing.T) {
 		{"client nonce only", "n,,", func(f, n string) string { return strings.Replace(f, n, "abc", 1) }, false},
 		{"cbind mismatch y vs n", "y,,", func(f, _ string) string { return f }, false},
 		{"cbind p", "n,,", func(f, _ string) string { return strings.Replace(f, "c=biws", "c=cD10bHMsLA==", 1) }, false},
+		{"two proofs", "n,,", func(f, _ string) string {
+			i := strings.LastIndex(f, ",p=")
+			return f[:i] + ",p=" + b64.EncodeToString(make([]byte, 32)) + f[i:]
+		}, true},
+		{"repeated nonce", "n,,", func(f, n string) string {
+			i := strings.LastIndex(f, ",p=")
+			return f[:i] + ",r=" + n + f[i:]
+		}, true},
 		{"proof not last", "n,,", func(f, _ string) string { return f + ",x=1" }, true},
 		{"short proof", "n,,", func(f, _ string) string { return f[:strings.LastIndex(f, ",p=")] + ",p=AAAA" }, true},
 		{"proof not base64", "n,,", func(f, _ string) string { return f[:strings.LastIndex(f, ",p=")] + ",p=!!!!" }, true},
@@ -364,6 +373,14 @@ func TestMockSCRAMServer(t *testing.T) {
 	}
 	if c := saltOf("ghost", []byte("another key")); c == a1 {
 		t.Fatal("mock salt does not depend on the key")
+	}
+	// Same length as a real verifier's salt, so it does not stand out.
+	if raw, err := b64.DecodeString(a1); err != nil || len(raw) != 16 {
+		t.Fatalf("mock salt %q: %d bytes, %v", a1, len(raw), err)
+	}
+	m := NewMockSCRAMServerIterations("ghost", key, 8192)
+	if sf, err := m.ClientFirst(MechSCRAMSHA256, []byte("n,,n=,r=abc")); err != nil || !strings.HasSuffix(string(sf), ",i=8192") {
+		t.Fatalf("mock with 8192 iterations: %q, %v", sf, err)
 	}
 
 	// Even a client that answers consistently with the advertised salt

@@ -73,9 +73,20 @@ func NewSCRAMServer(secret Secret) (*SCRAMServer, error) {
 // cannot tell whether the user exists. mockKey should be random, generated
 // once per process (or persisted) and kept secret.
 func NewMockSCRAMServer(username string, mockKey []byte) *SCRAMServer {
+	return NewMockSCRAMServerIterations(username, mockKey, DefaultIterations)
+}
+
+// NewMockSCRAMServerIterations is NewMockSCRAMServer with the iteration
+// count to advertise; use the one real verifiers have (for example
+// PostgreSQL 16+ with a non-default scram_iterations), or the mock would be
+// recognisable. iterations <= 0 means DefaultIterations.
+func NewMockSCRAMServerIterations(username string, mockKey []byte, iterations int) *SCRAMServer {
+	if iterations <= 0 {
+		iterations = DefaultIterations
+	}
 	salt := hmacSHA256(mockKey, []byte(username))[:defaultSaltLen]
 	return &SCRAMServer{
-		iterations: DefaultIterations,
+		iterations: iterations,
 		salt:       salt,
 		storedKey:  randomBytes(scramKeyLen),
 		mock:       true,
