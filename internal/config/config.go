@@ -67,6 +67,9 @@ type Config struct {
 	ServerPassword         map[string]string // server_password
 	ServerPgpass           string            // server_pgpass
 
+	Guard                bool     // guard
+	GuardDeniedFunctions []string // guard_denied_functions
+
 	PoolMode string // pool_mode
 }
 

@@ -47,7 +47,11 @@ func TestDefaults(t *testing.T) {
 		AuthQuery:          "SELECT usename, passwd FROM multigres.user_lookup($1)",
 		AuthFailureDelay:   500 * time.Millisecond,
 		ServerPassword:     map[string]string{},
-		PoolMode:           "session",
+		Guard:              true,
+		GuardDeniedFunctions: []string{"pg_terminate_backend", "pg_cancel_backend", "lo_*", "loread", "lowrite", "be_lo_*",
+			"dblink*", "pg_read_file*", "pg_read_binary_file*", "pg_ls_*", "pg_stat_file", "query_to_xml*",
+			"query_to_xmlschema", "cursor_to_xml*", "ts_stat", "table_to_xml*", "schema_to_xml*", "database_to_xml*"},
+		PoolMode: "session",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Default() =\n%+v\nwant\n%+v", *c, *want)
@@ -142,7 +146,7 @@ func TestReloadableSet(t *testing.T) {
 		"superuser_bypass", "tenant_roles", "tenant_value_pattern", "auth_type",
 		"allow_plaintext_password", "auth_file", "auth_user", "auth_password", "auth_query",
 		"auth_dbname", "auth_failure_delay", "server_password", "server_pgpass",
-		"handshake_timeout", "shutdown_timeout", "max_message_size"}
+		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions"}
 	var got []string
 	secret := map[string]bool{}
 	for _, k := range Keys() {

@@ -151,6 +151,14 @@ var keyTable = []keyDef{
 		Doc: "`.pgpass` file with upstream passwords."},
 		kind: strKind{}},
 
+	{Key: Key{Name: "guard", Field: "Guard", Default: "on", Reloadable: true,
+		Doc: "Inspect every Query and Parse of tenant connections with the SQL guard and refuse statements that could change the tenant context or reach other tenants (see docs/security.md)."},
+		kind: boolKind{}},
+	{Key: Key{Name: "guard_denied_functions", Field: "GuardDeniedFunctions", Reloadable: true,
+		Default: "pg_terminate_backend,pg_cancel_backend,lo_*,loread,lowrite,be_lo_*,dblink*,pg_read_file*,pg_read_binary_file*,pg_ls_*,pg_stat_file,query_to_xml*,query_to_xmlschema,cursor_to_xml*,ts_stat,table_to_xml*,schema_to_xml*,database_to_xml*",
+		Doc:     "Functions the guard refuses on tenant connections (a trailing `*` matches any suffix): by default those that reach other tenants' sessions, large objects (not covered by RLS), files, other databases, or run SQL given as text."},
+		kind: listKind{}},
+
 	{Key: Key{Name: "pool_mode", Field: "PoolMode", Default: "session",
 		Doc: "`session`: one server connection per client connection; `transaction`: reserved for transaction pooling."},
 		kind: strKind{enum: []string{"session", "transaction"}}},

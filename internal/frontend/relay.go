@@ -101,7 +101,7 @@ func (c *clientConn) pumpServer(server *backend.Conn) error {
 // guard's error, so transaction and pipeline semantics (aborted
 // transaction, skip to Sync) stay exactly PostgreSQL's.
 func (c *clientConn) guard(typ byte, frame []byte) ([]byte, error) {
-	g := c.srv.Guard
+	g := c.lc.guard
 	if g == nil || c.ident.Bypass || (typ != 'Q' && typ != 'P') {
 		return frame, nil
 	}
@@ -110,6 +110,11 @@ func (c *clientConn) guard(typ byte, frame []byte) ([]byte, error) {
 		return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid message format: %v", err)
 	}
 	if err := g.Check(typ, sql); err != nil {
+		c.log.Info("statement refused by the SQL guard", "reason", err.Error())
+		var we *wire.Error
+		if hook := c.srv.Hooks.GuardReject; hook != nil && errors.As(err, &we) {
+			hook(we.Rule)
+		}
 		return rejectFrame(typ, frame, err), nil
 	}
 	return frame, nil

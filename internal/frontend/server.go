@@ -29,13 +29,13 @@ type Hooks struct {
 	ConnState   func(id uint64, from, to ConnState)
 	AuthFailure func(reason string)
 	Cancel      func(forwarded bool)
+	GuardReject func(rule string)
 }
 
 // Server accepts client connections and proxies them upstream. Create it
 // with New; the zero value is not usable.
 type Server struct {
 	Logger *slog.Logger
-	Guard  Guard // nil: no SQL inspection
 	Hooks  Hooks
 
 	live     atomic.Pointer[liveConfig]
@@ -58,6 +58,7 @@ type liveConfig struct {
 	rules     *tenant.Rules
 	tls       *tls.Config // nil: no client TLS
 	serverTLS *tls.Config
+	guard     Guard // nil when guard = off
 	mockKey   []byte
 }
 
@@ -92,6 +93,9 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 		ContextVariables: cfg.ContextVariables, SuperuserBypass: cfg.SuperuserBypass,
 		TenantRoles: cfg.TenantRoles, ValuePattern: pattern,
 	}}
+	if cfg.Guard {
+		lc.guard = newSQLGuard(cfg)
+	}
 	var err error
 	if lc.tls, err = clientTLSConfig(cfg); err != nil {
 		return nil, err

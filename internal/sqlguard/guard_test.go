@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/multigres-proxy/multigres/internal/config"
 )
 
 func newTestGuard() *Guard {
@@ -204,4 +206,12 @@ func FuzzGuard(f *testing.F) {
 			t.Fatalf("accepted set_config after %q", sql)
 		}
 	})
+}
+
+// The config's default guard_denied_functions must be this package's list.
+func TestConfigDefaultMatches(t *testing.T) {
+	t.Parallel()
+	if got, want := strings.Join(config.Default().GuardDeniedFunctions, ","), strings.Join(DefaultDeniedFunctions, ","); got != want {
+		t.Fatalf("config default %q\nsqlguard default %q", got, want)
+	}
 }

@@ -23,6 +23,7 @@ type Error struct {
 	Message  string
 	Detail   string
 	Hint     string
+	Rule     string // for metrics: which check produced it (never sent)
 }
 
 func (e *Error) Error() string {

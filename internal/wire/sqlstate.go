@@ -9,6 +9,7 @@ const (
 	CodeInvalidAuthorization       = "28000"
 	CodeInvalidPassword            = "28P01"
 	CodeInsufficientPrivilege      = "42501"
+	CodeSyntaxError                = "42601"
 	CodeTooManyConnections         = "53300"
 	CodeQueryCanceled              = "57014"
 	CodeAdminShutdown              = "57P01"
