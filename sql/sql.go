@@ -10,6 +10,29 @@
 // tables, and (with hardening) on tenant roles being unable to create
 // objects that run SQL later or to reach other sessions.
 //
+// SQL objects (setup.sql documents each one):
+//
+//	public.current_tenant_id()               fail-closed app.current_tenant_id (inlinable SQL, STABLE)
+//	public.multigres_context(var)            fail-closed reader of any context variable
+//	public.multigres_protect(tbl, col, var)  policy + ENABLE/FORCE RLS + grants, idempotent
+//	public.multigres_unprotect(tbl)          drop policy, disable RLS; grants kept
+//	public.multigres_status()                RLS state of every table in every non-system schema
+//	public.multigres_hardening_status(roles) hardening items: ok / missing / advisory
+//	multigres.user_lookup(username)          auth_query; SECURITY DEFINER; EXECUTE for the auth user only
+//	multigres.apply_hardening()              the hardening applied by Init with Options.Harden
+//	multigres.tenant_roles                   the roles multigres_protect grants to
+//
+// Hardening trade-offs (Options.Harden), all in the current database only:
+// TEMPORARY is revoked from PUBLIC (PUBLIC holds it by default and a single
+// role cannot be excluded from a PUBLIC grant), so roles that need temporary
+// tables must be granted it explicitly; pg_stat_activity and friends raise
+// "permission denied" for roles outside pg_read_all_stats; pg_cancel_backend
+// and pg_terminate_backend need pg_signal_backend (protocol-level cancel
+// still works); large objects, pg_stat_statements and dblink become
+// unavailable to roles without an explicit grant. A tenant role that can
+// connect to another database is unhardened there; HardeningStatus reports
+// it as the advisory item other_databases.
+//
 // Importers alias the package (mgsql) since it shadows database/sql.
 package sql
 
