@@ -365,7 +365,7 @@ declare -a ERROR_TEXT=()
 parse_tps() { awk '/^tps = /{print $3; exit}' "$1"; }
 
 run_one() {
-  local test=$1 name=$2 round=$3 host port user out rc tps
+  local test=$1 name=$2 round=$3 host port user out rc tps conn
   read -r host port user < <("${TARGET_FN[$name]}")
   out="$TMP/run-$round-${name}-${test//[^A-Za-z0-9]/_}.log"
   # shellcheck disable=SC2086 # TEST_FLAGS is a list of flags
@@ -382,7 +382,8 @@ run_one() {
     return 0
   fi
   RESULTS["$test|$name"]+="$tps "
-  printf '  %-14s %-12s %10.1f tps\n' "$test" "${TARGET_LABEL[$name]}" "$tps" >&2
+  conn=$(awk '/^average connection time = /{printf ", %s ms per connection", $5; exit}' "$out")
+  printf '  %-14s %-12s %10.1f tps%s\n' "$test" "${TARGET_LABEL[$name]}" "$tps" "$conn" >&2
 }
 
 median() {
@@ -457,7 +458,22 @@ table() {
   done
 }
 
+# runs lists every run's TPS in round order, to show the spread behind each
+# median.
+runs() {
+  local test name line v
+  for test in "${TESTS[@]}"; do
+    line="- \`${TEST_FLAGS[$test]}\`:"
+    for name in "${TARGETS[@]}"; do
+      v=$(printf '%s' "${RESULTS["$test|$name"]:-}" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.0f", (i > 1 ? ", " : ""), $i }')
+      line+=" ${TARGET_LABEL[$name]} ${v:-none};"
+    done
+    echo "${line%;}"
+  done
+}
+
 TABLE=$(table)
+RUNS=$(runs)
 PG_VERSION=$("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')
 PGB_VERSION=$("$PGBOUNCER_BIN" --version | head -n 1 | sed 's/^PgBouncer //')
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -473,6 +489,10 @@ SECTION=$(cat <<EOF
 - pgbench -n -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE; $ROUNDS interleaved round(s); median TPS per cell.
 
 $TABLE
+
+TPS of every run, in round order:
+
+$RUNS
 EOF
 )
 
