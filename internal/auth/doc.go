@@ -59,12 +59,14 @@
 // falling back to the raw bytes when the password is not valid for it, as
 // PostgreSQL does. Exotic non-ASCII passwords (code points unassigned in
 // Unicode 3.2 but assigned later) may therefore differ from PostgreSQL.
-package auth
-
-// Fuzzing: every parser of peer or file input has a fuzz target, with seed
+//
+// # Fuzzing
+//
+// Every parser of peer or file input has a fuzz target, with seed
 // corpora in testdata/fuzz. Run one with, for example:
 //
 //	go test ./internal/auth/ -run=XXX -fuzz=^FuzzSCRAMServerClientFinal$ -fuzztime=2m
 //
 // Targets: FuzzSCRAMServerClientFirst, FuzzSCRAMServerClientFinal,
 // FuzzSCRAMClientServerFirst, FuzzParseUserlist, FuzzParseSecret.
+package auth

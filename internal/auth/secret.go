@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,9 @@ func (s Secret) GoString() string { return s.String() }
 
 // LogValue keeps slog redacted whatever the handler does with structs.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON keeps encoding/json redacted (config dumps, debug endpoints).
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
 
 // Format keeps every fmt verb (%x, %q, %s, %v, ...) redacted: without it,
 // verbs such as %x would print the fields.

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -98,6 +99,11 @@ func TestSecretRedaction(t *testing.T) {
 			fmt.Fprintf(&buf, verb+"\n", []Secret{s})
 		}
 		fmt.Fprintf(&buf, "%v\n", &s)
+		js, err := json.Marshal(map[string]any{"s": s, "p": &s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(js)
 		out := buf.String()
 		forbidden := []string{pw, s.MD5, fmt.Sprintf("%x", pw)}
 		if s.Kind == SecretSCRAM {
