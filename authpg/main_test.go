@@ -39,10 +39,22 @@ func setup(s *pgtest.Server) error {
 	if _, err := authpg.MigrateURL(ctx, s.SuperURL(templateDB)); err != nil {
 		return err
 	}
-	return s.Exec(ctx, templateDB, fmt.Sprintf(`
+	if err := s.Exec(ctx, templateDB, fmt.Sprintf(`
 		CREATE ROLE %[1]s LOGIN PASSWORD '%[2]s' NOSUPERUSER NOBYPASSRLS;
 		GRANT USAGE ON SCHEMA auth TO %[1]s;
-		GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA auth, public TO %[1]s;`, appRole, appPassword))
+		GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA auth, public TO %[1]s;`, appRole, appPassword)); err != nil {
+		return err
+	}
+	// The examples read their database from the environment, as an app
+	// would: DATABASE_URL (a role that bypasses RLS, for mode 1) and
+	// APP_DATABASE_URL (an RLS-bound role, for mode 2).
+	if err := s.Exec(ctx, "postgres", "CREATE DATABASE authpg_examples TEMPLATE "+templateDB); err != nil {
+		return err
+	}
+	os.Setenv("DATABASE_URL", s.SuperURL("authpg_examples"))
+	os.Setenv("APP_DATABASE_URL", s.URL(appRole, appPassword, "authpg_examples"))
+	os.Setenv("SESSION_SECRET", "example-session-secret-32-bytes!")
+	return nil
 }
 
 var dbSeq atomic.Int64

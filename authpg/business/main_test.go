@@ -33,9 +33,19 @@ func setup(s *pgtest.Server) error {
 	if _, err := authpg.MigrateURL(ctx, s.SuperURL(templateDB), authpg.ModuleBusiness); err != nil {
 		return err
 	}
-	return s.Exec(ctx, templateDB, fmt.Sprintf(`
+	if err := s.Exec(ctx, templateDB, fmt.Sprintf(`
 		CREATE ROLE %[1]s LOGIN PASSWORD '%[2]s' NOSUPERUSER NOBYPASSRLS;
-		GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %[1]s;`, appRole, appPassword))
+		GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %[1]s;`, appRole, appPassword)); err != nil {
+		return err
+	}
+	// The examples read DATABASE_URL (mode 1) and APP_DATABASE_URL (an
+	// RLS-bound role, mode 2), as an app would.
+	if err := s.Exec(ctx, "postgres", "CREATE DATABASE business_examples TEMPLATE "+templateDB); err != nil {
+		return err
+	}
+	os.Setenv("DATABASE_URL", s.SuperURL("business_examples"))
+	os.Setenv("APP_DATABASE_URL", s.URL(appRole, appPassword, "business_examples"))
+	return nil
 }
 
 var dbSeq atomic.Int64
