@@ -88,6 +88,8 @@ if [ "$(id -u)" -eq 0 ]; then
   RUN_AS=(runuser -u postgres --)
 fi
 as_pg() { "${RUN_AS[@]}" "$@"; }
+# give_pg FILE...: files the postgres OS user must read (when running as root).
+give_pg() { if [ ${#RUN_AS[@]} -gt 0 ]; then chown postgres: "$@"; fi; }
 
 # Clients never negotiate TLS or GSS: the same plaintext TCP path for every
 # target, so the comparison is about the proxies, not about encryption.
@@ -99,7 +101,7 @@ unset PGOPTIONS PGSERVICE PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE || true
 # ---------------------------------------------------------------------------
 TMP=$(mktemp -d /tmp/multigres-bench.XXXXXX)
 chmod 700 "$TMP"
-[ ${#RUN_AS[@]} -gt 0 ] && chown postgres: "$TMP"
+give_pg "$TMP"
 declare -a KILL_PIDS=()
 PG_STARTED=0
 
@@ -166,7 +168,7 @@ super_sql() { psql_as postgres "$SUPER_PW" "$PG_PORT" "$1"; }
 start_postgres() {
   PG_PORT=$(free_port)
   printf '%s\n' "$SUPER_PW" >"$TMP/pwfile"
-  [ ${#RUN_AS[@]} -gt 0 ] && chown postgres: "$TMP/pwfile"
+  give_pg "$TMP/pwfile"
   log "initdb ($PG_BIN)"
   as_pg "$PG_BIN/initdb" -D "$TMP/data" -U postgres --pwfile="$TMP/pwfile" \
     --auth=scram-sha-256 -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1 ||
@@ -268,7 +270,7 @@ log_pooler_errors = 1
 logfile = $TMP/pgbouncer.log
 pidfile = $TMP/pgbouncer.pid
 EOF
-  [ ${#RUN_AS[@]} -gt 0 ] && chown postgres: "$TMP/userlist.txt" "$TMP/pgbouncer.ini"
+  give_pg "$TMP/userlist.txt" "$TMP/pgbouncer.ini"
   log "starting PgBouncer on 127.0.0.1:$PGB_PORT"
   as_pg "$PGBOUNCER_BIN" -d -q "$TMP/pgbouncer.ini" >"$TMP/pgbouncer.out" 2>&1 ||
     { cat "$TMP/pgbouncer.out" "$TMP/pgbouncer.log" >&2 2>/dev/null; die "PgBouncer did not start"; }
