@@ -102,8 +102,13 @@ type shop struct {
 
 func newShop(t testing.TB, q *business.Queries) shop {
 	t.Helper()
+	return newShopFor(t, q, uuid.New())
+}
+
+func newShopFor(t testing.TB, q *business.Queries, tenant uuid.UUID) shop {
+	t.Helper()
 	ctx := testCtx(t)
-	s := shop{tenant: uuid.New()}
+	s := shop{tenant: tenant}
 	var err error
 	if s.practitioner, err = q.CreatePractitioner(ctx, business.CreatePractitionerParams{TenantID: s.tenant, Slug: "jo", Name: "Jo", Title: "LMT"}); err != nil {
 		t.Fatal(err)
