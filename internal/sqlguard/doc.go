@@ -16,6 +16,8 @@
 //   - UPDATE/INSERT/DELETE on pg_settings (its rules call set_config);
 //   - DO blocks (their PL/pgSQL bodies run SQL the guard cannot see);
 //   - ALTER ROLE/DATABASE ... SET and ALTER SYSTEM;
+//   - LISTEN, NOTIFY and pg_notify(): channel names are global, so one
+//     tenant could hear another's events (UNLISTEN stays allowed);
 //   - calls to denied functions: by default the ones that reach across
 //     tenants or execute SQL text (pg_terminate_backend, pg_cancel_backend,
 //     lo_*, dblink*, pg_read_file*, query_to_xml*, ts_stat, ...) and

@@ -105,6 +105,7 @@ var mustAllow = []string{
 	"-- SET app.current_tenant_id = 'x'\nSELECT 1",
 	"SELECT 'set_config(''app.current_tenant_id'', ''x'', false)'",
 	"ALTER TABLE contacts ADD COLUMN note text",
+	"UNLISTEN *",
 }
 
 func TestRejects(t *testing.T) {

@@ -7,7 +7,7 @@ import "strings"
 // cannot be quoted or escaped, and function and relation names can only be
 // disguised with U&"..." escapes, which "u&" catches. A statement with
 // none of them cannot be refused, so it skips the parse.
-var dangerTokens = []string{"set", "discard", "do", "alter", "u&", "largeobject", "pg_settings"}
+var dangerTokens = []string{"set", "discard", "do", "alter", "u&", "largeobject", "pg_settings", "listen", "notify"}
 
 // prefilterTokens adds the denied function names (up to their first
 // wildcard) to dangerTokens.

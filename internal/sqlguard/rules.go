@@ -30,6 +30,9 @@ func (g *Guard) inspect(m proto.Message) *Violation {
 		return &Violation{Rule: "alter_role_set", Message: "ALTER ROLE ... SET is not allowed on tenant connections: the role is shared by all tenants"}
 	case *pg_query.AlterDatabaseSetStmt:
 		return &Violation{Rule: "alter_database_set", Message: "ALTER DATABASE ... SET is not allowed on tenant connections"}
+	case *pg_query.ListenStmt, *pg_query.NotifyStmt:
+		return &Violation{Rule: "listen_notify", Message: "LISTEN and NOTIFY are not available on tenant connections: channel names are shared by all tenants",
+			Hint: "Use a table protected by multigres_protect, or connect as a superuser_bypass user for cross-tenant events."}
 	case *pg_query.AlterSystemStmt:
 		return &Violation{Rule: "alter_system", Message: "ALTER SYSTEM is not allowed on tenant connections"}
 	case *pg_query.UpdateStmt:
@@ -69,8 +72,12 @@ func (g *Guard) checkSet(n *pg_query.VariableSetStmt) *Violation {
 
 func (g *Guard) checkFunc(n *pg_query.FuncCall) *Violation {
 	name := funcName(n)
-	if name == "set_config" {
+	switch name {
+	case "set_config":
 		return g.checkSetConfig(n)
+	case "pg_notify":
+		return &Violation{Rule: "listen_notify", Message: "pg_notify is not available on tenant connections: channel names are shared by all tenants",
+			Hint: "Use a table protected by multigres_protect, or connect as a superuser_bypass user for cross-tenant events."}
 	}
 	for _, pat := range g.denied {
 		if ok, _ := path.Match(pat, name); ok {

@@ -1,0 +1,144 @@
+package escape
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/multigres-proxy/multigres/internal/pgtest"
+	"github.com/multigres-proxy/multigres/internal/proxytest"
+)
+
+// world is the shared target: a database with the contacts table holding
+// one row for each attacking tenant (t1, t2, ...) and the victim tenant
+// globex's rows, behind one proxy.
+type world struct {
+	pg    *pgtest.Server
+	db    string
+	proxy *proxytest.Proxy
+	next  atomic.Int64
+}
+
+var (
+	worldOnce sync.Once
+	shared    *world
+	worldErr  error
+)
+
+// victimRows are globex's rows; no attack may change them.
+var victimRows = []string{"globex-1", "globex-2"}
+
+func getWorld(t *testing.T) *world {
+	t.Helper()
+	worldOnce.Do(func() {
+		// The world outlives any one test: it is cleaned up with the cluster.
+		pg := pgtest.Shared()
+		w := &world{pg: pg}
+		ft := &fakeT{}
+		w.db = pg.CreateDB(ft)
+		proxytest.Setup(ft, pg, w.db)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		worldErr = pg.Exec(ctx, w.db, `
+			CREATE TABLE contacts (id serial PRIMARY KEY, tenant_id varchar(255) NOT NULL, name text NOT NULL, email text);
+			CREATE INDEX ON contacts (tenant_id);
+			SELECT multigres_protect('contacts', 'tenant_id');
+			INSERT INTO contacts (tenant_id, name) VALUES ('globex', 'globex-1'), ('globex', 'globex-2');
+			INSERT INTO contacts (tenant_id, name) SELECT 't' || g, 'own-' || g FROM generate_series(1, 1000) g;`)
+		w.proxy = proxytest.StartProxy(ft, pg, nil)
+		if ft.failed != "" {
+			worldErr = fmt.Errorf("%s", ft.failed)
+		}
+		shared = w
+	})
+	if worldErr != nil {
+		t.Fatalf("world: %v", worldErr)
+	}
+	return shared
+}
+
+// tenant hands out a fresh tenant name per attempt, so an attempt that
+// damages its own rows cannot disturb another.
+func (w *world) tenant() string { return fmt.Sprintf("t%d", w.next.Add(1)) }
+
+func (w *world) connect(t *testing.T, user string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(testCtx(t), proxytest.URL(w.proxy.Addr, user, proxytest.AppUserPassword, w.db))
+	if err != nil {
+		t.Fatalf("connect %s: %v", user, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// assertContained checks, on the attacked connection, that the tenant is
+// still tenant: it sees only its own rows, cannot write the victim's, and
+// its role, session user and context are unchanged.
+func assertContained(t *testing.T, conn *pgx.Conn, tenant string, mode pgx.QueryExecMode) {
+	t.Helper()
+	ctx := testCtx(t)
+	_, _ = conn.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol) // leave any aborted transaction
+	// row_security = off makes RLS-filtered queries fail (never bypass them)
+	// for a role without BYPASSRLS; undo it so the checks can run.
+	_, _ = conn.Exec(ctx, "RESET row_security", pgx.QueryExecModeSimpleProtocol)
+	var user, sessUser, setting string
+	if err := conn.QueryRow(ctx, "SELECT current_user, session_user, current_setting('app.current_tenant_id')", mode).
+		Scan(&user, &sessUser, &setting); err != nil {
+		t.Fatalf("connection unusable after attack: %v", err)
+	}
+	if user != "app_user" || sessUser != "app_user" || setting != tenant {
+		t.Fatalf("ESCAPE: current_user=%q session_user=%q tenant=%q, want app_user/app_user/%q", user, sessUser, setting, tenant)
+	}
+	rows, err := conn.Query(ctx, "SELECT DISTINCT tenant_id FROM contacts", mode)
+	if err != nil {
+		t.Fatalf("select after attack: %v", err)
+	}
+	seen, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range seen {
+		if s != tenant {
+			t.Fatalf("ESCAPE: tenant %s sees rows of %q", tenant, s)
+		}
+	}
+	tag, err := conn.Exec(ctx, "UPDATE contacts SET name = name WHERE tenant_id = 'globex'", mode)
+	if err == nil && tag.RowsAffected() != 0 {
+		t.Fatalf("ESCAPE: tenant %s updated %d globex rows", tenant, tag.RowsAffected())
+	}
+}
+
+// assertVictimIntact checks, as the superuser, that globex's rows are all
+// there and unchanged.
+func (w *world) assertVictimIntact(t *testing.T) {
+	t.Helper()
+	conn := w.pg.Connect(t, w.db)
+	rows, err := conn.Query(testCtx(t), "SELECT name FROM contacts WHERE tenant_id = 'globex' ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(victimRows) {
+		t.Fatalf("ESCAPE: victim rows are now %v", got)
+	}
+}
+
+// fakeT lets the once-only world setup reuse the t-based helpers; the
+// world is never cleaned up before the cluster is.
+type fakeT struct {
+	testing.TB
+	failed string
+}
+
+func (f *fakeT) Helper()                   {}
+func (f *fakeT) Cleanup(func())            {}
+func (f *fakeT) Fatalf(s string, a ...any) { f.failed = fmt.Sprintf(s, a...); panic(f) }
+func (f *fakeT) Errorf(s string, a ...any) { f.failed = fmt.Sprintf(s, a...) }
