@@ -332,6 +332,21 @@ func TestIsolationThroughMultigres(t *testing.T) {
 	v := seedVictim(t, e)
 	before := snapshot(t, e, v.tenant)
 	p := startProxy(t, e)
+	// multigres itself sees every authpg table as protected.
+	var unprotected []string
+	rows, err := e.super.Query(ctx, `SELECT schema_name || '.' || table_name FROM multigres_status()
+		WHERE schema_name IN ('auth', 'public') AND table_name NOT LIKE 'authpg\_%' AND NOT protected`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		_ = rows.Scan(&n)
+		unprotected = append(unprotected, n)
+	}
+	if rows.Close(); rows.Err() != nil || len(unprotected) != 0 {
+		t.Fatalf("multigres_status: unprotected %v, %v", unprotected, rows.Err())
+	}
 	tB := newTenant()
 	s := proxyStore(t, e, p, tB)
 	probe(t, s, v.tenant, v, true)

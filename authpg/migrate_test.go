@@ -8,6 +8,7 @@ import (
 
 	"github.com/multigres-proxy/multigres/authpg"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
+	"github.com/multigres-proxy/multigres/internal/proxytest"
 )
 
 func TestMigrations(t *testing.T) {
@@ -144,5 +145,34 @@ func TestMigrateModulesIndependently(t *testing.T) {
 	}
 	if _, err := authpg.Migrate(ctx, nil); err == nil {
 		t.Fatal("nil db accepted")
+	}
+}
+
+// TestMigrateGrantsAppUser: when the multigres tenant role app_user exists
+// at migration time, the migrations grant it DML on every table, so the
+// database works through multigres without further steps.
+func TestMigrateGrantsAppUser(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Shared()
+	ctx := testCtx(t)
+	db := pg.CreateDB(t)
+	proxytest.Setup(t, pg, db) // creates app_user (cluster-wide)
+	if _, err := authpg.MigrateURL(ctx, pg.SuperURL(db)); err != nil {
+		t.Fatal(err)
+	}
+	conn := pg.Connect(t, db)
+	rows, err := conn.Query(ctx, `
+		SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'r' AND n.nspname IN ('auth', 'public') AND c.relname NOT LIKE 'authpg\_%'
+		  AND NOT (has_table_privilege('app_user', c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+		           AND has_schema_privilege('app_user', n.oid, 'USAGE'))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		_ = rows.Scan(&name)
+		t.Errorf("app_user lacks DML on %s", name)
 	}
 }
