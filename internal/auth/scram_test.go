@@ -459,3 +459,27 @@ func TestSCRAMClientRejectsBadServer(t *testing.T) {
 		})
 	}
 }
+
+func TestSCRAMClientPassthroughBadKeys(t *testing.T) {
+	t.Parallel()
+	salt := []byte("0123456789abcdef")
+	verifier := mustSCRAMSecret(t, "pw", salt, 4096)
+	for name, c := range map[string]*SCRAMClient{
+		"short ClientKey": NewSCRAMClientFromKeys(make([]byte, 16), verifier.ServerKey, salt, 4096),
+		"nil ServerKey":   NewSCRAMClientFromKeys(make([]byte, 32), nil, salt, 4096),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			err := exchange(c, mustServer(t, verifier))
+			if err == nil || errors.Is(err, ErrPassthroughMismatch) {
+				t.Fatalf("err = %v, want a key-length error", err)
+			}
+		})
+	}
+	// ClientFirst twice is a misuse and fails the exchange.
+	c := NewSCRAMClient("pw")
+	c.ClientFirst()
+	if c.ClientFirst() != nil {
+		t.Fatal("second ClientFirst returned a message")
+	}
+}
