@@ -23,7 +23,19 @@ type Context struct {
 // would not filter its queries.
 var ErrRoleBypassesRLS = errors.New("role bypasses row-level security")
 
-const roleCheckSQL = "SELECT coalesce(bool_or(rolsuper OR rolbypassrls), true) FROM pg_catalog.pg_roles WHERE rolname IN (current_user, session_user)"
+// ErrDatabaseNotHardened means the tenant role may create temporary
+// objects in the database, so `multigres init` (with hardening) has not run
+// there: a pg_temp function could run SQL the guard never sees, and
+// databases such as postgres or template1 would expose other tenants'
+// sessions.
+var ErrDatabaseNotHardened = errors.New("database not hardened for tenants")
+
+// roleCheckSQL returns 't' when the tenant must be refused: the session or
+// effective role can bypass RLS, or the role may create temporary objects
+// in this database (see ErrDatabaseNotHardened). The second column tells
+// which.
+const roleCheckSQL = "SELECT coalesce(bool_or(rolsuper OR rolbypassrls), true) OR pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY'), " +
+	"coalesce(bool_or(rolsuper OR rolbypassrls), true) FROM pg_catalog.pg_roles WHERE rolname IN (current_user, session_user)"
 
 // Apply sets the context in one round trip over the extended protocol. The
 // values travel as bound parameters, so no value can inject SQL and none
@@ -83,7 +95,8 @@ func (c *Conn) queueApply(ctx Context) error {
 func (c *Conn) readApplyResult(checkStage int) error {
 	var firstErr error
 	completed := 0
-	bypass := checkStage >= 0 // fail closed until the check's row says otherwise
+	refuse := checkStage >= 0 // fail closed until the check's row says otherwise
+	bypass := refuse
 	for {
 		typ, frame, err := c.Frames.Next()
 		if err != nil {
@@ -102,8 +115,9 @@ func (c *Conn) readApplyResult(checkStage int) error {
 			}
 			// Only the check's row counts: set_config's row echoes the
 			// tenant's values, which may well be "f".
-			if completed == checkStage && len(row.Values) == 1 && string(row.Values[0]) == "f" {
-				bypass = false
+			if completed == checkStage && len(row.Values) == 2 {
+				refuse = string(row.Values[0]) != "f"
+				bypass = string(row.Values[1]) != "f"
 			}
 		case 'C':
 			completed++
@@ -124,6 +138,8 @@ func (c *Conn) readApplyResult(checkStage int) error {
 				return fmt.Errorf("apply context: %w", firstErr)
 			case bypass:
 				return ErrRoleBypassesRLS
+			case refuse:
+				return ErrDatabaseNotHardened
 			case c.TxStatus != 'I':
 				return fmt.Errorf("apply context: server not idle after context (status %q)", c.TxStatus)
 			}

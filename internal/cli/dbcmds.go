@@ -118,7 +118,9 @@ func runStatus(ctx context.Context, args []string, io IO) error {
 	}
 	printStatus(io.Out, tables, items)
 	for _, it := range items {
-		if !it.OK {
+		// Advisory items are ones init cannot fix (e.g. other databases
+		// tenants could connect to); they are printed, not fatal.
+		if !it.OK && !it.Advisory {
 			return errors.New("hardening items missing; run multigres init")
 		}
 	}
@@ -134,7 +136,10 @@ func printStatus(w io.Writer, tables []mgsql.TableStatus, items []mgsql.Hardenin
 	fmt.Fprintln(tw, "\nHARDENING\tSTATUS\tDETAIL")
 	for _, it := range items {
 		status := "ok"
-		if !it.OK {
+		switch {
+		case !it.OK && it.Advisory:
+			status = "advisory"
+		case !it.OK:
 			status = "missing"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", it.Item, status, it.Detail)

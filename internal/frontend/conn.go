@@ -286,20 +286,26 @@ func (c *clientConn) inject(server *backend.Conn) error {
 	if role == "" {
 		role = c.ident.Role
 	}
-	check := !c.srv.roleChecked(role)
+	checkKey := role + "\x00" + c.database
+	check := !c.srv.roleChecked(checkKey)
 	err := server.Apply(backend.Context{Variables: cfg.ContextVariables, Values: c.ident.Values, Role: role, CheckRole: check})
 	switch {
 	case errors.Is(err, backend.ErrRoleBypassesRLS):
 		return wire.Fatal(wire.CodeInvalidAuthorization,
 			"role %q can bypass row-level security, so multigres refuses tenant connections for it", role).
 			WithHint(fmt.Sprintf("Run ALTER ROLE %s NOSUPERUSER NOBYPASSRLS, or connect as a superuser_bypass user.", backend.QuoteIdent(role)))
+	case errors.Is(err, backend.ErrDatabaseNotHardened):
+		return wire.Fatal(wire.CodeInvalidAuthorization,
+			"database %q is not set up for tenant connections", c.database).
+			WithDetail(fmt.Sprintf("Role %s may create temporary objects there, which would let SQL run unseen by multigres.", backend.QuoteIdent(role))).
+			WithHint("Run multigres init (with hardening) on this database, or connect to a database where it ran.")
 	case err != nil:
 		c.log.Warn("setting the tenant context failed; closing", "err", err)
 		return wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context: %s", pgMessage(err)).
 			WithHint("Check the context_variables and set_role settings and the role's grants.")
 	}
 	if check {
-		c.srv.markRoleChecked(role)
+		c.srv.markRoleChecked(checkKey)
 	}
 	return nil
 }
