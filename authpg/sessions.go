@@ -79,6 +79,13 @@ func (s *Store) mac(tenantID, id string) []byte {
 
 // SignSessionID returns the token for a session id of a tenant.
 func (s *Store) SignSessionID(tenantID, id string) string {
+	// Sign the canonical forms, as VerifySessionToken checks them.
+	if t, err := normTenant(tenantID); err == nil {
+		tenantID = t
+	}
+	if u, err := normID(id); err == nil {
+		id = u
+	}
 	return id + "." + base64.RawURLEncoding.EncodeToString(s.mac(tenantID, id))
 }
 

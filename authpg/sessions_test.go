@@ -48,6 +48,13 @@ func TestSessions(t *testing.T) {
 			t.Errorf("GetSession(%q) = %v, want ErrInvalidSession", tok, err)
 		}
 	}
+	// Signing is over canonical forms: an upper-case tenant signs the same.
+	if tok := s.SignSessionID(strings.ToUpper(tA), x.ID); tok != x.Token {
+		t.Fatalf("SignSessionID(upper tenant) = %q, want %q", tok, x.Token)
+	}
+	if _, err := s.GetSession(ctx, strings.ToUpper(tA), x.Token); err != nil {
+		t.Fatalf("GetSession with upper-case tenant: %v", err)
+	}
 	// A token is bound to its tenant.
 	if _, err := s.GetSession(ctx, tB, x.Token); !errors.Is(err, authpg.ErrInvalidSession) {
 		t.Fatalf("token replayed in tenant B: %v", err)

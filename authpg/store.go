@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -110,7 +111,9 @@ type Store struct {
 	secret     []byte
 	bcryptCost int
 	now        func() time.Time
-	closed     bool
+	// closed is atomic since Close may race with calls on other
+	// goroutines; a pointer so that copies made inside a call share it.
+	closed *atomic.Bool
 
 	// noTenantFilter is a test-only hook (see export_test.go): it removes
 	// the explicit tenant filter from the user queries so tests can show
@@ -125,7 +128,7 @@ func New(db DB, opts Options) (*Store, error) {
 	if db == nil || isNilPtr(db) {
 		return nil, errors.New("authpg.New: db is nil")
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, closed: new(atomic.Bool)}
 	if tx, ok := db.(pgx.Tx); ok {
 		s.db = &spDB{tx: tx}
 	}
@@ -182,7 +185,7 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 	if strings.TrimSpace(connString) == "" {
 		return nil, errors.New("authpg.Open: empty connection string")
 	}
-	s := &Store{}
+	s := &Store{closed: new(atomic.Bool)}
 	if err := s.configure(opts); err != nil {
 		return nil, fmt.Errorf("authpg.Open: %w", err)
 	}
@@ -208,10 +211,9 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Close closes the owned pool (unless CloseOnDispose was false). Calling it
 // again is harmless. It never closes a DB given to New.
 func (s *Store) Close() {
-	if s.closed {
+	if s.closed.Swap(true) {
 		return
 	}
-	s.closed = true
 	if s.pool != nil && s.closePool {
 		s.pool.Close()
 	}
@@ -251,6 +253,7 @@ func (s *Store) InTenant(ctx context.Context, tenantID string, fn func(*Store) e
 	return WithTenant(ctx, s.db, tenantID, func(tx pgx.Tx) error {
 		c := *s
 		c.db, c.pool, c.closePool = &spDB{tx: tx}, nil, false
+		c.closed = new(atomic.Bool) // the derived Store ends with fn, not with s
 		return fn(&c)
 	})
 }
@@ -277,7 +280,7 @@ func normID(id string) (string, error) {
 
 // tx runs fn in a transaction (a savepoint when the Store is already on one).
 func (s *Store) tx(ctx context.Context, fn func(q DB) error) error {
-	if s.closed {
+	if s.closed.Load() {
 		return ErrClosed
 	}
 	tx, err := s.db.Begin(ctx)
@@ -296,7 +299,7 @@ func (s *Store) tx(ctx context.Context, fn func(q DB) error) error {
 
 // q returns the DB for a single statement.
 func (s *Store) q() (DB, error) {
-	if s.closed {
+	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	return s.db, nil
