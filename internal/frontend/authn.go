@@ -80,8 +80,14 @@ func (c *clientConn) authFailed(err error) error {
 func (c *clientConn) authSCRAM(secret auth.Secret, found bool) (backend.Credentials, error) {
 	var sv *auth.SCRAMServer
 	if found && secret.Kind != auth.SecretMD5 {
+		verifier := secret
+		if secret.Kind == auth.SecretPlain {
+			// A fixed verifier per entry: a fresh salt on every login
+			// would tell a real user from a mock (whose salt is stable).
+			verifier = c.srv.secrets.verifierFor(c.ident.Role, secret)
+		}
 		var err error
-		if sv, err = auth.NewSCRAMServer(secret); err != nil {
+		if sv, err = auth.NewSCRAMServer(verifier); err != nil {
 			return backend.Credentials{}, fmt.Errorf("scram server: %w", err)
 		}
 	} else {

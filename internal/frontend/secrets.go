@@ -20,7 +20,9 @@ import (
 // is not possible (server_password, server_pgpass, a plaintext auth_file
 // entry).
 type secretStore struct {
-	mu       sync.RWMutex
+	mu        sync.Mutex // guards verifiers
+	verifiers map[string]auth.Secret
+	rw        sync.RWMutex
 	userlist map[string]auth.Secret
 	query    *backend.AuthQuery
 	serverPW map[string]string
@@ -68,9 +70,12 @@ func (st *secretStore) load(cfg *config.Config) error {
 		query = q
 	}
 	host, port, _ := net.SplitHostPort(cfg.UpstreamAddr())
-	st.mu.Lock()
+	st.rw.Lock()
 	old := st.query
 	st.userlist, st.pgpass, st.serverPW, st.query, st.host, st.port = userlist, pass, cfg.ServerPassword, query, host, port
+	st.rw.Unlock()
+	st.mu.Lock()
+	st.verifiers = map[string]auth.Secret{}
 	st.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -81,8 +86,8 @@ func (st *secretStore) load(cfg *config.Config) error {
 func (st *secretStore) reload(cfg *config.Config) error { return st.load(cfg) }
 
 func (st *secretStore) close() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	st.rw.Lock()
+	defer st.rw.Unlock()
 	if st.query != nil {
 		st.query.Close()
 		st.query = nil
@@ -92,9 +97,9 @@ func (st *secretStore) close() {
 // lookup finds the secret for role. found=false means no such role may log
 // in; the caller must not reveal that to the client.
 func (st *secretStore) lookup(ctx context.Context, database, role string) (auth.Secret, bool, error) {
-	st.mu.RLock()
+	st.rw.RLock()
 	userlist, query := st.userlist, st.query
-	st.mu.RUnlock()
+	st.rw.RUnlock()
 	if sec, ok := userlist[role]; ok {
 		return sec, true, nil
 	}
@@ -107,8 +112,8 @@ func (st *secretStore) lookup(ctx context.Context, database, role string) (auth.
 // serverPassword is the plaintext password for logging role in upstream,
 // or "" when multigres has none.
 func (st *secretStore) serverPassword(database, role string) string {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
+	st.rw.RLock()
+	defer st.rw.RUnlock()
 	if pw := st.serverPW[role]; pw != "" {
 		return pw
 	}
@@ -121,4 +126,20 @@ func (st *secretStore) serverPassword(database, role string) string {
 		return sec.Plain
 	}
 	return ""
+}
+
+// verifierFor returns a SCRAM verifier for a plaintext secret, made once
+// per role and configuration load with a random salt.
+func (st *secretStore) verifierFor(role string, plain auth.Secret) auth.Secret {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if v, ok := st.verifiers[role]; ok {
+		return v
+	}
+	v, err := auth.NewSCRAMSecret(plain.Plain, nil, 0)
+	if err != nil {
+		return plain
+	}
+	st.verifiers[role] = v
+	return v
 }
