@@ -17,6 +17,7 @@
 #   BENCH_CLIENTS  -c (default 16)             BENCH_THREADS  -j (default 2)
 #   BENCH_SCALE    pgbench -i -s (default 10)  BENCH_DOCS     1/0: write docs/benchmarks.md
 #   MULTIGRES_BIN  proxy binary (default bin/multigres)
+#   BENCH_KEEP_LOGS=1  keep the temp dir's logs (pgbench, PgBouncer, multigres)
 #
 # Extending: a target is one `target` line plus a function printing
 # "host port user" (see "Targets" below); a test is one `bench_test` line; a
@@ -29,6 +30,8 @@ SECS=${BENCH_SECONDS:-10}
 CLIENTS=${BENCH_CLIENTS:-16}
 THREADS=${BENCH_THREADS:-2}
 SCALE=${BENCH_SCALE:-10}
+# Connection limits follow the client count, with room for the checks.
+MAX_CONN=$(( CLIENTS + 40 > 200 ? CLIENTS + 40 : 200 ))
 MULTIGRES_BIN=${MULTIGRES_BIN:-$ROOT/bin/multigres}
 DOCS_FILE=$ROOT/docs/benchmarks.md
 WRITE_DOCS=${BENCH_DOCS:-}
@@ -120,7 +123,12 @@ cleanup() {
   if [ "$PG_STARTED" = 1 ]; then
     as_pg "$PG_BIN/pg_ctl" -D "$TMP/data" -m immediate -t 30 stop >/dev/null 2>&1
   fi
-  rm -rf "$TMP"
+  if [ "${BENCH_KEEP_LOGS:-0}" = 1 ]; then
+    rm -rf "$TMP/data"
+    log "logs kept in $TMP"
+  else
+    rm -rf "$TMP"
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -179,7 +187,7 @@ start_postgres() {
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$TMP'
-max_connections = 200
+max_connections = $MAX_CONN
 password_encryption = 'scram-sha-256'
 shared_buffers = 256MB
 effective_cache_size = 1GB
@@ -259,7 +267,7 @@ auth_type = scram-sha-256
 auth_file = $TMP/userlist.txt
 pool_mode = session
 default_pool_size = $((CLIENTS + 4))
-max_client_conn = 200
+max_client_conn = $MAX_CONN
 max_db_connections = 0
 ignore_startup_parameters = extra_float_digits
 server_tls_sslmode = disable
@@ -379,7 +387,7 @@ run_one() {
   tps=$(parse_tps "$out")
   if [ "$rc" -ne 0 ] || [ -z "$tps" ] || grep -q -E '^(client [0-9]+ aborted|pgbench: error)' "$out"; then
     FAILS["$test|$name"]=$(( ${FAILS["$test|$name"]:-0} + 1 ))
-    ERROR_TEXT+=("round $round, $test, ${TARGET_LABEL[$name]} (exit $rc):"$'\n'"$(grep -v -E '^(transaction type|scaling factor|query mode|number of|maximum number|duration|latency|initial connection|average connection|tps)' "$out" | head -n 15 || true)")
+    ERROR_TEXT+=("round $round, $test, ${TARGET_LABEL[$name]} (exit $rc):"$'\n'"$(grep -v -E '^(pgbench \(|transaction type|scaling factor|query mode|number of (clients|threads)|maximum number|duration|latency|initial connection|average connection)' "$out" | head -n 15 || true)")
     printf '  %-14s %-12s FAILED (exit %s)\n' "$test" "${TARGET_LABEL[$name]}" "$rc" >&2
     return 0
   fi
@@ -502,7 +510,7 @@ echo
 echo "$SECTION"
 if [ ${#ERROR_TEXT[@]} -gt 0 ]; then
   echo
-  echo "Failed runs (pgbench output without the summary lines):"
+  echo "Failed runs (pgbench output without its settings lines):"
   for e in "${ERROR_TEXT[@]}"; do echo "$e"; echo; done
   for name in "${!MG_PORT[@]}"; do
     if [ -s "$TMP/multigres-$name.log" ]; then
