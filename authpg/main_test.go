@@ -20,7 +20,12 @@ import (
 // Every test gets its own database cloned from a template migrated once in
 // TestMain, which keeps the package fast; TestMigrations migrates fresh
 // databases itself.
-const templateDB = "authpg_template"
+// Names carry the pid so that runs sharing a server (PGTEST_DATABASE_URL)
+// do not collide.
+var (
+	templateDB = fmt.Sprintf("authpg_template_%d", os.Getpid())
+	examplesDB = fmt.Sprintf("authpg_examples_%d", os.Getpid())
+)
 
 // appRole is a LOGIN role that is neither superuser nor BYPASSRLS, so RLS
 // applies to it (superusers bypass RLS even with FORCE).
@@ -48,11 +53,11 @@ func setup(s *pgtest.Server) error {
 	// The examples read their database from the environment, as an app
 	// would: DATABASE_URL (a role that bypasses RLS, for mode 1) and
 	// APP_DATABASE_URL (an RLS-bound role, for mode 2).
-	if err := s.Exec(ctx, "postgres", "CREATE DATABASE authpg_examples TEMPLATE "+templateDB); err != nil {
+	if err := s.Exec(ctx, "postgres", "CREATE DATABASE "+examplesDB+" TEMPLATE "+templateDB); err != nil {
 		return err
 	}
-	os.Setenv("DATABASE_URL", s.SuperURL("authpg_examples"))
-	os.Setenv("APP_DATABASE_URL", s.URL(appRole, appPassword, "authpg_examples"))
+	os.Setenv("DATABASE_URL", s.SuperURL(examplesDB))
+	os.Setenv("APP_DATABASE_URL", s.URL(appRole, appPassword, examplesDB))
 	os.Setenv("SESSION_SECRET", "example-session-secret-32-bytes!")
 	return nil
 }

@@ -16,7 +16,12 @@ import (
 	"github.com/multigres-proxy/multigres/internal/pgtest"
 )
 
-const templateDB = "business_template"
+// Names carry the pid so that runs sharing a server (PGTEST_DATABASE_URL)
+// do not collide.
+var (
+	templateDB = fmt.Sprintf("business_template_%d", os.Getpid())
+	examplesDB = fmt.Sprintf("business_examples_%d", os.Getpid())
+)
 
 var appRole = fmt.Sprintf("business_app_%d", os.Getpid())
 
@@ -40,11 +45,11 @@ func setup(s *pgtest.Server) error {
 	}
 	// The examples read DATABASE_URL (mode 1) and APP_DATABASE_URL (an
 	// RLS-bound role, mode 2), as an app would.
-	if err := s.Exec(ctx, "postgres", "CREATE DATABASE business_examples TEMPLATE "+templateDB); err != nil {
+	if err := s.Exec(ctx, "postgres", "CREATE DATABASE "+examplesDB+" TEMPLATE "+templateDB); err != nil {
 		return err
 	}
-	os.Setenv("DATABASE_URL", s.SuperURL("business_examples"))
-	os.Setenv("APP_DATABASE_URL", s.URL(appRole, appPassword, "business_examples"))
+	os.Setenv("DATABASE_URL", s.SuperURL(examplesDB))
+	os.Setenv("APP_DATABASE_URL", s.URL(appRole, appPassword, examplesDB))
 	return nil
 }
 
