@@ -27,30 +27,91 @@ COMMENT ON TABLE multigres.tenant_roles IS 'roles that multigres_protect grants 
 REVOKE ALL ON TABLE multigres.tenant_roles FROM PUBLIC;
 GRANT SELECT ON TABLE multigres.tenant_roles TO PUBLIC;
 
--- multigres_context(var) reads a context variable fail-closed: NULL when the
--- variable was never set (missing_ok => true, so no error) or is the empty
--- string (what RESET and a custom GUC's placeholder leave behind). A policy
--- comparing a column with NULL is never true, so a connection without context
--- sees zero rows instead of an error or everything.
---
--- It is LANGUAGE sql, STABLE and without SET clauses or SECURITY DEFINER so
--- that the planner inlines it; policies additionally wrap it as (SELECT ...)
--- to make it an InitPlan evaluated once per statement, not once per row.
-CREATE OR REPLACE FUNCTION public.multigres_context(var text)
-RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT NULLIF(pg_catalog.current_setting(var, true), '') $$;
-COMMENT ON FUNCTION public.multigres_context(text) IS
-    'fail-closed reader of a context variable: NULL when unset or empty';
+-- Signed context (context_signing = on). multigres.context_key holds an
+-- HMAC-SHA256 key that only the owner can read; the proxy fetches it through
+-- multigres.context_signing_key() (EXECUTE for the auth user only) and sets,
+-- next to each context variable, multigres_mac.v<md5(var)> =
+-- hex(HMAC(key, var || '|' || backend pid || '|' || value)). The signed
+-- readers return NULL unless the MAC verifies, so a value set by any path the
+-- SQL guard misses yields zero rows, never another tenant's rows. ipad and
+-- opad are the key XOR 0x36/0x5c, precomputed by multigres init, so HMAC is
+-- two sha256() calls and needs no pgcrypto.
+CREATE TABLE IF NOT EXISTS multigres.context_key (
+    id      boolean PRIMARY KEY DEFAULT true CHECK (id),
+    key     bytea   NOT NULL,
+    ipad    bytea   NOT NULL,
+    opad    bytea   NOT NULL,
+    enabled boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE multigres.context_key IS 'context signing key; readable by the owner only';
+REVOKE ALL ON TABLE multigres.context_key FROM PUBLIC;
 
--- current_tenant_id() is multigres_context('app.current_tenant_id'), spelled
--- out rather than calling multigres_context so that it inlines in one step.
-CREATE OR REPLACE FUNCTION public.current_tenant_id()
-RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '') $$;
-COMMENT ON FUNCTION public.current_tenant_id() IS
-    'fail-closed current tenant: app.current_tenant_id, NULL when unset or empty';
+CREATE OR REPLACE FUNCTION multigres.context_signing_key()
+RETURNS bytea
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT key FROM multigres.context_key WHERE enabled $$;
+REVOKE ALL ON FUNCTION multigres.context_signing_key() FROM PUBLIC;
+
+-- install_context_readers(signed) defines the two readers.
+--
+-- Unsigned, multigres_context(var) reads a context variable fail-closed:
+-- NULL when the variable was never set (missing_ok => true, so no error) or
+-- is the empty string (what RESET and a custom GUC's placeholder leave
+-- behind). A policy comparing a column with NULL is never true, so a
+-- connection without context sees zero rows instead of an error or
+-- everything. It is LANGUAGE sql, STABLE and without SET clauses or SECURITY
+-- DEFINER so that the planner inlines it; policies additionally wrap it as
+-- (SELECT ...) to make it an InitPlan evaluated once per statement, not once
+-- per row. current_tenant_id() is the same for app.current_tenant_id,
+-- spelled out so that it inlines in one step.
+--
+-- Signed, both are SECURITY DEFINER (to read the key) and verify the MAC;
+-- still evaluated once per statement through the policies' InitPlan.
+CREATE OR REPLACE FUNCTION multigres.install_context_readers(signed boolean)
+RETURNS void
+LANGUAGE plpgsql
+AS $install$
+BEGIN
+    IF signed THEN
+        CREATE OR REPLACE FUNCTION public.multigres_context(var text)
+        RETURNS text
+        LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS $$
+            SELECT CASE WHEN k.enabled
+                AND pg_catalog.current_setting('multigres_mac.v' || pg_catalog.md5(pg_catalog.lower(var)), true)
+                    = pg_catalog.encode(pg_catalog.sha256(k.opad || pg_catalog.sha256(k.ipad ||
+                        pg_catalog.convert_to(pg_catalog.lower(var) || '|' || pg_catalog.pg_backend_pid()::text || '|' || v.val, 'UTF8'))), 'hex')
+                THEN v.val END
+            FROM (SELECT NULLIF(pg_catalog.current_setting(var, true), '') AS val) v
+            LEFT JOIN multigres.context_key k ON true
+        $$;
+        CREATE OR REPLACE FUNCTION public.current_tenant_id()
+        RETURNS text
+        LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS $$ SELECT public.multigres_context('app.current_tenant_id') $$;
+    ELSE
+        CREATE OR REPLACE FUNCTION public.multigres_context(var text)
+        RETURNS text
+        LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
+        AS $$ SELECT NULLIF(pg_catalog.current_setting(var, true), '') $$;
+        CREATE OR REPLACE FUNCTION public.current_tenant_id()
+        RETURNS text
+        LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
+        AS $$ SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '') $$;
+    END IF;
+    COMMENT ON FUNCTION public.multigres_context(text) IS
+        'fail-closed reader of a context variable: NULL when unset or empty (or unsigned, with context signing)';
+    COMMENT ON FUNCTION public.current_tenant_id() IS
+        'fail-closed current tenant: app.current_tenant_id, NULL when unset or empty (or unsigned, with context signing)';
+END
+$install$;
+REVOKE ALL ON FUNCTION multigres.install_context_readers(boolean) FROM PUBLIC;
+
+-- Re-running the setup keeps whichever mode is in force.
+SELECT multigres.install_context_readers(coalesce((SELECT enabled FROM multigres.context_key), false));
 
 -- grant_tenant_access grants USAGE on tbl's schema, DML on tbl, and USAGE
 -- on the sequences it owns

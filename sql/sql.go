@@ -39,11 +39,13 @@ package sql
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/md5"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -82,6 +84,12 @@ type Options struct {
 	AuthPassword string
 	// Harden applies the database hardening of multigres.apply_hardening.
 	Harden bool
+	// ContextSigning turns signed context on in this database: a key is
+	// created (once; an existing key is kept) and current_tenant_id() and
+	// multigres_context() verify the MAC the proxy sets. See setup.sql.
+	ContextSigning bool
+	// DisableContextSigning turns it off again (the key is kept).
+	DisableContextSigning bool
 }
 
 func (o Options) withDefaults() Options {
@@ -210,6 +218,9 @@ func Init(ctx context.Context, conn *pgx.Conn, opts Options) error {
 			return fmt.Errorf("init: harden: %w", err)
 		}
 	}
+	if err := setContextSigning(ctx, tx, opts); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("init: commit: %w", err)
 	}
@@ -278,6 +289,7 @@ func grantAuthUser(ctx context.Context, tx pgx.Tx, user string) error {
 	for _, q := range []string{
 		"GRANT USAGE ON SCHEMA multigres TO " + ident(user),
 		"GRANT EXECUTE ON FUNCTION multigres.user_lookup(text) TO " + ident(user),
+		"GRANT EXECUTE ON FUNCTION multigres.context_signing_key() TO " + ident(user),
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return fmt.Errorf("grant to auth user %q: %w", user, err)
@@ -480,4 +492,60 @@ func HardeningStatus(ctx context.Context, conn *pgx.Conn, tenantRoles []string) 
 		return nil, fmt.Errorf("hardening status: %w", err)
 	}
 	return out, nil
+}
+
+// setContextSigning creates the signing key (HMAC-SHA256, 32 random bytes,
+// with its ipad/opad precomputed for the SQL readers) and switches the
+// readers between their signed and unsigned forms.
+func setContextSigning(ctx context.Context, tx pgx.Tx, opts Options) error {
+	switch {
+	case opts.ContextSigning && opts.DisableContextSigning:
+		return errors.New("context signing: enable and disable both requested")
+	case opts.ContextSigning:
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return fmt.Errorf("context signing key: %w", err)
+		}
+		ipad, opad := hmacPads(key)
+		if _, err := tx.Exec(ctx, `INSERT INTO multigres.context_key (key, ipad, opad, enabled) VALUES ($1, $2, $3, true)
+			ON CONFLICT (id) DO UPDATE SET enabled = true`, key, ipad, opad); err != nil {
+			return fmt.Errorf("context signing key: %w", err)
+		}
+		_, err := tx.Exec(ctx, "SELECT multigres.install_context_readers(true)")
+		return err
+	case opts.DisableContextSigning:
+		if _, err := tx.Exec(ctx, "UPDATE multigres.context_key SET enabled = false"); err != nil {
+			return fmt.Errorf("disable context signing: %w", err)
+		}
+		_, err := tx.Exec(ctx, "SELECT multigres.install_context_readers(false)")
+		return err
+	}
+	return nil
+}
+
+// hmacPads returns HMAC-SHA256's inner and outer padded keys (block size
+// 64) for a key of at most 64 bytes.
+func hmacPads(key []byte) (ipad, opad []byte) {
+	ipad, opad = make([]byte, 64), make([]byte, 64)
+	copy(ipad, key)
+	copy(opad, key)
+	for i := range ipad {
+		ipad[i] ^= 0x36
+		opad[i] ^= 0x5c
+	}
+	return ipad, opad
+}
+
+// ContextMACName is the setting that carries the MAC of context variable
+// name; ContextMAC computes the MAC the signed readers verify.
+func ContextMACName(variable string) string {
+	sum := md5.Sum([]byte(strings.ToLower(variable)))
+	return "multigres_mac.v" + hex.EncodeToString(sum[:])
+}
+
+// ContextMAC is hex(HMAC-SHA256(key, lower(var) | pid | value)).
+func ContextMAC(key []byte, variable string, pid uint32, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(strings.ToLower(variable) + "|" + strconv.FormatUint(uint64(pid), 10) + "|" + value))
+	return hex.EncodeToString(m.Sum(nil))
 }
