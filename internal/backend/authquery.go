@@ -28,6 +28,7 @@ type AuthQuery struct {
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
+	keys  map[string][]byte
 }
 
 // NewAuthQuery builds a lookup against the upstream at addr.
@@ -37,7 +38,7 @@ func NewAuthQuery(addr, user, password, query, authDB, tlsMode string) (*AuthQue
 		return nil, fmt.Errorf("auth query: %w", err)
 	}
 	return &AuthQuery{Host: host, Port: port, User: user, Password: password, Query: query,
-		AuthDatabase: authDB, TLSMode: tlsMode, pools: map[string]*pgxpool.Pool{}}, nil
+		AuthDatabase: authDB, TLSMode: tlsMode, pools: map[string]*pgxpool.Pool{}, keys: map[string][]byte{}}, nil
 }
 
 // Lookup returns the secret of role, or found=false when the role does not
@@ -65,10 +66,40 @@ func (a *AuthQuery) Lookup(ctx context.Context, database, role string) (auth.Sec
 	return sec, true, nil
 }
 
+// SigningKey returns database's context signing key (nil when signing is
+// not enabled there), read as auth_user through
+// multigres.context_signing_key(). Keys are cached: init never changes an
+// existing key.
+func (a *AuthQuery) SigningKey(ctx context.Context, database string) ([]byte, error) {
+	a.mu.Lock()
+	key, ok := a.keys[database]
+	a.mu.Unlock()
+	if ok {
+		return key, nil
+	}
+	pool, err := a.poolFor(ctx, database)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.QueryRow(ctx, "SELECT multigres.context_signing_key()").Scan(&key); err != nil {
+		return nil, fmt.Errorf("read context signing key as %s: %w", a.User, err)
+	}
+	if key != nil {
+		a.mu.Lock()
+		a.keys[database] = key
+		a.mu.Unlock()
+	}
+	return key, nil
+}
+
 func (a *AuthQuery) pool(ctx context.Context, database string) (*pgxpool.Pool, error) {
 	if a.AuthDatabase != "" {
 		database = a.AuthDatabase
 	}
+	return a.poolFor(ctx, database)
+}
+
+func (a *AuthQuery) poolFor(ctx context.Context, database string) (*pgxpool.Pool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if p, ok := a.pools[database]; ok {

@@ -14,6 +14,9 @@ type Context struct {
 	Variables []string
 	Values    []string
 	Role      string
+	// MACNames/MACs are extra settings applied with the variables: the
+	// signed-context MACs (see sql.ContextMAC), or nil.
+	MACNames, MACs []string
 	// CheckRole adds a check, in the same round trip, that neither the
 	// session user nor the effective role can bypass RLS.
 	CheckRole bool
@@ -43,7 +46,7 @@ const roleCheckSQL = "SELECT coalesce(bool_or(rolsuper OR rolbypassrls), true) O
 // caller must close the connection: it is never handed to a client
 // half-configured.
 func (c *Conn) Apply(ctx Context) error {
-	if len(ctx.Variables) != len(ctx.Values) {
+	if len(ctx.Variables) != len(ctx.Values) || len(ctx.MACNames) != len(ctx.MACs) {
 		return errors.New("apply context: variables and values differ in number")
 	}
 	if err := c.queueApply(ctx); err != nil {
@@ -55,7 +58,7 @@ func (c *Conn) Apply(ctx Context) error {
 	checkStage := -1 // index of the role check among the statements sent
 	if ctx.CheckRole {
 		checkStage = 1
-		if len(ctx.Variables) > 0 {
+		if len(ctx.Variables)+len(ctx.MACNames) > 0 {
 			checkStage = 2
 		}
 	}
@@ -64,16 +67,18 @@ func (c *Conn) Apply(ctx Context) error {
 
 func (c *Conn) queueApply(ctx Context) error {
 	var msgs []pgproto3.FrontendMessage
-	if len(ctx.Variables) > 0 {
+	names := append(append([]string(nil), ctx.Variables...), ctx.MACNames...)
+	values := append(append([]string(nil), ctx.Values...), ctx.MACs...)
+	if len(names) > 0 {
 		var sql strings.Builder
 		sql.WriteString("SELECT ")
-		params := make([][]byte, 0, 2*len(ctx.Variables))
-		for i := range ctx.Variables {
+		params := make([][]byte, 0, 2*len(names))
+		for i := range names {
 			if i > 0 {
 				sql.WriteString(", ")
 			}
 			fmt.Fprintf(&sql, "pg_catalog.set_config($%d, $%d, false)", 2*i+1, 2*i+2)
-			params = append(params, []byte(ctx.Variables[i]), []byte(ctx.Values[i]))
+			params = append(params, []byte(names[i]), []byte(values[i]))
 		}
 		msgs = append(msgs, &pgproto3.Parse{Query: sql.String()}, &pgproto3.Bind{Parameters: params},
 			&pgproto3.Execute{})

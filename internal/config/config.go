@@ -67,6 +67,7 @@ type Config struct {
 	ServerPassword         map[string]string // server_password
 	ServerPgpass           string            // server_pgpass
 
+	ContextSigning       bool     // context_signing
 	Guard                bool     // guard
 	GuardDeniedFunctions []string // guard_denied_functions
 

@@ -146,7 +146,7 @@ func TestReloadableSet(t *testing.T) {
 		"superuser_bypass", "tenant_roles", "tenant_value_pattern", "auth_type",
 		"allow_plaintext_password", "auth_file", "auth_user", "auth_password", "auth_query",
 		"auth_dbname", "auth_failure_delay", "server_password", "server_pgpass",
-		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions"}
+		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions", "context_signing"}
 	var got []string
 	secret := map[string]bool{}
 	for _, k := range Keys() {

@@ -151,6 +151,9 @@ var keyTable = []keyDef{
 		Doc: "`.pgpass` file with upstream passwords."},
 		kind: strKind{}},
 
+	{Key: Key{Name: "context_signing", Field: "ContextSigning", Default: "off", Reloadable: true,
+		Doc: "Set, with the context, an HMAC of (values, backend pid) keyed by a secret tenants cannot read; with `multigres init --context-signing` the readers return NULL for any unsigned value (defence in depth, see docs/security.md)."},
+		kind: boolKind{}},
 	{Key: Key{Name: "guard", Field: "Guard", Default: "on", Reloadable: true,
 		Doc: "Inspect every Query and Parse of tenant connections with the SQL guard and refuse statements that could change the tenant context or reach other tenants (see docs/security.md)."},
 		kind: boolKind{}},

@@ -20,6 +20,7 @@ import (
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/tenant"
 	"github.com/multigres-proxy/multigres/internal/wire"
+	mgsql "github.com/multigres-proxy/multigres/sql"
 )
 
 // errSilent ends a connection without an ErrorResponse: the client went
@@ -142,7 +143,7 @@ func (c *clientConn) handshake(deadline time.Time) error {
 	}
 	if !c.ident.Bypass {
 		c.setState(StateInjecting)
-		if err := c.inject(server); err != nil {
+		if err := c.inject(ctx, server); err != nil {
 			return err
 		}
 	}
@@ -280,15 +281,29 @@ func (c *clientConn) connectUpstream(ctx context.Context, creds backend.Credenti
 	return server, nil
 }
 
-func (c *clientConn) inject(server *backend.Conn) error {
+func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 	cfg := c.lc.cfg
 	role := cfg.SetRole
 	if role == "" {
 		role = c.ident.Role
 	}
+	var macNames, macs []string
+	if cfg.ContextSigning {
+		key, err := c.srv.secrets.signingKey(ctx, c.database)
+		if err != nil || key == nil {
+			c.log.Warn("context signing key unavailable; closing", "err", err)
+			return wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
+				WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
+		}
+		for i, v := range cfg.ContextVariables {
+			macNames = append(macNames, mgsql.ContextMACName(v))
+			macs = append(macs, mgsql.ContextMAC(key, v, server.PID, c.ident.Values[i]))
+		}
+	}
 	checkKey := role + "\x00" + c.database
 	check := !c.srv.roleChecked(checkKey)
-	err := server.Apply(backend.Context{Variables: cfg.ContextVariables, Values: c.ident.Values, Role: role, CheckRole: check})
+	err := server.Apply(backend.Context{Variables: cfg.ContextVariables, Values: c.ident.Values, Role: role, CheckRole: check,
+		MACNames: macNames, MACs: macs})
 	switch {
 	case errors.Is(err, backend.ErrRoleBypassesRLS):
 		return wire.Fatal(wire.CodeInvalidAuthorization,

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -142,4 +143,15 @@ func (st *secretStore) verifierFor(role string, plain auth.Secret) auth.Secret {
 	}
 	st.verifiers[role] = v
 	return v
+}
+
+// signingKey is the context signing key of database, read as auth_user.
+func (st *secretStore) signingKey(ctx context.Context, database string) ([]byte, error) {
+	st.rw.RLock()
+	query := st.query
+	st.rw.RUnlock()
+	if query == nil {
+		return nil, errors.New("context_signing needs auth_user and auth_password to read the signing key")
+	}
+	return query.SigningKey(ctx, database)
 }

@@ -38,6 +38,12 @@ var initMu sync.Mutex
 // Setup applies the setup SQL to database db and sets the seed's passwords.
 func Setup(t testing.TB, pg *pgtest.Server, db string) {
 	t.Helper()
+	SetupWith(t, pg, db, nil)
+}
+
+// SetupWith is Setup with the init options changed by mutate.
+func SetupWith(t testing.TB, pg *pgtest.Server, db string, mutate func(*mgsql.Options)) {
+	t.Helper()
 	initMu.Lock()
 	defer initMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -47,7 +53,11 @@ func Setup(t testing.TB, pg *pgtest.Server, db string) {
 		t.Fatalf("proxytest: connect: %v", err)
 	}
 	defer conn.Close(context.Background())
-	if err := mgsql.Init(ctx, conn, mgsql.Options{AuthPassword: AuthPassword, Harden: true}); err != nil {
+	opts := mgsql.Options{AuthPassword: AuthPassword, Harden: true}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	if err := mgsql.Init(ctx, conn, opts); err != nil {
 		t.Fatalf("proxytest: init: %v", err)
 	}
 	if _, err := conn.Exec(ctx, "ALTER ROLE app_user PASSWORD 'app_user_password'"); err != nil {

@@ -1,0 +1,112 @@
+package escape
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/pgtest"
+	"github.com/multigres-proxy/multigres/internal/proxytest"
+	mgsql "github.com/multigres-proxy/multigres/sql"
+)
+
+// TestSigningHoldsWithoutGuard switches the SQL guard off and context
+// signing on: every attack that changes the context must now leave the
+// tenant with zero rows, never another tenant's rows, and unable to write
+// them. Each layer must hold on its own.
+func TestSigningHoldsWithoutGuard(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Shared()
+	db := pg.CreateDB(t)
+	proxytest.SetupWith(t, pg, db, func(o *mgsql.Options) { o.ContextSigning = true })
+	ctx := testCtx(t)
+	if err := pg.Exec(ctx, db, `
+		CREATE TABLE contacts (id serial PRIMARY KEY, tenant_id varchar(255) NOT NULL, name text NOT NULL);
+		SELECT multigres_protect('contacts', 'tenant_id');
+		INSERT INTO contacts (tenant_id, name) VALUES ('acme', 'a1'), ('globex', 'globex-1'), ('globex', 'globex-2');`); err != nil {
+		t.Fatal(err)
+	}
+	p := proxytest.StartProxy(t, pg, func(c *config.Config) { c.Guard = false; c.ContextSigning = true })
+	url := proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db)
+
+	// Signing on: the tenant's own rows are there.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM contacts").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("acme sees %d rows with signing on: %v", n, err)
+	}
+	conn.Close(ctx)
+
+	attempts := 0
+	for _, a := range attacks {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			if mode == pgx.QueryExecModeSimpleProtocol && hasArgs(a) {
+				continue
+			}
+			attempts++
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range a.steps {
+				_, _ = conn.Exec(ctx, st.sql, append([]any{mode}, st.args...)...)
+			}
+			_, _ = conn.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol)
+			_, _ = conn.Exec(ctx, "RESET row_security", pgx.QueryExecModeSimpleProtocol)
+			rows, err := conn.Query(ctx, "SELECT DISTINCT tenant_id FROM contacts", mode)
+			if err == nil {
+				seen, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+				for _, s := range seen {
+					if s != "acme" {
+						t.Fatalf("ESCAPE (%s, guard off, signing on): sees %q rows", a.name, s)
+					}
+				}
+			}
+			var user string
+			if err := conn.QueryRow(ctx, "SELECT current_user", mode).Scan(&user); err == nil && user != "app_user" {
+				t.Fatalf("ESCAPE (%s): current_user %q", a.name, user)
+			}
+			conn.Close(ctx)
+		}
+	}
+	check := pg.Connect(t, db)
+	var globex int
+	if err := check.QueryRow(ctx, "SELECT count(*) FROM contacts WHERE tenant_id = 'globex' AND name LIKE 'globex-%'").Scan(&globex); err != nil || globex != 2 {
+		t.Fatalf("ESCAPE: globex rows now %d (%v)", globex, err)
+	}
+	t.Logf("%d attempts with the guard off and signing on", attempts)
+}
+
+// TestControlWithoutLayers is the negative control: with the guard off and
+// signing off, the same one-line attack does escape. It proves the suite
+// can see an escape, and that the layers above are what stop it.
+func TestControlWithoutLayers(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Shared()
+	db := pg.CreateDB(t)
+	proxytest.Setup(t, pg, db)
+	ctx := testCtx(t)
+	if err := pg.Exec(ctx, db, `
+		CREATE TABLE contacts (id serial PRIMARY KEY, tenant_id text NOT NULL, name text NOT NULL);
+		SELECT multigres_protect('contacts', 'tenant_id');
+		INSERT INTO contacts (tenant_id, name) VALUES ('acme', 'a1'), ('globex', 'g1');`); err != nil {
+		t.Fatal(err)
+	}
+	p := proxytest.StartProxy(t, pg, func(c *config.Config) { c.Guard = false })
+	conn, err := pgx.Connect(ctx, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SELECT set_config('app.current_tenant_id', 'globex', false)"); err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	if err := conn.QueryRow(ctx, "SELECT name FROM contacts").Scan(&name); err != nil || name != "g1" {
+		t.Fatalf("control: expected the unguarded, unsigned escape to reach globex's row, got %q %v", name, err)
+	}
+}
