@@ -24,12 +24,12 @@ type secretStore struct {
 	mu        sync.Mutex // guards verifiers
 	verifiers map[string]auth.Secret
 	rw        sync.RWMutex
-	userlist map[string]auth.Secret
-	query    *backend.AuthQuery
-	serverPW map[string]string
-	pgpass   *pgpassfile.Passfile
-	host     string
-	port     string
+	userlist  map[string]auth.Secret
+	query     *backend.AuthQuery
+	serverPW  map[string]string
+	pgpass    *pgpassfile.Passfile
+	host      string
+	port      string
 }
 
 func newSecretStore(cfg *config.Config) (*secretStore, error) {
