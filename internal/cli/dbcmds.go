@@ -21,6 +21,8 @@ type dbFlags struct {
 	authUser    string
 	authPass    string
 	noHarden    bool
+	signing     bool
+	noSigning   bool
 }
 
 func newDBFlagSet(name string, io IO, f *dbFlags) *flag.FlagSet {
@@ -31,6 +33,8 @@ func newDBFlagSet(name string, io IO, f *dbFlags) *flag.FlagSet {
 	fs.StringVar(&f.authUser, "auth-user", "multigres_auth", "role that runs auth_query")
 	fs.StringVar(&f.authPass, "auth-password", envOr(io.Environ, "MULTIGRES_AUTH_PASSWORD", ""), "password to set for the auth user (env MULTIGRES_AUTH_PASSWORD)")
 	fs.BoolVar(&f.noHarden, "no-harden", false, "skip the database hardening (see docs/security.md)")
+	fs.BoolVar(&f.signing, "context-signing", false, "init: turn signed context on in this database (pair with context_signing = on)")
+	fs.BoolVar(&f.noSigning, "disable-context-signing", false, "init: turn signed context off again")
 	return fs
 }
 
@@ -55,12 +59,13 @@ func runInit(ctx context.Context, args []string, io IO) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	opts := mgsql.Options{TenantRoles: splitList(f.tenantRoles), AuthUser: f.authUser, AuthPassword: f.authPass, Harden: !f.noHarden}
+	opts := mgsql.Options{TenantRoles: splitList(f.tenantRoles), AuthUser: f.authUser, AuthPassword: f.authPass, Harden: !f.noHarden,
+		ContextSigning: f.signing, DisableContextSigning: f.noSigning}
 	if err := mgsql.Init(ctx, conn, opts); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "multigres setup applied (tenant roles: %s, auth user: %s, hardening: %v)\n",
-		strings.Join(opts.TenantRoles, ", "), f.authUser, opts.Harden)
+	fmt.Fprintf(io.Out, "multigres setup applied (tenant roles: %s, auth user: %s, hardening: %v, context signing: %s)\n",
+		strings.Join(opts.TenantRoles, ", "), f.authUser, opts.Harden, signingWord(f))
 	return nil
 }
 
@@ -155,4 +160,14 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+func signingWord(f dbFlags) string {
+	switch {
+	case f.signing:
+		return "on"
+	case f.noSigning:
+		return "off"
+	}
+	return "unchanged"
 }
