@@ -42,6 +42,14 @@ func TestCancelRequest(t *testing.T) {
 	ctx := testCtx(t)
 	super := e.super(t)
 	acme := e.connect(t, "app_user.acme")
+	// The key is the proxy's own: the client never learns the server's pid.
+	var serverPID uint32
+	if err := acme.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&serverPID); err != nil {
+		t.Fatal(err)
+	}
+	if acme.PgConn().PID() == serverPID {
+		t.Fatalf("BackendKeyData carries the server's pid %d", serverPID)
+	}
 	const sleep = "SELECT pg_sleep(10)"
 	start := time.Now()
 	done := make(chan error, 1)

@@ -137,6 +137,11 @@ var refusedParams = []struct {
 	{map[string]string{"options": "-c search_path=public -c APP.Current-Tenant_Id=globex"}, `options may not set "APP.Current-Tenant_Id" on tenant connections`},
 	{map[string]string{"options": "-c role=postgres"}, `options may not set "role" on tenant connections`},
 	{map[string]string{"options": "-c session_authorization=postgres"}, `options may not set "session_authorization" on tenant connections`},
+	{map[string]string{"options": "--session-authorization=postgres"}, `options may not set "session-authorization" on tenant connections`},
+	{map[string]string{"options": "-c\tROLE=postgres"}, `options may not set "ROLE" on tenant connections`},
+	{map[string]string{"options": `-c application_name=a\ b -c role=postgres`}, `options may not set "role" on tenant connections`},
+	{map[string]string{"App.Current_Tenant_Id": "globex"}, `startup parameter "App.Current_Tenant_Id" is not allowed on tenant connections`},
+	{map[string]string{"session_authorization": "postgres"}, `startup parameter "session_authorization" is not allowed on tenant connections`},
 	{map[string]string{"app.current_tenant_id": "globex"}, `startup parameter "app.current_tenant_id" is not allowed on tenant connections`},
 	{map[string]string{"role": "postgres"}, `startup parameter "role" is not allowed on tenant connections`},
 }

@@ -26,6 +26,10 @@ func TestTenantSeesOnlyItsRows(t *testing.T) {
 		if user != "app_user" || tenant != "acme" {
 			t.Fatalf("current_user=%q tenant=%q", user, tenant)
 		}
+		// The client sees the session as the tenant role really is.
+		if su := acme.PgConn().ParameterStatus("is_superuser"); su != "off" {
+			t.Fatalf("is_superuser = %q", su)
+		}
 		tag, err := acme.Exec(ctx, "UPDATE contacts SET name = 'pwned' WHERE tenant_id = 'globex'", mode)
 		if err != nil || tag.RowsAffected() != 0 {
 			t.Fatalf("update other tenant: %v rows, %v", tag.RowsAffected(), err)
