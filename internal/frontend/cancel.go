@@ -37,6 +37,9 @@ func (cm *cancelMap) register(c *clientConn) cancelKey {
 		k.pid = binary.BigEndian.Uint32(b[:4]) & 0x7fffffff
 		copy(k.secret[:], b[4:])
 		if _, taken := cm.m[k.pid]; !taken && k.pid != 0 {
+			// Set under the lock: lookup reads c.key of a mapped client
+			// from another goroutine, right after taking this lock.
+			c.key = k
 			cm.m[k.pid] = c
 			return k
 		}

@@ -331,7 +331,7 @@ func (c *clientConn) sendReady(server *backend.Conn) error {
 	for _, p := range server.Params {
 		c.writeMsg(&pgproto3.ParameterStatus{Name: p.Name, Value: p.Value})
 	}
-	c.key = c.srv.cancels.register(c)
+	c.srv.cancels.register(c) // sets c.key under the map lock
 	c.keyed = true
 	c.writeMsg(&pgproto3.BackendKeyData{ProcessID: c.key.pid, SecretKey: c.key.secret[:]})
 	c.writeMsg(&pgproto3.ReadyForQuery{TxStatus: server.TxStatus})

@@ -25,8 +25,8 @@ func newSQLGuard(cfg *config.Config) *sqlGuard {
 	})}
 }
 
-func (s *sqlGuard) Check(_ byte, sql string) error {
-	err := s.g.Check(sql)
+func (s *sqlGuard) Check(_ byte, sql []byte) error {
+	err := s.g.CheckBytes(sql)
 	var v *sqlguard.Violation
 	if !errors.As(err, &v) {
 		return err

@@ -9,21 +9,21 @@ import (
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
-// sqlOf extracts the SQL text of a Query or Parse frame.
-func sqlOf(typ byte, frame []byte) (string, error) {
+// sqlOf extracts the SQL text of a Query or Parse frame, in place.
+func sqlOf(typ byte, frame []byte) ([]byte, error) {
 	body := frame[5:]
 	if typ == 'P' {
 		i := bytes.IndexByte(body, 0)
 		if i < 0 {
-			return "", errors.New("unterminated statement name")
+			return nil, errors.New("unterminated statement name")
 		}
 		body = body[i+1:]
 	}
 	i := bytes.IndexByte(body, 0)
 	if i < 0 {
-		return "", errors.New("unterminated query string")
+		return nil, errors.New("unterminated query string")
 	}
-	return string(body[:i]), nil
+	return body[:i], nil
 }
 
 // rejectFrame builds a replacement for a refused message: a statement that

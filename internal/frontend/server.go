@@ -20,7 +20,7 @@ import (
 // client as an ErrorResponse and the message is not forwarded. The SQL
 // guard of internal/sqlguard plugs in here.
 type Guard interface {
-	Check(msgType byte, sql string) error
+	Check(msgType byte, sql []byte) error
 }
 
 // Hooks let metrics and the admin console observe connections without the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unsafe"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -52,6 +53,7 @@ type Guard struct {
 	protected map[string]bool
 	denied    []string
 	tokens    []string
+	byFirst   [256][]string
 	cache     *lru
 	mu        sync.Mutex
 }
@@ -66,6 +68,7 @@ func New(cfg Config) *Guard {
 		g.denied = DefaultDeniedFunctions
 	}
 	g.tokens = prefilterTokens(g.denied)
+	g.byFirst = indexTokens(g.tokens)
 	size := cfg.CacheSize
 	if size <= 0 {
 		size = 10000
@@ -76,6 +79,15 @@ func New(cfg Config) *Guard {
 
 // maxCachedLen keeps huge statements (bulk inserts) out of the cache.
 const maxCachedLen = 4096
+
+// CheckBytes is Check for a statement still in a protocol buffer: the
+// pre-filter reads it in place, so the common case allocates nothing.
+func (g *Guard) CheckBytes(sql []byte) error {
+	if !g.mayBeDangerous(unsafe.String(unsafe.SliceData(sql), len(sql))) {
+		return nil
+	}
+	return g.Check(string(sql))
+}
 
 // Check returns nil if sql may run, or a *Violation.
 func (g *Guard) Check(sql string) error {

@@ -216,3 +216,29 @@ func TestConfigDefaultMatches(t *testing.T) {
 		t.Fatalf("config default %q\nsqlguard default %q", got, want)
 	}
 }
+
+func TestPrefilterFolding(t *testing.T) {
+	t.Parallel()
+	g := newTestGuard()
+	for sql, want := range map[string]bool{"SELECT SET_CONFIG": true, "xxDoyy": true, "": false, "d": false, "SELECT 1": false, "sElEcT pg_NOTIFY": true} {
+		if got := g.mayBeDangerous(sql); got != want {
+			t.Errorf("mayBeDangerous(%q) = %v", sql, got)
+		}
+	}
+}
+
+func BenchmarkCheckPlainQuery(b *testing.B) {
+	g := newTestGuard()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = g.Check("SELECT abalance FROM pgbench_accounts WHERE aid = $1;")
+	}
+}
+
+func BenchmarkCheckParsedCached(b *testing.B) {
+	g := newTestGuard()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = g.Check("SELECT abalance FROM pgbench_accounts WHERE aid = $1 AND current_setting('search_path') IS NOT NULL")
+	}
+}
