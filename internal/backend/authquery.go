@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,8 @@ type AuthQuery struct {
 	Query        string
 	AuthDatabase string
 	TLSMode      string
+	// TLSConfig, for verify-full, carries server_tls_ca and the host name.
+	TLSConfig *tls.Config
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
@@ -113,6 +116,9 @@ func (a *AuthQuery) poolFor(ctx context.Context, database string) (*pgxpool.Pool
 	}
 	cc := cfg.ConnConfig
 	cc.Host, cc.Port, cc.User, cc.Password, cc.Database = a.Host, uint16(port), a.User, a.Password, database
+	if a.TLSMode == "verify-full" && a.TLSConfig != nil {
+		cc.TLSConfig = a.TLSConfig.Clone()
+	}
 	cc.RuntimeParams["application_name"] = "multigres auth_query"
 	// The auth query is one statement; the simple protocol keeps it working
 	// through anything and avoids a prepare per pool connection.

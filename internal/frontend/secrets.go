@@ -68,6 +68,9 @@ func (st *secretStore) load(cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
+		if q.TLSConfig, err = serverTLSConfig(cfg); err != nil {
+			return err
+		}
 		query = q
 	}
 	host, port, _ := net.SplitHostPort(cfg.UpstreamAddr())

@@ -357,9 +357,17 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// asPostgresUser makes cmd run as an unprivileged user when we are root,
-// since postgres refuses to start as root, and hands dir to that user.
+func (s *Server) connectSuper(ctx context.Context) (*pgx.Conn, error) {
+	return pgx.Connect(ctx, s.SuperURL("postgres"))
+}
+
+// asPostgresUser makes cmd (when non-nil) run as an unprivileged user when
+// we are root, since postgres refuses to start as root, and hands dir to
+// that user.
 func asPostgresUser(cmd *exec.Cmd, dir string) error {
+	if cmd == nil {
+		cmd = &exec.Cmd{}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if os.Geteuid() != 0 {
 		return nil
