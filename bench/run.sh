@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # bench/run.sh: pgbench side by side against direct PostgreSQL, PgBouncer and
-# multigres, interleaved in one run on this machine (`make bench`).
+# multigres (guard on, guard off, signed context), interleaved in one run on
+# this machine (`make bench`).
 #
-# It starts a throwaway PostgreSQL cluster, PgBouncer and multigres on free
-# 127.0.0.1 ports, loads `pgbench -i -s 10`, puts pgbench_accounts under a
-# multigres tenant policy (RLS really on), and then, for every round, runs
-# every test against every target in rotating order. The table reports the
-# median TPS per (test, target) and is appended to docs/benchmarks.md.
+# It starts a throwaway PostgreSQL cluster, PgBouncer and three multigres
+# instances on free 127.0.0.1 ports, loads `pgbench -i -s 10`, puts
+# pgbench_accounts under a multigres tenant policy (RLS really on), copies
+# that database to a second one with signed context on, and then, for every
+# round, runs every test against each of its targets in rotating order. The
+# table reports the median TPS per (test, target) and is appended to
+# docs/benchmarks.md.
 #
 # Usage: bash bench/run.sh [--quick] [--no-docs]
 #   --quick    1 round of 3 s per run, for smoke tests (does not write the docs
@@ -20,8 +23,10 @@
 #   BENCH_KEEP_LOGS=1  keep the temp dir's logs (pgbench, PgBouncer, multigres)
 #
 # Extending: a target is one `target` line plus a function printing
-# "host port user" (see "Targets" below); a test is one `bench_test` line; a
-# second proxy instance is one more `start_multigres NAME --flag value` call.
+# "host port user [dbname]" (see "Targets" below); a test is one `bench_test`
+# line, optionally limited to some targets; a ratio column is one `ratio`
+# line; another proxy instance is one more `start_multigres NAME --flag=value`
+# call.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +38,9 @@ SCALE=${BENCH_SCALE:-10}
 # Connection limits follow the client count, with room for the checks.
 MAX_CONN=$(( CLIENTS + 40 > 200 ? CLIENTS + 40 : 200 ))
 MULTIGRES_BIN=${MULTIGRES_BIN:-$ROOT/bin/multigres}
+# multigres reads MULTIGRES_* variables as config and refuses unknown ones:
+# keep the script's own setting out of the children's environment.
+export -n MULTIGRES_BIN
 DOCS_FILE=$ROOT/docs/benchmarks.md
 WRITE_DOCS=${BENCH_DOCS:-}
 QUICK=0
@@ -58,6 +66,10 @@ SUPER_PW=bench_super_password
 APP_PW=bench_app_password
 AUTH_PW=bench_auth_password
 DB=bench
+# SIGNED_DB holds the same data as DB, with signed context on (multigres init
+# --context-signing). Signing is per database, and once on, unsigned
+# connections read a NULL tenant there: so only the signing target uses it.
+SIGNED_DB=bench_signed
 TENANT=bench
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -242,6 +254,19 @@ load_data() {
     -- parameter would not pass PgBouncer at all).
     ALTER ROLE app_user IN DATABASE $DB SET app.current_tenant_id = '$TENANT';" >/dev/null
   super_sql "VACUUM ANALYZE" >/dev/null
+  # The signed database is a copy (same rows, index, policy, grants and
+  # statistics), then init --context-signing on it. Nothing is connected to
+  # DB yet, so it can serve as a template. Database ACLs (the TEMPORARY
+  # revoke) are not copied, so the second init hardens it again.
+  log "creating $SIGNED_DB (copy of $DB) with signed context"
+  psql_as postgres "$SUPER_PW" "$PG_PORT" "CREATE DATABASE $SIGNED_DB TEMPLATE $DB" postgres >/dev/null
+  timeout 120 "$MULTIGRES_BIN" init --context-signing \
+    --database-url "postgres://postgres:$SUPER_PW@127.0.0.1:$PG_PORT/$SIGNED_DB?sslmode=disable" \
+    --auth-password "$AUTH_PW" >"$TMP/init-signed.log" 2>&1 ||
+    { cat "$TMP/init-signed.log" >&2; die "multigres init --context-signing failed"; }
+  # The same role default as in DB: with signing on it must not help a
+  # direct login (check_paths expects 0 rows there).
+  super_sql "ALTER ROLE app_user IN DATABASE $SIGNED_DB SET app.current_tenant_id = '$TENANT'" >/dev/null
   super_sql "CHECKPOINT" >/dev/null
 }
 
@@ -287,8 +312,8 @@ EOF
 
 # ---------------------------------------------------------------------------
 # multigres instances: start_multigres NAME [extra serve flags...]. The port
-# lands in MG_PORT[NAME]. Later variants (guard off, signing off, transaction
-# mode) are one more call with their flags.
+# lands in MG_PORT[NAME]. Boolean flags take a value only with `=`
+# (--guard=off).
 # ---------------------------------------------------------------------------
 declare -A MG_PORT=()
 start_multigres() {
@@ -306,8 +331,9 @@ start_multigres() {
 }
 
 # ---------------------------------------------------------------------------
-# Targets: `target NAME LABEL FUNCTION`; FUNCTION prints "host port user".
-# All use the password of app_user. Order here is the column order.
+# Targets: `target NAME LABEL FUNCTION`; FUNCTION prints "host port user
+# [dbname]" (default DB). All use the password of app_user. Order here is the
+# column order.
 # ---------------------------------------------------------------------------
 declare -a TARGETS=()
 declare -A TARGET_LABEL=() TARGET_FN=()
@@ -316,50 +342,112 @@ target() { TARGETS+=("$1"); TARGET_LABEL[$1]=$2; TARGET_FN[$1]=$3; }
 conn_direct()    { echo "127.0.0.1 $PG_PORT app_user"; }
 conn_pgbouncer() { echo "127.0.0.1 $PGB_PORT app_user"; }
 conn_multigres() { echo "127.0.0.1 ${MG_PORT[session]} app_user.$TENANT"; }
+conn_mg_noguard() { echo "127.0.0.1 ${MG_PORT[noguard]} app_user.$TENANT"; }
+conn_mg_signed()  { echo "127.0.0.1 ${MG_PORT[signed]} app_user.$TENANT $SIGNED_DB"; }
 
-target direct    "direct"    conn_direct
-target pgbouncer "PgBouncer" conn_pgbouncer
-target multigres "multigres" conn_multigres
-# e.g. target mg_noguard "multigres guard off" conn_mg_noguard
+target direct     "direct"              conn_direct
+target pgbouncer  "PgBouncer"           conn_pgbouncer
+target multigres  "multigres"           conn_multigres
+target mg_noguard "multigres guard off" conn_mg_noguard
+target mg_signed  "multigres signed"    conn_mg_signed
 
-# Ratio columns: every target that is not a baseline, divided by each baseline.
-BASELINES=(direct pgbouncer)
+# Ratio columns: `ratio LABEL A B` is the median TPS of A divided by B's.
+# Signing on vs off compares multigres signed (SIGNED_DB) with multigres
+# (DB): the same rows, index and policy; the difference is the signed
+# reader and the MAC the proxy sets. An unsigned proxy cannot serve as the
+# "off" side on SIGNED_DB, because it would read 0 rows there.
+declare -a RATIOS=()
+declare -A RATIO_LABEL=()
+ratio() { RATIOS+=("$2/$3"); RATIO_LABEL["$2/$3"]=$1; }
+ratio "multigres/direct"    multigres direct
+ratio "multigres/PgBouncer" multigres pgbouncer
+ratio "guard on/off"        multigres mg_noguard
+ratio "signing on/off"      mg_signed multigres
 
 # ---------------------------------------------------------------------------
-# Tests: `bench_test NAME "pgbench flags"`. -S is the built-in select-only
-# script. With -C pgbench opens a new connection for every transaction and
-# its tps includes the connection time.
+# Tests: `bench_test NAME "pgbench flags" [TARGET...]` (default: every
+# target). -S is the built-in select-only script. With -C pgbench opens a
+# new connection for every transaction and its tps includes the connection
+# time.
+#
+# -S's statement has nothing the guard's pre-filter flags, so the guard never
+# parses it. GUARD_SCRIPT is the guard's hard case: a statement that the
+# pre-filter sends to pg_query (it contains "set") and that the guard
+# allows. Verdicts are cached by statement text: with -M simple the text
+# carries the aid, so almost every statement misses the cache and is parsed
+# (worst case); with -M extended the Parse text is constant and hits.
 # ---------------------------------------------------------------------------
+GUARD_SQL="SELECT abalance FROM pgbench_accounts WHERE aid = :aid AND current_setting('search_path') IS NOT NULL;"
+GUARD_SCRIPT=$TMP/guard-parsed.sql
+printf '\\set aid random(1, %d)\n%s\n' $((100000 * SCALE)) "$GUARD_SQL" >"$GUARD_SCRIPT"
+
 declare -a TESTS=()
-declare -A TEST_FLAGS=()
-bench_test() { TESTS+=("$1"); TEST_FLAGS[$1]=$2; }
+declare -A TEST_FLAGS=() TEST_TARGETS=()
+bench_test() {
+  local name=$1 flags=$2; shift 2
+  TESTS+=("$name"); TEST_FLAGS[$name]=$flags
+  if [ $# -gt 0 ]; then TEST_TARGETS[$name]="$*"; else TEST_TARGETS[$name]="${TARGETS[*]}"; fi
+}
 
-bench_test "-S simple"    "-S -M simple"
-bench_test "-S extended"  "-S -M extended"
-bench_test "-S -C simple" "-S -C -M simple"
+bench_test "-S simple"        "-S -M simple"
+bench_test "-S extended"      "-S -M extended"
+# -C measures logins; the guard and signing do not change them much, and 5
+# targets x 10 s of -C would add ~2 min per round: original three only.
+bench_test "-S -C simple"     "-S -C -M simple" direct pgbouncer multigres
+bench_test "guard-parsed simple"   "-f $GUARD_SCRIPT -M simple"   multigres mg_noguard
+bench_test "guard-parsed extended" "-f $GUARD_SCRIPT -M extended" multigres mg_noguard
 # e.g. bench_test "-S prepared" "-S -M prepared"
+
+# test_label TEST: the pgbench flags as shown in the table (the temp path of
+# the custom script replaced by its name).
+test_label() { local f=${TEST_FLAGS[$1]}; echo "${f//$GUARD_SCRIPT/guard-parsed.sql}"; }
 
 # ---------------------------------------------------------------------------
 # Sanity: every path returns the same rows, RLS is really on, and multigres
 # sets the tenant itself (another tenant sees nothing).
 # ---------------------------------------------------------------------------
 check_paths() {
-  local want name host port user got
+  local want name host port user db got
   want=$(super_sql "SELECT count(*) FROM pgbench_accounts")
   [ "$want" -gt 0 ] || die "pgbench_accounts is empty"
+  got=$(psql_as postgres "$SUPER_PW" "$PG_PORT" "SELECT count(*) FROM pgbench_accounts" "$SIGNED_DB")
+  [ "$got" = "$want" ] || die "$SIGNED_DB has $got rows, $DB has $want"
   for name in "${TARGETS[@]}"; do
-    read -r host port user < <("${TARGET_FN[$name]}")
-    got=$(psql_as "$user" "$APP_PW" "$port" "SELECT count(*) FROM pgbench_accounts" 2>&1) ||
+    read -r host port user db < <("${TARGET_FN[$name]}")
+    db=${db:-$DB}
+    got=$(psql_as "$user" "$APP_PW" "$port" "SELECT count(*) FROM pgbench_accounts" "$db" 2>&1) ||
       die "${TARGET_LABEL[$name]}: count query failed: $got"
-    [ "$got" = "$want" ] || die "${TARGET_LABEL[$name]}: $user sees $got of $want rows of pgbench_accounts"
-    log "check ${TARGET_LABEL[$name]} ($user @ $port): $got rows"
+    [ "$got" = "$want" ] || die "${TARGET_LABEL[$name]}: $user sees $got of $want rows of pgbench_accounts in $db"
+    log "check ${TARGET_LABEL[$name]} ($user @ $port/$db): $got rows"
   done
+  # Signing is enforced: on SIGNED_DB the role default (or any SET) without
+  # the proxy's MAC reads as no tenant, even directly.
+  got=$(psql_as app_user "$APP_PW" "$PG_PORT" \
+    "SELECT current_setting('app.current_tenant_id', true) || ':' || count(*) FROM pgbench_accounts" "$SIGNED_DB")
+  [ "$got" = "$TENANT:0" ] || die "signing is not enforced: app_user directly on $SIGNED_DB (setting:rows) gives $got"
+  log "check signing: app_user directly on $SIGNED_DB, tenant setting '$TENANT' without a MAC, sees 0 rows"
+  # The guard flags really differ: guard on refuses set_config of the
+  # tenant, guard off lets it through (the hardened database still confines
+  # it to this session).
+  local refuse="SELECT set_config('app.current_tenant_id', 'nobody', false)"
+  if got=$(psql_as "app_user.$TENANT" "$APP_PW" "${MG_PORT[session]}" "$refuse" 2>&1); then
+    die "multigres (guard on) let set_config through: $got"
+  fi
+  [[ "$got" == *"set_config"* ]] || die "multigres (guard on): unexpected error for set_config: $got"
+  got=$(psql_as "app_user.$TENANT" "$APP_PW" "${MG_PORT[noguard]}" "$refuse" 2>&1) ||
+    die "multigres guard off refused set_config: $got"
+  log "check guard: on refuses set_config, off lets it through"
+  got=$(psql_as "app_user.$TENANT" "$APP_PW" "${MG_PORT[session]}" "${GUARD_SQL//:aid/1}" 2>&1) ||
+    die "multigres (guard on) refused the guard-parsed statement: $got"
+  log "check guard: the guard-parsed statement is allowed"
   got=$(psql_as app_user "$APP_PW" "$PG_PORT" \
     "SET app.current_tenant_id = 'nobody'; SELECT count(*) FROM pgbench_accounts")
   [ "$got" = 0 ] || die "RLS is not on: app_user with another tenant sees $got rows"
   got=$(psql_as "app_user.nobody" "$APP_PW" "${MG_PORT[session]}" "SELECT count(*) FROM pgbench_accounts")
   [ "$got" = 0 ] || die "multigres: app_user.nobody sees $got rows"
-  log "check RLS: another tenant sees 0 rows directly and through multigres"
+  got=$(psql_as "app_user.nobody" "$APP_PW" "${MG_PORT[signed]}" "SELECT count(*) FROM pgbench_accounts" "$SIGNED_DB")
+  [ "$got" = 0 ] || die "multigres signed: app_user.nobody sees $got rows"
+  log "check RLS: another tenant sees 0 rows directly and through multigres (unsigned and signed)"
 }
 
 # ---------------------------------------------------------------------------
@@ -375,25 +463,25 @@ declare -a ERROR_TEXT=()
 parse_tps() { awk '/^tps = /{print $3; exit}' "$1"; }
 
 run_one() {
-  local test=$1 name=$2 round=$3 host port user out rc tps conn
-  read -r host port user < <("${TARGET_FN[$name]}")
+  local test=$1 name=$2 round=$3 host port user db out rc tps conn
+  read -r host port user db < <("${TARGET_FN[$name]}")
   out="$TMP/run-$round-${name}-${test//[^A-Za-z0-9]/_}.log"
   # shellcheck disable=SC2086 # TEST_FLAGS is a list of flags
   set +e
   PGPASSWORD=$APP_PW timeout -k 5 $((SECS + 60)) "$PGBENCH" -n -c "$CLIENTS" -j "$THREADS" -T "$SECS" \
-    ${TEST_FLAGS[$test]} -h "$host" -p "$port" -U "$user" "$DB" >"$out" 2>&1
+    ${TEST_FLAGS[$test]} -h "$host" -p "$port" -U "$user" "${db:-$DB}" >"$out" 2>&1
   rc=$?
   set -e
   tps=$(parse_tps "$out")
   if [ "$rc" -ne 0 ] || [ -z "$tps" ] || grep -q -E '^(client [0-9]+ aborted|pgbench: error)' "$out"; then
     FAILS["$test|$name"]=$(( ${FAILS["$test|$name"]:-0} + 1 ))
     ERROR_TEXT+=("round $round, $test, ${TARGET_LABEL[$name]} (exit $rc):"$'\n'"$(grep -v -E '^(pgbench \(|transaction type|scaling factor|query mode|number of (clients|threads)|maximum number|duration|latency|initial connection|average connection)' "$out" | head -n 15 || true)")
-    printf '  %-14s %-12s FAILED (exit %s)\n' "$test" "${TARGET_LABEL[$name]}" "$rc" >&2
+    printf '  %-22s %-20s FAILED (exit %s)\n' "$test" "${TARGET_LABEL[$name]}" "$rc" >&2
     return 0
   fi
   RESULTS["$test|$name"]+="$tps "
   conn=$(awk '/^average connection time = /{printf ", %s ms per connection", $5; exit}' "$out")
-  printf '  %-14s %-12s %10.1f tps%s\n' "$test" "${TARGET_LABEL[$name]}" "$tps" "$conn" >&2
+  printf '  %-22s %-20s %10.1f tps%s\n' "$test" "${TARGET_LABEL[$name]}" "$tps" "$conn" >&2
 }
 
 median() {
@@ -410,30 +498,31 @@ start_postgres
 load_data
 start_pgbouncer
 start_multigres session --pool-mode session
+start_multigres noguard --pool-mode session --guard=off
+start_multigres signed --pool-mode session --context-signing=on
 check_paths
 
 log "fsync=off, synchronous_commit=off, full_page_writes=off (throwaway cluster)"
-log "$ROUNDS round(s) x ${#TESTS[@]} tests x ${#TARGETS[@]} targets x ${SECS} s; pgbench -c $CLIENTS -j $THREADS -n"
-nt=${#TARGETS[@]}
+NRUNS=0
+for test in "${TESTS[@]}"; do read -r -a tt <<<"${TEST_TARGETS[$test]}"; NRUNS=$((NRUNS + ${#tt[@]})); done
+log "$ROUNDS round(s) x $NRUNS runs (${#TESTS[@]} tests, up to ${#TARGETS[@]} targets) x ${SECS} s; pgbench -c $CLIENTS -j $THREADS -n"
 for ((r = 1; r <= ROUNDS; r++)); do
   log "round $r/$ROUNDS"
   for ((ti = 0; ti < ${#TESTS[@]}; ti++)); do
+    read -r -a tt <<<"${TEST_TARGETS[${TESTS[$ti]}]}"
+    nt=${#tt[@]}
     # Rotate the target order per round and test, so no target always runs
     # first (cold) or right after another one (warm).
     off=$(( (r - 1 + ti) % nt ))
     for ((k = 0; k < nt; k++)); do
-      run_one "${TESTS[$ti]}" "${TARGETS[$(( (off + k) % nt ))]}" "$r"
+      run_one "${TESTS[$ti]}" "${tt[$(( (off + k) % nt ))]}" "$r"
     done
   done
 done
 END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# Table: test | TPS per target | ratios of each non-baseline target.
-declare -a RATIO_COLS=()
-for name in "${TARGETS[@]}"; do
-  [[ " ${BASELINES[*]} " == *" $name "* ]] && continue
-  for b in "${BASELINES[@]}"; do RATIO_COLS+=("$name/$b"); done
-done
+# Table: test | TPS per target | ratio columns. A cell of a target that a
+# test does not run is "–".
 declare -A MED=()
 for test in "${TESTS[@]}"; do
   for name in "${TARGETS[@]}"; do
@@ -444,24 +533,25 @@ done
 table() {
   local hdr="| test |" sep="|---|" name col test row a b v
   for name in "${TARGETS[@]}"; do hdr+=" ${TARGET_LABEL[$name]} TPS |"; sep+="---:|"; done
-  for col in "${RATIO_COLS[@]}"; do
-    hdr+=" ${TARGET_LABEL[${col%/*}]}/${TARGET_LABEL[${col#*/}]} |"; sep+="---:|"
-  done
+  for col in "${RATIOS[@]}"; do hdr+=" ${RATIO_LABEL[$col]} |"; sep+="---:|"; done
   echo "$hdr"; echo "$sep"
   for test in "${TESTS[@]}"; do
-    row="| \`${TEST_FLAGS[$test]}\` |"
+    row="| \`$(test_label "$test")\` |"
     for name in "${TARGETS[@]}"; do
       v=${MED["$test|$name"]}
+      if [[ " ${TEST_TARGETS[$test]} " != *" $name "* ]]; then
+        row+=" – |"; continue
+      fi
       if [ -n "$v" ]; then row+=" $(printf '%.0f' "$v")"; else row+=" n/a"; fi
       [ -n "${FAILS["$test|$name"]:-}" ] && row+=" (${FAILS["$test|$name"]} failed)"
       row+=" |"
     done
-    for col in "${RATIO_COLS[@]}"; do
+    for col in "${RATIOS[@]}"; do
       a=${MED["$test|${col%/*}"]}; b=${MED["$test|${col#*/}"]}
       if [ -n "$a" ] && [ -n "$b" ]; then
         row+=" $(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "n/a" }') |"
       else
-        row+=" n/a |"
+        row+=" – |"
       fi
     done
     echo "$row"
@@ -473,8 +563,8 @@ table() {
 runs() {
   local test name line v
   for test in "${TESTS[@]}"; do
-    line="- \`${TEST_FLAGS[$test]}\`:"
-    for name in "${TARGETS[@]}"; do
+    line="- \`$(test_label "$test")\`:"
+    for name in ${TEST_TARGETS[$test]}; do
       v=$(printf '%s' "${RESULTS["$test|$name"]:-}" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.0f", (i > 1 ? ", " : ""), $i }')
       line+=" ${TARGET_LABEL[$name]} ${v:-none};"
     done
@@ -495,7 +585,7 @@ SECTION=$(cat <<EOF
 ## $STAMP
 
 - Machine: \`$(uname -srm)\`, ${CPU:-unknown CPU}, $(nproc) cores, $MEM RAM; load average ${START_LOAD} before, ${END_LOAD} after.
-- PostgreSQL $PG_VERSION (fsync, synchronous_commit and full_page_writes off), PgBouncer $PGB_VERSION (session mode), multigres \`$COMMIT\` (session mode).
+- PostgreSQL $PG_VERSION (fsync, synchronous_commit and full_page_writes off), PgBouncer $PGB_VERSION (session mode), multigres \`$COMMIT\` (session mode; guard on unless "guard off"; "signed" = \`--context-signing=on\` on \`$SIGNED_DB\`).
 - pgbench -n -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE; $ROUNDS interleaved round(s); median TPS per cell.
 
 $TABLE
