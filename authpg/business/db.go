@@ -1,13 +1,15 @@
 // Package business holds typed, tenant-scoped queries over the business
 // tables (content, booking, giftcert, intake) that authpg.Migrate creates.
 //
-// The queries are hand-written in sqlc's style: one method per named SQL
-// statement (the name is in the comment above each constant), a Params
-// struct per statement with typed fields (uuid.UUID, time.Time, int64
-// cents), a typed row struct, and New(db)/WithTx like sqlc's generated
-// Queries. Every statement takes the tenant and filters on it, and the
-// tables' RLS policies apply on top, so the queries work the three ways
-// authpg does (direct, authpg.WithTenant, through multigres).
+// The SQL lives in queries/*.sql and is compiled by sqlc (sqlc.yaml, schema
+// read from the goose migrations) into internal/sqlcdb; regenerate with
+// `sqlc generate` in this directory. This package wraps the generated
+// queries: it maps driver errors to typed ones (ErrSlotTaken,
+// ErrInsufficientBalance, authpg.ErrNotFound, ...), converts durations to
+// the seconds the SQL expects, and re-exports the generated row and param
+// types. Every statement takes the tenant and filters on it, and the tables'
+// RLS policies apply on top, so the queries work the three ways authpg does
+// (direct, authpg.WithTenant, through multigres).
 //
 // Each multi-step operation of the booking flow is a single SQL statement
 // (data-modifying CTEs), so it is atomic without a client transaction:
@@ -28,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/multigres-proxy/multigres/authpg"
+	"github.com/multigres-proxy/multigres/authpg/business/internal/sqlcdb"
 )
 
 // DBTX is what Queries runs on, as in sqlc: a pool, a connection or a
@@ -45,13 +48,13 @@ var (
 )
 
 // Queries runs the typed queries.
-type Queries struct{ db DBTX }
+type Queries struct{ q *sqlcdb.Queries }
 
-// New returns Queries over db.
-func New(db DBTX) *Queries { return &Queries{db: db} }
+// New returns Queries over db (authpg.SQLDB(*sql.DB) works too).
+func New(db DBTX) *Queries { return &Queries{q: sqlcdb.New(db)} }
 
 // WithTx returns Queries running on tx.
-func (q *Queries) WithTx(tx pgx.Tx) *Queries { return &Queries{db: tx} }
+func (q *Queries) WithTx(tx pgx.Tx) *Queries { return &Queries{q: q.q.WithTx(tx)} }
 
 // Errors. Not-found is authpg.ErrNotFound, so errors.Is works the same
 // across both packages.
@@ -91,17 +94,4 @@ func mapErr(op string, err error) error {
 		}
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error), op string) ([]T, error) {
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, mapErr(op, err)
-		}
-		out = append(out, v)
-	}
-	return out, mapErr(op, rows.Err())
 }

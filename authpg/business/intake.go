@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
+
+	"github.com/multigres-proxy/multigres/authpg/business/internal/sqlcdb"
 )
 
-// IntakeSubmission is public.intake_submissions.
+// IntakeSubmission is public.intake_submissions, with the answers decoded.
 type IntakeSubmission struct {
 	TenantID    uuid.UUID
 	ID          uuid.UUID
@@ -22,7 +23,18 @@ type IntakeSubmission struct {
 	FormVersion string
 	Answers     map[string]any
 	ConsentAt   *time.Time
+	ReviewedAt  *time.Time
 	SubmittedAt time.Time
+}
+
+func fromIntake(s sqlcdb.IntakeSubmission) (IntakeSubmission, error) {
+	out := IntakeSubmission{TenantID: s.TenantID, ID: s.ID, ClientID: s.ClientID, BookingID: s.BookingID,
+		FullName: s.FullName, Email: s.Email, Phone: s.Phone, FormVersion: s.FormVersion, ConsentAt: s.ConsentAt,
+		ReviewedAt: s.ReviewedAt, SubmittedAt: s.SubmittedAt}
+	if err := json.Unmarshal(s.Answers, &out.Answers); err != nil {
+		return out, fmt.Errorf("intake answers: %w", err)
+	}
+	return out, nil
 }
 
 // CreateIntakeSubmissionParams are the inputs of CreateIntakeSubmission.
@@ -34,28 +46,10 @@ type CreateIntakeSubmissionParams struct {
 	FullName    string
 	Email       *string
 	Phone       *string
-	FormVersion string
+	FormVersion string // default "1"
 	Answers     map[string]any
 	Consent     bool
 }
-
-const intakeCols = `tenant_id, id, client_id, booking_id, full_name, email, phone, form_version, answers, consent_at, submitted_at`
-
-func scanIntake(r pgx.Row) (IntakeSubmission, error) {
-	var s IntakeSubmission
-	var answers []byte
-	if err := r.Scan(&s.TenantID, &s.ID, &s.ClientID, &s.BookingID, &s.FullName, &s.Email, &s.Phone, &s.FormVersion,
-		&answers, &s.ConsentAt, &s.SubmittedAt); err != nil {
-		return s, err
-	}
-	return s, json.Unmarshal(answers, &s.Answers)
-}
-
-// name: CreateIntakeSubmission :one
-const createIntakeSubmission = `
-INSERT INTO public.intake_submissions (tenant_id, client_id, booking_id, full_name, email, phone, form_version, answers, consent_at)
-VALUES ($1, $2, $3, $4, $5, $6, COALESCE(NULLIF($7, ''), '1'), $8::text::jsonb, CASE WHEN $9 THEN now() END)
-RETURNING ` + intakeCols
 
 // CreateIntakeSubmission stores a submitted intake form.
 func (q *Queries) CreateIntakeSubmission(ctx context.Context, arg CreateIntakeSubmissionParams) (IntakeSubmission, error) {
@@ -67,20 +61,28 @@ func (q *Queries) CreateIntakeSubmission(ctx context.Context, arg CreateIntakeSu
 	if err != nil {
 		return IntakeSubmission{}, fmt.Errorf("CreateIntakeSubmission: answers: %w", err)
 	}
-	s, err := scanIntake(q.db.QueryRow(ctx, createIntakeSubmission, arg.TenantID, arg.ClientID, arg.BookingID, arg.FullName,
-		arg.Email, arg.Phone, arg.FormVersion, string(b), arg.Consent))
-	return s, mapErr("CreateIntakeSubmission", err)
+	s, err := q.q.CreateIntakeSubmission(ctx, sqlcdb.CreateIntakeSubmissionParams{TenantID: arg.TenantID,
+		ClientID: arg.ClientID, BookingID: arg.BookingID, FullName: arg.FullName, Email: arg.Email, Phone: arg.Phone,
+		FormVersion: arg.FormVersion, Answers: b, Consent: arg.Consent})
+	if err != nil {
+		return IntakeSubmission{}, mapErr("CreateIntakeSubmission", err)
+	}
+	return fromIntake(s)
 }
-
-// name: ListIntakeSubmissionsByClient :many
-const listIntakeByClient = `SELECT ` + intakeCols + ` FROM public.intake_submissions
-WHERE tenant_id = $1 AND client_id = $2 ORDER BY submitted_at DESC, id`
 
 // ListIntakeSubmissionsByClient lists a client's forms, newest first.
 func (q *Queries) ListIntakeSubmissionsByClient(ctx context.Context, tenantID, clientID uuid.UUID) ([]IntakeSubmission, error) {
-	rows, err := q.db.Query(ctx, listIntakeByClient, tenantID, clientID)
+	rows, err := q.q.ListIntakeSubmissionsByClient(ctx, sqlcdb.ListIntakeSubmissionsByClientParams{TenantID: tenantID, ClientID: &clientID})
 	if err != nil {
 		return nil, mapErr("ListIntakeSubmissionsByClient", err)
 	}
-	return collect(rows, scanIntake, "ListIntakeSubmissionsByClient")
+	out := make([]IntakeSubmission, 0, len(rows))
+	for _, r := range rows {
+		s, err := fromIntake(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
