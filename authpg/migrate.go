@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/stdlib"
@@ -92,7 +93,11 @@ func provider(db *sql.DB, m Module) (*goose.Provider, error) {
 	}
 	// The session locker serialises concurrent migrators (several app
 	// instances starting at once) with a Postgres advisory lock.
-	locker, err := lock.NewPostgresSessionLocker()
+	// authpg's own lock id (crc32 of "authpg"), polled every second for up
+	// to five minutes (goose's default polls every five seconds).
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(int64(crc32.ChecksumIEEE([]byte("authpg")))),
+		lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return nil, fmt.Errorf("locker: %w", err)
 	}
