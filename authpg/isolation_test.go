@@ -1,7 +1,6 @@
 package authpg_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -381,5 +380,3 @@ func TestRLSAloneIsolatesThroughMultigres(t *testing.T) {
 		t.Fatal("tenant A changed")
 	}
 }
-
-var _ = context.Background

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
@@ -159,5 +158,3 @@ func (e *env) superExec(t testing.TB, sql string, args ...any) {
 		t.Fatalf("exec %q: %v", sql, err)
 	}
 }
-
-var _ = pgx.ErrNoRows

@@ -9,7 +9,7 @@ import (
 	"hash/crc32"
 	"io/fs"
 
-	"github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -223,6 +223,3 @@ func StatusURL(ctx context.Context, connString string, modules ...Module) ([]Mod
 	defer db.Close()
 	return Status(ctx, db, modules...)
 }
-
-// stdlib registers the "pgx" database/sql driver.
-var _ = stdlib.GetDefaultDriver

@@ -1,7 +1,6 @@
 package authpg_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -191,5 +190,3 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
-
-var _ = context.Background
