@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/multigres-proxy/multigres/internal/auth"
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/tenant"
 	"github.com/multigres-proxy/multigres/internal/wire"
@@ -275,6 +276,10 @@ func (c *clientConn) connectUpstream(ctx context.Context, creds backend.Credenti
 		Addr: cfg.UpstreamAddr(), TLSMode: cfg.ServerTLSMode, TLSConfig: c.lc.serverTLS,
 		Params: c.params, Credentials: creds, MaxBodyLen: cfg.MaxMessageSize,
 	})
+	if errors.Is(err, auth.ErrPassthroughMismatch) {
+		return nil, wire.Fatal(wire.CodeConnectionFailure, "the password of role %q changed while connecting", c.ident.Role).
+			WithHint("Reconnect. (SCRAM passthrough needs the verifier multigres looked up; a password change replaced it.)")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect upstream as %s: %w", c.ident.Role, err)
 	}

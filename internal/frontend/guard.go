@@ -12,8 +12,7 @@ import (
 // to the errors a client sees: 42501 insufficient_privilege, or 42601 for
 // a statement the guard could not parse.
 type sqlGuard struct {
-	g      *sqlguard.Guard
-	reject func(rule string)
+	g *sqlguard.Guard
 }
 
 var _ Guard = (*sqlGuard)(nil)

@@ -24,7 +24,8 @@ type Guard interface {
 }
 
 // Hooks let metrics and the admin console observe connections without the
-// frontend importing them. Every field may be nil.
+// frontend importing them. Every field may be nil. Set them before Serve;
+// they are called from connection goroutines and must be safe for that.
 type Hooks struct {
 	ConnState   func(id uint64, from, to ConnState)
 	AuthFailure func(reason string)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/multigres-proxy/multigres/internal/auth"
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/frontend"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
@@ -60,9 +61,25 @@ func SetupWith(t testing.TB, pg *pgtest.Server, db string, mutate func(*mgsql.Op
 	if err := mgsql.Init(ctx, conn, opts); err != nil {
 		t.Fatalf("proxytest: init: %v", err)
 	}
-	if _, err := conn.Exec(ctx, "ALTER ROLE app_user PASSWORD 'app_user_password'"); err != nil {
-		t.Fatalf("proxytest: password: %v", err)
+	// Roles are cluster-wide: re-setting the password would draw a new salt
+	// under the feet of other tests' proxies mid-login (SCRAM passthrough
+	// needs the verifier they looked up). Set it only when it differs.
+	var current *string
+	if err := conn.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = 'app_user'").Scan(&current); err != nil {
+		t.Fatalf("proxytest: read verifier: %v", err)
 	}
+	if sec, err := auth.ParseSecret(deref(current)); current == nil || err != nil || !auth.VerifyPassword(sec, AppUser, AppUserPassword) {
+		if _, err := conn.Exec(ctx, "ALTER ROLE app_user PASSWORD 'app_user_password'"); err != nil {
+			t.Fatalf("proxytest: password: %v", err)
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // Config returns a proxy config pointing at pg, with auth_query.
@@ -88,6 +105,12 @@ type Proxy struct {
 // down at cleanup.
 func StartProxy(t testing.TB, pg *pgtest.Server, mutate func(*config.Config)) *Proxy {
 	t.Helper()
+	return StartProxyHooks(t, pg, mutate, frontend.Hooks{})
+}
+
+// StartProxyHooks is StartProxy with hooks installed before serving.
+func StartProxyHooks(t testing.TB, pg *pgtest.Server, mutate func(*config.Config), hooks frontend.Hooks) *Proxy {
+	t.Helper()
 	cfg := Config(pg)
 	if mutate != nil {
 		mutate(cfg)
@@ -104,6 +127,7 @@ func StartProxy(t testing.TB, pg *pgtest.Server, mutate func(*config.Config)) *P
 	if err != nil {
 		t.Fatalf("proxytest: new: %v", err)
 	}
+	srv.Hooks = hooks
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("proxytest: listen: %v", err)

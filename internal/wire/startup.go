@@ -8,8 +8,8 @@ import (
 	"io"
 )
 
-// MaxStartupPacketLen is PostgreSQL's limit on the startup packet
-// (MAX_STARTUP_PACKET_LENGTH in pqcomm.h).
+// MaxStartupPacketLen is PostgreSQL's limit on the startup packet body,
+// without its length word (MAX_STARTUP_PACKET_LENGTH in pqcomm.h).
 const MaxStartupPacketLen = 10000
 
 // Request codes in the version field of a startup packet.
@@ -55,7 +55,7 @@ func ReadStartup(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("read startup length: %w", err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n < 8 || n > MaxStartupPacketLen {
+	if n < 8 || n-4 > MaxStartupPacketLen {
 		return nil, ErrStartupTooLarge
 	}
 	buf := make([]byte, n-4)

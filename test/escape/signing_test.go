@@ -1,7 +1,9 @@
 package escape
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -48,6 +50,8 @@ func TestSigningHoldsWithoutGuard(t *testing.T) {
 				continue
 			}
 			attempts++
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
 			conn, err := pgx.Connect(ctx, url)
 			if err != nil {
 				t.Fatal(err)
