@@ -102,7 +102,18 @@ func (c *clientConn) pumpServer(server *backend.Conn) error {
 // transaction, skip to Sync) stay exactly PostgreSQL's.
 func (c *clientConn) guard(typ byte, frame []byte) ([]byte, error) {
 	g := c.lc.guard
-	if g == nil || c.ident.Bypass || (typ != 'Q' && typ != 'P') {
+	if g == nil || c.ident.Bypass {
+		return frame, nil
+	}
+	if typ == 'F' {
+		// FunctionCall names a function by OID (set_config is 2078), so no
+		// SQL text exists to inspect; libpq uses it only for large objects,
+		// which tenants may not use anyway. Refuse it like a statement.
+		return rejectFrame('Q', nil, &wire.Error{Severity: wire.SeverityError, Code: wire.CodeInsufficientPrivilege,
+			Message: "the FunctionCall protocol message is not allowed on tenant connections",
+			Hint:    "Call the function in a SELECT statement.", Rule: "function_call_message"}), nil
+	}
+	if typ != 'Q' && typ != 'P' {
 		return frame, nil
 	}
 	sql, err := sqlOf(typ, frame)
