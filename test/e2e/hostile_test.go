@@ -43,10 +43,10 @@ func rawHostileCases(e *env) []struct {
 		name string
 		run  func(t *testing.T)
 	}{
-		{"startup packet over 10000 bytes", func(t *testing.T) {
+		{"startup packet body over 10000 bytes", func(t *testing.T) {
 			r := rawDial(t, addr)
 			var hdr [8]byte
-			binary.BigEndian.PutUint32(hdr[:], 10001)
+			binary.BigEndian.PutUint32(hdr[:], 4+10001) // the length word counts itself
 			binary.BigEndian.PutUint32(hdr[4:], pgproto3.ProtocolVersionNumber)
 			r.write(hdr[:])
 			r.wantFatal("08P01", "invalid length of startup packet")
