@@ -72,6 +72,9 @@ type Config struct {
 	GuardDeniedFunctions []string // guard_denied_functions
 
 	PoolMode string // pool_mode
+
+	AdminListen       string // admin_listen
+	MetricsMaxTenants int    // metrics_max_tenants
 }
 
 // Redacted is what Print, String and LogValue show instead of a secret.

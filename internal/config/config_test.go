@@ -51,7 +51,8 @@ func TestDefaults(t *testing.T) {
 		GuardDeniedFunctions: []string{"pg_terminate_backend", "pg_cancel_backend", "lo_*", "loread", "lowrite", "be_lo_*",
 			"dblink*", "pg_read_file*", "pg_read_binary_file*", "pg_ls_*", "pg_stat_file", "query_to_xml*",
 			"query_to_xmlschema", "cursor_to_xml*", "ts_stat", "table_to_xml*", "schema_to_xml*", "database_to_xml*"},
-		PoolMode: "session",
+		PoolMode:          "session",
+		MetricsMaxTenants: 1000,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Default() =\n%+v\nwant\n%+v", *c, *want)
@@ -336,6 +337,9 @@ func TestValueForms(t *testing.T) {
 		{"listen_host", "*", func(c *Config) bool { return c.ListenAddr() == ":6432" }},
 		{"tenant_separator", "__", func(c *Config) bool { return c.TenantSeparator == "__" }},
 		{"pool_mode", "transaction", func(c *Config) bool { return c.PoolMode == "transaction" }},
+		{"admin_listen", "127.0.0.1:9930", func(c *Config) bool { return c.AdminListen == "127.0.0.1:9930" }},
+		{"admin_listen", "[::1]:0", func(c *Config) bool { return c.AdminListen == "[::1]:0" }},
+		{"metrics_max_tenants", "2", func(c *Config) bool { return c.MetricsMaxTenants == 2 }},
 	}
 	for _, tc := range cases {
 		path := writeFile(t, "multigres.conf", tc.key+" = "+tc.value+"\n")
@@ -395,6 +399,10 @@ func TestValueErrors(t *testing.T) {
 		{"server_password", "a:x,a:y", `server_password: role "a" is listed twice (value not shown)`},
 		{"server_password", ":pw", `server_password: entry 1 must be role:password`},
 		{"pool_mode", "statement", `pool_mode: must be one of session, transaction`},
+		{"admin_listen", "9930", `admin_listen: must be host:port, like 127.0.0.1:9930, got "9930"`},
+		{"admin_listen", "localhost:http", `admin_listen: port must be a number from 0 to 65535`},
+		{"admin_listen", "localhost:70000", `admin_listen: port must be a number from 0 to 65535`},
+		{"metrics_max_tenants", "0", `metrics_max_tenants: must be 1..1000000`},
 	}
 	for _, tc := range cases {
 		env := "MULTIGRES_" + strings.ToUpper(tc.key)

@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"reflect"
 	"regexp"
 	"regexp/syntax"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -165,6 +167,14 @@ var keyTable = []keyDef{
 	{Key: Key{Name: "pool_mode", Field: "PoolMode", Default: "session",
 		Doc: "`session`: one server connection per client connection; `transaction`: reserved for transaction pooling."},
 		kind: strKind{enum: []string{"session", "transaction"}}},
+
+	// Observability.
+	{Key: Key{Name: "admin_listen", Field: "AdminListen", Default: "",
+		Doc: "host:port of the admin HTTP server (`/metrics`, `/healthz`, `/readyz`), e.g. `127.0.0.1:9930`; empty turns it off. Restart to change."},
+		kind: strKind{}, extra: checkListenAddr},
+	{Key: Key{Name: "metrics_max_tenants", Field: "MetricsMaxTenants", Default: "1000",
+		Doc: "Most distinct tenants given their own label in the per-tenant metrics; later tenants are counted as `other`. Restart to change."},
+		kind: intKind{1, 1000000}},
 }
 
 func init() {
@@ -201,6 +211,22 @@ func checkGUCName(name string) error {
 		if !gucPart.MatchString(p) {
 			return fmt.Errorf("%q is not a valid setting name: each dot-separated part must match [A-Za-z_][A-Za-z0-9_$]*", name)
 		}
+	}
+	return nil
+}
+
+// checkListenAddr accepts "" (off) or a host:port with a numeric port.
+func checkListenAddr(v any) error {
+	addr := v.(string)
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, like 127.0.0.1:9930")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port must be a number from 0 to 65535")
 	}
 	return nil
 }
