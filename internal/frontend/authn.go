@@ -23,6 +23,7 @@ func (c *clientConn) authenticate(ctx context.Context) (backend.Credentials, err
 		return backend.Credentials{Password: c.srv.secrets.serverPassword(c.database, role)}, nil
 	}
 	if cfg.AuthType == "password" && !c.tls && !cfg.AllowPlaintextPassword {
+		c.srv.authFailure(AuthReasonPlaintext)
 		return backend.Credentials{}, wire.Fatal(wire.CodeInvalidAuthorization,
 			"password authentication over an unencrypted connection is not allowed").
 			WithHint("Connect with sslmode=require, or set allow_plaintext_password = true.")
@@ -30,6 +31,7 @@ func (c *clientConn) authenticate(ctx context.Context) (backend.Credentials, err
 	secret, found, err := c.srv.secrets.lookup(ctx, c.database, role)
 	if err != nil {
 		c.log.Error("credential lookup failed", "err", err)
+		c.srv.authFailure(AuthReasonLookup)
 		return backend.Credentials{}, wire.Fatal(wire.CodeConnectionFailure,
 			"multigres could not look up the credentials for this user").
 			WithHint("Check auth_user, auth_password and auth_query (see multigres init); the multigres log has the cause.")
@@ -66,9 +68,7 @@ func (c *clientConn) authFailed(err error) error {
 	if !errors.Is(err, errBadPassword) {
 		return err
 	}
-	if c.srv.Hooks.AuthFailure != nil {
-		c.srv.Hooks.AuthFailure("password")
-	}
+	c.srv.authFailure(AuthReasonPassword)
 	c.log.Info("password authentication failed")
 	select {
 	case <-time.After(c.lc.cfg.AuthFailureDelay):
@@ -106,6 +106,7 @@ func (c *clientConn) authSCRAM(secret auth.Secret, found bool) (backend.Credenti
 	serverFirst, err := sv.ClientFirst(first.AuthMechanism, first.Data)
 	if err != nil {
 		c.log.Info("malformed SCRAM message", "err", err)
+		c.srv.authFailure(AuthReasonProtocol)
 		return backend.Credentials{}, wire.Fatal(wire.CodeProtocolViolation, "malformed SCRAM message")
 	}
 	c.writeMsg(&pgproto3.AuthenticationSASLContinue{Data: serverFirst})

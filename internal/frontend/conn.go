@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/multigres-proxy/multigres/internal/auth"
@@ -40,6 +41,17 @@ type clientConn struct {
 	lc    *liveConfig
 	log   *slog.Logger
 	state atomic.Int32
+	// refusals counts substituted statements whose error is still to come.
+	refusals atomic.Int32
+	epoch time.Time // accept time; the monotonic base of the timings below
+
+	// Observation, only when Hooks.Session returned a Session. qStart is
+	// set by the client pump and taken by the server pump; lastReady and
+	// txStart belong to the server pump.
+	sess      Session
+	qStart    atomic.Int64
+	lastReady int64
+	txStart   int64
 
 	tls      bool
 	database string
@@ -54,17 +66,24 @@ type clientConn struct {
 }
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
-	c := &clientConn{srv: s, id: s.nextID.Add(1), nc: nc, lc: s.live.Load()}
-	c.rd = bufio.NewReaderSize(nc, 8<<10)
-	c.w = bufio.NewWriterSize(nc, 8<<10)
+	c := &clientConn{srv: s, id: s.nextID.Add(1), lc: s.live.Load(), epoch: time.Now()}
+	c.nc = countingConn{Conn: nc, in: &s.bytesIn, out: &s.bytesOut}
+	c.rd = bufio.NewReaderSize(c.nc, 8<<10)
+	c.w = bufio.NewWriterSize(c.nc, 8<<10)
 	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
 	return c
 }
 
 func (c *clientConn) setState(to ConnState) {
 	from := ConnState(c.state.Swap(int32(to)))
-	if from != to && c.srv.Hooks.ConnState != nil {
+	if from == to {
+		return
+	}
+	if c.srv.Hooks.ConnState != nil {
 		c.srv.Hooks.ConnState(c.id, from, to)
+	}
+	if c.sess != nil {
+		c.sess.State(from, to)
 	}
 }
 
@@ -113,6 +132,9 @@ func (c *clientConn) fail(err error) {
 	}
 	c.writeMsg(we.Response())
 	c.flush()
+	if c.sess != nil {
+		c.sess.Error()
+	}
 }
 
 func (c *clientConn) handshake(deadline time.Time) error {
@@ -130,10 +152,15 @@ func (c *clientConn) handshake(deadline time.Time) error {
 	if err != nil {
 		return err
 	}
+	c.startSession()
+	authDone := time.Now()
 	c.setState(StateConnecting)
 	server, err := c.connectUpstream(ctx, creds)
 	if err != nil {
 		return err
+	}
+	if c.sess != nil {
+		c.sess.Connected(time.Since(authDone))
 	}
 	c.mu.Lock()
 	c.server = server
@@ -225,11 +252,13 @@ func (c *clientConn) checkStartup(st *wire.Startup) error {
 	}
 	ident, err := c.lc.rules.Parse(st.Params["user"])
 	if err != nil {
+		c.srv.authFailure(AuthReasonUsername)
 		return err
 	}
 	c.ident = ident
 	c.log = c.log.With("user", ident.User)
 	if !ident.Bypass && c.lc.cfg.ClientTLSMode == "require" && !c.tls {
+		c.srv.authFailure(AuthReasonTLSRequired)
 		return wire.Fatal(wire.CodeInvalidAuthorization, "multigres requires TLS for tenant connections").
 			WithHint("Connect with sslmode=require (client_tls_mode = require).")
 	}
@@ -237,7 +266,11 @@ func (c *clientConn) checkStartup(st *wire.Startup) error {
 	if c.database == "" {
 		c.database = ident.Role
 	}
-	return c.collectParams(st)
+	if err := c.collectParams(st); err != nil {
+		c.srv.authFailure(AuthReasonStartupParam)
+		return err
+	}
+	return nil
 }
 
 // collectParams keeps the startup parameters to forward upstream, refusing
@@ -277,10 +310,15 @@ func (c *clientConn) connectUpstream(ctx context.Context, creds backend.Credenti
 		Params: c.params, Credentials: creds, MaxBodyLen: cfg.MaxMessageSize,
 	})
 	if errors.Is(err, auth.ErrPassthroughMismatch) {
+		c.srv.authFailure(AuthReasonUpstream)
 		return nil, wire.Fatal(wire.CodeConnectionFailure, "the password of role %q changed while connecting", c.ident.Role).
 			WithHint("Reconnect. (SCRAM passthrough needs the verifier multigres looked up; a password change replaced it.)")
 	}
 	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "28") {
+			c.srv.authFailure(AuthReasonUpstream)
+		}
 		return nil, fmt.Errorf("connect upstream as %s: %w", c.ident.Role, err)
 	}
 	return server, nil
@@ -340,6 +378,7 @@ func (c *clientConn) sendReady(server *backend.Conn) error {
 	c.keyed = true
 	c.writeMsg(&pgproto3.BackendKeyData{ProcessID: c.key.pid, SecretKey: c.key.secret[:]})
 	c.writeMsg(&pgproto3.ReadyForQuery{TxStatus: server.TxStatus})
+	c.lastReady = c.monoNow()
 	c.setState(txState(server.TxStatus))
 	if err := c.flush(); err != nil {
 		return fmt.Errorf("%w: %v", errSilent, err)
@@ -394,4 +433,18 @@ func (c *clientConn) close() {
 func pgMessage(err error) string {
 	we := wire.ToClient(err)
 	return we.Message
+}
+
+// startSession asks Hooks.Session for an observer of this authenticated
+// connection.
+func (c *clientConn) startSession() {
+	hook := c.srv.Hooks.Session
+	if hook == nil {
+		return
+	}
+	info := SessionInfo{ID: c.id, Database: c.database, Role: c.ident.Role, Bypass: c.ident.Bypass}
+	if !c.ident.Bypass && len(c.ident.Values) > 0 {
+		info.Tenant = c.ident.Values[0]
+	}
+	c.sess = hook(info)
 }

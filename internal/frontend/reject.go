@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
@@ -32,6 +34,10 @@ func sqlOf(typ byte, frame []byte) ([]byte, error) {
 // failed Parse.
 func rejectFrame(typ byte, frame []byte, cause error) []byte {
 	we := wire.ToClient(cause)
+	return buildReject(typ, frame, we)
+}
+
+func buildReject(typ byte, frame []byte, we *wire.Error) []byte {
 	sql := "DO $multigres$ BEGIN RAISE EXCEPTION USING ERRCODE = " + quoteLiteral(we.Code) +
 		", MESSAGE = " + quoteLiteral(we.Message) + ", HINT = " + quoteLiteral(we.Hint) + "; END $multigres$"
 	if typ == 'Q' {
@@ -58,4 +64,31 @@ func buildFrame(typ byte, parts ...[]byte) []byte {
 
 func quoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, "\x00", ""), "'", "''") + "'"
+}
+
+// refusalWhere is the CONTEXT PostgreSQL attaches to the substituted
+// statement's error; it describes multigres's mechanism, not the client's
+// statement, so the relay removes it.
+const refusalWhere = "PL/pgSQL function inline_code_block line 1 at RAISE"
+
+// refuse substitutes a refused message and remembers to clean its error.
+func (c *clientConn) refuse(typ byte, frame []byte, cause error) []byte {
+	c.refusals.Add(1)
+	return rejectFrame(typ, frame, cause)
+}
+
+// stripRefusalContext drops the CONTEXT of an ErrorResponse raised by a
+// substituted statement. Other errors pass unchanged.
+func (c *clientConn) stripRefusalContext(frame []byte) []byte {
+	var e pgproto3.ErrorResponse
+	if err := e.Decode(frame[5:]); err != nil || e.Where != refusalWhere || e.Code != wire.CodeInsufficientPrivilege && e.Code != wire.CodeSyntaxError {
+		return frame
+	}
+	c.refusals.Add(-1)
+	e.Where = ""
+	out, err := e.Encode(nil)
+	if err != nil {
+		return frame
+	}
+	return out
 }

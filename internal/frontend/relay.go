@@ -53,6 +53,9 @@ func (c *clientConn) pumpClient(frames *wire.FrameReader, server *backend.Conn) 
 			return err
 		}
 		c.setState(StateActive)
+		if c.sess != nil {
+			c.noteStatement(typ)
+		}
 		if typ == 'X' {
 			_, _ = server.W.Write(frame)
 			_ = server.W.Flush()
@@ -82,7 +85,12 @@ func (c *clientConn) pumpServer(server *backend.Conn) error {
 		}
 		if typ == 'Z' && len(frame) == 6 {
 			server.TxStatus = frame[5]
+			if c.sess != nil {
+				c.noteReady(frame[5])
+			}
 			c.setState(txState(frame[5]))
+		} else if typ == 'E' && c.sess != nil {
+			c.sess.Error()
 		}
 		c.wmu.Lock()
 		_, err = c.w.Write(frame)
@@ -109,7 +117,10 @@ func (c *clientConn) guard(typ byte, frame []byte) ([]byte, error) {
 		// FunctionCall names a function by OID (set_config is 2078), so no
 		// SQL text exists to inspect; libpq uses it only for large objects,
 		// which tenants may not use anyway. Refuse it like a statement.
-		return rejectFrame('Q', nil, &wire.Error{Severity: wire.SeverityError, Code: wire.CodeInsufficientPrivilege,
+		if hook := c.srv.Hooks.GuardReject; hook != nil {
+			hook("function_call_message")
+		}
+		return c.refuse('Q', nil, &wire.Error{Severity: wire.SeverityError, Code: wire.CodeInsufficientPrivilege,
 			Message: "the FunctionCall protocol message is not allowed on tenant connections",
 			Hint:    "Call the function in a SELECT statement.", Rule: "function_call_message"}), nil
 	}
@@ -126,7 +137,7 @@ func (c *clientConn) guard(typ byte, frame []byte) ([]byte, error) {
 		if hook := c.srv.Hooks.GuardReject; hook != nil && errors.As(err, &we) {
 			hook(we.Rule)
 		}
-		return rejectFrame(typ, frame, err), nil
+		return c.refuse(typ, frame, err), nil
 	}
 	return frame, nil
 }

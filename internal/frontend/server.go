@@ -28,9 +28,12 @@ type Guard interface {
 // they are called from connection goroutines and must be safe for that.
 type Hooks struct {
 	ConnState   func(id uint64, from, to ConnState)
-	AuthFailure func(reason string)
+	AuthFailure func(reason string) // one of the AuthReason constants
 	Cancel      func(forwarded bool)
 	GuardReject func(rule string)
+	// Session is called once a client has authenticated; the Session it
+	// returns (nil: none) observes that connection until it closes.
+	Session func(SessionInfo) Session
 }
 
 // Server accepts client connections and proxies them upstream. Create it
@@ -44,6 +47,8 @@ type Server struct {
 	cancels  cancelMap
 	roles    roleCache
 	nextID   atomic.Uint64
+	bytesIn  atomic.Uint64
+	bytesOut atomic.Uint64
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
 	conns    map[*clientConn]struct{}

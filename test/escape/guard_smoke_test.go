@@ -29,6 +29,9 @@ func TestGuardRefusesAndConnectionStaysUsable(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Code != "42501" || pe.Message != "set_config of app.current_tenant_id is not allowed on tenant connections" {
 			t.Fatalf("mode %v: %v", mode, err)
 		}
+		if pe.Where != "" || pe.Hint == "" {
+			t.Fatalf("mode %v: refusal carries CONTEXT %q / hint %q", mode, pe.Where, pe.Hint)
+		}
 		var tenant string
 		if err := conn.QueryRow(ctx, "SELECT current_setting('app.current_tenant_id')", mode).Scan(&tenant); err != nil || tenant != "acme" {
 			t.Fatalf("mode %v: after refusal tenant=%q err=%v", mode, tenant, err)
