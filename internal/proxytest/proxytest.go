@@ -20,6 +20,7 @@ import (
 	"github.com/multigres-proxy/multigres/internal/auth"
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/frontend"
+	"github.com/multigres-proxy/multigres/internal/metrics"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
 	mgsql "github.com/multigres-proxy/multigres/sql"
 )
@@ -99,6 +100,10 @@ type Proxy struct {
 	Addr   string
 	Server *frontend.Server
 	Config *config.Config
+
+	// Set by StartProxyMetrics only.
+	Metrics  *metrics.Metrics
+	AdminURL string // http://127.0.0.1:port of the admin server
 }
 
 // StartProxy starts a proxy with Config(pg) changed by mutate, and shuts it
@@ -110,6 +115,35 @@ func StartProxy(t testing.TB, pg *pgtest.Server, mutate func(*config.Config)) *P
 
 // StartProxyHooks is StartProxy with hooks installed before serving.
 func StartProxyHooks(t testing.TB, pg *pgtest.Server, mutate func(*config.Config), hooks frontend.Hooks) *Proxy {
+	t.Helper()
+	return start(t, pg, mutate, func(_ *Proxy, srv *frontend.Server, _ *slog.Logger) { srv.Hooks = hooks })
+}
+
+// StartProxyMetrics is StartProxy with metrics installed (metrics_max_tenants
+// from the config) and the admin HTTP server on 127.0.0.1:0, whatever
+// admin_listen says; both stop at cleanup.
+func StartProxyMetrics(t testing.TB, pg *pgtest.Server, mutate func(*config.Config)) *Proxy {
+	t.Helper()
+	return start(t, pg, mutate, func(p *Proxy, srv *frontend.Server, logger *slog.Logger) {
+		p.Metrics = metrics.New(p.Config.MetricsMaxTenants)
+		p.Metrics.Instrument(srv)
+		admin, err := metrics.StartAdmin("127.0.0.1:0", p.Metrics, srv, logger)
+		if err != nil {
+			t.Fatalf("proxytest: admin: %v", err)
+		}
+		p.AdminURL = "http://" + admin.Addr()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := admin.Shutdown(ctx); err != nil {
+				t.Errorf("proxytest: admin shutdown: %v", err)
+			}
+		})
+	})
+}
+
+// start builds the server, lets setup install hooks, then serves.
+func start(t testing.TB, pg *pgtest.Server, mutate func(*config.Config), setup func(*Proxy, *frontend.Server, *slog.Logger)) *Proxy {
 	t.Helper()
 	cfg := Config(pg)
 	if mutate != nil {
@@ -127,7 +161,8 @@ func StartProxyHooks(t testing.TB, pg *pgtest.Server, mutate func(*config.Config
 	if err != nil {
 		t.Fatalf("proxytest: new: %v", err)
 	}
-	srv.Hooks = hooks
+	p := &Proxy{Server: srv, Config: cfg}
+	setup(p, srv, logger)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("proxytest: listen: %v", err)
@@ -142,7 +177,8 @@ func StartProxyHooks(t testing.TB, pg *pgtest.Server, mutate func(*config.Config
 			t.Errorf("proxytest: serve: %v", err)
 		}
 	})
-	return &Proxy{Addr: l.Addr().String(), Server: srv, Config: cfg}
+	p.Addr = l.Addr().String()
+	return p
 }
 
 // Start starts a proxy and returns its address (see StartProxy).

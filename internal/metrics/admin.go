@@ -1,0 +1,179 @@
+package metrics
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/multigres-proxy/multigres/internal/frontend"
+)
+
+// ReadyTimeout bounds one readiness probe of the upstream.
+const ReadyTimeout = 2 * time.Second
+
+// readyCacheFor keeps a probe's verdict, so that a burst of /readyz requests
+// opens one upstream connection, not one each.
+const readyCacheFor = time.Second
+
+// Admin is the admin HTTP server: /metrics, /healthz and /readyz.
+type Admin struct {
+	http *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+// Handler serves /metrics from m's registry, /healthz (200 while the process
+// serves) and /readyz (200 when the upstream answers a protocol probe within
+// ReadyTimeout and srv is not shutting down, else 503).
+func Handler(m *Metrics, srv *frontend.Server, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn), Timeout: 10 * time.Second}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	probe := &readiness{srv: srv, logger: logger}
+	mux.HandleFunc("GET /readyz", probe.serveHTTP)
+	return mux
+}
+
+// StartAdmin listens on addr and serves Handler in the background until
+// Shutdown. An addr with port 0 picks a free port; see Addr.
+func StartAdmin(addr string, m *Metrics, srv *frontend.Server, logger *slog.Logger) (*Admin, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listen: %w", err)
+	}
+	a := &Admin{ln: ln, done: make(chan struct{}), http: &http.Server{
+		Handler: Handler(m, srv, logger),
+		// Bounded everywhere: the admin port must not be a way to pin
+		// goroutines or memory.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}}
+	go func() {
+		defer close(a.done)
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("admin server failed", "err", err)
+		}
+	}()
+	return a, nil
+}
+
+// Addr is the address the admin server listens on.
+func (a *Admin) Addr() string { return a.ln.Addr().String() }
+
+// Shutdown stops the admin server, letting requests in flight finish until
+// ctx is done.
+func (a *Admin) Shutdown(ctx context.Context) error {
+	err := a.http.Shutdown(ctx)
+	if err != nil {
+		_ = a.http.Close()
+	}
+	<-a.done
+	if err != nil {
+		return fmt.Errorf("admin shutdown: %w", err)
+	}
+	return nil
+}
+
+// readiness probes the upstream for /readyz.
+type readiness struct {
+	srv    *frontend.Server
+	logger *slog.Logger
+
+	mu      sync.Mutex // one probe at a time; others wait for its verdict
+	at      time.Time
+	lastErr error
+}
+
+func (r *readiness) serveHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if r.srv.Draining() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "shutting down\n")
+		return
+	}
+	if err := r.check(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "upstream unavailable\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+func (r *readiness) check() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.at.IsZero() && time.Since(r.at) < readyCacheFor {
+		return r.lastErr
+	}
+	// Not the request's context: a client hanging up must not leave a
+	// cached failure behind.
+	ctx, cancel := context.WithTimeout(context.Background(), ReadyTimeout)
+	defer cancel()
+	addr := r.srv.Config().UpstreamAddr()
+	err := ProbeUpstream(ctx, addr)
+	if err != nil {
+		r.logger.Warn("readiness probe failed", "upstream", addr, "err", err)
+	}
+	r.at, r.lastErr = time.Now(), err
+	return err
+}
+
+// sslRequest is the 8-byte SSLRequest packet: length 8, code 80877103.
+var sslRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
+
+// ProbeUpstream checks that a PostgreSQL server answers at addr: it dials,
+// sends an SSLRequest and expects 'S' or 'N'. After 'S' it completes the TLS
+// handshake before closing, and after 'N' it closes at once; PostgreSQL
+// logs neither (a connection that ends before its startup packet is not
+// reported), so frequent probes do not fill the server log. No credentials
+// are sent.
+func ProbeUpstream(ctx context.Context, addr string) error {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("probe upstream: %w", err)
+	}
+	defer nc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	if _, err := nc.Write(sslRequest); err != nil {
+		return fmt.Errorf("probe upstream: send SSLRequest: %w", err)
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(nc, b[:]); err != nil {
+		return fmt.Errorf("probe upstream: read answer: %w", err)
+	}
+	switch b[0] {
+	case 'N':
+		return nil
+	case 'S':
+		host, _, _ := net.SplitHostPort(addr)
+		// Only the handshake matters here, not who the server is.
+		tc := tls.Client(nc, &tls.Config{ServerName: host, InsecureSkipVerify: true}) //nolint:gosec
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("probe upstream: TLS handshake: %w", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("probe upstream: unexpected answer %q to SSLRequest", b[0])
+	}
+}
