@@ -7,14 +7,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/multigres-proxy/multigres/internal/cli"
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/frontend"
+	"github.com/multigres-proxy/multigres/internal/metrics"
 )
 
 func main() {
@@ -45,6 +48,17 @@ func serve(args []string) int {
 		fmt.Fprintf(os.Stderr, "multigres: %v\n", err)
 		return 2
 	}
+	// Hooks go in before the first connection is accepted.
+	var admin *metrics.Admin
+	if cfg.AdminListen != "" {
+		m := metrics.New(cfg.MetricsMaxTenants)
+		m.Instrument(srv)
+		if admin, err = metrics.StartAdmin(cfg.AdminListen, m, srv, logger); err != nil {
+			fmt.Fprintf(os.Stderr, "multigres: admin_listen: %v\n", err)
+			return 2
+		}
+		logger.Info("admin server listening", "addr", admin.Addr(), "paths", "/metrics /healthz /readyz")
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
 	logger.Info("multigres listening", "addr", cfg.ListenAddr(), "upstream", cfg.UpstreamAddr(), "version", cli.Version)
@@ -62,13 +76,27 @@ func serve(args []string) int {
 			}
 			logger.Info("shutting down", "signal", sig.String(), "timeout", srv.Config().ShutdownTimeout)
 			ctx, cancel := context.WithTimeout(context.Background(), srv.Config().ShutdownTimeout)
+			// /readyz answers 503 while sessions drain; the admin server
+			// stops last, so probes see the drain.
 			err := srv.Shutdown(ctx)
 			cancel()
 			if err != nil {
 				logger.Warn("shutdown timeout reached; closed remaining connections")
 			}
+			shutdownAdmin(admin, logger)
 			return 0
 		}
+	}
+}
+
+func shutdownAdmin(admin *metrics.Admin, logger *slog.Logger) {
+	if admin == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := admin.Shutdown(ctx); err != nil {
+		logger.Warn("admin server shutdown", "err", err)
 	}
 }
 
