@@ -17,10 +17,10 @@ type SessionInfo struct {
 }
 
 // Session observes one authenticated client session. Hooks.Session returns
-// it once the client has authenticated; the frontend calls it from the
-// connection's goroutines (never two calls of the same method at once, but
-// State may run concurrently with the others), so implementations use
-// atomics. Calls are on the relay's hot path: keep them allocation-free.
+// it once the client has authenticated. Connected comes first, from the
+// connection's own goroutine; the rest may then run concurrently from both
+// relay pumps, so implementations use atomics. Calls are on the relay's hot
+// path: keep them lock- and allocation-free.
 type Session interface {
 	// Connected: the server connection is open; wait is the time from the
 	// end of client authentication until then (session mode's pool wait).
