@@ -79,9 +79,11 @@ BEGIN
         -- SQL function body on every statement, while PL/pgSQL keeps its
         -- plans for the session. (Measured: the SQL form cost ~35% TPS on
         -- pgbench -S, see docs/benchmarks.md.)
+        -- PARALLEL RESTRICTED: pg_backend_pid() differs in a parallel worker,
+        -- where the MAC would not verify.
         CREATE OR REPLACE FUNCTION public.multigres_context(var text)
         RETURNS text
-        LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+        LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
         AS $$
         DECLARE
@@ -105,7 +107,7 @@ BEGIN
         $$;
         CREATE OR REPLACE FUNCTION public.current_tenant_id()
         RETURNS text
-        LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
+        LANGUAGE sql STABLE PARALLEL RESTRICTED SECURITY INVOKER
         AS $$ SELECT public.multigres_context('app.current_tenant_id') $$;
     ELSE
         CREATE OR REPLACE FUNCTION public.multigres_context(var text)
@@ -476,6 +478,22 @@ BEGIN
         IF r.proname = 'pg_stat_statements' THEN
             EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO pg_read_all_stats', r.fn);
         END IF;
+    END LOOP;
+
+    -- Built-ins that execute SQL given as text run it where the SQL guard
+    -- cannot see it (ts_rewrite(tsquery, text) and ts_stat run a query;
+    -- the *_to_xml family runs a query or reads a cursor). Revoking them by
+    -- OID holds whatever spelling reaches them, including attribute
+    -- notation such as ('...'::text).ts_stat.
+    FOR r IN
+        SELECT p.oid::regprocedure AS fn
+        FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = 'pg_catalog'::regnamespace
+          AND (p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
+                             'cursor_to_xml', 'cursor_to_xmlschema')
+               OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', r.fn, grantees);
     END LOOP;
 END
 $$;

@@ -50,7 +50,7 @@ func TestDefaults(t *testing.T) {
 		Guard:              true,
 		GuardDeniedFunctions: []string{"pg_terminate_backend", "pg_cancel_backend", "lo_*", "loread", "lowrite", "be_lo_*",
 			"dblink*", "pg_read_file*", "pg_read_binary_file*", "pg_ls_*", "pg_stat_file", "query_to_xml*",
-			"query_to_xmlschema", "cursor_to_xml*", "ts_stat", "table_to_xml*", "schema_to_xml*", "database_to_xml*"},
+			"query_to_xmlschema", "cursor_to_xml*", "ts_stat", "ts_rewrite", "table_to_xml*", "schema_to_xml*", "database_to_xml*"},
 		PoolMode:          "session",
 		MetricsMaxTenants: 1000,
 	}

@@ -160,7 +160,7 @@ var keyTable = []keyDef{
 		Doc: "Inspect every Query and Parse of tenant connections with the SQL guard and refuse statements that could change the tenant context or reach other tenants (see docs/security.md)."},
 		kind: boolKind{}},
 	{Key: Key{Name: "guard_denied_functions", Field: "GuardDeniedFunctions", Reloadable: true,
-		Default: "pg_terminate_backend,pg_cancel_backend,lo_*,loread,lowrite,be_lo_*,dblink*,pg_read_file*,pg_read_binary_file*,pg_ls_*,pg_stat_file,query_to_xml*,query_to_xmlschema,cursor_to_xml*,ts_stat,table_to_xml*,schema_to_xml*,database_to_xml*",
+		Default: "pg_terminate_backend,pg_cancel_backend,lo_*,loread,lowrite,be_lo_*,dblink*,pg_read_file*,pg_read_binary_file*,pg_ls_*,pg_stat_file,query_to_xml*,query_to_xmlschema,cursor_to_xml*,ts_stat,ts_rewrite,table_to_xml*,schema_to_xml*,database_to_xml*",
 		Doc:     "Functions the guard refuses on tenant connections (a trailing `*` matches any suffix): by default those that reach other tenants' sessions, large objects (not covered by RLS), files, other databases, or run SQL given as text."},
 		kind: listKind{}},
 

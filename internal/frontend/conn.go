@@ -289,12 +289,17 @@ func (c *clientConn) collectParams(st *wire.Startup) error {
 			return wire.Fatal(wire.CodeInvalidAuthorization,
 				"startup parameter %q is not allowed on tenant connections", name).
 				WithDetail("multigres sets the context variables and role itself.")
+		case name == "client_encoding" && wire.UnsafeClientEncoding(value):
+			return unsafeEncodingError()
 		case name == "options":
 			for _, set := range tenant.OptionSettings(value) {
-				if c.lc.rules.ProtectedSetting(set) {
+				if c.lc.rules.ProtectedSetting(set.Name) {
 					return wire.Fatal(wire.CodeInvalidAuthorization,
-						"options may not set %q on tenant connections", set).
+						"options may not set %q on tenant connections", set.Name).
 						WithDetail("multigres sets the context variables and role itself.")
+				}
+				if strings.EqualFold(set.Name, "client_encoding") && wire.UnsafeClientEncoding(set.Value) {
+					return unsafeEncodingError()
 				}
 			}
 		}
@@ -447,4 +452,9 @@ func (c *clientConn) startSession() {
 		info.Tenant = c.ident.Values[0]
 	}
 	c.sess = hook(info)
+}
+
+func unsafeEncodingError() *wire.Error {
+	return wire.Fatal(wire.CodeInvalidAuthorization, "this client_encoding is not allowed on tenant connections").
+		WithHint("Use UTF8; SJIS, BIG5, GBK, UHC, GB18030 and JOHAB can hide quotes inside multibyte characters.")
 }

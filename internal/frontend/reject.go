@@ -3,6 +3,7 @@ package frontend
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"strings"
 
@@ -38,14 +39,23 @@ func rejectFrame(typ byte, frame []byte, cause error) []byte {
 }
 
 func buildReject(typ byte, frame []byte, we *wire.Error) []byte {
-	sql := "DO $multigres$ BEGIN RAISE EXCEPTION USING ERRCODE = " + quoteLiteral(we.Code) +
-		", MESSAGE = " + quoteLiteral(we.Message) + ", HINT = " + quoteLiteral(we.Hint) + "; END $multigres$"
+	// The message may quote client text (a function name), so it is quoted
+	// as an E'' literal (safe whatever standard_conforming_strings says)
+	// inside a dollar-quoted body whose tag is random per refusal.
+	tag := "$mg" + hex.EncodeToString(randomBytes(8)) + "$"
+	sql := "DO " + tag + " BEGIN RAISE EXCEPTION USING ERRCODE = " + quoteLiteral(we.Code) +
+		", MESSAGE = " + quoteLiteral(we.Message) + ", HINT = " + quoteLiteral(we.Hint) + "; END " + tag
 	if typ == 'Q' {
 		return buildFrame('Q', []byte(sql), []byte{0})
 	}
+	// Parse: keep the statement name and the declared parameter types, so
+	// a Bind with the client's parameters is accepted and the refusal is
+	// raised at Execute.
 	body := frame[5:]
-	name := body[:bytes.IndexByte(body, 0)+1]
-	return buildFrame('P', name, []byte(sql), []byte{0, 0, 0})
+	nameEnd := bytes.IndexByte(body, 0) + 1
+	rest := body[nameEnd:]
+	queryEnd := bytes.IndexByte(rest, 0) + 1
+	return buildFrame('P', body[:nameEnd], []byte(sql), []byte{0}, rest[queryEnd:])
 }
 
 func buildFrame(typ byte, parts ...[]byte) []byte {
@@ -62,8 +72,11 @@ func buildFrame(typ byte, parts ...[]byte) []byte {
 	return out
 }
 
+// quoteLiteral writes s as an E'' literal: backslashes and quotes doubled,
+// NULs and dollar signs dropped (no dollar-quote tag can be completed).
 func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, "\x00", ""), "'", "''") + "'"
+	r := strings.NewReplacer("\x00", "", "$", "", "\\", "\\\\", "'", "''")
+	return "E'" + r.Replace(s) + "'"
 }
 
 // refusalWhere is the CONTEXT PostgreSQL attaches to the substituted
@@ -91,4 +104,24 @@ func (c *clientConn) stripRefusalContext(frame []byte) []byte {
 		return frame
 	}
 	return out
+}
+
+var errUnsafeParameter = errors.New("server reported a client_encoding or standard_conforming_strings under which the SQL guard cannot read statements; closing")
+
+// unsafeParameter reports a ParameterStatus that would make the server read
+// SQL differently from the guard: an ASCII-unsafe client_encoding, or
+// standard_conforming_strings off. The guard refuses the statements that
+// set them; this catches any other path.
+func (c *clientConn) unsafeParameter(frame []byte) bool {
+	var ps pgproto3.ParameterStatus
+	if err := ps.Decode(frame[5:]); err != nil {
+		return true
+	}
+	switch ps.Name {
+	case "client_encoding":
+		return wire.UnsafeClientEncoding(ps.Value)
+	case "standard_conforming_strings":
+		return ps.Value != "on"
+	}
+	return false
 }

@@ -20,6 +20,10 @@ func (c *clientConn) relay() {
 		defer close(done)
 		defer c.recoverPanic("server pump")
 		err := c.pumpServer(server)
+		if errors.Is(err, errUnsafeParameter) {
+			c.fail(wire.Fatal(wire.CodeInsufficientPrivilege, "multigres closed the connection: the server now reads SQL in a way the SQL guard cannot check").
+				WithHint("Keep client_encoding UTF8 (or another ASCII-safe encoding) and standard_conforming_strings on."))
+		}
 		if err != nil && !isClosed(err) {
 			c.log.Info("server connection ended", "err", err)
 		}
@@ -91,6 +95,15 @@ func (c *clientConn) pumpServer(server *backend.Conn) error {
 			c.setState(txState(frame[5]))
 		} else if typ == 'E' && c.sess != nil {
 			c.sess.Error()
+		}
+		if typ == 'E' && c.refusals.Load() > 0 {
+			frame = c.stripRefusalContext(frame)
+		}
+		if typ == 'S' && !c.ident.Bypass && c.unsafeParameter(frame) {
+			// Backstop for the guard: the server now lexes SQL in a way
+			// the guard does not (see unsafeParameter). End the session
+			// before the client can send anything else.
+			return errUnsafeParameter
 		}
 		c.wmu.Lock()
 		_, err = c.w.Write(frame)

@@ -20,7 +20,7 @@ var DefaultDeniedFunctions = []string{
 	// Cross-database access and the file system.
 	"dblink*", "pg_read_file*", "pg_read_binary_file*", "pg_ls_*", "pg_stat_file",
 	// Execute SQL given as text, where the guard cannot see it.
-	"query_to_xml*", "query_to_xmlschema", "cursor_to_xml*", "ts_stat",
+	"query_to_xml*", "query_to_xmlschema", "cursor_to_xml*", "ts_stat", "ts_rewrite",
 	"table_to_xml*", "schema_to_xml*", "database_to_xml*",
 }
 
@@ -60,7 +60,12 @@ type Guard struct {
 
 // New builds a guard.
 func New(cfg Config) *Guard {
-	g := &Guard{protected: map[string]bool{"role": true, "session_authorization": true}, denied: cfg.DeniedFunctions}
+	g := &Guard{protected: map[string]bool{"role": true, "session_authorization": true,
+		// With these off, backslashes in '...' strings escape; pg_query
+		// always lexes as if they were on, so the guard would misread
+		// where a string ends.
+		"standard_conforming_strings": true, "backslash_quote": true,
+	}, denied: cfg.DeniedFunctions}
 	for _, v := range cfg.ContextVariables {
 		g.protected[normalizeGUC(v)] = true
 	}
@@ -80,6 +85,12 @@ func New(cfg Config) *Guard {
 // maxCachedLen keeps huge statements (bulk inserts) out of the cache.
 const maxCachedLen = 4096
 
+// MaxParseBytes caps what the guard parses: parse time grows faster than
+// linearly with statement size, so a huge statement could pin the proxy's
+// CPU and memory. Larger statements that contain a dangerous token are
+// refused; large data belongs in COPY or in bind parameters.
+const MaxParseBytes = 256 << 10
+
 // CheckBytes is Check for a statement still in a protocol buffer: the
 // pre-filter reads it in place, so the common case allocates nothing.
 func (g *Guard) CheckBytes(sql []byte) error {
@@ -89,8 +100,12 @@ func (g *Guard) CheckBytes(sql []byte) error {
 	return g.Check(string(sql))
 }
 
-// Check returns nil if sql may run, or a *Violation.
+// Check returns nil if sql may run, or a *Violation. Like the server, it
+// reads sql only up to its first NUL.
 func (g *Guard) Check(sql string) error {
+	if i := strings.IndexByte(sql, 0); i >= 0 {
+		sql = sql[:i]
+	}
 	if !g.mayBeDangerous(sql) {
 		return nil
 	}
@@ -119,11 +134,16 @@ func asError(v *Violation) error {
 }
 
 func (g *Guard) check(sql string) *Violation {
+	if len(sql) > MaxParseBytes {
+		return &Violation{Rule: "too_large", Message: fmt.Sprintf("statement of %d bytes is too large for the SQL guard (limit %d)", len(sql), MaxParseBytes),
+			Hint: "Send large data with COPY or as bind parameters."}
+	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		// The text contains a dangerous token and does not parse: refuse
-		// rather than let a parser difference through.
-		return &Violation{Rule: "unparsable", Message: fmt.Sprintf("multigres could not parse this statement: %v", err),
+		// rather than let a parser difference through. The parser's
+		// message quotes the input, so it is not passed on.
+		return &Violation{Rule: "unparsable", Message: "syntax error: multigres could not parse this statement",
 			Hint: "Check the statement's syntax."}
 	}
 	var found *Violation

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/multigres-proxy/multigres/internal/wire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -23,6 +25,15 @@ func (g *Guard) inspect(m proto.Message) *Violation {
 		}
 	case *pg_query.FuncCall:
 		return g.checkFunc(n)
+	case *pg_query.A_Indirection:
+		// (expr).func is a call of func(expr) in attribute notation.
+		for _, ind := range n.Indirection {
+			if str := ind.GetString_(); str != nil {
+				if v := g.checkFuncName(strings.ToLower(str.Sval)); v != nil {
+					return v
+				}
+			}
+		}
 	case *pg_query.DoStmt:
 		return &Violation{Rule: "do_block", Message: "DO blocks are not allowed on tenant connections: multigres cannot inspect the SQL they run",
 			Hint: "Run the statements directly, or ask an administrator to create a function."}
@@ -60,6 +71,13 @@ func (g *Guard) checkSet(n *pg_query.VariableSetStmt) *Violation {
 		return nil // SET TRANSACTION ..., SET SESSION CHARACTERISTICS
 	}
 	name := normalizeGUC(n.Name)
+	if name == "client_encoding" {
+		for _, a := range n.Args {
+			if v, ok := constString(a); ok && wire.UnsafeClientEncoding(v) {
+				return unsafeEncoding(v)
+			}
+		}
+	}
 	if !g.protected[name] {
 		return nil
 	}
@@ -72,9 +90,17 @@ func (g *Guard) checkSet(n *pg_query.VariableSetStmt) *Violation {
 
 func (g *Guard) checkFunc(n *pg_query.FuncCall) *Violation {
 	name := funcName(n)
+	if name == "set_config" {
+		return g.checkSetConfig(n)
+	}
+	return g.checkFuncName(name)
+}
+
+// checkFuncName applies the name-only rules: pg_notify and the deny list.
+func (g *Guard) checkFuncName(name string) *Violation {
 	switch name {
 	case "set_config":
-		return g.checkSetConfig(n)
+		return &Violation{Rule: "set_config_dynamic", Message: "set_config in attribute notation is not allowed on tenant connections"}
 	case "pg_notify":
 		return &Violation{Rule: "listen_notify", Message: "pg_notify is not available on tenant connections: channel names are shared by all tenants",
 			Hint: "Use a table protected by multigres_protect, or connect as a superuser_bypass user for cross-tenant events."}
@@ -102,7 +128,18 @@ func (g *Guard) checkSetConfig(n *pg_query.FuncCall) *Violation {
 	if g.protected[normalizeGUC(name)] {
 		return &Violation{Rule: "set_protected", Message: fmt.Sprintf("set_config of %s is not allowed on tenant connections", normalizeGUC(name)), Hint: contextHint}
 	}
+	if normalizeGUC(name) == "client_encoding" && len(n.Args) > 1 {
+		v, ok := constString(n.Args[1])
+		if !ok || wire.UnsafeClientEncoding(v) {
+			return unsafeEncoding(v)
+		}
+	}
 	return nil
+}
+
+func unsafeEncoding(v string) *Violation {
+	return &Violation{Rule: "client_encoding", Message: "this client_encoding is not allowed on tenant connections",
+		Hint: "Use UTF8; SJIS, BIG5, GBK, UHC, GB18030 and JOHAB can hide quotes inside multibyte characters."}
 }
 
 func checkSettingsDML(rel *pg_query.RangeVar) *Violation {

@@ -8,7 +8,8 @@ import "strings"
 // insensitively, with '-' read as '_' (ParseLongOption).
 func (r *Rules) ProtectedSetting(name string) bool {
 	n := normalizeGUC(name)
-	if n == "role" || n == "session_authorization" {
+	switch n {
+	case "role", "session_authorization", "standard_conforming_strings", "backslash_quote":
 		return true
 	}
 	for _, v := range r.ContextVariables {
@@ -23,32 +24,56 @@ func normalizeGUC(name string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), "-", "_")
 }
 
-// OptionSettings extracts the parameter names that a startup `options`
-// string would set: `-c name=value`, `-cname=value` and `--name=value`.
-// Splitting follows pg_split_opts: whitespace separates words and a
-// backslash escapes the next character.
-func OptionSettings(options string) []string {
+// OptionSettings extracts the run-time parameters (name, value) that a
+// startup `options` string would set. Splitting follows pg_split_opts
+// (whitespace separates words, a backslash escapes the next character) and
+// parsing follows the backend's getopt over its switch string, so combined
+// flags such as "-ec name=value" are read as the server reads them.
+func OptionSettings(options string) []Setting {
 	words := splitOpts(options)
-	var names []string
+	var out []Setting
 	for i := 0; i < len(words); i++ {
 		w := words[i]
-		var assign string
-		switch {
-		case w == "-c" && i+1 < len(words):
-			i++
-			assign = words[i]
-		case strings.HasPrefix(w, "-c"):
-			assign = w[2:]
-		case strings.HasPrefix(w, "--"):
-			assign = w[2:]
-		default:
+		if len(w) < 2 || w[0] != '-' {
 			continue
 		}
-		name, _, _ := strings.Cut(assign, "=")
-		names = append(names, name)
+		for j := 1; j < len(w); j++ {
+			flag := w[j]
+			takesArg, known := backendSwitches[flag]
+			if !known || !takesArg {
+				continue
+			}
+			arg := w[j+1:]
+			if arg == "" && i+1 < len(words) {
+				i++
+				arg = words[i]
+			}
+			if flag == 'c' || flag == '-' {
+				name, value, _ := strings.Cut(arg, "=")
+				out = append(out, Setting{Name: name, Value: value})
+			}
+			break // the rest of the word was the argument
+		}
 	}
-	return names
+	return out
 }
+
+// Setting is one name=value from startup options.
+type Setting struct{ Name, Value string }
+
+// backendSwitches is PostgreSQL's postgres switch string
+// "B:bc:C:D:d:EeFf:h:ijk:lN:nOPp:r:S:sTt:v:W:-:" as flag -> takes an argument.
+var backendSwitches = func() map[byte]bool {
+	const spec = "B:bc:C:D:d:EeFf:h:ijk:lN:nOPp:r:S:sTt:v:W:-:"
+	m := map[byte]bool{}
+	for i := 0; i < len(spec); i++ {
+		m[spec[i]] = i+1 < len(spec) && spec[i+1] == ':'
+		if m[spec[i]] {
+			i++
+		}
+	}
+	return m
+}()
 
 func splitOpts(s string) []string {
 	var words []string

@@ -124,12 +124,23 @@ func TestOptionSettings(t *testing.T) {
 		"-c search_path=x  -c role=postgres":             "search_path,role",
 		`-c search_path=a\ b -c app.current_tenant_id=x`: "search_path,app.current_tenant_id",
 		"-c\tstatement_timeout=5":                        "statement_timeout",
+		"-ec app.current_tenant_id=globex":               "app.current_tenant_id",
+		"-Fc role=postgres":                              "role",
+		"-B 10 -c work_mem=1MB":                          "work_mem",
+		"-D/x -capp.current_tenant_id=y":                 "app.current_tenant_id",
 		"":                                               "",
 	}
 	for in, want := range cases {
-		if got := strings.Join(OptionSettings(in), ","); got != want {
+		var names []string
+		for _, s := range OptionSettings(in) {
+			names = append(names, s.Name)
+		}
+		if got := strings.Join(names, ","); got != want {
 			t.Errorf("%q: got %q want %q", in, got, want)
 		}
+	}
+	if s := OptionSettings("-c client_encoding=SJIS"); len(s) != 1 || s[0].Value != "SJIS" {
+		t.Errorf("value not kept: %+v", s)
 	}
 }
 
@@ -180,7 +191,7 @@ func FuzzOptionSettings(f *testing.F) {
 	f.Fuzz(func(t *testing.T, opts string) {
 		_ = OptionSettings(opts)
 		got := OptionSettings("-c role=x " + opts)
-		if len(got) == 0 || got[0] != "role" {
+		if len(got) == 0 || got[0].Name != "role" {
 			t.Fatalf("lost leading -c role: %q", got)
 		}
 	})

@@ -170,3 +170,24 @@ func hasArgs(a attack) bool {
 	}
 	return false
 }
+
+// lexerAttacks change how the server lexes later statements, or call
+// functions in notations the guard must still see (found in review).
+var lexerAttacks = []attack{
+	{"ts_rewrite runs SQL text", s("SELECT ts_rewrite('a'::tsquery, 'SELECT set_config(''app.current_tenant_id'',''globex'',false)::tsquery, ''b''::tsquery')")},
+	{"attribute-notation ts_stat", s("SELECT ('SELECT set_config(''app.current_tenant_id'',''globex'',false)::tsvector'::text).ts_stat")},
+	{"attribute-notation query_to_xml", s("SELECT ('SELECT 1'::text).query_to_xml")},
+	{"standard_conforming_strings off", s("SET standard_conforming_strings = off",
+		`SELECT '\' || $q$ ' || set_config('app.current_tenant_id','globex',false) || ' $q$ --'`)},
+	{"set_config standard_conforming_strings", s("SELECT set_config('standard_conforming_strings', 'off', false)",
+		`SELECT '\' || $q$ ' || set_config('app.current_tenant_id','globex',false) || ' $q$ --'`)},
+	{"backslash_quote", s("SET backslash_quote = on")},
+	{"client_encoding SJIS", s("SET client_encoding = 'SJIS'",
+		"SELECT E'\xE3\x81\x81\x5C' || set_config($a$app.current_tenant_id$a$,$a$globex$a$,false) --'")},
+	{"SET NAMES BIG5", s("SET NAMES 'BIG5'", "SELECT 1")},
+	{"set_config client_encoding GBK", s("SELECT set_config('client_encoding', 'GBK', false)", "SELECT 1")},
+	{"refusal breakout", s("SELECT set \"\\'; EXCEPTION WHEN OTHERS THEN PERFORM set_config($a$app.current_tenant_id$a$,$a$globex$a$,false); END $multigres$; --")},
+	{"dollar tag in refusal", s("SELECT 1 $multigres$ set")},
+}
+
+func init() { attacks = append(attacks, lexerAttacks...) }

@@ -156,6 +156,12 @@ func TestStartupCannotSetContext(t *testing.T) {
 		{"options": "-c session_authorization=postgres"},
 		{"app.current_tenant_id": "globex"},
 		{"role": "postgres"},
+		{"options": "-ec app.current_tenant_id=globex"},
+		{"options": "-Fc role=postgres"},
+		{"options": "-c standard_conforming_strings=off"},
+		{"standard_conforming_strings": "off"},
+		{"options": "-c client_encoding=BIG5"},
+		{"client_encoding": "SJIS"},
 	}
 	for _, p := range params {
 		cfg, err := pgx.ParseConfig(proxytest.URL(w.proxy.Addr, "app_user.acme", proxytest.AppUserPassword, w.db))
