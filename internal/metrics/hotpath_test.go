@@ -11,8 +11,9 @@ import (
 // TestHotPathAllocationFree: the hooks the relay calls per query and per
 // state change allocate nothing (their label values are resolved once per
 // connection), and the gauges balance.
+//
+// Not parallel: AllocsPerRun refuses to run in parallel tests.
 func TestHotPathAllocationFree(t *testing.T) {
-	t.Parallel()
 	m := metrics.New(10)
 	h := m.Hooks()
 	s := h.Session(frontend.SessionInfo{ID: 1, Database: "db", Role: "app_user", Tenant: "acme"})
