@@ -165,8 +165,8 @@ var keyTable = []keyDef{
 		kind: listKind{}},
 
 	{Key: Key{Name: "pool_mode", Field: "PoolMode", Default: "session",
-		Doc: "`session`: one server connection per client connection; `transaction`: reserved for transaction pooling."},
-		kind: strKind{enum: []string{"session", "transaction"}}},
+		Doc: "`session`: one server connection per client connection. (`transaction` pooling is not implemented yet and is refused at startup rather than silently served as session mode.)"},
+		kind: strKind{enum: []string{"session"}}},
 
 	// Observability.
 	{Key: Key{Name: "admin_listen", Field: "AdminListen", Default: "",
