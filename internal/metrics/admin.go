@@ -172,6 +172,9 @@ func ProbeUpstream(ctx context.Context, addr string) error {
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fmt.Errorf("probe upstream: TLS handshake: %w", err)
 		}
+		// close_notify first: a TLS session cut without it is logged by
+		// PostgreSQL as "could not receive data from client".
+		_ = tc.Close()
 		return nil
 	default:
 		return fmt.Errorf("probe upstream: unexpected answer %q to SSLRequest", b[0])
