@@ -43,7 +43,7 @@ type clientConn struct {
 	state atomic.Int32
 	// refusals counts substituted statements whose error is still to come.
 	refusals atomic.Int32
-	epoch time.Time // accept time; the monotonic base of the timings below
+	epoch    time.Time // accept time; the monotonic base of the timings below
 
 	// Observation, only when Hooks.Session returned a Session. qStart is
 	// set by the client pump and taken by the server pump; lastReady and

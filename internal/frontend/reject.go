@@ -72,7 +72,7 @@ func buildFrame(typ byte, parts ...[]byte) []byte {
 	return out
 }
 
-// quoteLiteral writes s as an E'' literal: backslashes and quotes doubled,
+// quoteLiteral writes s as an E'...' literal: backslashes and quotes doubled,
 // NULs and dollar signs dropped (no dollar-quote tag can be completed).
 func quoteLiteral(s string) string {
 	r := strings.NewReplacer("\x00", "", "$", "", "\\", "\\\\", "'", "''")
