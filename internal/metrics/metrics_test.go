@@ -411,3 +411,52 @@ func TestAdminShutdown(t *testing.T) {
 		t.Fatal("admin server still answers after Shutdown")
 	}
 }
+
+// TestPipelineCounts: an extended-protocol pipeline counts one query per
+// Sync, each answered by its own ReadyForQuery, and one transaction per
+// Sync outside BEGIN.
+func TestPipelineCounts(t *testing.T) {
+	t.Parallel()
+	p, db := setup(t, nil)
+	ctx := ctxT(t)
+	pool := `pool="` + db + `/app_user"`
+	conn := mustConnect(t, ctx, p, db, "app_user.acme")
+	pl := conn.PgConn().StartPipeline(ctx)
+	// Three statements before the first Sync are one query; then two
+	// more, each with its own Sync.
+	for range 3 {
+		pl.SendQueryParams("SELECT $1::int", [][]byte{[]byte("1")}, nil, nil, nil)
+	}
+	pl.SendPipelineSync()
+	for range 2 {
+		pl.SendQueryParams("SELECT 2", nil, nil, nil, nil)
+		pl.SendPipelineSync()
+	}
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	syncs := 0
+	for syncs < 3 {
+		res, err := pl.GetResults()
+		if err != nil {
+			t.Fatalf("pipeline: %v", err)
+		}
+		switch r := res.(type) {
+		case *pgconn.ResultReader:
+			if _, err := r.Close(); err != nil {
+				t.Fatalf("pipeline result: %v", err)
+			}
+		case *pgconn.PipelineSync:
+			syncs++
+		case nil:
+			t.Fatal("pipeline ended early")
+		}
+	}
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, p, `multigres_queries_total{`+pool+`}`, 3)
+	waitValue(t, p, `multigres_transactions_total{`+pool+`}`, 3)
+	waitValue(t, p, `multigres_query_duration_seconds_count{`+pool+`}`, 3)
+	waitValue(t, p, `multigres_client_connections{state="idle"}`, 1)
+}
