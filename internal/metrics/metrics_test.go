@@ -460,3 +460,35 @@ func TestPipelineCounts(t *testing.T) {
 	waitValue(t, p, `multigres_query_duration_seconds_count{`+pool+`}`, 3)
 	waitValue(t, p, `multigres_client_connections{state="idle"}`, 1)
 }
+
+// TestReadyzWhileDraining: once Shutdown begins, /readyz says 503 although
+// the upstream is fine, so load balancers stop sending new clients.
+func TestReadyzWhileDraining(t *testing.T) {
+	t.Parallel()
+	p, db := setup(t, nil)
+	ctx := ctxT(t)
+	if status, _ := get(t, p.AdminURL+"/readyz"); status != http.StatusOK {
+		t.Fatalf("/readyz before shutdown = %d", status)
+	}
+	conn := mustConnect(t, ctx, p, db, "app_user.acme")
+	drained := make(chan error, 1)
+	go func() { drained <- p.Server.Shutdown(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, body := get(t, p.AdminURL+"/readyz")
+		if status == http.StatusServiceUnavailable && strings.Contains(body, "shutting down") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz during the drain = %d %q, want 503", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status, _ := get(t, p.AdminURL+"/healthz"); status != http.StatusOK {
+		t.Errorf("/healthz during the drain = %d, want 200", status)
+	}
+	conn.Close(ctx)
+	if err := <-drained; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
