@@ -75,6 +75,14 @@ type Config struct {
 
 	AdminListen       string // admin_listen
 	MetricsMaxTenants int    // metrics_max_tenants
+	AdminUsers        []string // admin_users
+
+	TenantAllow            []string      // tenant_allow
+	TenantDeny             []string      // tenant_deny
+	TenantMaxConnections   int           // tenant_max_connections
+	TenantRateLimit        int           // tenant_rate_limit
+	TenantStatementTimeout time.Duration // tenant_statement_timeout
+	TenantIdleTimeout      time.Duration // tenant_idle_timeout
 }
 
 // Redacted is what Print, String and LogValue show instead of a secret.
@@ -111,6 +119,9 @@ func (c *Config) Clone() *Config {
 	n.SuperuserBypass = slices.Clone(c.SuperuserBypass)
 	n.TenantRoles = slices.Clone(c.TenantRoles)
 	n.ServerPassword = maps.Clone(c.ServerPassword)
+	n.AdminUsers = slices.Clone(c.AdminUsers)
+	n.TenantAllow = slices.Clone(c.TenantAllow)
+	n.TenantDeny = slices.Clone(c.TenantDeny)
 	return &n
 }
 

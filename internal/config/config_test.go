@@ -53,6 +53,9 @@ func TestDefaults(t *testing.T) {
 			"query_to_xmlschema", "cursor_to_xml*", "ts_stat", "ts_rewrite", "table_to_xml*", "schema_to_xml*", "database_to_xml*"},
 		PoolMode:          "session",
 		MetricsMaxTenants: 1000,
+		AdminUsers:        []string{},
+		TenantAllow:       []string{},
+		TenantDeny:        []string{},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Default() =\n%+v\nwant\n%+v", *c, *want)
@@ -147,7 +150,9 @@ func TestReloadableSet(t *testing.T) {
 		"superuser_bypass", "tenant_roles", "tenant_value_pattern", "auth_type",
 		"allow_plaintext_password", "auth_file", "auth_user", "auth_password", "auth_query",
 		"auth_dbname", "auth_failure_delay", "server_password", "server_pgpass",
-		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions", "context_signing"}
+		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions", "context_signing",
+		"admin_users",
+		"tenant_allow", "tenant_deny", "tenant_max_connections", "tenant_rate_limit", "tenant_statement_timeout", "tenant_idle_timeout"}
 	var got []string
 	secret := map[string]bool{}
 	for _, k := range Keys() {

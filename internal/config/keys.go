@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"path"
 	"reflect"
 	"regexp"
 	"regexp/syntax"
@@ -175,6 +176,30 @@ var keyTable = []keyDef{
 	{Key: Key{Name: "metrics_max_tenants", Field: "MetricsMaxTenants", Default: "1000",
 		Doc: "Most distinct tenants given their own label in the per-tenant metrics; later tenants are counted as `other`. Restart to change."},
 		kind: intKind{1, 1000000}},
+	{Key: Key{Name: "admin_users", Field: "AdminUsers", Default: "", Reloadable: true,
+		Doc: "Comma-separated users who may log in to the admin console (psql to the special database `multigres`); they authenticate like any client and must exist in `auth_file` or `pg_authid`. Empty turns the console off."},
+		kind: listKind{}},
+
+	// Per-tenant controls. The tenant is the username's context values
+	// joined by value_separator (`acme`, or `list1:user1`).
+	{Key: Key{Name: "tenant_allow", Field: "TenantAllow", Default: "", Reloadable: true,
+		Doc: "Comma-separated tenants, or patterns in Go `path.Match` syntax (`acme`, `team-*`), allowed to log in; empty allows every tenant. Others are refused with 28000."},
+		kind: listKind{elem: checkTenantPattern}},
+	{Key: Key{Name: "tenant_deny", Field: "TenantDeny", Default: "", Reloadable: true,
+		Doc: "Comma-separated tenants or `path.Match` patterns refused at login with 28000; deny wins over `tenant_allow`."},
+		kind: listKind{elem: checkTenantPattern}},
+	{Key: Key{Name: "tenant_max_connections", Field: "TenantMaxConnections", Default: "0", Reloadable: true,
+		Doc: "Most concurrent client connections per tenant; the next login is refused with 53300. 0 means unlimited."},
+		kind: intKind{0, 1000000}},
+	{Key: Key{Name: "tenant_rate_limit", Field: "TenantRateLimit", Default: "0", Reloadable: true,
+		Doc: "New connections per second per tenant (token bucket, burst = the rate); logins over it are refused with 53300. 0 turns it off."},
+		kind: intKind{0, 1000000}},
+	{Key: Key{Name: "tenant_statement_timeout", Field: "TenantStatementTimeout", Default: "0", Reloadable: true,
+		Doc: "`statement_timeout` set on every tenant server connection with the context; with the guard on, tenants cannot change it. 0 leaves the server's setting. New connections only."},
+		kind: durKind{}, extra: checkStatementTimeout},
+	{Key: Key{Name: "tenant_idle_timeout", Field: "TenantIdleTimeout", Default: "0", Reloadable: true,
+		Doc: "Close tenant connections idle (not in a transaction) longer than this, with 57P05. 0 turns it off. Applies to open connections from their next idle period."},
+		kind: durKind{}},
 }
 
 func init() {
@@ -227,6 +252,25 @@ func checkListenAddr(v any) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("port must be a number from 0 to 65535")
+	}
+	return nil
+}
+
+// checkTenantPattern requires valid path.Match syntax, so a typo in a
+// deny pattern is an error at load time rather than a rule that never
+// matches.
+func checkTenantPattern(p string) error {
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("%q is not a valid pattern: %v", p, err)
+	}
+	return nil
+}
+
+// checkStatementTimeout keeps the value within PostgreSQL's statement_timeout
+// range (whole milliseconds up to INT_MAX).
+func checkStatementTimeout(v any) error {
+	if d := v.(time.Duration); d > 0 && (d < time.Millisecond || d > 2147483647*time.Millisecond) {
+		return fmt.Errorf("must be 0 or from 1ms to 2147483647ms")
 	}
 	return nil
 }
