@@ -73,8 +73,8 @@ type Config struct {
 
 	PoolMode string // pool_mode
 
-	AdminListen       string // admin_listen
-	MetricsMaxTenants int    // metrics_max_tenants
+	AdminListen       string   // admin_listen
+	MetricsMaxTenants int      // metrics_max_tenants
 	AdminUsers        []string // admin_users
 
 	TenantAllow            []string      // tenant_allow
