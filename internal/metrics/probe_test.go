@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/multigres-proxy/multigres/internal/metrics"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
 )
@@ -33,8 +35,10 @@ func TestProbeUpstreamQuiet(t *testing.T) {
 	if err != nil {
 		t.Skipf("no pgtest server log to check (%v)", err)
 	}
+	// Leave the cluster as found (ssl off), also for -count=N.
+	t.Cleanup(func() { sslOff(t, s) })
 	if ssl != "off" {
-		t.Fatalf("shared cluster starts with ssl = %s; this test needs it off first", ssl)
+		sslOff(t, s)
 	}
 	probe := func(what string) {
 		t.Helper()
@@ -67,5 +71,35 @@ func TestProbeUpstreamQuiet(t *testing.T) {
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sslOff turns ssl off in the cluster and waits until new sessions see it.
+func sslOff(t *testing.T, s *pgtest.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Exec(ctx, "postgres", "ALTER SYSTEM RESET ssl"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Exec(ctx, "postgres", "SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		conn, err := pgx.Connect(ctx, s.SuperURL("postgres"))
+		if err != nil {
+			t.Fatalf("ssl off: %v", err)
+		}
+		var on string
+		err = conn.QueryRow(ctx, "SHOW ssl").Scan(&on)
+		conn.Close(context.Background())
+		if err == nil && on == "off" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("ssl still %q: %v", on, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
