@@ -79,7 +79,7 @@ func TestSigningHoldsWithoutGuard(t *testing.T) {
 	}
 	check := pg.Connect(t, db)
 	var globex int
-	if err := check.QueryRow(ctx, "SELECT count(*) FROM contacts WHERE tenant_id = 'globex' AND name LIKE 'globex-%'").Scan(&globex); err != nil || globex != 2 {
+	if err := check.QueryRow(testCtx(t), "SELECT count(*) FROM contacts WHERE tenant_id = 'globex' AND name LIKE 'globex-%'").Scan(&globex); err != nil || globex != 2 {
 		t.Fatalf("ESCAPE: globex rows now %d (%v)", globex, err)
 	}
 	t.Logf("%d attempts with the guard off and signing on", attempts)
