@@ -59,6 +59,7 @@ type clientConn struct {
 	ident    *tenant.Identity
 	key      cancelKey
 	keyed    bool
+	tl       tenantConn // per-tenant controls (limits.go)
 
 	mu     sync.Mutex
 	server *backend.Conn
@@ -145,11 +146,17 @@ func (c *clientConn) handshake(deadline time.Time) error {
 	if err := c.checkStartup(st); err != nil {
 		return err
 	}
+	if err := c.checkTenantAccess(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	c.setState(StateAuth)
 	creds, err := c.authenticate(ctx)
 	if err != nil {
+		return err
+	}
+	if err := c.admitTenant(); err != nil {
 		return err
 	}
 	c.startSession()
@@ -348,6 +355,7 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 			macs = append(macs, mgsql.ContextMAC(key, v, server.PID, c.ident.Values[i]))
 		}
 	}
+	macNames, macs = c.tenantSettings(macNames, macs)
 	checkKey := role + "\x00" + c.database
 	check := !c.srv.roleChecked(checkKey)
 	err := server.Apply(backend.Context{Variables: cfg.ContextVariables, Values: c.ident.Values, Role: role, CheckRole: check,
@@ -429,6 +437,7 @@ func (c *clientConn) kill() {
 
 func (c *clientConn) close() {
 	c.kill()
+	c.releaseTenant()
 	if c.keyed {
 		c.srv.cancels.unregister(c.key)
 	}

@@ -19,7 +19,7 @@ var _ Guard = (*sqlGuard)(nil)
 
 func newSQLGuard(cfg *config.Config) *sqlGuard {
 	return &sqlGuard{g: sqlguard.New(sqlguard.Config{
-		ContextVariables: cfg.ContextVariables,
+		ContextVariables: guardProtected(cfg),
 		DeniedFunctions:  cfg.GuardDeniedFunctions,
 	})}
 }

@@ -49,6 +49,11 @@ func (c *clientConn) pumpClient(frames *wire.FrameReader, server *backend.Conn) 
 	for {
 		typ, frame, err := frames.Next()
 		if err != nil {
+			retry, ierr := c.idleReadError(err)
+			if retry {
+				continue
+			}
+			err = ierr
 			var tl *wire.TooLargeError
 			if errors.As(err, &tl) {
 				return wire.Fatal(wire.CodeProtocolViolation, "message too large: %d bytes exceeds max_message_size (%d)", tl.Len, tl.Max).
@@ -56,6 +61,7 @@ func (c *clientConn) pumpClient(frames *wire.FrameReader, server *backend.Conn) 
 			}
 			return err
 		}
+		c.noteClientFrame(typ)
 		c.setState(StateActive)
 		if c.sess != nil {
 			c.noteStatement(typ)
@@ -89,6 +95,7 @@ func (c *clientConn) pumpServer(server *backend.Conn) error {
 		}
 		if typ == 'Z' && len(frame) == 6 {
 			server.TxStatus = frame[5]
+			c.noteServerReady(frame[5])
 			if c.sess != nil {
 				c.noteReady(frame[5])
 			}

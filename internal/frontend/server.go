@@ -46,6 +46,7 @@ type Server struct {
 	secrets  *secretStore
 	cancels  cancelMap
 	roles    roleCache
+	limits   tenantLimits
 	nextID   atomic.Uint64
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
