@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	console "github.com/multigres-proxy/multigres/internal/admin"
 	"github.com/multigres-proxy/multigres/internal/cli"
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/frontend"
@@ -59,6 +60,16 @@ func serve(args []string) int {
 		}
 		logger.Info("admin server listening", "addr", admin.Addr(), "paths", "/metrics /healthz /readyz")
 	}
+	// The admin console's RELOAD and SHUTDOWN take the SIGHUP and SIGTERM
+	// paths below.
+	console.Version = cli.Version
+	consoleShutdown := make(chan struct{}, 1)
+	srv.SetControl(func() error { return reload(srv, args) }, func() {
+		select {
+		case consoleShutdown <- struct{}{}:
+		default:
+		}
+	})
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
 	logger.Info("multigres listening", "addr", cfg.ListenAddr(), "upstream", cfg.UpstreamAddr(), "version", cli.Version)
@@ -69,24 +80,32 @@ func serve(args []string) int {
 		case err := <-served:
 			logger.Error("serve failed", "err", err)
 			return 1
+		case <-consoleShutdown:
+			logger.Info("shutting down", "by", "SHUTDOWN on the admin console", "timeout", srv.Config().ShutdownTimeout)
+			return shutdown(srv, admin, logger)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(srv, args)
+				_ = reload(srv, args)
 				continue
 			}
 			logger.Info("shutting down", "signal", sig.String(), "timeout", srv.Config().ShutdownTimeout)
-			ctx, cancel := context.WithTimeout(context.Background(), srv.Config().ShutdownTimeout)
-			// /readyz answers 503 while sessions drain; the admin server
-			// stops last, so probes see the drain.
-			err := srv.Shutdown(ctx)
-			cancel()
-			if err != nil {
-				logger.Warn("shutdown timeout reached; closed remaining connections")
-			}
-			shutdownAdmin(admin, logger)
-			return 0
+			return shutdown(srv, admin, logger)
 		}
 	}
+}
+
+// shutdown drains: SIGTERM and the console's SHUTDOWN.
+func shutdown(srv *frontend.Server, admin *metrics.Admin, logger *slog.Logger) int {
+	ctx, cancel := context.WithTimeout(context.Background(), srv.Config().ShutdownTimeout)
+	// /readyz answers 503 while sessions drain; the admin server stops
+	// last, so probes see the drain.
+	err := srv.Shutdown(ctx)
+	cancel()
+	if err != nil {
+		logger.Warn("shutdown timeout reached; closed remaining connections")
+	}
+	shutdownAdmin(admin, logger)
+	return 0
 }
 
 func shutdownAdmin(admin *metrics.Admin, logger *slog.Logger) {
@@ -100,18 +119,21 @@ func shutdownAdmin(admin *metrics.Admin, logger *slog.Logger) {
 	}
 }
 
-func reload(srv *frontend.Server, args []string) {
+// reload re-reads the configuration (SIGHUP, or RELOAD on the admin
+// console, which shows the error to the administrator).
+func reload(srv *frontend.Server, args []string) error {
 	cfg, err := config.Load(args, os.Environ())
 	if err != nil {
 		srv.Logger.Error("reload: configuration rejected; keeping the old one", "err", err)
-		return
+		return fmt.Errorf("configuration rejected, the old one stays: %w", err)
 	}
 	restart, err := srv.Reload(cfg)
 	if err != nil {
 		srv.Logger.Error("reload failed; keeping the old configuration", "err", err)
-		return
+		return fmt.Errorf("reload failed, the old configuration stays: %w", err)
 	}
 	if len(restart) > 0 {
 		srv.Logger.Warn("reload: these keys changed but need a restart", "keys", restart)
 	}
+	return nil
 }

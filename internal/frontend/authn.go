@@ -28,7 +28,7 @@ func (c *clientConn) authenticate(ctx context.Context) (backend.Credentials, err
 			"password authentication over an unencrypted connection is not allowed").
 			WithHint("Connect with sslmode=require, or set allow_plaintext_password = true.")
 	}
-	secret, found, err := c.srv.secrets.lookup(ctx, c.database, role)
+	secret, found, err := c.srv.secrets.lookup(ctx, c.lookupDatabase(), role)
 	if err != nil {
 		c.log.Error("credential lookup failed", "err", err)
 		c.srv.authFailure(AuthReasonLookup)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/multigres-proxy/multigres/internal/admin"
 	"github.com/multigres-proxy/multigres/internal/auth"
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/tenant"
@@ -61,6 +62,8 @@ type clientConn struct {
 	keyed    bool
 	tl       tenantConn // per-tenant controls (limits.go)
 
+	ad adminConn // admin console, PAUSE and SHOW state (admin.go)
+
 	mu     sync.Mutex
 	server *backend.Conn
 	closed bool
@@ -68,7 +71,7 @@ type clientConn struct {
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
 	c := &clientConn{srv: s, id: s.nextID.Add(1), lc: s.live.Load(), epoch: time.Now()}
-	c.nc = countingConn{Conn: nc, in: &s.bytesIn, out: &s.bytesOut}
+	c.nc = countingConn{Conn: nc, in: &s.bytesIn, out: &s.bytesOut, cin: &c.ad.in, cout: &c.ad.out}
 	c.rd = bufio.NewReaderSize(c.nc, 8<<10)
 	c.w = bufio.NewWriterSize(c.nc, 8<<10)
 	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
@@ -109,6 +112,10 @@ func (c *clientConn) serve() {
 		return
 	}
 	_ = c.nc.SetDeadline(time.Time{})
+	if c.ad.isAdmin {
+		c.serveAdmin()
+		return
+	}
 	c.relay()
 }
 
@@ -156,12 +163,18 @@ func (c *clientConn) handshake(deadline time.Time) error {
 	if err != nil {
 		return err
 	}
+	if c.ad.isAdmin {
+		return c.adminReady()
+	}
 	if err := c.admitTenant(); err != nil {
 		return err
 	}
 	c.startSession()
 	authDone := time.Now()
 	c.setState(StateConnecting)
+	if err := c.pauseLogin(ctx); err != nil {
+		return err
+	}
 	server, err := c.connectUpstream(ctx, creds)
 	if err != nil {
 		return err
@@ -256,6 +269,9 @@ func (c *clientConn) checkStartup(st *wire.Startup) error {
 	}
 	if st.Minor > 0 || len(unrecognized) > 0 {
 		c.writeMsg(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unrecognized})
+	}
+	if st.Params["database"] == admin.Database {
+		return c.checkAdminStartup(st)
 	}
 	ident, err := c.lc.rules.Parse(st.Params["user"])
 	if err != nil {
@@ -433,6 +449,7 @@ func (c *clientConn) kill() {
 	if server != nil {
 		server.Close()
 	}
+	c.ad.markDead()
 }
 
 func (c *clientConn) close() {
@@ -449,18 +466,14 @@ func pgMessage(err error) string {
 	return we.Message
 }
 
-// startSession asks Hooks.Session for an observer of this authenticated
-// connection.
+// startSession publishes the authenticated connection to the admin console
+// and installs its observers: the server's own counters and Hooks.Session's.
 func (c *clientConn) startSession() {
-	hook := c.srv.Hooks.Session
-	if hook == nil {
-		return
-	}
 	info := SessionInfo{ID: c.id, Database: c.database, Role: c.ident.Role, Bypass: c.ident.Bypass}
 	if !c.ident.Bypass && len(c.ident.Values) > 0 {
 		info.Tenant = c.ident.Values[0]
 	}
-	c.sess = hook(info)
+	c.sess = c.observe(info)
 }
 
 func unsafeEncodingError() *wire.Error {

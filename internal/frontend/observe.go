@@ -42,18 +42,21 @@ type Session interface {
 // connection, so one atomic add per system call, not per frame.
 type countingConn struct {
 	net.Conn
-	in, out *atomic.Uint64
+	in, out   *atomic.Uint64 // the server's
+	cin, cout *atomic.Uint64 // the connection's (SHOW STATS per database)
 }
 
 func (c countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.in.Add(uint64(n))
+	c.cin.Add(uint64(n))
 	return n, err
 }
 
 func (c countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.out.Add(uint64(n))
+	c.cout.Add(uint64(n))
 	return n, err
 }
 

@@ -62,7 +62,11 @@ func (c *clientConn) pumpClient(frames *wire.FrameReader, server *backend.Conn) 
 			return err
 		}
 		c.noteClientFrame(typ)
+		prev := c.State()
 		c.setState(StateActive)
+		if err := c.pauseQuery(prev, typ); err != nil {
+			return err
+		}
 		if c.sess != nil {
 			c.noteStatement(typ)
 		}

@@ -1,0 +1,558 @@
+package admin_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/multigres-proxy/multigres/internal/admin"
+	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/frontend"
+	"github.com/multigres-proxy/multigres/internal/pgtest"
+	"github.com/multigres-proxy/multigres/internal/proxytest"
+)
+
+// The server the console drives; asserted here, where importing both
+// packages makes no cycle.
+var _ admin.Proxy = (*frontend.Server)(nil)
+
+// The console user is a real login role, found through auth_query in
+// pg_authid like any client.
+const (
+	adminUser     = "mg_console_admin"
+	adminPassword = "mg_console_password"
+)
+
+func TestMain(m *testing.M) {
+	pgtest.Main(m, func(s *pgtest.Server) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// Idempotent: the role is cluster-wide.
+		return s.Exec(ctx, "postgres", fmt.Sprintf(`DO $$ BEGIN
+			IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%[1]s') THEN
+				CREATE ROLE %[1]s LOGIN PASSWORD '%[2]s';
+			END IF; END $$`, adminUser, adminPassword))
+	})
+}
+
+func ctxT(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// start runs a proxy with the console on, auth_query in a fresh database.
+func start(t *testing.T, mutate func(*config.Config)) (*proxytest.Proxy, string) {
+	t.Helper()
+	pg := pgtest.Shared()
+	db := pg.CreateDB(t)
+	proxytest.Setup(t, pg, db)
+	p := proxytest.StartProxy(t, pg, func(c *config.Config) {
+		c.AdminUsers = []string{adminUser}
+		c.AuthDatabase = db // the admin database does not exist upstream
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return p, db
+}
+
+// console opens an admin connection in pgx's simple protocol mode.
+func console(t *testing.T, ctx context.Context, p *proxytest.Proxy) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(proxytest.URL(p.Addr, adminUser, adminPassword, admin.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("admin connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func tenant(t *testing.T, ctx context.Context, p *proxytest.Proxy, db, user string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, proxytest.URL(p.Addr, user, proxytest.AppUserPassword, db))
+	if err != nil {
+		t.Fatalf("tenant connect %s: %v", user, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// show runs a SHOW and returns its rows as column→value maps.
+func show(t *testing.T, ctx context.Context, conn *pgx.Conn, sql string) []map[string]string {
+	t.Helper()
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	defer rows.Close()
+	var out []map[string]string
+	for rows.Next() {
+		m := map[string]string{}
+		for i, fd := range rows.FieldDescriptions() {
+			m[fd.Name] = string(rows.RawValues()[i])
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
+func find(rows []map[string]string, col, val string) map[string]string {
+	for _, r := range rows {
+		if r[col] == val {
+			return r
+		}
+	}
+	return nil
+}
+
+func num(t *testing.T, row map[string]string, col string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(row[col], 10, 64)
+	if err != nil {
+		t.Fatalf("column %s = %q: %v", col, row[col], err)
+	}
+	return n
+}
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// exec runs a command and returns its tag.
+func exec(ctx context.Context, conn *pgx.Conn, sql string) (string, error) {
+	tag, err := conn.Exec(ctx, sql)
+	return tag.String(), err
+}
+
+func TestShowCommands(t *testing.T) {
+	t.Parallel()
+	p, db := start(t, nil)
+	ctx := ctxT(t)
+	acme := tenant(t, ctx, p, db, "app_user.acme")
+	var pid uint32
+	if err := acme.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acme.Exec(ctx, "SELECT 1/0"); pgCode(err) != "22012" {
+		t.Fatalf("division by zero: %v", err)
+	}
+	con := console(t, ctx, p)
+
+	pools := show(t, ctx, con, "SHOW POOLS")
+	pool := find(pools, "database", db)
+	if pool == nil || pool["user"] != "app_user" || num(t, pool, "cl_active") != 1 || num(t, pool, "sv_idle") != 1 ||
+		num(t, pool, "sv_active") != 0 || num(t, pool, "cl_waiting") != 0 || pool["pool_mode"] != "session" {
+		t.Errorf("SHOW POOLS = %v", pools)
+	}
+
+	clients := show(t, ctx, con, "show clients;") // case and semicolon
+	cl := find(clients, "tenant", "acme")
+	if cl == nil || cl["user"] != "app_user.acme" || cl["database"] != db || cl["state"] != "idle" || cl["type"] != "C" ||
+		cl["role"] != "app_user" || cl["addr"] != "127.0.0.1" || cl["connect_time"] == "" {
+		t.Errorf("SHOW CLIENTS tenant row = %v (all: %v)", cl, clients)
+	}
+	if self := find(clients, "user", adminUser); self == nil || self["database"] != "multigres" || self["state"] != "active" {
+		t.Errorf("SHOW CLIENTS console row = %v", self)
+	}
+
+	servers := show(t, ctx, con, "SHOW SERVERS")
+	sv := find(servers, "tenant", "acme")
+	if sv == nil || sv["remote_pid"] != strconv.Itoa(int(pid)) || sv["user"] != "app_user" || sv["state"] != "idle" ||
+		sv["link"] != cl["id"] || sv["port"] != strconv.Itoa(pgtest.Shared().Port) {
+		t.Errorf("SHOW SERVERS = %v (backend pid %d)", servers, pid)
+	}
+
+	stats := find(show(t, ctx, con, "SHOW STATS"), "database", db)
+	if stats == nil || num(t, stats, "total_query_count") < 2 || num(t, stats, "total_xact_count") < 2 ||
+		num(t, stats, "total_received") == 0 || num(t, stats, "total_sent") == 0 || num(t, stats, "total_logins") != 1 {
+		t.Errorf("SHOW STATS = %v", stats)
+	}
+
+	ten := find(show(t, ctx, con, "SHOW TENANTS"), "tenant", "acme")
+	if ten == nil || ten["role"] != "app_user" || ten["database"] != db || num(t, ten, "connections") != 1 ||
+		num(t, ten, "queries") < 2 || num(t, ten, "errors") != 1 || num(t, ten, "total_connections") != 1 {
+		t.Errorf("SHOW TENANTS = %v", ten)
+	}
+
+	cfg := show(t, ctx, con, "Show Config")
+	if r := find(cfg, "key", "admin_users"); r == nil || r["value"] != adminUser || r["default"] != "" || r["changeable"] != "yes" {
+		t.Errorf("SHOW CONFIG admin_users = %v", r)
+	}
+	if r := find(cfg, "key", "auth_password"); r == nil || r["value"] != config.Redacted || strings.Contains(fmt.Sprint(cfg), proxytest.AuthPassword) {
+		t.Errorf("SHOW CONFIG leaks auth_password: %v", r)
+	}
+	if r := find(cfg, "key", "port"); r == nil || r["changeable"] != "no" {
+		t.Errorf("SHOW CONFIG port = %v", r)
+	}
+
+	ver := show(t, ctx, con, "  SHOW   VERSION ;  ")
+	if len(ver) != 1 || !strings.HasPrefix(ver[0]["version"], "multigres ") {
+		t.Errorf("SHOW VERSION = %v", ver)
+	}
+
+	// After the tenant leaves, its connection count drops, totals stay.
+	acme.Close(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ten = find(show(t, ctx, con, "SHOW TENANTS"), "tenant", "acme")
+		if ten != nil && num(t, ten, "connections") == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tenant still counted as connected: %v", ten)
+		}
+	}
+	if num(t, ten, "total_connections") != 1 {
+		t.Errorf("SHOW TENANTS after close = %v", ten)
+	}
+}
+
+func TestConsoleErrors(t *testing.T) {
+	t.Parallel()
+	p, db := start(t, nil)
+	ctx := ctxT(t)
+	con := console(t, ctx, p)
+	for _, q := range []string{"SELECT 1", "SHOW nothing", "SHOW", "SHOW POOLS extra", "KILL", "PAUSE a b", "RELOAD now"} {
+		if _, err := exec(ctx, con, q); pgCode(err) != "42601" {
+			t.Errorf("%q: got %v, want 42601", q, err)
+		}
+	}
+	var pe *pgconn.PgError
+	if _, err := exec(ctx, con, "FROBNICATE"); !errors.As(err, &pe) || !strings.Contains(pe.Hint, "SHOW POOLS") {
+		t.Errorf("unknown command: %v (hint should list commands)", err)
+	}
+	if _, err := exec(ctx, con, "RESUME"); pgCode(err) != "55000" {
+		t.Errorf("RESUME unpaused: %v", err)
+	}
+	if _, err := exec(ctx, con, "RESUME "+db); pgCode(err) != "55000" {
+		t.Errorf("RESUME db unpaused: %v", err)
+	}
+	// Without a configuration source, RELOAD reports an error.
+	if _, err := exec(ctx, con, "RELOAD"); pgCode(err) != "55000" {
+		t.Errorf("RELOAD without source: %v", err)
+	}
+	// The connection still works after errors.
+	if got := show(t, ctx, con, "SHOW VERSION"); len(got) != 1 {
+		t.Errorf("after errors: %v", got)
+	}
+}
+
+func TestAdminLoginRefused(t *testing.T) {
+	t.Parallel()
+	p, db := start(t, nil)
+	ctx := ctxT(t)
+	// A tenant user, and a real role not in admin_users.
+	for _, user := range []string{"app_user.acme", "app_user", "postgres"} {
+		_, err := pgx.Connect(ctx, proxytest.URL(p.Addr, user, proxytest.AppUserPassword, admin.Database))
+		if pgCode(err) != "28000" {
+			t.Errorf("%s to the console: %v, want 28000", user, err)
+		}
+	}
+	_, err := pgx.Connect(ctx, proxytest.URL(p.Addr, adminUser, "wrong", admin.Database))
+	if pgCode(err) != "28P01" {
+		t.Errorf("admin with a wrong password: %v, want 28P01", err)
+	}
+	// The admin user is not a tenant user: it cannot reach a real database.
+	_, err = pgx.Connect(ctx, proxytest.URL(p.Addr, adminUser, adminPassword, db))
+	if err == nil {
+		t.Error("the admin user logged in to a tenant database")
+	}
+
+	off := proxytest.StartProxy(t, pgtest.Shared(), nil) // admin_users empty
+	_, err = pgx.Connect(ctx, proxytest.URL(off.Addr, adminUser, adminPassword, admin.Database))
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28000" || !strings.Contains(pe.Message, "admin console is off") {
+		t.Errorf("console off: %v", err)
+	}
+}
+
+func TestExtendedProtocolRefused(t *testing.T) {
+	t.Parallel()
+	p, _ := start(t, nil)
+	ctx := ctxT(t)
+	con := console(t, ctx, p)
+	_, err := con.PgConn().Prepare(ctx, "", "SHOW POOLS", nil)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "0A000" || pe.Message != "the admin console supports the simple query protocol only" {
+		t.Fatalf("Parse: %v", err)
+	}
+	// Extended-protocol Query in pgx's default mode.
+	cfg, err := pgx.ParseConfig(proxytest.URL(p.Addr, adminUser, adminPassword, admin.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ext.Close(ctx)
+	if _, err := ext.Exec(ctx, "SHOW VERSION", 1); pgCode(err) != "0A000" {
+		t.Errorf("extended exec: %v", err)
+	}
+	// Both connections recovered at Sync.
+	if got := show(t, ctx, con, "SHOW VERSION"); len(got) != 1 {
+		t.Errorf("after refusal: %v", got)
+	}
+	if _, err := ext.Exec(ctx, "RESUME", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "55000" {
+		t.Errorf("simple query after refusal: %v", err)
+	}
+}
+
+func TestKillTenant(t *testing.T) {
+	t.Parallel()
+	p, db := start(t, nil)
+	ctx := ctxT(t)
+	a1 := tenant(t, ctx, p, db, "app_user.acme")
+	a2 := tenant(t, ctx, p, db, "app_user.acme")
+	g := tenant(t, ctx, p, db, "app_user.globex")
+	con := console(t, ctx, p)
+	tag, err := exec(ctx, con, "kill acme")
+	if err != nil || tag != "KILL 2" {
+		t.Fatalf("KILL acme: %q %v", tag, err)
+	}
+	for i, c := range []*pgx.Conn{a1, a2} {
+		if _, err := c.Exec(ctx, "SELECT 1"); err == nil {
+			t.Errorf("acme connection %d survived KILL", i)
+		}
+	}
+	if _, err := g.Exec(ctx, "SELECT 1"); err != nil {
+		t.Errorf("globex connection was closed: %v", err)
+	}
+	if tag, err := exec(ctx, con, "KILL nobody"); err != nil || tag != "KILL 0" {
+		t.Errorf("KILL nobody: %q %v", tag, err)
+	}
+}
+
+// waitFor polls SHOW CLIENTS until cond holds, within the test's context.
+func waitFor(t *testing.T, ctx context.Context, con *pgx.Conn, what string, cond func([]map[string]string) bool) {
+	t.Helper()
+	for {
+		rows := show(t, ctx, con, "SHOW CLIENTS")
+		if cond(rows) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v; clients: %v", what, ctx.Err(), rows)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func countState(rows []map[string]string, db, state string) int {
+	n := 0
+	for _, r := range rows {
+		if r["database"] == db && r["state"] == state {
+			n++
+		}
+	}
+	return n
+}
+
+func TestPauseResume(t *testing.T) {
+	t.Parallel()
+	p, db := start(t, nil)
+	ctx := ctxT(t)
+	idle := tenant(t, ctx, p, db, "app_user.acme")
+	inTx := tenant(t, ctx, p, db, "app_user.acme")
+	if _, err := inTx.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	con := console(t, ctx, p)
+	watch := console(t, ctx, p)
+
+	// PAUSE waits for the open transaction.
+	paused := make(chan error, 1)
+	go func() { _, err := exec(ctx, con, "PAUSE "+db); paused <- err }()
+
+	// A new login waits (the pause is in effect even while PAUSE waits).
+	type result struct {
+		conn *pgx.Conn
+		err  error
+	}
+	login := make(chan result, 1)
+	go func() {
+		c, err := pgx.Connect(ctx, proxytest.URL(p.Addr, "app_user.globex", proxytest.AppUserPassword, db))
+		login <- result{c, err}
+	}()
+	waitFor(t, ctx, watch, "the new login to wait", func(rows []map[string]string) bool {
+		r := find(rows, "user", "app_user.globex")
+		return r != nil && r["state"] == "waiting"
+	})
+	select {
+	case err := <-paused:
+		t.Fatalf("PAUSE returned with a transaction open: %v", err)
+	default:
+	}
+	if pool := find(show(t, ctx, watch, "SHOW POOLS"), "database", db); pool == nil || num(t, pool, "cl_waiting") != 1 {
+		t.Errorf("SHOW POOLS while paused: %v", pool)
+	}
+	if _, err := inTx.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-paused:
+		if err != nil {
+			t.Fatalf("PAUSE: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("PAUSE did not return after COMMIT")
+	}
+	if _, err := exec(ctx, watch, "PAUSE "+db); pgCode(err) != "55000" {
+		t.Errorf("PAUSE twice: %v", err)
+	}
+
+	// An idle client's next query waits too.
+	queried := make(chan error, 1)
+	go func() { _, err := idle.Exec(ctx, "SELECT 1"); queried <- err }()
+	waitFor(t, ctx, watch, "the idle client's query to wait", func(rows []map[string]string) bool {
+		return countState(rows, db, "waiting") == 2
+	})
+	select {
+	case r := <-login:
+		t.Fatalf("login finished while paused: %v", r.err)
+	case err := <-queried:
+		t.Fatalf("query finished while paused: %v", err)
+	default:
+	}
+
+	// Other databases are not paused.
+	other := pgtest.Shared().CreateDB(t)
+	proxytest.Setup(t, pgtest.Shared(), other)
+	tenant(t, ctx, p, other, "app_user.initech")
+
+	if tag, err := exec(ctx, con, "RESUME "+db); err != nil || tag != "RESUME" {
+		t.Fatalf("RESUME: %q %v", tag, err)
+	}
+	select {
+	case r := <-login:
+		if r.err != nil {
+			t.Fatalf("login after RESUME: %v", r.err)
+		}
+		r.conn.Close(ctx)
+	case <-ctx.Done():
+		t.Fatal("login still waiting after RESUME")
+	}
+	select {
+	case err := <-queried:
+		if err != nil {
+			t.Fatalf("query after RESUME: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("query still waiting after RESUME")
+	}
+}
+
+func TestPauseAllAndKillWaiting(t *testing.T) {
+	t.Parallel()
+	p, db := start(t, nil)
+	ctx := ctxT(t)
+	c := tenant(t, ctx, p, db, "app_user.acme")
+	con := console(t, ctx, p)
+	if tag, err := exec(ctx, con, "PAUSE"); err != nil || tag != "PAUSE" {
+		t.Fatalf("PAUSE: %q %v", tag, err)
+	}
+	// The console itself is never paused.
+	if got := show(t, ctx, con, "SHOW VERSION"); len(got) != 1 {
+		t.Fatal("console paused")
+	}
+	queried := make(chan error, 1)
+	go func() { _, err := c.Exec(ctx, "SELECT 1"); queried <- err }()
+	waitFor(t, ctx, con, "the query to wait", func(rows []map[string]string) bool {
+		return countState(rows, db, "waiting") == 1
+	})
+	// KILL ends a waiting client.
+	if tag, err := exec(ctx, con, "KILL acme"); err != nil || tag != "KILL 1" {
+		t.Fatalf("KILL: %q %v", tag, err)
+	}
+	select {
+	case err := <-queried:
+		if err == nil {
+			t.Fatal("killed client's query succeeded")
+		}
+	case <-ctx.Done():
+		t.Fatal("killed client still waiting")
+	}
+	if _, err := exec(ctx, con, "RESUME"); err != nil {
+		t.Fatalf("RESUME: %v", err)
+	}
+}
+
+func TestReloadAndShutdown(t *testing.T) {
+	t.Parallel()
+	p, _ := start(t, nil)
+	ctx := ctxT(t)
+	// Atomics: the functions run on the console's connection goroutine.
+	var reloads atomic.Int32
+	var reloadErr atomic.Pointer[error]
+	down := make(chan struct{})
+	p.Server.SetControl(func() error {
+		reloads.Add(1)
+		if e := reloadErr.Load(); e != nil {
+			return *e
+		}
+		return nil
+	}, func() { close(down) })
+	con := console(t, ctx, p)
+	if tag, err := exec(ctx, con, "RELOAD"); err != nil || tag != "RELOAD" || reloads.Load() != 1 {
+		t.Fatalf("RELOAD: %q %v (reloads %d)", tag, err, reloads.Load())
+	}
+	fail := errors.New("tls_cert: no such file")
+	reloadErr.Store(&fail)
+	var pe *pgconn.PgError
+	if _, err := exec(ctx, con, "reload"); !errors.As(err, &pe) || !strings.Contains(pe.Message, "tls_cert: no such file") {
+		t.Fatalf("failing RELOAD: %v", err)
+	}
+	if tag, err := exec(ctx, con, "SHUTDOWN"); err != nil || tag != "SHUTDOWN" {
+		t.Fatalf("SHUTDOWN: %q %v", tag, err)
+	}
+	select {
+	case <-down:
+	case <-ctx.Done():
+		t.Fatal("SHUTDOWN did not call the shutdown function")
+	}
+}
+
+// TestShutdownWithoutControl: with no function from main, SHUTDOWN drains
+// the server itself, and the console connection is closed.
+func TestShutdownWithoutControl(t *testing.T) {
+	t.Parallel()
+	p, _ := start(t, nil)
+	ctx := ctxT(t)
+	con := console(t, ctx, p)
+	if tag, err := exec(ctx, con, "SHUTDOWN"); err != nil || tag != "SHUTDOWN" {
+		t.Fatalf("SHUTDOWN: %q %v", tag, err)
+	}
+	for !p.Server.Draining() || p.Server.ConnCount() > 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("server not drained: draining %v, conns %d", p.Server.Draining(), p.Server.ConnCount())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if _, err := pgx.Connect(ctx, proxytest.URL(p.Addr, adminUser, adminPassword, admin.Database)); err == nil {
+		t.Error("connected after SHUTDOWN")
+	}
+}
