@@ -31,6 +31,7 @@ type AuthQuery struct {
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
+	order []string // pool databases, least recently used first
 	keys  map[string][]byte
 }
 
@@ -106,7 +107,18 @@ func (a *AuthQuery) poolFor(ctx context.Context, database string) (*pgxpool.Pool
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if p, ok := a.pools[database]; ok {
+		a.touch(database)
 		return p, nil
+	}
+	// The database name comes from the client before any password is
+	// checked, so the number of pools is capped: the least recently used
+	// one is closed to make room.
+	if len(a.pools) >= maxAuthPools {
+		oldest := a.order[0]
+		a.order = a.order[1:]
+		a.pools[oldest].Close()
+		delete(a.pools, oldest)
+		delete(a.keys, oldest)
 	}
 	port, _ := strconv.Atoi(a.Port)
 	cfg, err := pgxpool.ParseConfig(fmt.Sprintf("sslmode=%s pool_max_conns=2 pool_max_conn_idle_time=60s",
@@ -128,7 +140,21 @@ func (a *AuthQuery) poolFor(ctx context.Context, database string) (*pgxpool.Pool
 		return nil, fmt.Errorf("auth query pool: %w", err)
 	}
 	a.pools[database] = p
+	a.order = append(a.order, database)
 	return p, nil
+}
+
+// maxAuthPools bounds the per-database auth_query pools.
+const maxAuthPools = 64
+
+// touch moves database to the most recently used end; callers lock.
+func (a *AuthQuery) touch(database string) {
+	for i, d := range a.order {
+		if d == database {
+			a.order = append(append(a.order[:i:i], a.order[i+1:]...), database)
+			return
+		}
+	}
 }
 
 // Close closes the pools.
@@ -139,6 +165,7 @@ func (a *AuthQuery) Close() {
 		p.Close()
 		delete(a.pools, k)
 	}
+	a.order = nil
 }
 
 func libpqSSLMode(mode string) string {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,33 @@ func TestSendCancelToUnknownKeyIsHarmless(t *testing.T) {
 	defer cancel()
 	if err := SendCancel(ctx, pgtest.Shared().Addr(), 1, []byte{1, 2, 3, 4}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuthQueryPoolsAreBounded: database names come from unauthenticated
+// clients, so the per-database pools are capped (LRU).
+func TestAuthQueryPoolsAreBounded(t *testing.T) {
+	t.Parallel()
+	s := pgtest.Shared()
+	a, err := NewAuthQuery(s.Addr(), s.User, s.Password, "SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1", "", "disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range maxAuthPools + 10 {
+		// Unknown databases fail to connect lazily; the pool object is
+		// what must stay bounded.
+		_, _, _ = a.Lookup(ctx, "nodb_"+strconv.Itoa(i), "x")
+	}
+	if _, _, err := a.Lookup(ctx, "postgres", s.User); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	n, order := len(a.pools), len(a.order)
+	a.mu.Unlock()
+	if n > maxAuthPools || order != n {
+		t.Fatalf("%d pools, %d in LRU order (cap %d)", n, order, maxAuthPools)
 	}
 }

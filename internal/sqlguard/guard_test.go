@@ -107,6 +107,9 @@ var mustAllow = []string{
 	"SELECT 'set_config(''app.current_tenant_id'', ''x'', false)'",
 	"ALTER TABLE contacts ADD COLUMN note text",
 	"UNLISTEN *",
+	"BEGIN; SELECT 1 FOR UPDATE; COMMIT",
+	"ROLLBACK",
+	"SELECT * FROM contacts FOR UPDATE",
 }
 
 func TestRejects(t *testing.T) {

@@ -7,7 +7,8 @@ import "strings"
 // cannot be quoted or escaped, and function and relation names can only be
 // disguised with U&"..." escapes, which "u&" catches. A statement with
 // none of them cannot be refused, so it skips the parse.
-var dangerTokens = []string{"set", "discard", "do", "alter", "u&", "largeobject", "pg_settings", "listen", "notify"}
+var dangerTokens = []string{"set", "discard", "do", "alter", "u&", "largeobject", "pg_settings", "listen", "notify",
+	"prepare", "commit", "rollback", "lock"}
 
 // prefilterTokens adds the denied function names (up to their first
 // wildcard) to dangerTokens.

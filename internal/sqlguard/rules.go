@@ -44,6 +44,18 @@ func (g *Guard) inspect(m proto.Message) *Violation {
 	case *pg_query.ListenStmt, *pg_query.NotifyStmt:
 		return &Violation{Rule: "listen_notify", Message: "LISTEN and NOTIFY are not available on tenant connections: channel names are shared by all tenants",
 			Hint: "Use a table protected by multigres_protect, or connect as a superuser_bypass user for cross-tenant events."}
+	case *pg_query.TransactionStmt:
+		switch n.Kind {
+		case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE, pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
+			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+			return &Violation{Rule: "prepared_transaction", Message: "prepared transactions are not allowed on tenant connections: they belong to the role all tenants share",
+				Hint: "Use ordinary transactions."}
+		}
+	case *pg_query.LockStmt:
+		return &Violation{Rule: "lock_table", Message: "LOCK TABLE is not allowed on tenant connections: a table lock stalls every tenant",
+			Hint: "Use row locks (SELECT ... FOR UPDATE), which only touch your rows."}
+	case *pg_query.AlterDefaultPrivilegesStmt:
+		return &Violation{Rule: "alter_default_privileges", Message: "ALTER DEFAULT PRIVILEGES is not allowed on tenant connections"}
 	case *pg_query.AlterSystemStmt:
 		return &Violation{Rule: "alter_system", Message: "ALTER SYSTEM is not allowed on tenant connections"}
 	case *pg_query.UpdateStmt:

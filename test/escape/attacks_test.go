@@ -191,3 +191,15 @@ var lexerAttacks = []attack{
 }
 
 func init() { attacks = append(attacks, lexerAttacks...) }
+
+// sharedRoleAttacks use objects owned by the role all tenants share (found
+// in the second review).
+var sharedRoleAttacks = []attack{
+	{"prepare transaction", s("BEGIN", "SELECT 1", "PREPARE TRANSACTION 'mg_escape_tx'")},
+	{"commit prepared", s("COMMIT PREPARED 'globex_tx1'")},
+	{"rollback prepared", s("ROLLBACK PREPARED 'globex_tx1'")},
+	{"lock table", s("BEGIN", "LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")},
+	{"alter default privileges", s("ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO PUBLIC")},
+}
+
+func init() { attacks = append(attacks, sharedRoleAttacks...) }
