@@ -268,6 +268,23 @@ func TestCancelMetrics(t *testing.T) {
 		done <- err
 	}()
 	waitValue(t, p, `multigres_client_connections{state="active"}`, 1)
+	// A cancel that reaches the server before the statement starts is
+	// ignored, so wait until PostgreSQL runs it.
+	super := pgtest.Shared().Connect(t, db)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var running bool
+		if err := super.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(20)')").Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pg_sleep never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err := conn.PgConn().CancelRequest(ctx); err != nil {
 		t.Fatalf("cancel request: %v", err)
 	}
