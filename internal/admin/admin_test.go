@@ -140,8 +140,8 @@ func pgCode(err error) string {
 	return ""
 }
 
-// exec runs a command and returns its tag.
-func exec(ctx context.Context, conn *pgx.Conn, sql string) (string, error) {
+// run runs a command and returns its tag.
+func run(ctx context.Context, conn *pgx.Conn, sql string) (string, error) {
 	tag, err := conn.Exec(ctx, sql)
 	return tag.String(), err
 }
@@ -235,22 +235,22 @@ func TestConsoleErrors(t *testing.T) {
 	ctx := ctxT(t)
 	con := console(t, ctx, p)
 	for _, q := range []string{"SELECT 1", "SHOW nothing", "SHOW", "SHOW POOLS extra", "KILL", "PAUSE a b", "RELOAD now"} {
-		if _, err := exec(ctx, con, q); pgCode(err) != "42601" {
+		if _, err := run(ctx, con, q); pgCode(err) != "42601" {
 			t.Errorf("%q: got %v, want 42601", q, err)
 		}
 	}
 	var pe *pgconn.PgError
-	if _, err := exec(ctx, con, "FROBNICATE"); !errors.As(err, &pe) || !strings.Contains(pe.Hint, "SHOW POOLS") {
+	if _, err := run(ctx, con, "FROBNICATE"); !errors.As(err, &pe) || !strings.Contains(pe.Hint, "SHOW POOLS") {
 		t.Errorf("unknown command: %v (hint should list commands)", err)
 	}
-	if _, err := exec(ctx, con, "RESUME"); pgCode(err) != "55000" {
+	if _, err := run(ctx, con, "RESUME"); pgCode(err) != "55000" {
 		t.Errorf("RESUME unpaused: %v", err)
 	}
-	if _, err := exec(ctx, con, "RESUME "+db); pgCode(err) != "55000" {
+	if _, err := run(ctx, con, "RESUME "+db); pgCode(err) != "55000" {
 		t.Errorf("RESUME db unpaused: %v", err)
 	}
 	// Without a configuration source, RELOAD reports an error.
-	if _, err := exec(ctx, con, "RELOAD"); pgCode(err) != "55000" {
+	if _, err := run(ctx, con, "RELOAD"); pgCode(err) != "55000" {
 		t.Errorf("RELOAD without source: %v", err)
 	}
 	// The connection still works after errors.
@@ -328,7 +328,7 @@ func TestKillTenant(t *testing.T) {
 	a2 := tenant(t, ctx, p, db, "app_user.acme")
 	g := tenant(t, ctx, p, db, "app_user.globex")
 	con := console(t, ctx, p)
-	tag, err := exec(ctx, con, "kill acme")
+	tag, err := run(ctx, con, "kill acme")
 	if err != nil || tag != "KILL 2" {
 		t.Fatalf("KILL acme: %q %v", tag, err)
 	}
@@ -340,7 +340,7 @@ func TestKillTenant(t *testing.T) {
 	if _, err := g.Exec(ctx, "SELECT 1"); err != nil {
 		t.Errorf("globex connection was closed: %v", err)
 	}
-	if tag, err := exec(ctx, con, "KILL nobody"); err != nil || tag != "KILL 0" {
+	if tag, err := run(ctx, con, "KILL nobody"); err != nil || tag != "KILL 0" {
 		t.Errorf("KILL nobody: %q %v", tag, err)
 	}
 }
@@ -385,7 +385,7 @@ func TestPauseResume(t *testing.T) {
 
 	// PAUSE waits for the open transaction.
 	paused := make(chan error, 1)
-	go func() { _, err := exec(ctx, con, "PAUSE "+db); paused <- err }()
+	go func() { _, err := run(ctx, con, "PAUSE "+db); paused <- err }()
 
 	// A new login waits (the pause is in effect even while PAUSE waits).
 	type result struct {
@@ -420,7 +420,7 @@ func TestPauseResume(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("PAUSE did not return after COMMIT")
 	}
-	if _, err := exec(ctx, watch, "PAUSE "+db); pgCode(err) != "55000" {
+	if _, err := run(ctx, watch, "PAUSE "+db); pgCode(err) != "55000" {
 		t.Errorf("PAUSE twice: %v", err)
 	}
 
@@ -443,7 +443,7 @@ func TestPauseResume(t *testing.T) {
 	proxytest.Setup(t, pgtest.Shared(), other)
 	tenant(t, ctx, p, other, "app_user.initech")
 
-	if tag, err := exec(ctx, con, "RESUME "+db); err != nil || tag != "RESUME" {
+	if tag, err := run(ctx, con, "RESUME "+db); err != nil || tag != "RESUME" {
 		t.Fatalf("RESUME: %q %v", tag, err)
 	}
 	select {
@@ -471,7 +471,7 @@ func TestPauseAllAndKillWaiting(t *testing.T) {
 	ctx := ctxT(t)
 	c := tenant(t, ctx, p, db, "app_user.acme")
 	con := console(t, ctx, p)
-	if tag, err := exec(ctx, con, "PAUSE"); err != nil || tag != "PAUSE" {
+	if tag, err := run(ctx, con, "PAUSE"); err != nil || tag != "PAUSE" {
 		t.Fatalf("PAUSE: %q %v", tag, err)
 	}
 	// The console itself is never paused.
@@ -484,7 +484,7 @@ func TestPauseAllAndKillWaiting(t *testing.T) {
 		return countState(rows, db, "waiting") == 1
 	})
 	// KILL ends a waiting client.
-	if tag, err := exec(ctx, con, "KILL acme"); err != nil || tag != "KILL 1" {
+	if tag, err := run(ctx, con, "KILL acme"); err != nil || tag != "KILL 1" {
 		t.Fatalf("KILL: %q %v", tag, err)
 	}
 	select {
@@ -495,7 +495,7 @@ func TestPauseAllAndKillWaiting(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("killed client still waiting")
 	}
-	if _, err := exec(ctx, con, "RESUME"); err != nil {
+	if _, err := run(ctx, con, "RESUME"); err != nil {
 		t.Fatalf("RESUME: %v", err)
 	}
 }
@@ -516,16 +516,16 @@ func TestReloadAndShutdown(t *testing.T) {
 		return nil
 	}, func() { close(down) })
 	con := console(t, ctx, p)
-	if tag, err := exec(ctx, con, "RELOAD"); err != nil || tag != "RELOAD" || reloads.Load() != 1 {
+	if tag, err := run(ctx, con, "RELOAD"); err != nil || tag != "RELOAD" || reloads.Load() != 1 {
 		t.Fatalf("RELOAD: %q %v (reloads %d)", tag, err, reloads.Load())
 	}
 	fail := errors.New("tls_cert: no such file")
 	reloadErr.Store(&fail)
 	var pe *pgconn.PgError
-	if _, err := exec(ctx, con, "reload"); !errors.As(err, &pe) || !strings.Contains(pe.Message, "tls_cert: no such file") {
+	if _, err := run(ctx, con, "reload"); !errors.As(err, &pe) || !strings.Contains(pe.Message, "tls_cert: no such file") {
 		t.Fatalf("failing RELOAD: %v", err)
 	}
-	if tag, err := exec(ctx, con, "SHUTDOWN"); err != nil || tag != "SHUTDOWN" {
+	if tag, err := run(ctx, con, "SHUTDOWN"); err != nil || tag != "SHUTDOWN" {
 		t.Fatalf("SHUTDOWN: %q %v", tag, err)
 	}
 	select {
@@ -542,7 +542,7 @@ func TestShutdownWithoutControl(t *testing.T) {
 	p, _ := start(t, nil)
 	ctx := ctxT(t)
 	con := console(t, ctx, p)
-	if tag, err := exec(ctx, con, "SHUTDOWN"); err != nil || tag != "SHUTDOWN" {
+	if tag, err := run(ctx, con, "SHUTDOWN"); err != nil || tag != "SHUTDOWN" {
 		t.Fatalf("SHUTDOWN: %q %v", tag, err)
 	}
 	for !p.Server.Draining() || p.Server.ConnCount() > 0 {
