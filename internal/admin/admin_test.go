@@ -556,3 +556,70 @@ func TestShutdownWithoutControl(t *testing.T) {
 		t.Error("connected after SHUTDOWN")
 	}
 }
+
+// TestPauseLoginTimeout: a login held by PAUSE fails with 57P03 at
+// handshake_timeout.
+func TestPauseLoginTimeout(t *testing.T) {
+	t.Parallel()
+	p, db := start(t, func(c *config.Config) { c.HandshakeTimeout = 700 * time.Millisecond })
+	ctx := ctxT(t)
+	con := console(t, ctx, p)
+	if _, err := run(ctx, con, "PAUSE "+db); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pgx.Connect(ctx, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db))
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "57P03" || pe.Message != fmt.Sprintf("database %q is paused", db) {
+		t.Fatalf("login while paused: %v, want 57P03", err)
+	}
+	if _, err := run(ctx, con, "RESUME "+db); err != nil {
+		t.Fatal(err)
+	}
+	tenant(t, ctx, p, db, "app_user.acme")
+}
+
+// TestCancelPause: a CancelRequest (psql's Ctrl-C) ends a PAUSE that waits
+// for a transaction, with 57014; the pause itself stays until RESUME.
+func TestCancelPause(t *testing.T) {
+	t.Parallel()
+	p, db := start(t, nil)
+	ctx := ctxT(t)
+	tx := tenant(t, ctx, p, db, "app_user.acme")
+	if _, err := tx.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	con := console(t, ctx, p)
+	watch := console(t, ctx, p)
+	paused := make(chan error, 1)
+	go func() { _, err := run(ctx, con, "PAUSE"); paused <- err }()
+	// The console shows active while PAUSE waits.
+	waitFor(t, ctx, watch, "PAUSE to run", func(rows []map[string]string) bool {
+		n := 0
+		for _, r := range rows {
+			if r["user"] == adminUser && r["state"] == "active" {
+				n++
+			}
+		}
+		return n == 2 // the watcher itself and the pausing console
+	})
+	if err := con.PgConn().CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-paused:
+		if pgCode(err) != "57014" {
+			t.Fatalf("cancelled PAUSE: %v, want 57014", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("PAUSE not cancelled")
+	}
+	if _, err := run(ctx, watch, "PAUSE"); pgCode(err) != "55000" {
+		t.Errorf("pause not in effect after cancel: %v", err)
+	}
+	if _, err := run(ctx, con, "RESUME"); err != nil {
+		t.Errorf("RESUME: %v", err)
+	}
+	if _, err := tx.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -52,9 +52,11 @@ var shows = map[string]command{
 // Console serves one admin connection.
 type Console struct {
 	Proxy Proxy
-	// Active, when set, is told when a command starts (true) and ends
-	// (false), so SHOW CLIENTS can show the console's own state.
-	Active func(bool)
+	// Command, when set, wraps each Query message: it returns the context
+	// the commands run in (the frontend cancels it on a CancelRequest) and
+	// a function called once the answer, ReadyForQuery included, is
+	// flushed. SHOW CLIENTS shows the console active in between.
+	Command func(ctx context.Context) (context.Context, func())
 }
 
 // Serve answers messages from r on w until the client terminates or the
@@ -84,8 +86,18 @@ func (c *Console) Serve(ctx context.Context, r *bufio.Reader, w *bufio.Writer) e
 				_ = w.Flush()
 				return fmt.Errorf("admin: decode query: %w", err)
 			}
-			c.run(ctx, q.String, w)
+			cctx, done := ctx, func() {}
+			if c.Command != nil {
+				cctx, done = c.Command(ctx)
+			}
+			c.run(cctx, q.String, w)
 			_ = write(w, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+			err := w.Flush()
+			done()
+			if err != nil {
+				return fmt.Errorf("admin: write: %w", err)
+			}
+			continue
 		case 'S':
 			skipToSync = false
 			_ = write(w, &pgproto3.ReadyForQuery{TxStatus: 'I'})
@@ -117,10 +129,6 @@ func (c *Console) Serve(ctx context.Context, r *bufio.Reader, w *bufio.Writer) e
 // run executes every ';'-separated command of a Query message in order,
 // stopping at the first error, and writes the results.
 func (c *Console) run(ctx context.Context, sql string, w *bufio.Writer) {
-	if c.Active != nil {
-		c.Active(true)
-		defer c.Active(false)
-	}
 	ran := false
 	for _, stmt := range strings.Split(sql, ";") {
 		if strings.TrimSpace(stmt) == "" {

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/multigres-proxy/multigres/internal/wire"
@@ -17,6 +18,11 @@ func pause(ctx context.Context, p Proxy, args []string) (*result, error) {
 		return nil, err
 	}
 	if err := p.Pause(ctx, db); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil, &wire.Error{Severity: wire.SeverityError, Code: wire.CodeQueryCanceled,
+				Message: "canceling statement due to user request",
+				Detail:  "The pause stays in effect; RESUME lifts it."}
+		}
 		return nil, commandError("PAUSE", err)
 	}
 	return &result{tag: "PAUSE"}, nil

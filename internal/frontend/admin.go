@@ -49,6 +49,8 @@ type adminConn struct {
 	dead   chan struct{} // closed once the connection is killed
 	isDead bool
 	cmdMu  sync.Mutex // held while a console command runs
+	// cancelCmd cancels the console command in progress (CancelRequest).
+	cancelCmd atomic.Pointer[context.CancelFunc]
 }
 
 // connInfo is what other goroutines may read of a connection, published
@@ -289,6 +291,9 @@ func (c *clientConn) pauseLogin(ctx context.Context) error {
 	if c.waitPaused(c.database, ctx.Done()) {
 		return nil
 	}
+	// The socket's deadline is the same instant: leave a moment to write
+	// the error, so the client learns why.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	return wire.Fatal(wire.CodeCannotConnectNow, "database %q is paused", c.database).
 		WithHint("An administrator ran PAUSE on the admin console; try again after RESUME.")
 }
@@ -381,11 +386,14 @@ func (c *clientConn) serveAdmin() {
 		case <-ctx.Done():
 		}
 	}()
-	con := &admin.Console{Proxy: c.srv, Active: func(active bool) {
-		if active {
-			c.ad.cmdMu.Lock()
-			c.setState(StateActive)
-		} else {
+	con := &admin.Console{Proxy: c.srv, Command: func(ctx context.Context) (context.Context, func()) {
+		c.ad.cmdMu.Lock()
+		c.setState(StateActive)
+		cctx, cancel := context.WithCancel(ctx)
+		c.ad.cancelCmd.Store(&cancel)
+		return cctx, func() {
+			c.ad.cancelCmd.Store(nil)
+			cancel()
 			c.setState(StateIdle)
 			c.ad.cmdMu.Unlock()
 		}
@@ -393,6 +401,18 @@ func (c *clientConn) serveAdmin() {
 	if err := con.Serve(ctx, c.rd, c.w); err != nil && !isClosed(err) {
 		c.log.Info("admin console connection ended", "err", err)
 	}
+}
+
+// cancelAdmin cancels the console command in progress on c, if any (a
+// CancelRequest with the console connection's key, e.g. psql's Ctrl-C).
+func (c *clientConn) cancelAdmin() bool {
+	if !c.ad.isAdmin {
+		return false
+	}
+	if cancel := c.ad.cancelCmd.Load(); cancel != nil {
+		(*cancel)()
+	}
+	return true
 }
 
 // --- admin.Proxy views ---

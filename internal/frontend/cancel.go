@@ -68,6 +68,9 @@ func (cm *cancelMap) lookup(pid uint32, secret []byte) *clientConn {
 // not the key matched.
 func (s *Server) handleCancel(pid uint32, secret []byte) {
 	c := s.cancels.lookup(pid, secret)
+	if c != nil && c.cancelAdmin() {
+		return
+	}
 	var target *backend.Conn
 	if c != nil {
 		target = c.currentServer()
