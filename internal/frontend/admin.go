@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -639,7 +638,7 @@ type aggStats struct {
 // not tracked: any idle one may go).
 const maxIdleTenants = 10000
 
-func (s *Server) statsFor(c *clientConn, info SessionInfo, tenantName string) *connStats {
+func (s *Server) statsFor(c *clientConn, info SessionInfo, tname string) *connStats {
 	s.adm.mu.Lock()
 	defer s.adm.mu.Unlock()
 	now := time.Now()
@@ -653,8 +652,8 @@ func (s *Server) statsFor(c *clientConn, info SessionInfo, tenantName string) *c
 	}
 	db.logins.Add(1)
 	st := &connStats{c: c, db: db}
-	if tenantName != "" {
-		k := tenantName + "\x00" + info.Role + "\x00" + info.Database
+	if tname != "" {
+		k := tname + "\x00" + info.Role + "\x00" + info.Database
 		t := s.adm.tenants[k]
 		if t == nil {
 			if len(s.adm.tenants) >= maxIdleTenants {
@@ -664,7 +663,7 @@ func (s *Server) statsFor(c *clientConn, info SessionInfo, tenantName string) *c
 					}
 				}
 			}
-			t = &aggStats{tenant: tenantName, role: info.Role, database: info.Database, since: now}
+			t = &aggStats{tenant: tname, role: info.Role, database: info.Database, since: now}
 			s.adm.tenants[k] = t
 		}
 		t.logins.Add(1)
@@ -751,12 +750,12 @@ func (c *clientConn) observe(info SessionInfo) Session {
 			appName = p.Value
 		}
 	}
-	tenantName := ""
+	name := ""
 	if !c.ident.Bypass {
-		tenantName = strings.Join(c.ident.Values, c.lc.cfg.ValueSeparator)
+		name = tenantName(c.lc.cfg, c.ident.Values) // as the tenant limits name it
 	}
-	st := c.srv.statsFor(c, info, tenantName)
-	c.ad.info.Store(&connInfo{user: c.ident.User, database: c.database, role: c.ident.Role, tenant: tenantName,
+	st := c.srv.statsFor(c, info, name)
+	c.ad.info.Store(&connInfo{user: c.ident.User, database: c.database, role: c.ident.Role, tenant: name,
 		appName: appName, tls: c.tls, stats: st})
 	if hook := c.srv.Hooks.Session; hook != nil {
 		if other := hook(info); other != nil {
