@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/frontend"
+	"github.com/multigres-proxy/multigres/internal/pgtest"
 	"github.com/multigres-proxy/multigres/internal/proxytest"
 )
 
@@ -57,10 +60,18 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
 
 func TestTenantAllowDeny(t *testing.T) {
 	t.Parallel()
-	p, db := setup(t, func(c *config.Config) {
+	pg := pgtest.Shared()
+	db := pg.CreateDB(t)
+	proxytest.Setup(t, pg, db)
+	var denied atomic.Int32
+	p := proxytest.StartProxyHooks(t, pg, func(c *config.Config) {
 		c.TenantAllow = []string{"acme", "team-*"}
 		c.TenantDeny = []string{"team-x*", "globex"}
-	})
+	}, frontend.Hooks{AuthFailure: func(reason string) {
+		if reason == frontend.AuthReasonTenantDenied {
+			denied.Add(1)
+		}
+	}})
 	ctx := ctxT(t)
 	for _, tenant := range []string{"acme", "team-a"} {
 		c, err := connect(ctx, p, db, "app_user."+tenant)
@@ -76,6 +87,9 @@ func TestTenantAllowDeny(t *testing.T) {
 	} {
 		_, err := connect(ctx, p, db, "app_user."+tenant)
 		wantPgError(t, err, "28000", msg)
+	}
+	if n := denied.Load(); n != 3 {
+		t.Fatalf("AuthFailure(%q) reported %d times, want 3", frontend.AuthReasonTenantDenied, n)
 	}
 }
 
@@ -400,5 +414,35 @@ func TestReloadRotatesTLSCertificate(t *testing.T) {
 	}
 	if cn := peerCN(t, old); cn != "multigres-one" {
 		t.Fatalf("open connection's certificate changed to %q", cn)
+	}
+}
+
+// TestReloadIdleTimeoutReachesOpenConnections: tenant_idle_timeout set by a
+// reload applies to a connection opened before it, from its next idle
+// period.
+func TestReloadIdleTimeoutReachesOpenConnections(t *testing.T) {
+	t.Parallel()
+	p, db := setup(t, nil)
+	ctx := ctxT(t)
+	c, err := connect(ctx, p, db, "app_user.acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	next := p.Server.Config().Clone()
+	next.TenantIdleTimeout = 200 * time.Millisecond
+	if _, err := p.Server.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.PgConn().WaitForNotification(waitCtx); err == nil || waitCtx.Err() != nil {
+		t.Fatalf("open connection not closed by the reloaded idle timeout within 5s: %v", err)
+	}
+	if !c.IsClosed() {
+		t.Fatal("connection still open after the idle timeout")
 	}
 }
