@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -621,5 +623,37 @@ func TestCancelPause(t *testing.T) {
 	}
 	if _, err := tx.Exec(ctx, "COMMIT"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAdminAuthFile: a console user may come from auth_file; a user listed
+// in admin_users with no secret anywhere cannot log in.
+func TestAdminAuthFile(t *testing.T) {
+	t.Parallel()
+	userlist := filepath.Join(t.TempDir(), "userlist.txt")
+	if err := os.WriteFile(userlist, []byte(`"ops" "ops_password"`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := start(t, func(c *config.Config) {
+		c.AuthFile = userlist
+		c.AdminUsers = []string{"ops", "ghost"}
+	})
+	ctx := ctxT(t)
+	cfg, err := pgx.ParseConfig(proxytest.URL(p.Addr, "ops", "ops_password", admin.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	con, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("auth_file console user: %v", err)
+	}
+	defer con.Close(ctx)
+	if got := show(t, ctx, con, "SHOW VERSION"); len(got) != 1 {
+		t.Errorf("SHOW VERSION = %v", got)
+	}
+	// Listed in admin_users but in neither auth_file nor pg_authid.
+	if _, err := pgx.Connect(ctx, proxytest.URL(p.Addr, "ghost", "ghost", admin.Database)); pgCode(err) != "28P01" {
+		t.Errorf("admin user with no secret: %v, want 28P01", err)
 	}
 }
