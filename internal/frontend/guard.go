@@ -34,5 +34,5 @@ func (s *sqlGuard) Check(_ byte, sql []byte) error {
 	if v.Rule == "unparsable" {
 		code = wire.CodeSyntaxError
 	}
-	return &wire.Error{Severity: wire.SeverityError, Code: code, Message: v.Message, Hint: v.Hint, Rule: v.Rule}
+	return &wire.Error{Severity: wire.SeverityError, Code: code, Message: v.Message, Hint: guardHint(v), Rule: v.Rule}
 }

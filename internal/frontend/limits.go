@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/sqlguard"
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
@@ -232,6 +233,15 @@ func guardProtected(cfg *config.Config) []string {
 		return cfg.ContextVariables
 	}
 	return append(append([]string(nil), cfg.ContextVariables...), "statement_timeout")
+}
+
+// guardHint replaces the guard's context-variable hint on refusals of
+// statement_timeout, which guardProtected adds.
+func guardHint(v *sqlguard.Violation) string {
+	if v.Rule == "set_protected" && strings.HasSuffix(v.Message, "statement_timeout is not allowed on tenant connections") {
+		return "multigres sets statement_timeout for tenant connections (tenant_statement_timeout)."
+	}
+	return v.Hint
 }
 
 // noteClientFrame runs on the client pump for each message, before it is

@@ -199,6 +199,9 @@ func TestTenantStatementTimeout(t *testing.T) {
 		"SELECT set_config('statement_timeout', '0', false)", "SET Statement_Timeout TO '1h'"} {
 		_, err := c.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
 		wantPgError(t, err, "42501", "statement_timeout is not allowed")
+		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && !strings.Contains(pe.Hint, "tenant_statement_timeout") {
+			t.Errorf("%s: hint %q does not name tenant_statement_timeout", sql, pe.Hint)
+		}
 	}
 	if err := c.QueryRow(ctx, "SHOW statement_timeout").Scan(&st); err != nil || st != "150ms" {
 		t.Fatalf("after refused changes statement_timeout = %q, %v; want 150ms", st, err)
