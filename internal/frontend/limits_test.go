@@ -135,7 +135,7 @@ func TestTenantMaxConnections(t *testing.T) {
 
 func TestTenantRateLimit(t *testing.T) {
 	t.Parallel()
-	const rate, burst, attempts = 5, 5, 20
+	const rate, burst, attempts = 5, 5, 30
 	p, db := setup(t, func(c *config.Config) { c.TenantRateLimit = rate })
 	ctx := ctxT(t)
 	var (
