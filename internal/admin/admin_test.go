@@ -657,3 +657,45 @@ func TestAdminAuthFile(t *testing.T) {
 		t.Errorf("admin user with no secret: %v, want 28P01", err)
 	}
 }
+
+// TestConsoleTLSRequired: with client_tls_mode = require, the console
+// refuses plaintext logins and serves TLS ones.
+func TestConsoleTLSRequired(t *testing.T) {
+	t.Parallel()
+	_, pair, err := pgtest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pair.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pair.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := start(t, func(c *config.Config) {
+		c.TLSCert, c.TLSKey, c.ClientTLSMode = certFile, keyFile, "require"
+	})
+	ctx := ctxT(t)
+	_, err = pgx.Connect(ctx, proxytest.URL(p.Addr, adminUser, adminPassword, admin.Database))
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28000" || !strings.Contains(pe.Message, "requires TLS") {
+		t.Fatalf("plaintext console login: %v, want 28000", err)
+	}
+	url := strings.Replace(proxytest.URL(p.Addr, adminUser, adminPassword, admin.Database), "sslmode=disable", "sslmode=require", 1)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	con, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("TLS console login: %v", err)
+	}
+	defer con.Close(ctx)
+	self := find(show(t, ctx, con, "SHOW CLIENTS"), "user", adminUser)
+	if self == nil || self["tls"] != "true" {
+		t.Errorf("SHOW CLIENTS console row = %v, want tls true", self)
+	}
+}

@@ -326,6 +326,12 @@ func (c *clientConn) checkAdminStartup(st *wire.Startup) error {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "user %q may not connect to the admin console", user).
 			WithHint("Only users listed in admin_users may connect to database \"multigres\".")
 	}
+	if c.lc.cfg.ClientTLSMode == "require" && !c.tls {
+		// The console can pause and kill: no weaker than tenant logins.
+		c.srv.authFailure(AuthReasonTLSRequired)
+		return wire.Fatal(wire.CodeInvalidAuthorization, "multigres requires TLS for admin console connections").
+			WithHint("Connect with sslmode=require (client_tls_mode = require).")
+	}
 	c.ident = &tenant.Identity{User: user, Role: user, Bypass: true}
 	c.database = admin.Database
 	c.ad.isAdmin = true
