@@ -260,25 +260,33 @@ func tenantRows(t *testing.T, e *env, tenant string) []string {
 	return names
 }
 
-// waitIdle polls (bounded by ctx) until no backend in the test database
+// waitIdle waits (bounded by ctx) until no backend in the test database
 // runs query: the server really stopped the work, not just the client.
 func waitIdle(t *testing.T, ctx context.Context, e *env, query string) {
 	t.Helper()
-	super := e.super(t)
-	tick := time.NewTicker(10 * time.Millisecond)
+	if err := pollActivity(ctx, e.super(t), e.db, query, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pollActivity polls pg_stat_activity (bounded by ctx) until a backend in
+// database db is running query (active true) or none is (active false).
+// It only returns an error, so it can run in a goroutine.
+func pollActivity(ctx context.Context, super *pgx.Conn, db, query string, active bool) error {
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		var n int
 		if err := super.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query = $2",
-			e.db, query).Scan(&n); err != nil {
-			t.Fatalf("waiting for %q to stop: %v", query, err)
+			db, query).Scan(&n); err != nil {
+			return fmt.Errorf("pg_stat_activity for %q: %w", query, err)
 		}
-		if n == 0 {
-			return
+		if (n > 0) == active {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%q still running on the server: %v", query, ctx.Err())
+			return fmt.Errorf("waiting for %q to be active=%v: %w", query, active, ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -294,7 +294,8 @@ func TestPgxListenNotify(t *testing.T) {
 //
 // pgx's default context handler (DeadlineContextWatcherHandler) sends no
 // CancelRequest: it sets a past deadline on the socket, so the query
-// returns at once with the context error and pgx closes the connection.
+// returns at once with the context error and pgx closes the connection;
+// the proxy, seeing its client gone, ends the statement on the server.
 // With CancelRequestContextWatcherHandler pgx sends a CancelRequest (the
 // proxy's BackendKeyData, which the proxy maps to the server connection):
 // the server answers 57014 and the connection stays usable. In both cases
@@ -328,13 +329,23 @@ func TestPgxContextCancel(t *testing.T) {
 			checkIsolation(t, e, pgxClient(acme), "acme")
 			waitIdle(t, testCtx(t), e, sleep)
 		})
-		t.Run("default_deadline", func(t *testing.T) {
+		t.Run("default_handler", func(t *testing.T) {
 			t.Parallel()
+			const query = sleep + " -- default handler"
 			acme := pgxConnect(t, e.tenantURL("acme"), nil)
+			// Watch the server so the check that it stopped is not vacuous:
+			// the statement must be seen running first.
+			super := e.super(t)
+			running := make(chan error, 1)
+			go func() {
+				wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer wcancel()
+				running <- pollActivity(wctx, super, e.db, query, true)
+			}()
 			ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			_, err := acme.Exec(ctx, sleep+" -- deadline")
+			_, err := acme.Exec(ctx, query)
 			if elapsed := time.Since(start); elapsed > 2*time.Second {
 				t.Fatalf("query returned after %v", elapsed)
 			}
@@ -344,6 +355,14 @@ func TestPgxContextCancel(t *testing.T) {
 			if !acme.IsClosed() {
 				t.Fatal("pgx kept a connection whose socket read was interrupted")
 			}
+			if err := <-running; err != nil {
+				t.Fatalf("the statement never ran on the server: %v", err)
+			}
+			// The client hung up mid-statement; the proxy must not leave the
+			// server sleeping for 10 s on its behalf.
+			wctx, wcancel := context.WithTimeout(testCtx(t), 3*time.Second)
+			defer wcancel()
+			waitIdle(t, wctx, e, query)
 			// A new connection works at once.
 			checkIsolation(t, e, pgxClient(pgxConnect(t, e.tenantURL("acme"), nil)), "acme")
 		})
