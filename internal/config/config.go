@@ -33,6 +33,7 @@ import (
 type Config struct {
 	ListenHost         string   // listen_host
 	Port               int      // port
+	ListenReusePort    bool     // listen_reuseport
 	UpstreamHost       string   // upstream_host
 	UpstreamPort       int      // upstream_port
 	TenantSeparator    string   // tenant_separator

@@ -345,6 +345,8 @@ func TestValueForms(t *testing.T) {
 		{"admin_listen", "127.0.0.1:9930", func(c *Config) bool { return c.AdminListen == "127.0.0.1:9930" }},
 		{"admin_listen", "[::1]:0", func(c *Config) bool { return c.AdminListen == "[::1]:0" }},
 		{"metrics_max_tenants", "2", func(c *Config) bool { return c.MetricsMaxTenants == 2 }},
+		{"listen_reuseport", "on", func(c *Config) bool { return c.ListenReusePort }},
+		{"listen_reuseport", "off", func(c *Config) bool { return !c.ListenReusePort }},
 	}
 	for _, tc := range cases {
 		path := writeFile(t, "multigres.conf", tc.key+" = "+tc.value+"\n")
