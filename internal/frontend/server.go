@@ -149,7 +149,7 @@ var ErrServerClosed = errors.New("multigres: server closed")
 
 // ListenAndServe listens on listen_host:port and serves.
 func (s *Server) ListenAndServe() error {
-	l, err := net.Listen("tcp", s.Config().ListenAddr())
+	l, err := listen(s.Config().ListenAddr(), s.Config().ListenReusePort)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
