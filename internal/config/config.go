@@ -84,6 +84,14 @@ type Config struct {
 	TenantRateLimit        int           // tenant_rate_limit
 	TenantStatementTimeout time.Duration // tenant_statement_timeout
 	TenantIdleTimeout      time.Duration // tenant_idle_timeout
+
+	ResolverUser     string // resolver_user
+	ResolverPassword string // resolver_password
+
+	// Resolvers are the [resolver NAME] sections, in file order. They are
+	// not keys: only the config file sets them, and a change needs a
+	// restart.
+	Resolvers []ResolverConfig
 }
 
 // Redacted is what Print, String and LogValue show instead of a secret.
@@ -123,6 +131,11 @@ func (c *Config) Clone() *Config {
 	n.AdminUsers = slices.Clone(c.AdminUsers)
 	n.TenantAllow = slices.Clone(c.TenantAllow)
 	n.TenantDeny = slices.Clone(c.TenantDeny)
+	n.Resolvers = slices.Clone(c.Resolvers)
+	for i := range n.Resolvers {
+		n.Resolvers[i].Params = slices.Clone(c.Resolvers[i].Params)
+		n.Resolvers[i].Sets = slices.Clone(c.Resolvers[i].Sets)
+	}
 	return &n
 }
 
@@ -211,6 +224,12 @@ func (c *Config) Validate() error {
 			add("server_pgpass: %v", err)
 		}
 	}
+	if len(c.Resolvers) > 0 {
+		if u, _ := c.ResolverRole(); u == "" {
+			add("resolver_user: must be set (or auth_user) when resolvers are configured")
+		}
+	}
+	errs = append(errs, c.validateResolvers()...)
 	return errors.Join(errs...)
 }
 
@@ -246,6 +265,7 @@ func (c *Config) WriteTo(w io.Writer) (int64, error) {
 		}
 		fmt.Fprintf(&b, "%s = %s\n", k.Name, quoteValue(v))
 	}
+	c.writeResolvers(&b)
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
 }
@@ -304,6 +324,9 @@ func Reloadable(old, next *Config) (applied, needRestart []string) {
 			needRestart = append(needRestart, k.Name)
 		}
 	}
+	if !reflect.DeepEqual(old.Resolvers, next.Resolvers) {
+		needRestart = append(needRestart, "[resolver]")
+	}
 	return applied, needRestart
 }
 
@@ -318,6 +341,10 @@ func ApplyReload(old, next *Config) (effective *Config, applied, needRestart []s
 	effective = next.Clone()
 	kept := old.Clone()
 	for _, name := range needRestart {
+		if name == "[resolver]" {
+			effective.Resolvers = kept.Resolvers
+			continue
+		}
 		k := byName[name]
 		k.set(effective, k.get(kept))
 	}

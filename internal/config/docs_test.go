@@ -92,7 +92,7 @@ func TestDocsExample(t *testing.T) {
 	if !ok {
 		t.Fatal("docs lack an ```ini block under ## Example")
 	}
-	settings, err := parseFile("example.conf", []byte(example))
+	settings, _, err := parseFile("example.conf", []byte(example))
 	if err != nil {
 		t.Fatalf("example does not parse: %v", err)
 	}

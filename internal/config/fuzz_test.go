@@ -14,9 +14,10 @@ func FuzzParseFile(f *testing.F) {
 	f.Add([]byte("port = 6432\nlisten_host = 127.0.0.1\n"))
 	f.Add([]byte("# c\n; c\n[multigres]\ncontext_variables = app.a, app.b\nvalue_separator = \":\"\n"))
 	f.Add([]byte("server_password = a:b:c,d:e\nmax_message_size = 16MB\nhandshake_timeout = 5\n"))
+	f.Add([]byte("[resolver org]\nquery = SELECT 1 WHERE $1 <> ''\nparams = app.a\nsets = app.b\n"))
 	f.Add([]byte("set_role = '\"x\"'\r\nauth_query = SELECT $1 # not a comment\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		settings, err := parseFile("f.conf", data)
+		settings, resolvers, err := parseFile("f.conf", data)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "f.conf:") {
 				t.Fatalf("error without position: %v", err)
@@ -24,6 +25,7 @@ func FuzzParseFile(f *testing.F) {
 			return
 		}
 		c := Default()
+		c.Resolvers = resolvers
 		for _, s := range settings {
 			_ = s.apply(c) // bad values are reported, never stored
 		}
@@ -32,7 +34,7 @@ func FuzzParseFile(f *testing.F) {
 		if _, err := c.WriteTo(&b); err != nil {
 			t.Fatal(err)
 		}
-		back, err := parseFile("printed.conf", []byte(b.String()))
+		back, backResolvers, err := parseFile("printed.conf", []byte(b.String()))
 		if err != nil {
 			t.Fatalf("printed config does not parse: %v\n%s", err, b.String())
 		}
@@ -41,6 +43,9 @@ func FuzzParseFile(f *testing.F) {
 			if err := s.apply(c2); err != nil {
 				t.Fatalf("printed value refused: %v\n%s", err, b.String())
 			}
+		}
+		if len(backResolvers) != len(resolvers) {
+			t.Fatalf("resolvers changed in round trip: %d -> %d", len(resolvers), len(backResolvers))
 		}
 		for i := range keyTable {
 			k := &keyTable[i]

@@ -203,6 +203,14 @@ var keyTable = []keyDef{
 	{Key: Key{Name: "tenant_idle_timeout", Field: "TenantIdleTimeout", Default: "0", Reloadable: true,
 		Doc: "Close tenant connections idle (not in a transaction) longer than this, with 57P05. 0 turns it off. Applies to open connections from their next idle period."},
 		kind: durKind{}},
+
+	// Context resolvers ([resolver NAME] sections; see operations.md).
+	{Key: Key{Name: "resolver_user", Field: "ResolverUser", Default: "",
+		Doc: "Role the context resolver queries run as, in the client's database; empty means `auth_user` (and `auth_password`). Restart to change."},
+		kind: strKind{}},
+	{Key: Key{Name: "resolver_password", Field: "ResolverPassword", Default: "", Secret: true,
+		Doc: "Password of `resolver_user`. Restart to change."},
+		kind: strKind{verbatim: true}},
 }
 
 func init() {

@@ -45,18 +45,20 @@ func Load(args []string, environ []string) (*Config, error) {
 	}
 
 	var fileSettings []setting
+	var resolvers []ResolverConfig
 	if configPath != nil && *configPath != "" {
 		data, err := os.ReadFile(*configPath)
 		if err != nil {
 			return nil, fmt.Errorf("config: read config file: %w", err)
 		}
-		fileSettings, err = parseFile(*configPath, data)
+		fileSettings, resolvers, err = parseFile(*configPath, data)
 		if err != nil {
 			return nil, err
 		}
 	}
 
 	c := Default()
+	c.Resolvers = resolvers
 	var errs []error
 	for _, layer := range [][]setting{fileSettings, envSettings, flagSettings} {
 		for _, s := range layer {
@@ -194,15 +196,21 @@ func parseEnv(environ []string) (settings []setting, configPath *string, err err
 // parseFile parses multigres.conf text, in the pgbouncer.ini style:
 //
 //	# comment            (also ';'; only at the start of a line)
-//	[multigres]          (optional; other sections are errors)
+//	[multigres]          (optional; the top-level keys)
 //	key = value          (value may be wrapped in '…' or "…")
+//	[resolver NAME]      (a context resolver; keys query, params, sets,
+//	                      required, cache_ttl; see ResolverConfig)
 //
+// Other sections are errors. A [multigres] header after a resolver section
+// returns to the top-level keys.
 // A '#' or ';' after a value is part of the value, because passwords and
 // patterns may contain them. Keys are case-insensitive. A key given twice is
 // an error. name is used in error messages.
-func parseFile(name string, data []byte) ([]setting, error) {
+func parseFile(name string, data []byte) ([]setting, []ResolverConfig, error) {
 	var settings []setting
 	var errs []error
+	var sections []*resolverSection
+	var cur *resolverSection // nil: top-level keys
 	seen := map[string]int{}
 	text := strings.TrimPrefix(string(data), "\uFEFF")
 	lineNo := 0
@@ -216,10 +224,19 @@ func parseFile(name string, data []byte) ([]setting, error) {
 		if line[0] == '[' {
 			section, ok := strings.CutSuffix(line[1:], "]")
 			section = strings.ToLower(strings.TrimSpace(section))
-			if !ok {
+			rname, isResolver := parseResolverName(section)
+			switch {
+			case !ok:
 				errs = append(errs, fmt.Errorf("%s: malformed section header %q", pos, line))
-			} else if section != "multigres" {
-				errs = append(errs, fmt.Errorf("%s: unknown section [%s] (only [multigres] is allowed)", pos, section))
+				cur = &resolverSection{} // swallow its keys; the header error is enough
+			case section == "multigres":
+				cur = nil
+			case isResolver:
+				cur = &resolverSection{name: rname, origin: pos, values: map[string]string{}, lines: map[string]string{}}
+				sections = append(sections, cur)
+			default:
+				errs = append(errs, fmt.Errorf("%s: unknown section [%s] (allowed: [multigres], [resolver NAME])", pos, section))
+				cur = &resolverSection{}
 			}
 			continue
 		}
@@ -227,6 +244,22 @@ func parseFile(name string, data []byte) ([]setting, error) {
 		key := strings.ToLower(strings.TrimSpace(rawKey))
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: expected key = value, got %q", pos, truncate(line)))
+			continue
+		}
+		if cur != nil {
+			if cur.values == nil {
+				continue // inside a bad section
+			}
+			switch {
+			case !slices.Contains(resolverKeys, key):
+				errs = append(errs, fmt.Errorf("%s: unknown key %q in [resolver %s] (allowed: %s)", pos, truncate(key), cur.name, strings.Join(resolverKeys, ", ")))
+			case cur.lines[key] != "":
+				first := cur.lines[key][strings.LastIndexByte(cur.lines[key], ':')+1:]
+				errs = append(errs, fmt.Errorf("%s: key %q already set in [resolver %s] on line %s", pos, key, cur.name, first))
+			default:
+				cur.values[key] = unquote(strings.TrimSpace(value))
+				cur.lines[key] = pos
+			}
 			continue
 		}
 		k := byName[key]
@@ -241,10 +274,18 @@ func parseFile(name string, data []byte) ([]setting, error) {
 		seen[key] = lineNo
 		settings = append(settings, setting{key: k, value: unquote(strings.TrimSpace(value)), origin: pos, inFile: true})
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	var resolvers []ResolverConfig
+	for _, sec := range sections {
+		r, err := sec.build()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		resolvers = append(resolvers, r)
 	}
-	return settings, nil
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return settings, resolvers, nil
 }
 
 // unquote strips one pair of matching surrounding quotes. There are no
