@@ -28,6 +28,9 @@ type AuthQuery struct {
 	TLSMode      string
 	// TLSConfig, for verify-full, carries server_tls_ca and the host name.
 	TLSConfig *tls.Config
+	// AppName is the pools' application_name; empty means
+	// "multigres auth_query".
+	AppName string
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
@@ -96,6 +99,13 @@ func (a *AuthQuery) SigningKey(ctx context.Context, database string) ([]byte, er
 	return key, nil
 }
 
+// Pool returns the pool of connections as User to database itself
+// (AuthDatabase does not apply), for other queries that run as that role:
+// the context resolvers.
+func (a *AuthQuery) Pool(ctx context.Context, database string) (*pgxpool.Pool, error) {
+	return a.poolFor(ctx, database)
+}
+
 func (a *AuthQuery) pool(ctx context.Context, database string) (*pgxpool.Pool, error) {
 	if a.AuthDatabase != "" {
 		database = a.AuthDatabase
@@ -132,6 +142,9 @@ func (a *AuthQuery) poolFor(ctx context.Context, database string) (*pgxpool.Pool
 		cc.TLSConfig = a.TLSConfig.Clone()
 	}
 	cc.RuntimeParams["application_name"] = "multigres auth_query"
+	if a.AppName != "" {
+		cc.RuntimeParams["application_name"] = a.AppName
+	}
 	// The auth query is one statement; the simple protocol keeps it working
 	// through anything and avoids a prepare per pool connection.
 	cc.DefaultQueryExecMode = pgx.QueryExecModeExec

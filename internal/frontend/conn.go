@@ -58,9 +58,12 @@ type clientConn struct {
 	database string
 	params   []backend.Param // startup parameters forwarded upstream
 	ident    *tenant.Identity
-	key      cancelKey
-	keyed    bool
-	tl       tenantConn // per-tenant controls (limits.go)
+	// resolved are the variables the context resolvers set, with their
+	// values, applied with the context.
+	resolvedNames, resolvedValues []string
+	key                           cancelKey
+	keyed                         bool
+	tl                            tenantConn // per-tenant controls (limits.go)
 
 	ad adminConn // admin console, PAUSE and SHOW state (admin.go)
 
@@ -174,6 +177,14 @@ func (c *clientConn) handshake(deadline time.Time) error {
 	c.setState(StateConnecting)
 	if err := c.pauseLogin(ctx); err != nil {
 		return err
+	}
+	if !c.ident.Bypass && c.srv.resolvers != nil {
+		// Before the upstream connection, so a refused login costs none.
+		c.resolvedNames, c.resolvedValues, err = c.srv.resolvers.resolve(ctx, c.log, c.database,
+			c.lc.cfg.ContextVariables, c.ident.Values)
+		if err != nil {
+			return err
+		}
 	}
 	server, err := c.connectUpstream(ctx, creds)
 	if err != nil {
@@ -374,7 +385,12 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 	macNames, macs = c.tenantSettings(macNames, macs)
 	checkKey := role + "\x00" + c.database
 	check := !c.srv.roleChecked(checkKey)
-	err := server.Apply(backend.Context{Variables: cfg.ContextVariables, Values: c.ident.Values, Role: role, CheckRole: check,
+	// Resolved variables are set in the same round trip but not signed:
+	// they are read with current_setting, and the guard protects them
+	// like the context variables.
+	vars := append(append([]string(nil), cfg.ContextVariables...), c.resolvedNames...)
+	values := append(append([]string(nil), c.ident.Values...), c.resolvedValues...)
+	err := server.Apply(backend.Context{Variables: vars, Values: values, Role: role, CheckRole: check,
 		MACNames: macNames, MACs: macs})
 	switch {
 	case errors.Is(err, backend.ErrRoleBypassesRLS):

@@ -226,13 +226,16 @@ func (c *clientConn) tenantSettings(names, values []string) ([]string, []string)
 }
 
 // guardProtected is the list of settings the SQL guard refuses to let a
-// tenant change: the context variables and, when tenant_statement_timeout
+// tenant change: the context variables, the variables the context
+// resolvers set and, when tenant_statement_timeout
 // is set, statement_timeout, so a tenant cannot lift its own limit.
 func guardProtected(cfg *config.Config) []string {
-	if cfg.TenantStatementTimeout <= 0 {
-		return cfg.ContextVariables
+	// The resolved variables are protected exactly like the context ones.
+	out := append(append([]string(nil), cfg.ContextVariables...), cfg.ResolvedVariables()...)
+	if cfg.TenantStatementTimeout > 0 {
+		out = append(out, "statement_timeout")
 	}
-	return append(append([]string(nil), cfg.ContextVariables...), "statement_timeout")
+	return out
 }
 
 // guardHint replaces the guard's context-variable hint on refusals of

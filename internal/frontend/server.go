@@ -42,21 +42,23 @@ type Server struct {
 	Logger *slog.Logger
 	Hooks  Hooks
 
-	live     atomic.Pointer[liveConfig]
-	secrets  *secretStore
-	cancels  cancelMap
-	roles    roleCache
-	limits   tenantLimits
-	adm      adminState // admin console and PAUSE (admin.go)
-	nextID   atomic.Uint64
-	bytesIn  atomic.Uint64
-	bytesOut atomic.Uint64
-	mu       sync.Mutex
-	lns      map[net.Listener]struct{}
-	conns    map[*clientConn]struct{}
-	connWG   sync.WaitGroup
-	inShut   atomic.Bool
-	shutdown chan struct{}
+	live    atomic.Pointer[liveConfig]
+	secrets *secretStore
+	// resolvers is nil without [resolver] sections; restart-only.
+	resolvers *resolverSet
+	cancels   cancelMap
+	roles     roleCache
+	limits    tenantLimits
+	adm       adminState // admin console and PAUSE (admin.go)
+	nextID    atomic.Uint64
+	bytesIn   atomic.Uint64
+	bytesOut  atomic.Uint64
+	mu        sync.Mutex
+	lns       map[net.Listener]struct{}
+	conns     map[*clientConn]struct{}
+	connWG    sync.WaitGroup
+	inShut    atomic.Bool
+	shutdown  chan struct{}
 }
 
 // liveConfig is a config with everything derived from it, swapped
@@ -83,6 +85,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	if s.secrets, err = newSecretStore(cfg); err != nil {
+		return nil, err
+	}
+	if s.resolvers, err = newResolverSet(cfg); err != nil {
+		s.secrets.close()
 		return nil, err
 	}
 	s.live.Store(lc)
@@ -240,6 +246,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.secrets.close()
+	s.resolvers.close()
 	return err
 }
 
