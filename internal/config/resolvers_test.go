@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -151,5 +153,33 @@ func TestResolversNeedRestart(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(restart, ","), "[resolver]") || strings.Join(applied, ",") != "log_level" {
 		t.Errorf("applied %v, needRestart %v", applied, restart)
+	}
+}
+
+// TestResolverDocsExample loads the example multigres.conf of the "Context
+// resolvers" section of docs/operations.md, so the documented format stays
+// true.
+func TestResolverDocsExample(t *testing.T) {
+	t.Parallel()
+	text, err := os.ReadFile(filepath.FromSlash("../../docs/operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, ok := strings.Cut(string(text), "## Context resolvers\n")
+	if ok {
+		_, example, ok = strings.Cut(example, "```ini\n")
+	}
+	if ok {
+		example, _, ok = strings.Cut(example, "```")
+	}
+	if !ok {
+		t.Fatal("operations.md lacks an ```ini block under ## Context resolvers")
+	}
+	c, err := Load([]string{"--config", writeFile(t, "multigres.conf", example)}, nil)
+	if err != nil {
+		t.Fatalf("example does not load: %v", err)
+	}
+	if len(c.Resolvers) != 2 || c.Resolvers[1].Params[0] != "app.org_id" || c.ResolverUser != "multigres_resolver" {
+		t.Errorf("example resolvers = %+v", c.Resolvers)
 	}
 }
