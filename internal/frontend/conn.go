@@ -42,9 +42,9 @@ type clientConn struct {
 	lc    *liveConfig
 	log   *slog.Logger
 	state atomic.Int32
-	// refusals counts substituted statements whose error is still to come.
-	refusals atomic.Int32
-	epoch    time.Time // accept time; the monotonic base of the timings below
+	// refused holds the errors of substituted statements still to come.
+	refused refusals
+	epoch   time.Time // accept time; the monotonic base of the timings below
 
 	// Observation, only when Hooks.Session returned a Session. qStart is
 	// set by the client pump and taken by the server pump; lastReady and

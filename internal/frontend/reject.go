@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -29,33 +31,81 @@ func sqlOf(typ byte, frame []byte) ([]byte, error) {
 	return body[:i], nil
 }
 
-// rejectFrame builds a replacement for a refused message: a statement that
-// raises the refusal on the server itself. For Parse the statement name is
-// kept, so the client's later Bind/Describe of it fail as they would after a
-// failed Parse.
-func rejectFrame(typ byte, frame []byte, cause error) []byte {
-	we := wire.ToClient(cause)
-	return buildReject(typ, frame, we)
+// A refused message is replaced by one whose SQL is a random token, which
+// the server rejects at parse time with a syntax error. The server thus
+// does exactly what it does for any failed statement: it aborts an open
+// transaction, and after a failed Parse it skips to Sync (so a client
+// that described the statement first, as pgx does, sees the error at
+// Parse). The relay then swaps that syntax error for the guard's error.
+// Nothing the client or the guard wrote is ever put into SQL.
+const refusalPrefix = "mg_refused_"
+
+// maxPendingRefusals bounds remembered refusals: a refusal skipped by the
+// server (after an earlier error in the same pipeline) never produces its
+// error, so old entries are dropped.
+const maxPendingRefusals = 64
+
+// refusals maps a refusal token to the error the client must see.
+type refusals struct {
+	mu    sync.Mutex
+	byTok map[string]*wire.Error
+	order []string
+	count atomic.Int32
 }
 
-func buildReject(typ byte, frame []byte, we *wire.Error) []byte {
-	// The message may quote client text (a function name), so it is quoted
-	// as an E'' literal (safe whatever standard_conforming_strings says)
-	// inside a dollar-quoted body whose tag is random per refusal.
-	tag := "$mg" + hex.EncodeToString(randomBytes(8)) + "$"
-	sql := "DO " + tag + " BEGIN RAISE EXCEPTION USING ERRCODE = " + quoteLiteral(we.Code) +
-		", MESSAGE = " + quoteLiteral(we.Message) + ", HINT = " + quoteLiteral(we.Hint) + "; END " + tag
-	if typ == 'Q' {
-		return buildFrame('Q', []byte(sql), []byte{0})
+func (r *refusals) add(tok string, we *wire.Error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byTok == nil {
+		r.byTok = map[string]*wire.Error{}
 	}
-	// Parse: keep the statement name and the declared parameter types, so
-	// a Bind with the client's parameters is accepted and the refusal is
-	// raised at Execute.
+	if len(r.order) >= maxPendingRefusals {
+		delete(r.byTok, r.order[0])
+		r.order = r.order[1:]
+	}
+	r.byTok[tok] = we
+	r.order = append(r.order, tok)
+	r.count.Store(int32(len(r.order)))
+}
+
+func (r *refusals) take(tok string) *wire.Error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	we := r.byTok[tok]
+	if we == nil {
+		return nil
+	}
+	delete(r.byTok, tok)
+	for i, t := range r.order {
+		if t == tok {
+			r.order = append(r.order[:i:i], r.order[i+1:]...)
+			break
+		}
+	}
+	r.count.Store(int32(len(r.order)))
+	return we
+}
+
+// refuse substitutes a refused message and remembers its error.
+func (c *clientConn) refuse(typ byte, frame []byte, cause error) []byte {
+	tok := refusalPrefix + hex.EncodeToString(randomBytes(12))
+	we := *wire.ToClient(cause)
+	we.Severity = wire.SeverityError
+	c.refused.add(tok, &we)
+	return refusalFrame(typ, frame, tok)
+}
+
+// refusalFrame is typ's message with the SQL replaced by tok. For Parse the
+// statement name and parameter types are kept.
+func refusalFrame(typ byte, frame []byte, tok string) []byte {
+	if typ != 'P' {
+		return buildFrame('Q', []byte(tok), []byte{0})
+	}
 	body := frame[5:]
 	nameEnd := bytes.IndexByte(body, 0) + 1
 	rest := body[nameEnd:]
 	queryEnd := bytes.IndexByte(rest, 0) + 1
-	return buildFrame('P', body[:nameEnd], []byte(sql), []byte{0}, rest[queryEnd:])
+	return buildFrame('P', body[:nameEnd], []byte(tok), []byte{0}, rest[queryEnd:])
 }
 
 func buildFrame(typ byte, parts ...[]byte) []byte {
@@ -72,34 +122,26 @@ func buildFrame(typ byte, parts ...[]byte) []byte {
 	return out
 }
 
-// quoteLiteral writes s as an E'...' literal: backslashes and quotes doubled,
-// NULs and dollar signs dropped (no dollar-quote tag can be completed).
-func quoteLiteral(s string) string {
-	r := strings.NewReplacer("\x00", "", "$", "", "\\", "\\\\", "'", "''")
-	return "E'" + r.Replace(s) + "'"
-}
-
-// refusalWhere is the CONTEXT PostgreSQL attaches to the substituted
-// statement's error; it describes multigres's mechanism, not the client's
-// statement, so the relay removes it.
-const refusalWhere = "PL/pgSQL function inline_code_block line 1 at RAISE"
-
-// refuse substitutes a refused message and remembers to clean its error.
-func (c *clientConn) refuse(typ byte, frame []byte, cause error) []byte {
-	c.refusals.Add(1)
-	return rejectFrame(typ, frame, cause)
-}
-
-// stripRefusalContext drops the CONTEXT of an ErrorResponse raised by a
-// substituted statement. Other errors pass unchanged.
-func (c *clientConn) stripRefusalContext(frame []byte) []byte {
+// translateRefusal replaces the server's syntax error for a refusal token
+// with the guard's error. Other errors pass unchanged.
+func (c *clientConn) translateRefusal(frame []byte) []byte {
 	var e pgproto3.ErrorResponse
-	if err := e.Decode(frame[5:]); err != nil || e.Where != refusalWhere || e.Code != wire.CodeInsufficientPrivilege && e.Code != wire.CodeSyntaxError {
+	if err := e.Decode(frame[5:]); err != nil || e.Code != wire.CodeSyntaxError {
 		return frame
 	}
-	c.refusals.Add(-1)
-	e.Where = ""
-	out, err := e.Encode(nil)
+	i := strings.Index(e.Message, refusalPrefix)
+	if i < 0 {
+		return frame
+	}
+	tok := e.Message[i:]
+	if j := strings.IndexByte(tok, '"'); j >= 0 {
+		tok = tok[:j]
+	}
+	we := c.refused.take(tok)
+	if we == nil {
+		return frame
+	}
+	out, err := we.Response().Encode(nil)
 	if err != nil {
 		return frame
 	}

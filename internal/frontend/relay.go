@@ -107,8 +107,8 @@ func (c *clientConn) pumpServer(server *backend.Conn) error {
 		} else if typ == 'E' && c.sess != nil {
 			c.sess.Error()
 		}
-		if typ == 'E' && c.refusals.Load() > 0 {
-			frame = c.stripRefusalContext(frame)
+		if typ == 'E' && c.refused.count.Load() > 0 {
+			frame = c.translateRefusal(frame)
 		}
 		if typ == 'S' && !c.ident.Bypass && c.unsafeParameter(frame) {
 			// Backstop for the guard: the server now lexes SQL in a way
