@@ -156,6 +156,7 @@ func TestPgxBatch(t *testing.T) {
 				if slices.Contains(tenantRows(t, e, "acme"), failed) {
 					t.Fatalf("%s survived the failed batch: a batch is one implicit transaction", failed)
 				}
+
 				checkIsolation(t, e, pgxClient(acme), "acme")
 			})
 		}
