@@ -425,6 +425,9 @@ func (c *clientConn) sendReady(server *backend.Conn) error {
 	c.writeMsg(&pgproto3.ReadyForQuery{TxStatus: server.TxStatus})
 	c.lastReady = c.monoNow()
 	c.setState(txState(server.TxStatus))
+	// The login's ReadyForQuery starts the first idle period too.
+	c.tl.pending.Store(1)
+	c.noteServerReady(server.TxStatus)
 	if err := c.flush(); err != nil {
 		return fmt.Errorf("%w: %v", errSilent, err)
 	}

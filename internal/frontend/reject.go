@@ -40,6 +40,9 @@ func sqlOf(typ byte, frame []byte) ([]byte, error) {
 // Nothing the client or the guard wrote is ever put into SQL.
 const refusalPrefix = "mg_refused_"
 
+// refusalTokenHex is the length of a token's random part in hex digits.
+const refusalTokenHex = 24
+
 // maxPendingRefusals bounds remembered refusals: a refusal skipped by the
 // server (after an earlier error in the same pipeline) never produces its
 // error, so old entries are dropped.
@@ -88,7 +91,7 @@ func (r *refusals) take(tok string) *wire.Error {
 
 // refuse substitutes a refused message and remembers its error.
 func (c *clientConn) refuse(typ byte, frame []byte, cause error) []byte {
-	tok := refusalPrefix + hex.EncodeToString(randomBytes(12))
+	tok := refusalPrefix + hex.EncodeToString(randomBytes(refusalTokenHex/2))
 	we := *wire.ToClient(cause)
 	we.Severity = wire.SeverityError
 	c.refused.add(tok, &we)
@@ -129,14 +132,13 @@ func (c *clientConn) translateRefusal(frame []byte) []byte {
 	if err := e.Decode(frame[5:]); err != nil || e.Code != wire.CodeSyntaxError {
 		return frame
 	}
+	// Find the token itself rather than rely on the message's wording or
+	// quotes, which lc_messages may translate.
 	i := strings.Index(e.Message, refusalPrefix)
-	if i < 0 {
+	if i < 0 || len(e.Message) < i+len(refusalPrefix)+refusalTokenHex {
 		return frame
 	}
-	tok := e.Message[i:]
-	if j := strings.IndexByte(tok, '"'); j >= 0 {
-		tok = tok[:j]
-	}
+	tok := e.Message[i : i+len(refusalPrefix)+refusalTokenHex]
 	we := c.refused.take(tok)
 	if we == nil {
 		return frame

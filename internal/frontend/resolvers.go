@@ -89,7 +89,9 @@ func (r *resolverSet) resolve(ctx context.Context, log *slog.Logger, database st
 		if err != nil {
 			// Never log parameter values: they are the client's context.
 			log.Warn("context resolver failed; closing", "resolver", res.Name, "err", err)
-			msg := pgMessage(err)
+			// A server error may name the operator's tables, so the client
+			// gets it only in the log; a result-shape error is safe to show.
+			msg := "see the multigres log"
 			var shape resultShapeError
 			if errors.As(err, &shape) {
 				msg = string(shape)
@@ -101,6 +103,12 @@ func (r *resolverSet) resolve(ctx context.Context, log *slog.Logger, database st
 			if res.Required {
 				return nil, nil, wire.Fatal(wire.CodeInvalidAuthorization, "context resolver %q found no row for this login", res.Name).
 					WithHint("The resolver is required: a login it cannot resolve is refused.")
+			}
+			// Set its variables to '' (read as NULL by multigres_context),
+			// so nothing the client sent at startup can stand in for them.
+			for _, name := range res.Sets {
+				names = append(names, name)
+				out = append(out, "")
 			}
 			continue
 		}

@@ -2,10 +2,12 @@ package frontend_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
@@ -131,7 +133,7 @@ func TestResolverErrorClosesConnection(t *testing.T) {
 	p, db := setupResolvers(t, orgResolver, broken)
 	ctx := ctxT(t)
 	_, err := connect(ctx, p, db, "app_user.u1")
-	wantPgError(t, err, "08006", `context resolver "broken" failed: relation "no_such_table" does not exist`)
+	wantPgError(t, err, "08006", `context resolver "broken" failed: see the multigres log`) // the server error names tables: log only
 }
 
 // TestResolverChained: the second resolver takes the first one's output as
@@ -153,8 +155,42 @@ func TestResolverChained(t *testing.T) {
 		t.Fatalf("optional resolver without a row refused the login: %v", err)
 	}
 	defer c2.Close(ctx)
-	if got := settings(ctx, t, c2, "app.org_id", "app.org_plan"); str(got[0]) != "2" || got[1] != nil {
-		t.Errorf("u2: org %s plan %s; want 2 and unset", str(got[0]), str(got[1]))
+	// An optional resolver without a row sets its variables to '' (which
+	// multigres_context reads as NULL), so nothing else can stand in.
+	if got := settings(ctx, t, c2, "app.org_id", "app.org_plan"); str(got[0]) != "2" || str(got[1]) != "" {
+		t.Errorf("u2: org %s plan %s; want 2 and empty", str(got[0]), str(got[1]))
+	}
+}
+
+// TestResolvedVariablesProtectedAtStartup: a tenant cannot supply a
+// resolved variable (or an optional resolver's) through startup
+// parameters or options, found in review.
+func TestResolvedVariablesProtectedAtStartup(t *testing.T) {
+	t.Parallel()
+	p, db := setupResolvers(t, orgResolver, planResolver)
+	ctx := ctxT(t)
+	for _, params := range []map[string]string{
+		{"app.org_plan": "enterprise"},
+		{"options": "-c app.org_plan=enterprise"},
+		{"options": "-c app.org_role=admin"},
+	} {
+		cfg, err := pgx.ParseConfig(proxytest.URL(p.Addr, "app_user.u2", proxytest.AppUserPassword, db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range params {
+			cfg.RuntimeParams[k] = v
+		}
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			got := settings(ctx, t, conn, "app.org_plan")
+			conn.Close(ctx)
+			t.Fatalf("startup %v accepted; app.org_plan = %s", params, str(got[0]))
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "28000" {
+			t.Fatalf("startup %v: %v", params, err)
+		}
 	}
 }
 

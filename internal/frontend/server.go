@@ -106,6 +106,9 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 		TenantSeparator: cfg.TenantSeparator, ValueSeparator: cfg.ValueSeparator,
 		ContextVariables: cfg.ContextVariables, SuperuserBypass: cfg.SuperuserBypass,
 		TenantRoles: cfg.TenantRoles, ValuePattern: pattern,
+		// Resolved variables and a managed statement_timeout are as
+		// protected at startup as in SQL.
+		ExtraProtected: guardProtected(cfg),
 	}}
 	if cfg.Guard {
 		lc.guard = newSQLGuard(cfg)

@@ -17,6 +17,11 @@ func (r *Rules) ProtectedSetting(name string) bool {
 			return true
 		}
 	}
+	for _, v := range r.ExtraProtected {
+		if normalizeGUC(v) == n {
+			return true
+		}
+	}
 	return false
 }
 

@@ -25,6 +25,10 @@ type Rules struct {
 	SuperuserBypass  []string
 	TenantRoles      []string
 	ValuePattern     *regexp.Regexp
+	// ExtraProtected are more settings a tenant may not set at startup:
+	// variables set by context resolvers, statement_timeout when multigres
+	// sets it.
+	ExtraProtected []string
 }
 
 // Identity is who a client is once its username is parsed.
