@@ -247,6 +247,13 @@ func guardHint(v *sqlguard.Violation) string {
 	return v.Hint
 }
 
+// Known limit: a Query or FunctionCall sent inside an extended-protocol
+// batch that fails before its Sync is discarded by the server without a
+// ReadyForQuery, so pending stays above zero and the idle timeout no longer
+// fires for that client. Tracking a FIFO of sync points with the extended
+// segments between them (an error with an extended segment at the head
+// discards everything up to the next Sync) would make it exact.
+//
 // noteClientFrame runs on the client pump for each message, before it is
 // forwarded. The counters are updated first, then any idle deadline is
 // cleared.
