@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -39,15 +38,8 @@ func TestAdminListen(t *testing.T) {
 	writeConf(t, conf, fmt.Sprintf("port = %d", port), fmt.Sprintf("upstream_port = %d", pg.Port),
 		"server_tls_mode = disable", "auth_password = "+proxytest.AuthPassword, "shutdown_timeout = 2s",
 		fmt.Sprintf("admin_listen = 127.0.0.1:%d", adminPort))
-	var stderr syncBuffer
-	cmd := exec.Command(bin, "--config", conf)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	p := startProc(t, bin, conf)
+	cmd, stderr, exited := p.cmd, p.stderr, p.exited
 
 	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	client := &http.Client{Timeout: 5 * time.Second}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,23 +35,10 @@ func TestConsoleReloadShutdown(t *testing.T) {
 		"auth_password = " + proxytest.AuthPassword, "shutdown_timeout = 2s", "admin_users = app_user", "auth_dbname = " + db,
 	}
 	writeConf(t, conf, base...)
-	var stderr syncBuffer
-	cmd := exec.Command(bin, "--config", conf)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	p := startProc(t, bin, conf)
+	stderr, exited := p.stderr, p.exited
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitFor(t, 15*time.Second, "the proxy to listen", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	waitListening(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg, err := pgx.ParseConfig(proxytest.URL(addr, "app_user", proxytest.AppUserPassword, "multigres"))

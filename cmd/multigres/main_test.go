@@ -50,6 +50,38 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// proc is a multigres process started by a test; it is killed at cleanup.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	exited chan error
+}
+
+func startProc(t *testing.T, bin, conf string) *proc {
+	t.Helper()
+	p := &proc{stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p.cmd = exec.Command(bin, "--config", conf)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
+	return p
+}
+
+// waitListening waits until addr accepts TCP connections.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, 15*time.Second, "the proxy to listen on "+addr, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
 func writeConf(t *testing.T, path string, lines ...string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -87,23 +119,10 @@ func TestSignals(t *testing.T) {
 		"server_tls_mode = disable", "auth_password = " + proxytest.AuthPassword, "shutdown_timeout = 2s",
 	}
 	writeConf(t, conf, base...)
-	var stderr syncBuffer
-	cmd := exec.Command(bin, "--config", conf)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	p := startProc(t, bin, conf)
+	cmd, stderr, exited := p.cmd, p.stderr, p.exited
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitFor(t, 15*time.Second, "the proxy to listen", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	waitListening(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	url := func(user string) string { return proxytest.URL(addr, user, proxytest.AppUserPassword, db) }

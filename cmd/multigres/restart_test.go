@@ -19,26 +19,6 @@ import (
 	"github.com/multigres-proxy/multigres/internal/proxytest"
 )
 
-// proc is one multigres process of the restart test.
-type proc struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	exited chan error
-}
-
-func startProc(t *testing.T, bin, conf string) *proc {
-	t.Helper()
-	p := &proc{stderr: &syncBuffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "--config", conf)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
-	return p
-}
-
 // listeners counts the IPv4 sockets in LISTEN state on 127.0.0.1:port.
 // Dialing cannot tell one listener from two behind SO_REUSEPORT; the
 // kernel's table can.
