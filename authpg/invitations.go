@@ -112,11 +112,7 @@ func (s *Store) CreateInvitation(ctx context.Context, tenantID string, in NewInv
 // GetInvitation returns the unexpired invitation with token; an expired
 // one is ErrNotFound (database clock).
 func (s *Store) GetInvitation(ctx context.Context, tenantID, token string) (*Invitation, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return nil, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -144,11 +140,7 @@ func (s *Store) GetInvitationByID(ctx context.Context, tenantID, id string) (*In
 }
 
 func (s *Store) listInv(ctx context.Context, op, tenantID, where string) ([]*Invitation, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return nil, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -203,11 +195,7 @@ func (s *Store) UpdateInvitation(ctx context.Context, tenantID, token string, up
 // DeleteInvitation deletes the invitation with token; missing is
 // ErrNotFound.
 func (s *Store) DeleteInvitation(ctx context.Context, tenantID, token string) error {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return err
 	}
@@ -224,11 +212,7 @@ func (s *Store) DeleteInvitation(ctx context.Context, tenantID, token string) er
 // CleanupExpiredInvitations deletes expired, unaccepted invitations and
 // returns how many.
 func (s *Store) CleanupExpiredInvitations(ctx context.Context, tenantID string) (int64, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return 0, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return 0, err
 	}
@@ -243,11 +227,7 @@ func (s *Store) CleanupExpiredInvitations(ctx context.Context, tenantID string) 
 // conditional UPDATE, so of two concurrent accepts exactly one succeeds and
 // the other gets ErrInvitationUsed. Expired or missing is ErrNotFound.
 func (s *Store) AcceptInvitation(ctx context.Context, tenantID, token string) (*Invitation, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return nil, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
 	}

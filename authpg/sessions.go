@@ -281,11 +281,7 @@ func (s *Store) ListSessionsByUser(ctx context.Context, tenantID, userID string)
 // ListSessions returns the tenant's live sessions, newest first (the
 // seed's getAllSessions).
 func (s *Store) ListSessions(ctx context.Context, tenantID string) ([]*Session, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return nil, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -300,11 +296,7 @@ func (s *Store) ListSessions(ctx context.Context, tenantID string) ([]*Session, 
 // CleanupExpiredSessions deletes the tenant's expired sessions (by the
 // database clock) and returns how many.
 func (s *Store) CleanupExpiredSessions(ctx context.Context, tenantID string) (int64, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return 0, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return 0, err
 	}

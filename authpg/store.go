@@ -298,6 +298,17 @@ func (s *Store) tx(ctx context.Context, fn func(q DB) error) error {
 }
 
 // q returns the DB for a single statement.
+// scope is the preamble of the tenant-scoped methods: it validates
+// tenantID before any query, then returns the connection to use.
+func (s *Store) scope(tenantID string) (string, DB, error) {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return "", nil, err
+	}
+	db, err := s.q()
+	return tid, db, err
+}
+
 func (s *Store) q() (DB, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed

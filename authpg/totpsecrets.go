@@ -60,11 +60,7 @@ func (s *Store) SaveTOTPSecret(ctx context.Context, tenantID, handle string, sec
 
 // GetTOTPSecret returns the encrypted secret for handle (case-insensitive).
 func (s *Store) GetTOTPSecret(ctx context.Context, tenantID, handle string) (*TOTPSecret, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return nil, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +72,7 @@ func (s *Store) GetTOTPSecret(ctx context.Context, tenantID, handle string) (*TO
 // DeleteTOTPSecret removes the secret for handle; a missing one is
 // ErrNotFound.
 func (s *Store) DeleteTOTPSecret(ctx context.Context, tenantID, handle string) error {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return err
 	}

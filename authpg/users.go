@@ -124,11 +124,7 @@ func (s *Store) GetUser(ctx context.Context, tenantID, id string) (*User, error)
 
 // GetUserByHandle finds a user by handle, case-insensitively.
 func (s *Store) GetUserByHandle(ctx context.Context, tenantID, handle string) (*User, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return nil, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -138,11 +134,7 @@ func (s *Store) GetUserByHandle(ctx context.Context, tenantID, handle string) (*
 
 // GetUserByEmail finds a user by email, case-insensitively.
 func (s *Store) GetUserByEmail(ctx context.Context, tenantID, email string) (*User, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return nil, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -290,11 +282,7 @@ func (s *Store) DeleteUser(ctx context.Context, tenantID, id string) error {
 // ListUsers returns the tenant's users ordered by handle (the seed's
 // getAllUsers).
 func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*User, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return nil, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -307,11 +295,7 @@ func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*User, error)
 
 // HasUsers reports whether the tenant has any user.
 func (s *Store) HasUsers(ctx context.Context, tenantID string) (bool, error) {
-	tid, err := normTenant(tenantID)
-	if err != nil {
-		return false, err
-	}
-	db, err := s.q()
+	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return false, err
 	}
