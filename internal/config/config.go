@@ -72,7 +72,20 @@ type Config struct {
 	Guard                bool     // guard
 	GuardDeniedFunctions []string // guard_denied_functions
 
-	PoolMode string // pool_mode
+	PoolMode              string        // pool_mode
+	PoolModeDatabases     []string      // pool_mode_databases
+	DefaultPoolSize       int           // default_pool_size
+	MinPoolSize           int           // min_pool_size
+	ReservePoolSize       int           // reserve_pool_size
+	ReservePoolTimeout    time.Duration // reserve_pool_timeout
+	MaxDBConnections      int           // max_db_connections
+	MaxClientConn         int           // max_client_conn
+	QueryWaitTimeout      time.Duration // query_wait_timeout
+	ServerIdleTimeout     time.Duration // server_idle_timeout
+	ServerLifetime        time.Duration // server_lifetime
+	ServerConnectTimeout  time.Duration // server_connect_timeout
+	ServerCheckDelay      time.Duration // server_check_delay
+	MaxPreparedStatements int           // max_prepared_statements
 
 	AdminListen       string   // admin_listen
 	MetricsMaxTenants int      // metrics_max_tenants
@@ -92,6 +105,17 @@ type Config struct {
 	// not keys: only the config file sets them, and a change needs a
 	// restart.
 	Resolvers []ResolverConfig
+}
+
+// PoolModeFor is the pool mode of database db: its pool_mode_databases
+// entry, or pool_mode.
+func (c *Config) PoolModeFor(db string) string {
+	for _, item := range c.PoolModeDatabases {
+		if name, mode, _ := strings.Cut(item, ":"); name == db {
+			return mode
+		}
+	}
+	return c.PoolMode
 }
 
 // Redacted is what Print, String and LogValue show instead of a secret.
@@ -130,6 +154,7 @@ func (c *Config) Clone() *Config {
 	n.ServerPassword = maps.Clone(c.ServerPassword)
 	n.AdminUsers = slices.Clone(c.AdminUsers)
 	n.TenantAllow = slices.Clone(c.TenantAllow)
+	n.PoolModeDatabases = slices.Clone(c.PoolModeDatabases)
 	n.TenantDeny = slices.Clone(c.TenantDeny)
 	n.Resolvers = slices.Clone(c.Resolvers)
 	for i := range n.Resolvers {

@@ -169,8 +169,47 @@ var keyTable = []keyDef{
 		kind: listKind{}},
 
 	{Key: Key{Name: "pool_mode", Field: "PoolMode", Default: "session",
-		Doc: "`session`: one server connection per client connection. (`transaction` pooling is not implemented yet and is refused at startup rather than silently served as session mode.)"},
-		kind: strKind{enum: []string{"session"}}},
+		Doc: "`session`: a server connection per client for the client's life. `transaction`: server connections are shared by all tenants of a (database, role) pool and held only for a transaction; see docs/pooling.md for what is tracked and refused. Session is the default because it is a drop-in for every client. Restart to change."},
+		kind: strKind{enum: []string{"session", "transaction"}}},
+	{Key: Key{Name: "pool_mode_databases", Field: "PoolModeDatabases", Default: "",
+		Doc: "Per-database overrides of `pool_mode`, `db:mode,db2:mode`, e.g. `app:transaction,reports:session`. Restart to change."},
+		kind: listKind{elem: checkDatabasePoolMode}},
+	{Key: Key{Name: "default_pool_size", Field: "DefaultPoolSize", Default: "20",
+		Doc: "Transaction mode: server connections per (database, role) pool."},
+		kind: intKind{1, 100000}},
+	{Key: Key{Name: "min_pool_size", Field: "MinPoolSize", Default: "0",
+		Doc: "Transaction mode: idle server connections kept open per pool once it has been used (not closed by `server_idle_timeout`)."},
+		kind: intKind{0, 100000}},
+	{Key: Key{Name: "reserve_pool_size", Field: "ReservePoolSize", Default: "0",
+		Doc: "Transaction mode: extra server connections a pool may open when a client has waited `reserve_pool_timeout`."},
+		kind: intKind{0, 100000}},
+	{Key: Key{Name: "reserve_pool_timeout", Field: "ReservePoolTimeout", Default: "5s",
+		Doc: "Transaction mode: how long a client waits before the reserve pool is used."},
+		kind: durKind{}},
+	{Key: Key{Name: "max_db_connections", Field: "MaxDBConnections", Default: "0",
+		Doc: "Transaction mode: most server connections per database over all its pools; 0 means no limit beyond the pools'."},
+		kind: intKind{0, 100000}},
+	{Key: Key{Name: "max_client_conn", Field: "MaxClientConn", Default: "0",
+		Doc: "Most client connections the proxy accepts at once; the next is refused with 53300. 0 means no limit (the OS file limit still applies)."},
+		kind: intKind{0, 10000000}},
+	{Key: Key{Name: "query_wait_timeout", Field: "QueryWaitTimeout", Default: "120s",
+		Doc: "Transaction mode: how long a client may wait for a server connection; then its statement fails with 53300 and the client can retry. 0 waits forever."},
+		kind: durKind{}},
+	{Key: Key{Name: "server_idle_timeout", Field: "ServerIdleTimeout", Default: "600s",
+		Doc: "Transaction mode: close pooled server connections idle longer than this (down to `min_pool_size`). 0 turns it off."},
+		kind: durKind{}},
+	{Key: Key{Name: "server_lifetime", Field: "ServerLifetime", Default: "3600s",
+		Doc: "Transaction mode: close a pooled server connection older than this when it is next released. 0 turns it off."},
+		kind: durKind{}},
+	{Key: Key{Name: "server_connect_timeout", Field: "ServerConnectTimeout", Default: "15s",
+		Doc: "Transaction mode: bound on opening and logging in a pooled server connection."},
+		kind: durKind{min: time.Millisecond}},
+	{Key: Key{Name: "server_check_delay", Field: "ServerCheckDelay", Default: "30s",
+		Doc: "Transaction mode: a pooled connection idle longer than this is checked with an empty query before it is handed out; a failed check closes it. 0 checks every time."},
+		kind: durKind{}},
+	{Key: Key{Name: "max_prepared_statements", Field: "MaxPreparedStatements", Default: "200",
+		Doc: "Transaction mode: protocol-level prepared statements kept per server connection (LRU); clients' statements are renamed and prepared on demand. 0 is not allowed: transaction mode always tracks them."},
+		kind: intKind{1, 100000}},
 
 	// Observability.
 	{Key: Key{Name: "admin_listen", Field: "AdminListen", Default: "",
@@ -282,6 +321,15 @@ func checkTenantPattern(p string) error {
 func checkStatementTimeout(v any) error {
 	if d := v.(time.Duration); d > 0 && (d < time.Millisecond || d > 2147483647*time.Millisecond) {
 		return fmt.Errorf("must be 0 or from 1ms to 2147483647ms")
+	}
+	return nil
+}
+
+// checkDatabasePoolMode accepts "db:session" or "db:transaction".
+func checkDatabasePoolMode(item string) error {
+	db, mode, ok := strings.Cut(item, ":")
+	if !ok || db == "" || (mode != "session" && mode != "transaction") {
+		return fmt.Errorf("%q must be database:session or database:transaction", item)
 	}
 	return nil
 }
