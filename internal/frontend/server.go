@@ -62,15 +62,15 @@ type Server struct {
 	shutdown  chan struct{}
 
 	poolOnce sync.Once
-	poolSet  *pool.Set // transaction pooling; made on first use
+	poolSet  atomic.Pointer[pool.Set] // transaction pooling; made on first use
 	shutCtx  context.Context
 	shutStop context.CancelFunc
 }
 
 // pools returns the transaction-pooling pool set, making it on first use.
 func (s *Server) pools() *pool.Set {
-	s.poolOnce.Do(func() { s.poolSet = pool.NewSet(s.live.Load().cfg.MaxDBConnections) })
-	return s.poolSet
+	s.poolOnce.Do(func() { s.poolSet.Store(pool.NewSet(s.live.Load().cfg.MaxDBConnections)) })
+	return s.poolSet.Load()
 }
 
 // shutdownCtx is done once Shutdown starts: clients waiting for a pooled
@@ -271,8 +271,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.secrets.close()
 	s.resolvers.close()
 	s.poolOnce.Do(func() {}) // no pool set after this point
-	if s.poolSet != nil {
-		s.poolSet.Close()
+	if ps := s.poolSet.Load(); ps != nil {
+		ps.Close()
 	}
 	return err
 }
