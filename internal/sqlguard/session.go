@@ -75,7 +75,7 @@ var sessionAdvisory = map[string]bool{
 }
 
 // txTokens extend the pre-filter in transaction mode.
-var txTokens = []string{"discard", "declare", "deallocate", "execute", "pg_advisory", "pg_try_advisory", "temp"}
+var txTokens = []string{"discard", "declare", "prepare", "deallocate", "execute", "pg_advisory", "pg_try_advisory", "temp"}
 
 const txHint = "In transaction pooling a server connection serves other clients between your transactions; see docs/pooling.md."
 
