@@ -14,6 +14,7 @@ import (
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/tenant"
+	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
 // Guard inspects client messages that carry SQL (Query and Parse) on tenant
@@ -233,6 +234,12 @@ func (s *Server) startConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	if limit := s.live.Load().cfg.MaxClientConn; limit > 0 && len(s.conns) >= limit {
+		s.mu.Unlock()
+		go refuseConn(nc, wire.Fatal(wire.CodeTooManyConnections, "no more connections allowed (max_client_conn)").
+			WithHint("Retry later, or raise max_client_conn."))
+		return
+	}
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
@@ -243,6 +250,18 @@ func (s *Server) startConn(nc net.Conn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+}
+
+// refuseConn answers a connection over max_client_conn with err and closes
+// it. The error goes out before the startup packet is read: libpq and pgx
+// report an ErrorResponse whenever it arrives, even in place of the answer
+// to an SSLRequest.
+func refuseConn(nc net.Conn, err *wire.Error) {
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(time.Second))
+	if b, encErr := err.Response().Encode(nil); encErr == nil {
+		_, _ = nc.Write(b)
+	}
 }
 
 // Shutdown stops accepting, lets open sessions finish until ctx is done,

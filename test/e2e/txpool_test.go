@@ -544,3 +544,20 @@ func TestTxBypassIsSessionMode(t *testing.T) {
 		t.Fatalf("bypass sees %v", got)
 	}
 }
+
+// TestMaxClientConn: past max_client_conn a new client gets 53300 and the
+// proxy keeps serving the others.
+func TestMaxClientConn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) {
+		txMode(1)(c)
+		c.MaxClientConn = 2
+	})
+	a := e.connect(t, "app_user.acme")
+	e.connect(t, "app_user.globex")
+	_, err := e.tryConnect(t, "app_user.acme", "app_user_password")
+	wantPgError(t, err, "53300", "no more connections allowed (max_client_conn)")
+	if got := names(t, a, "SELECT name FROM contacts ORDER BY name"); !eq(got, []string{"Alice", "Bob"}) {
+		t.Fatalf("after a refused client: %v", got)
+	}
+}
