@@ -27,7 +27,7 @@ var TrackedSettings = []string{
 	"default_transaction_isolation", "default_transaction_read_only", "default_transaction_deferrable",
 	"work_mem", "jit", "geqo", "plan_cache_mode", "random_page_cost", "enable_seqscan",
 	"enable_indexscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_nestloop",
-	"lc_messages", "lc_monetary", "lc_numeric", "lc_time", "xmloption", "row_security",
+	"lc_monetary", "lc_numeric", "lc_time", "xmloption", "row_security",
 }
 
 // IsTracked reports whether name (any case) is in TrackedSettings.
