@@ -208,11 +208,7 @@ func (c *clientConn) answerLocally(m pgproto3.BackendMessage) error {
 func (c *clientConn) attach(typ byte) error {
 	t := &c.tx
 	t.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(c.srv.shutdownCtx(), cancel)
-	sc, err := t.pool.Acquire(ctx)
-	stop()
-	cancel()
+	sc, err := t.pool.Acquire(c.srv.shutdownCtx())
 	t.mu.Lock()
 	if err != nil {
 		we := c.acquireError(err, false)
@@ -294,6 +290,8 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 	case 'C':
 		return c.forwardClose(frame)
 	case 'Q':
+		// A simple query drops the server's unnamed statement.
+		sc.UnnamedOwner = 0
 		t.q = append(t.q, owed{kind: 'Q', fx: fx})
 	case 'E', 'S':
 		t.q = append(t.q, owed{kind: typ})
@@ -781,6 +779,7 @@ func (c *clientConn) abandonTx() {
 	case sc == nil:
 	case len(t.q) == 0:
 		_ = sc.SetDeadline(time.Now().Add(10 * time.Second))
+		sc.UnnamedOwner = 0
 		t.q = append(t.q, owed{kind: 'Q', action: owedSwallow})
 		if _, err := sc.W.Write(rollbackQuery); err == nil {
 			_ = sc.W.Flush()

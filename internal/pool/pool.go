@@ -145,6 +145,27 @@ func (s *Set) freeDBSlot(db string) {
 // arrival order. A connection idle longer than CheckDelay is checked
 // first. It gives up with ErrWaitTimeout after WaitTimeout.
 func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+	// The common case, an idle connection or room to dial, needs no timers.
+	for {
+		c, dial, _, err := p.take(p.limits.Size, false)
+		switch {
+		case err != nil:
+			return nil, err
+		case c != nil:
+			if c = p.check(c); c != nil {
+				return c, nil
+			}
+			continue
+		case dial:
+			return p.connect(ctx)
+		}
+		return p.acquireSlow(ctx)
+	}
+}
+
+// acquireSlow waits in line for a connection, with the wait and reserve
+// timers.
+func (p *Pool) acquireSlow(ctx context.Context) (*Conn, error) {
 	var deadline <-chan time.Time
 	if p.limits.WaitTimeout > 0 {
 		t := time.NewTimer(p.limits.WaitTimeout)
@@ -159,7 +180,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	}
 	size := p.limits.Size
 	for {
-		c, dial, wait, err := p.take(size)
+		c, dial, wait, err := p.take(size, true)
 		switch {
 		case err != nil:
 			return nil, err
@@ -192,9 +213,9 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	}
 }
 
-// take pops an idle connection, or reserves a slot to dial, or queues a
-// waiter.
-func (p *Pool) take(size int) (c *Conn, dial bool, wait chan *Conn, err error) {
+// take pops an idle connection, or reserves a slot to dial, or (with
+// queue) queues a waiter.
+func (p *Pool) take(size int, queue bool) (c *Conn, dial bool, wait chan *Conn, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -208,6 +229,9 @@ func (p *Pool) take(size int) (c *Conn, dial bool, wait chan *Conn, err error) {
 	if p.open < size && p.set.takeDBSlot(p.Database) {
 		p.open++
 		return nil, true, nil, nil
+	}
+	if !queue {
+		return nil, false, nil, nil
 	}
 	wait = make(chan *Conn, 1)
 	p.waiters = append(p.waiters, wait)
@@ -283,6 +307,7 @@ func (p *Pool) check(c *Conn) *Conn {
 		p.forget()
 		return nil
 	}
+	c.UnnamedOwner = 0 // the empty query dropped the unnamed statement
 	return c
 }
 
