@@ -79,6 +79,7 @@ func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
 	if err != nil {
 		return err
 	}
+	typ = frame[0] // a refused FunctionCall became a Query
 	t := &c.tx
 	t.mu.Lock()
 	defer t.mu.Unlock()
