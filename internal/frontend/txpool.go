@@ -53,14 +53,19 @@ type txConn struct {
 	settings map[string]string // tracked settings, by name
 	stmts    map[string]*txStmt
 	unnamed  *txStmt // the client's last unnamed Parse
+	// portalFx are the effects of the statement bound to the unnamed
+	// portal; batchFx those executed since the last Sync (server pump).
+	portalFx *sqlguard.Effects
+	batchFx  []*sqlguard.Effects
 }
 
 // txStmt is a client's prepared statement: its server name and the Parse
 // to send where it is not prepared yet.
 type txStmt struct {
 	srv   string
-	parse []byte // Parse frame carrying srv as its name
-	id    uint64 // unnamed statements: identity for UnnamedOwner
+	parse []byte            // Parse frame carrying srv as its name
+	id    uint64            // unnamed statements: identity for UnnamedOwner
+	fx    *sqlguard.Effects // unnamed statements: the session SETs it makes
 }
 
 // owed is one response the client is owed, in the order it is owed.

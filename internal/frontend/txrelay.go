@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -129,7 +130,7 @@ func (c *clientConn) guardTx(typ byte, frame []byte) (*sqlguard.Effects, []byte,
 	}
 	fx, err := g.CheckTx(typ, sql)
 	if err == nil && fx != nil {
-		err = c.checkEffects(typ, fx)
+		err = c.checkEffects(typ, frame, fx)
 	}
 	if err != nil {
 		c.log.Info("statement refused by the SQL guard", "reason", err.Error())
@@ -145,7 +146,12 @@ func (c *clientConn) guardTx(typ byte, frame []byte) (*sqlguard.Effects, []byte,
 // checkEffects refuses session settings that could not be tracked
 // exactly: in the extended protocol (where a statement may run any number
 // of times, or never) and inside a transaction block (which may roll back).
-func (c *clientConn) checkEffects(typ byte, fx *sqlguard.Effects) error {
+//
+// In the extended protocol a SET is tracked when it is an unnamed
+// statement (pgJDBC sends its startup SETs so): its effects ride on the
+// Execute of the unnamed portal and count once the Sync ends the implicit
+// transaction without error.
+func (c *clientConn) checkEffects(typ byte, frame []byte, fx *sqlguard.Effects) error {
 	if len(fx.Settings) == 0 && !fx.DeallocateAll {
 		return nil
 	}
@@ -157,13 +163,15 @@ func (c *clientConn) checkEffects(typ byte, fx *sqlguard.Effects) error {
 	status := c.tx.status
 	c.tx.mu.Unlock()
 	switch {
-	case typ == 'P':
-		return txRefusal(what + " must be sent as a simple query in transaction pooling")
+	case typ == 'P' && (fx.DeallocateAll || !unnamedParse(frame)):
+		return txRefusal(what + " must be sent as a simple query or an unnamed statement in transaction pooling")
 	case len(fx.Settings) > 0 && (status != 'I' || fx.TxControl):
 		return txRefusal("session-level SET inside a transaction block is not supported in transaction pooling")
 	}
 	return nil
 }
+
+func unnamedParse(frame []byte) bool { return len(frame) > 5 && frame[5] == 0 }
 
 func txRefusal(msg string) *wire.Error {
 	return &wire.Error{Severity: wire.SeverityError, Code: wire.CodeFeatureNotSupported, Message: msg, Rule: "session_set",
@@ -241,8 +249,21 @@ func (c *clientConn) attach(typ byte) error {
 	return nil
 }
 
-// queueSwitch writes the context switch (see backend.SwitchMessages) ahead
-// of the client's message and owes the client nothing for it.
+// queueSwitch writes the context switch in front of the client's first
+// message, without a Sync, and owes the client nothing for it:
+//
+//	Bind/Execute mg_switch_N  SELECT set_config($1,$2,false), … (role too)
+//	Bind/Execute mg_commit    COMMIT
+//
+// Both statements are prepared once per server connection (a Parse goes
+// first the first time). Because no Sync follows, an error anywhere makes
+// the server skip every client message up to the client's Sync, so no
+// client statement can run under the previous context; the error is fatal
+// for the client (errSwitchFailed). The COMMIT ends the implicit
+// transaction the SELECT opened, so the switch is durable before the
+// client's statements run (their rollback cannot undo it) and the client
+// starts a fresh transaction (BEGIN ISOLATION LEVEL still works). The COMMIT
+// outside a block draws a WARNING, swallowed with the rest.
 func (c *clientConn) queueSwitch(sc *pool.Conn) error {
 	t := &c.tx
 	bctx := t.ctx
@@ -254,25 +275,39 @@ func (c *clientConn) queueSwitch(sc *pool.Conn) error {
 		bctx.Values = append(bctx.Values, t.settings[n])
 	}
 	bctx.Resets = resetsFor(sc.Settings, t.settings)
-	for _, m := range backend.SwitchMessages(bctx) {
-		if err := sc.Send(m); err != nil {
-			return fmt.Errorf("write to server: %w", err)
-		}
-		t.q = append(t.q, owed{kind: msgType(m), action: owedSwallow, injected: true})
-	}
+	params := backend.SetConfigParams(bctx, true)
+	setName := "mg_switch_" + strconv.Itoa(len(params)/2)
+	c.injectPrepared(sc, setName, backend.SetConfigSQL(len(params)/2), params)
+	c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
 	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, maps.Clone(t.settings), 0
 	return nil
 }
 
-func msgType(m pgproto3.FrontendMessage) byte {
-	switch m.(type) {
-	case *pgproto3.Parse:
-		return 'P'
-	case *pgproto3.Bind:
-		return 'B'
-	default:
-		return 'E'
+// injectPrepared queues Bind/Execute of one of multigres' own statements,
+// preparing it first on a connection that lacks it; every answer is
+// swallowed and any error is fatal.
+func (c *clientConn) injectPrepared(sc *pool.Conn, name, sql string, params [][]byte) {
+	t := &c.tx
+	w := sc.W
+	if !sc.Internal[name] {
+		sc.Internal[name] = true
+		_, _ = w.Write(buildFrame('P', []byte(name), []byte{0}, []byte(sql), []byte{0}, []byte{0, 0}))
+		t.q = append(t.q, owed{kind: 'P', action: owedSwallow, injected: true})
 	}
+	buf, _ := (&pgproto3.Bind{PreparedStatement: name, Parameters: params}).Encode(w.AvailableBuffer())
+	_, _ = w.Write(buf)
+	_, _ = w.Write(executeUnnamed)
+	t.q = append(t.q, owed{kind: 'B', action: owedSwallow, injected: true}, owed{kind: 'E', action: owedSwallow, injected: true})
+}
+
+var executeUnnamed = mustEncodeFront(&pgproto3.Execute{})
+
+func mustEncodeFront(m pgproto3.FrontendMessage) []byte {
+	b, err := m.Encode(nil)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // forwardTx sends one client message to the attached server, renaming
@@ -283,7 +318,7 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 	var err error
 	switch typ {
 	case 'P':
-		return c.forwardParse(frame)
+		return c.forwardParse(frame, fx)
 	case 'B':
 		return c.forwardBind(frame)
 	case 'D':
@@ -294,8 +329,14 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 		// A simple query drops the server's unnamed statement.
 		sc.UnnamedOwner = 0
 		t.q = append(t.q, owed{kind: 'Q', fx: fx})
-	case 'E', 'S':
-		t.q = append(t.q, owed{kind: typ})
+	case 'E':
+		o := owed{kind: 'E'}
+		if len(frame) > 5 && frame[5] == 0 { // the unnamed portal
+			o.fx = t.portalFx
+		}
+		t.q = append(t.q, o)
+	case 'S':
+		t.q = append(t.q, owed{kind: 'S'})
 	case 'H', 'd', 'c', 'f':
 	default:
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
@@ -325,7 +366,7 @@ func (c *clientConn) owe(o owed) {
 	t.q = append(t.q, o)
 }
 
-func (c *clientConn) forwardParse(frame []byte) error {
+func (c *clientConn) forwardParse(frame []byte, fx *sqlguard.Effects) error {
 	t := &c.tx
 	name, rest, ok := cstring(frame[5:])
 	if !ok {
@@ -338,7 +379,7 @@ func (c *clientConn) forwardParse(frame []byte) error {
 		return c.send(buildFrame('P', []byte{0}, rest))
 	}
 	if name == "" {
-		t.unnamed = &txStmt{parse: slices.Clone(frame), id: unnamedIDs.Add(1)}
+		t.unnamed = &txStmt{parse: slices.Clone(frame), id: unnamedIDs.Add(1), fx: fx}
 		t.server.UnnamedOwner = t.unnamed.id
 		t.q = append(t.q, owed{kind: 'P'})
 		return c.send(frame)
@@ -414,6 +455,12 @@ func (c *clientConn) forwardBind(frame []byte) error {
 		return c.refuseTx('B', noSuchStatement(stmt))
 	}
 	c.tx.q = append(c.tx.q, owed{kind: 'B'})
+	if portal == "" {
+		c.tx.portalFx = nil
+		if stmt == "" {
+			c.tx.portalFx = c.tx.unnamed.fx
+		}
+	}
 	if srv == stmt {
 		return c.send(frame)
 	}
@@ -589,7 +636,9 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 	head := &t.q[0]
 	forward := head.action == owedForward && !t.gone
 	switch typ {
-	case 'N', 'A', 'S':
+	case 'N':
+		forward = !t.gone && !head.injected
+	case 'A', 'S':
 		forward = !t.gone
 	case 'E':
 		forward = !t.gone
@@ -600,6 +649,7 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 		if head.kind == 'Q' {
 			head.failed = true
 		} else {
+			t.batchFx = nil // the implicit transaction rolls back
 			c.skipToSync()
 		}
 	case 'Z':
@@ -616,6 +666,9 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 		}
 	case 'C', 'I', 's':
 		if head.kind == 'E' {
+			if head.fx != nil && typ == 'C' {
+				t.batchFx = append(t.batchFx, head.fx)
+			}
 			c.pop()
 		}
 	}
@@ -669,6 +722,12 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 	if head.kind == 'Q' && head.fx != nil && !head.failed {
 		c.commitEffects(sc, head.fx, status)
 	}
+	if head.kind == 'S' {
+		for _, fx := range t.batchFx {
+			c.commitEffects(sc, fx, status)
+		}
+		t.batchFx = nil
+	}
 	if !t.gone {
 		t.status = status
 	}
@@ -696,6 +755,7 @@ func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status b
 	t := &c.tx
 	if fx.DeallocateAll {
 		sc.Prepared.Clear()
+		clear(sc.Internal)
 		clear(t.stmts)
 	}
 	if len(fx.Settings) == 0 {

@@ -51,6 +51,9 @@ type Conn struct {
 	Settings map[string]string
 	// Prepared is the LRU of server-side statement names prepared here.
 	Prepared *LRU
+	// Internal are multigres' own statements prepared here (the context
+	// switch's), by name.
+	Internal map[string]bool
 	// UnnamedOwner identifies the client Parse that the server's unnamed
 	// statement holds (0: unknown or none).
 	UnnamedOwner uint64
@@ -284,7 +287,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		return nil, fmt.Errorf("pool %s/%s: %w", p.Database, p.Role, err)
 	}
 	now := time.Now()
-	return &Conn{Conn: bc, Settings: map[string]string{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
+	return &Conn{Conn: bc, Settings: map[string]string{}, Internal: map[string]bool{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
 		pool: p, created: now, lastUsed: now}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/multigres-proxy/multigres/internal/config"
@@ -506,8 +507,31 @@ func TestTxSettings(t *testing.T) {
 		_, err := a.Exec(ctx, c.sql, pgx.QueryExecModeSimpleProtocol)
 		wantPgError(t, err, c.code, c.msg)
 	}
-	_, err = a.PgConn().Prepare(ctx, "", "SET work_mem = '2MB'", nil)
-	wantPgError(t, err, "0A000", "session-level SET must be sent as a simple query in transaction pooling")
+	_, err = a.PgConn().Prepare(ctx, "setter", "SET work_mem = '2MB'", nil)
+	wantPgError(t, err, "0A000", "session-level SET must be sent as a simple query or an unnamed statement in transaction pooling")
+	// An unnamed statement in the extended protocol (pgJDBC sends its
+	// startup SETs so) is tracked like a simple query.
+	if err := a.PgConn().ExecParams(ctx, "SET work_mem = '3MB'", nil, nil, nil, nil).Read().Err; err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if v := setting(a, "work_mem"); v != "3MB" {
+			t.Fatalf("extended-protocol SET not tracked: %q", v)
+		}
+		if v := setting(b, "work_mem"); v == "3MB" {
+			t.Fatal("a's extended-protocol SET reached b")
+		}
+	}
+	// In a failing batch it is rolled back, and tracking agrees.
+	batch := &pgconn.Batch{}
+	batch.ExecParams("SET work_mem = '5MB'", nil, nil, nil, nil)
+	batch.ExecParams("SELECT 1/0", nil, nil, nil, nil)
+	_, err = a.PgConn().ExecBatch(ctx, batch).ReadAll()
+	wantPgError(t, err, "22012", "")
+	if v := setting(a, "work_mem"); v != "3MB" {
+		t.Fatalf("work_mem after a failed batch: %q", v)
+	}
+	mustExec(t, a, "RESET work_mem")
 	// Transaction-scoped state is fine.
 	mustExec(t, a, "BEGIN")
 	mustExec(t, a, "SET LOCAL work_mem = '3MB'")
