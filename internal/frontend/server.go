@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/tenant"
 )
 
@@ -59,7 +60,22 @@ type Server struct {
 	connWG    sync.WaitGroup
 	inShut    atomic.Bool
 	shutdown  chan struct{}
+
+	poolOnce sync.Once
+	poolSet  *pool.Set // transaction pooling; made on first use
+	shutCtx  context.Context
+	shutStop context.CancelFunc
 }
+
+// pools returns the transaction-pooling pool set, making it on first use.
+func (s *Server) pools() *pool.Set {
+	s.poolOnce.Do(func() { s.poolSet = pool.NewSet(s.live.Load().cfg.MaxDBConnections) })
+	return s.poolSet
+}
+
+// shutdownCtx is done once Shutdown starts: clients waiting for a pooled
+// server connection stop waiting.
+func (s *Server) shutdownCtx() context.Context { return s.shutCtx }
 
 // liveConfig is a config with everything derived from it, swapped
 // atomically on reload so that each connection sees one consistent view.
@@ -68,7 +84,8 @@ type liveConfig struct {
 	rules     *tenant.Rules
 	tls       *tls.Config // nil: no client TLS
 	serverTLS *tls.Config
-	guard     Guard // nil when guard = off
+	guard     Guard     // nil when guard = off
+	txGuard   *sqlGuard // transaction-mode connections; never nil
 	mockKey   []byte
 }
 
@@ -80,6 +97,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	s := &Server{Logger: logger, lns: map[net.Listener]struct{}{}, conns: map[*clientConn]struct{}{},
 		shutdown: make(chan struct{})}
 	s.cancels.init()
+	s.shutCtx, s.shutStop = context.WithCancel(context.Background())
 	lc, err := buildLive(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -113,6 +131,7 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 	if cfg.Guard {
 		lc.guard = newSQLGuard(cfg)
 	}
+	lc.txGuard = newTxGuard(cfg)
 	var err error
 	if lc.tls, err = clientTLSConfig(cfg); err != nil {
 		return nil, err
@@ -232,6 +251,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.inShut.Swap(true) {
 		close(s.shutdown)
+		s.shutStop()
 	}
 	for l := range s.lns {
 		l.Close()
@@ -250,6 +270,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.secrets.close()
 	s.resolvers.close()
+	s.poolOnce.Do(func() {}) // no pool set after this point
+	if s.poolSet != nil {
+		s.poolSet.Close()
+	}
 	return err
 }
 
