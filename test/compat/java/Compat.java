@@ -61,7 +61,17 @@ public class Compat {
     static Connection tenant(String tenant, Properties props) throws SQLException {
         props.setProperty("user", "app_user." + tenant);
         props.setProperty("password", "app_user_password");
-        return DriverManager.getConnection(url(PORT, ""), props);
+        return DriverManager.getConnection(url(PORT, ""), settings(props));
+    }
+
+    // settings adds what the pool mode needs. In transaction mode pgJDBC
+    // must send extra_float_digits and application_name in the startup
+    // message (assumeMinServerVersion >= 9.0) instead of as SET statements
+    // over the extended protocol, which transaction pooling refuses; see
+    // the "pgJDBC defaults" check and docs/clients.md.
+    static Properties settings(Properties props) {
+        if (MODE.equals("transaction")) props.setProperty("assumeMinServerVersion", "9.0");
+        return props;
     }
 
     static Connection bypass() throws SQLException {
@@ -131,6 +141,32 @@ public class Compat {
 
     public static void main(String[] args) throws Exception {
         System.out.println("pgJDBC " + org.postgresql.util.DriverInfo.DRIVER_FULL_NAME + ", pool mode " + MODE);
+
+        check("pgJDBC defaults (SET extra_float_digits and application_name after login)", () -> {
+            Properties p = new Properties();
+            p.setProperty("user", "app_user.acme");
+            p.setProperty("password", "app_user_password");
+            if (MODE.equals("transaction")) {
+                // pgJDBC sends "SET extra_float_digits = 3" with Parse/Bind/Execute
+                // after login; transaction pooling tracks session SETs only
+                // from simple Query messages and refuses this one.
+                SQLException e = sqlError(() -> DriverManager.getConnection(url(PORT, ""), p).close(), "default connection");
+                expectState(e, "0A000", "session-level SET must be sent as a simple query in transaction pooling");
+            } else {
+                try (Connection c = DriverManager.getConnection(url(PORT, ""), p)) {
+                    expectEq(query(c, "SHOW extra_float_digits"), List.of("3"), "extra_float_digits");
+                    isolation(c);
+                }
+            }
+            // assumeMinServerVersion=9.0: the settings travel in the startup message.
+            p.setProperty("assumeMinServerVersion", "9.0");
+            p.setProperty("ApplicationName", "compat-java");
+            try (Connection c = DriverManager.getConnection(url(PORT, ""), p)) {
+                expectEq(query(c, "SHOW extra_float_digits"), List.of("3"), "extra_float_digits");
+                expectEq(query(c, "SHOW application_name"), List.of("compat-java"), "application_name");
+                isolation(c);
+            }
+        });
 
         check("tenant sees only its rows; cannot change or create another tenant's", () -> {
             try (Connection acme = tenant("acme"); Connection globex = tenant("globex")) {
@@ -273,14 +309,14 @@ public class Compat {
             Properties p = new Properties();
             p.setProperty("user", "app_user.list123:user456");
             p.setProperty("password", "app_user_password");
-            try (Connection c = DriverManager.getConnection(url(LIST_PORT, ""), p)) {
+            try (Connection c = DriverManager.getConnection(url(LIST_PORT, ""), settings(p))) {
                 expectEq(query(c, "SELECT current_setting('app.current_list_id') || ' ' || current_setting('app.current_user_id')"),
                     List.of("list123 user456"), "context");
                 List<String> names = query(c, "SELECT name FROM list_contacts ORDER BY name");
                 expectEq(names, List.of("Lena", "Liam"), "list123's contacts");
             }
             // In a JDBC URL the user goes in the query string, percent-encoded.
-            try (Connection c = DriverManager.getConnection(url(LIST_PORT, "user=app_user.list999%3Auser789&password=app_user_password"))) {
+            try (Connection c = DriverManager.getConnection(url(LIST_PORT, "user=app_user.list999%3Auser789&password=app_user_password"), settings(new Properties()))) {
                 expectEq(query(c, "SELECT name FROM list_contacts ORDER BY name"), List.of("Otto"), "list999's contacts");
             }
         });

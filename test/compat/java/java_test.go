@@ -19,7 +19,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m, nil) }
 
 // poolModes are the pool modes the suite runs in.
-var poolModes = []string{"session"}
+var poolModes = []string{"session", "transaction"}
 
 // jar is pgJDBC as Debian installs it.
 const jar = "/usr/share/java/postgresql.jar"

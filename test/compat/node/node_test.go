@@ -25,7 +25,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m, nil) }
 
 // poolModes are the pool modes the suite runs in.
-var poolModes = []string{"session"}
+var poolModes = []string{"session", "transaction"}
 
 func TestNode(t *testing.T) {
 	t.Parallel()

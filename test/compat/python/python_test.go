@@ -20,7 +20,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m, nil) }
 
 // poolModes are the pool modes the suite runs in.
-var poolModes = []string{"session"}
+var poolModes = []string{"session", "transaction"}
 
 const python = "/usr/bin/python3"
 

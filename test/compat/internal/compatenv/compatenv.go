@@ -20,7 +20,8 @@
 //
 // Proxy serves context_variables = app.current_tenant_id (the default);
 // ListProxy serves context_variables = app.current_list_id,app.current_user_id.
-// Both use the pool mode under test.
+// Both use the pool mode under test; in transaction mode with
+// default_pool_size = PoolSize.
 package compatenv
 
 import (
@@ -118,12 +119,27 @@ func New(t *testing.T, mode, extra string) *Env {
 		t.Fatalf("compatenv: seed: %v", err)
 	}
 	e := &Env{PG: pg, DB: db, Mode: mode}
-	e.Proxy = proxytest.StartProxy(t, pg, func(c *config.Config) { c.PoolMode = mode })
+	e.Proxy = proxytest.StartProxy(t, pg, func(c *config.Config) { poolConfig(c, mode) })
 	e.ListProxy = proxytest.StartProxy(t, pg, func(c *config.Config) {
-		c.PoolMode = mode
+		poolConfig(c, mode)
 		c.ContextVariables = ListVariables
 	})
 	return e
+}
+
+// PoolSize is default_pool_size in transaction mode: small, so that the
+// tenants of a suite take turns on the same few server connections, and
+// large enough for the connections a suite keeps idle in a transaction.
+const PoolSize = 4
+
+func poolConfig(c *config.Config, mode string) {
+	c.PoolMode = mode
+	if mode == "transaction" {
+		c.DefaultPoolSize = PoolSize
+		// A client starved of a server connection fails (53300) well
+		// before the child program's own timeout.
+		c.QueryWaitTimeout = 30 * time.Second
+	}
 }
 
 // Vars is the environment a child program gets (on top of a minimal base,
