@@ -125,9 +125,9 @@ class Compat(unittest.TestCase):
         if MODE == "transaction":
             # WITH HOLD cursors outlive the transaction, and the server
             # connection goes back to the pool at its end: refused.
-            with self.assertRaises(psycopg2.Error) as ctx:
+            with self.assertRaises(psycopg2.errors.FeatureNotSupported) as ctx:
                 cur.execute("SELECT name FROM contacts ORDER BY name")
-            self.assertIn(ctx.exception.pgcode, ("0A000", "42501"), str(ctx.exception))
+            self.assertIn("WITH HOLD cursors are not allowed in transaction pooling", str(ctx.exception))
             conn.rollback()
         else:
             cur.execute("SELECT name FROM contacts ORDER BY name")
@@ -184,6 +184,34 @@ class Compat(unittest.TestCase):
                 self.assertEqual(cur.fetchone()[0], "SQL, DMY")
                 cur.execute("SELECT current_tenant_id()")
                 self.assertEqual(cur.fetchone()[0], "acme")
+        self.assert_isolation(conn)
+
+    def test_session_set_in_transaction_block(self):
+        # psycopg2's default (autocommit off) sends BEGIN before the first
+        # statement, so a plain SET lands inside a transaction block.
+        conn = self.conn("acme")
+        if MODE == "transaction":
+            with self.assertRaises(psycopg2.errors.FeatureNotSupported) as ctx:
+                column(conn, "SHOW datestyle")
+                with conn.cursor() as cur:
+                    cur.execute("SET datestyle = 'SQL, DMY'")
+            self.assertIn("session-level SET inside a transaction block is not supported in transaction pooling",
+                          str(ctx.exception))
+            conn.rollback()
+        else:
+            column(conn, "SHOW datestyle")
+            with conn.cursor() as cur:
+                cur.execute("SET datestyle = 'SQL, DMY'")
+            conn.commit()
+            self.assertEqual(column(conn, "SHOW datestyle"), ["SQL, DMY"])
+            conn.rollback()
+        # SET LOCAL is fine in both modes, for the transaction only.
+        with conn, conn.cursor() as cur:
+            cur.execute("SET LOCAL datestyle = 'German'")
+            cur.execute("SHOW datestyle")
+            self.assertEqual(cur.fetchone()[0], "German, DMY")
+        self.assertNotEqual(column(conn, "SHOW datestyle"), ["German, DMY"])
+        conn.rollback()
         self.assert_isolation(conn)
 
     def test_bypass_and_direct_see_all_tenants(self):
