@@ -240,6 +240,16 @@ func flattenArgs(name string, args []*pg_query.Node) (string, bool) {
 	return strings.Join(parts, ", "), true
 }
 
+// quoteIdent quotes like quote_identifier: only names that are not plain
+// lower-case identifiers.
 func quoteIdent(s string) string {
+	plain := s != ""
+	for i := 0; i < len(s) && plain; i++ {
+		ch := s[i]
+		plain = ch >= 'a' && ch <= 'z' || ch == '_' || i > 0 && ch >= '0' && ch <= '9'
+	}
+	if plain {
+		return s
+	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
