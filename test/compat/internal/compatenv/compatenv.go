@@ -180,16 +180,6 @@ func splitAddr(t *testing.T, addr string) (host, port string) {
 	return host, port
 }
 
-// Exec runs sql as the superuser on the test's database, past the proxy.
-func (e *Env) Exec(t *testing.T, sql string, args ...any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.PG.Exec(ctx, e.DB, sql, args...); err != nil {
-		t.Fatalf("compatenv: %s: %v", sql, err)
-	}
-}
-
 // Query returns the first column of every row of sql, run as the
 // superuser past the proxy (the ground truth), as text.
 func (e *Env) Query(t *testing.T, sql string, args ...any) []string {
