@@ -14,6 +14,7 @@ import (
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/tenant"
+	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
 // Guard inspects client messages that carry SQL (Query and Parse) on tenant
@@ -62,15 +63,15 @@ type Server struct {
 	shutdown  chan struct{}
 
 	poolOnce sync.Once
-	poolSet  *pool.Set // transaction pooling; made on first use
+	poolSet  atomic.Pointer[pool.Set] // transaction pooling; made on first use
 	shutCtx  context.Context
 	shutStop context.CancelFunc
 }
 
 // pools returns the transaction-pooling pool set, making it on first use.
 func (s *Server) pools() *pool.Set {
-	s.poolOnce.Do(func() { s.poolSet = pool.NewSet(s.live.Load().cfg.MaxDBConnections) })
-	return s.poolSet
+	s.poolOnce.Do(func() { s.poolSet.Store(pool.NewSet(s.live.Load().cfg.MaxDBConnections)) })
+	return s.poolSet.Load()
 }
 
 // shutdownCtx is done once Shutdown starts: clients waiting for a pooled
@@ -233,16 +234,44 @@ func (s *Server) startConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	if limit := s.live.Load().cfg.MaxClientConn; limit > 0 && len(s.conns) >= limit {
+		s.mu.Unlock()
+		go refuseConn(nc, wire.Fatal(wire.CodeTooManyConnections, "no more connections allowed (max_client_conn)").
+			WithHint("Retry later, or raise max_client_conn."))
+		return
+	}
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer s.connWG.Done()
-		c.serve()
+	finish := func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.connWG.Done()
+	}
+	go func() {
+		next := c.serve()
+		if next == nil {
+			finish()
+			return
+		}
+		go func() {
+			defer finish()
+			next()
+		}()
 	}()
+}
+
+// refuseConn answers a connection over max_client_conn with err and closes
+// it. The error goes out before the startup packet is read: libpq and pgx
+// report an ErrorResponse whenever it arrives, even in place of the answer
+// to an SSLRequest.
+func refuseConn(nc net.Conn, err *wire.Error) {
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(time.Second))
+	if b, encErr := err.Response().Encode(nil); encErr == nil {
+		_, _ = nc.Write(b)
+	}
 }
 
 // Shutdown stops accepting, lets open sessions finish until ctx is done,
@@ -271,8 +300,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.secrets.close()
 	s.resolvers.close()
 	s.poolOnce.Do(func() {}) // no pool set after this point
-	if s.poolSet != nil {
-		s.poolSet.Close()
+	if ps := s.poolSet.Load(); ps != nil {
+		ps.Close()
 	}
 	return err
 }

@@ -140,9 +140,8 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	if err != nil {
 		return c.acquireError(err, true)
 	}
-	if c.sess != nil {
-		c.sess.Connected(0)
-	}
+	// No Session.Connected: in transaction mode the client holds no server
+	// connection; the pools are observed through Server.PoolStats.
 	c.setState(StateInjecting)
 	bctx := t.ctx
 	bctx.MACs = c.macs(sc.PID)

@@ -703,7 +703,12 @@ func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status b
 		return
 	}
 	if status != 'I' {
-		sc.Settings = map[string]string{"\x00unknown": ""}
+		// Unknown: mark every tracked setting with a value no client
+		// has, so the next switch resets or re-sets them all.
+		sc.Settings = map[string]string{}
+		for _, name := range sqlguard.TrackedSettings {
+			sc.Settings[name] = "\x00unknown"
+		}
 		return
 	}
 	for _, s := range fx.Settings {

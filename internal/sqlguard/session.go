@@ -27,7 +27,7 @@ var TrackedSettings = []string{
 	"default_transaction_isolation", "default_transaction_read_only", "default_transaction_deferrable",
 	"work_mem", "jit", "geqo", "plan_cache_mode", "random_page_cost", "enable_seqscan",
 	"enable_indexscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_nestloop",
-	"lc_messages", "lc_monetary", "lc_numeric", "lc_time", "xmloption", "row_security",
+	"lc_monetary", "lc_numeric", "lc_time", "xmloption", "row_security",
 }
 
 // IsTracked reports whether name (any case) is in TrackedSettings.
@@ -75,7 +75,7 @@ var sessionAdvisory = map[string]bool{
 }
 
 // txTokens extend the pre-filter in transaction mode.
-var txTokens = []string{"discard", "declare", "deallocate", "execute", "pg_advisory", "pg_try_advisory", "temp"}
+var txTokens = []string{"discard", "declare", "prepare", "deallocate", "execute", "pg_advisory", "pg_try_advisory", "temp"}
 
 const txHint = "In transaction pooling a server connection serves other clients between your transactions; see docs/pooling.md."
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/multigres-proxy/multigres/internal/config"
 )
@@ -542,5 +543,62 @@ func TestTxBypassIsSessionMode(t *testing.T) {
 	}
 	if got := names(t, conn, "SELECT name FROM contacts ORDER BY name"); len(got) != 3 {
 		t.Fatalf("bypass sees %v", got)
+	}
+}
+
+// TestMaxClientConn: past max_client_conn a new client gets 53300 and the
+// proxy keeps serving the others.
+func TestMaxClientConn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) {
+		txMode(1)(c)
+		c.MaxClientConn = 2
+	})
+	a := e.connect(t, "app_user.acme")
+	e.connect(t, "app_user.globex")
+	_, err := e.tryConnect(t, "app_user.acme", "app_user_password")
+	wantPgError(t, err, "53300", "no more connections allowed (max_client_conn)")
+	if got := names(t, a, "SELECT name FROM contacts ORDER BY name"); !eq(got, []string{"Alice", "Bob"}) {
+		t.Fatalf("after a refused client: %v", got)
+	}
+}
+
+// TestTxPipelinedSetInTransaction: a tracked SET pipelined behind BEGIN,
+// as two simple queries sent before any answer (so multigres cannot refuse
+// it in time), never reaches the next client.
+func TestTxPipelinedSetInTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	ctx := testCtx(t)
+	a := e.connect(t, "app_user.acme")
+	hc, err := a.PgConn().Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Conn.Close()
+	_ = hc.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fe := hc.Frontend
+	fe.Send(&pgproto3.Query{String: "BEGIN"})
+	fe.Send(&pgproto3.Query{String: "SET work_mem = '1234kB'"})
+	fe.Send(&pgproto3.Query{String: "COMMIT"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for ready := 0; ready < 3; {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			ready++
+		}
+	}
+	next := e.connect(t, "app_user.globex")
+	var v string
+	if err := next.QueryRow(ctx, "SELECT current_setting('work_mem')").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v == "1234kB" {
+		t.Fatal("a SET made inside a transaction block reached another client")
 	}
 }
