@@ -168,6 +168,35 @@ public class Compat {
             }
         });
 
+        check("session settings: SET through Statement, SET LOCAL, startup options", () -> {
+            try (Connection c = tenant("acme"); Statement st = c.createStatement()) {
+                if (MODE.equals("transaction")) {
+                    // pgJDBC sends every statement, SET included, as
+                    // Parse/Bind/Execute (preferQueryMode=extended).
+                    SQLException e = sqlError(() -> st.execute("SET work_mem = '8MB'"), "SET work_mem");
+                    expectState(e, "0A000", "session-level SET must be sent as a simple query in transaction pooling");
+                } else {
+                    st.execute("SET work_mem = '8MB'");
+                    expectEq(query(c, "SHOW work_mem"), List.of("8MB"), "work_mem after SET");
+                }
+                c.setAutoCommit(false);
+                st.execute("SET LOCAL work_mem = '5MB'");
+                expectEq(query(c, "SHOW work_mem"), List.of("5MB"), "SET LOCAL work_mem");
+                c.commit();
+                c.setAutoCommit(true);
+                isolation(c);
+            }
+            // Settings in the startup packet's options are tracked in both modes.
+            Properties p = new Properties();
+            p.setProperty("options", "-c work_mem=16MB");
+            try (Connection c = tenant("acme", p)) {
+                for (int i = 0; i < 3; i++) {
+                    expectEq(query(c, "SHOW work_mem"), List.of("16MB"), "work_mem from options");
+                }
+                isolation(c);
+            }
+        });
+
         check("tenant sees only its rows; cannot change or create another tenant's", () -> {
             try (Connection acme = tenant("acme"); Connection globex = tenant("globex")) {
                 isolation(acme);
