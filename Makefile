@@ -14,7 +14,7 @@ build:
 	$(GO) build -o bin/multigres ./cmd/multigres
 
 deps:
-	@scripts/ensure-deps.sh postgres
+	@scripts/ensure-deps.sh postgres node-modules jdbc psycopg2
 
 ## test: the whole suite against throwaway PostgreSQL clusters (includes `multigres demo --check`).
 test: deps
