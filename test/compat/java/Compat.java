@@ -64,13 +64,10 @@ public class Compat {
         return DriverManager.getConnection(url(PORT, ""), settings(props));
     }
 
-    // settings adds what the pool mode needs. In transaction mode pgJDBC
-    // must send extra_float_digits and application_name in the startup
-    // message (assumeMinServerVersion >= 9.0) instead of as SET statements
-    // over the extended protocol, which transaction pooling refuses; see
-    // the "pgJDBC defaults" check and docs/clients.md.
+    // settings adds what the pool mode needs: nothing; pgJDBC's defaults work
+    // in both pool modes (its post-login SETs are unnamed extended-protocol
+    // statements, which transaction pooling tracks).
     static Properties settings(Properties props) {
-        if (MODE.equals("transaction")) props.setProperty("assumeMinServerVersion", "9.0");
         return props;
     }
 
@@ -146,17 +143,13 @@ public class Compat {
             Properties p = new Properties();
             p.setProperty("user", "app_user.acme");
             p.setProperty("password", "app_user_password");
-            if (MODE.equals("transaction")) {
-                // pgJDBC sends "SET extra_float_digits = 3" with Parse/Bind/Execute
-                // after login; transaction pooling tracks session SETs only
-                // from simple Query messages and refuses this one.
-                SQLException e = sqlError(() -> DriverManager.getConnection(url(PORT, ""), p).close(), "default connection");
-                expectState(e, "0A000", "session-level SET must be sent as a simple query in transaction pooling");
-            } else {
-                try (Connection c = DriverManager.getConnection(url(PORT, ""), p)) {
+            // pgJDBC sends "SET extra_float_digits = 3" with Parse/Bind/Execute
+            // (unnamed) after login; transaction pooling tracks it.
+            try (Connection c = DriverManager.getConnection(url(PORT, ""), p)) {
+                for (int i = 0; i < 3; i++) {
                     expectEq(query(c, "SHOW extra_float_digits"), List.of("3"), "extra_float_digits");
-                    isolation(c);
                 }
+                isolation(c);
             }
             // assumeMinServerVersion=9.0: the settings travel in the startup message.
             p.setProperty("assumeMinServerVersion", "9.0");
@@ -170,13 +163,10 @@ public class Compat {
 
         check("session settings: SET through Statement, SET LOCAL, startup options", () -> {
             try (Connection c = tenant("acme"); Statement st = c.createStatement()) {
-                if (MODE.equals("transaction")) {
-                    // pgJDBC sends every statement, SET included, as
-                    // Parse/Bind/Execute (preferQueryMode=extended).
-                    SQLException e = sqlError(() -> st.execute("SET work_mem = '8MB'"), "SET work_mem");
-                    expectState(e, "0A000", "session-level SET must be sent as a simple query in transaction pooling");
-                } else {
-                    st.execute("SET work_mem = '8MB'");
+                // pgJDBC sends every statement, SET included, as an unnamed
+                // Parse/Bind/Execute: tracked in transaction mode too.
+                st.execute("SET work_mem = '8MB'");
+                for (int i = 0; i < 3; i++) {
                     expectEq(query(c, "SHOW work_mem"), List.of("8MB"), "work_mem after SET");
                 }
                 c.setAutoCommit(false);
