@@ -626,3 +626,58 @@ func TestTxPipelinedSetInTransaction(t *testing.T) {
 		t.Fatal("a SET made inside a transaction block reached another client")
 	}
 }
+
+// TestTxHostileMessages: malformed extended-protocol messages, which the
+// transaction-mode relay decodes to rename statements, end that client
+// with a protocol error (or a server error) and never the proxy.
+func TestTxHostileMessages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	frames := map[string][]byte{
+		"bind without NULs":         {'B', 0, 0, 0, 7, 'a', 'b', 'c'},
+		"bind without stmt NUL":     {'B', 0, 0, 0, 7, 0, 'b', 'c'},
+		"describe empty":            {'D', 0, 0, 0, 4},
+		"describe statement no NUL": {'D', 0, 0, 0, 6, 'S', 'x'},
+		"close bad kind":            {'C', 0, 0, 0, 6, 'X', 0},
+		"close empty":               {'C', 0, 0, 0, 4},
+		"parse without NUL":         {'P', 0, 0, 0, 6, 'a', 'b'},
+		"parse name only":           {'P', 0, 0, 0, 6, 's', 0},
+		"execute empty":             {'E', 0, 0, 0, 4},
+		"unknown type":              {'z', 0, 0, 0, 4},
+		// PostgreSQL ignores CopyData outside COPY; so must the relay.
+		"copy data outside copy": {'d', 0, 0, 0, 5, 1},
+	}
+	for name, frame := range frames {
+		conn := e.connect(t, "app_user.acme")
+		hc, err := conn.PgConn().Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = hc.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+		msg := append(append([]byte(nil), frame...), 'S', 0, 0, 0, 4)
+		if _, err := hc.Conn.Write(msg); err != nil {
+			t.Fatalf("%s: write: %v", name, err)
+		}
+		sawError := false
+		for {
+			m, err := hc.Frontend.Receive()
+			if err != nil {
+				break // closed by the proxy
+			}
+			if _, ok := m.(*pgproto3.ErrorResponse); ok {
+				sawError = true
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		if !sawError && frame[0] != 'd' {
+			t.Errorf("%s: no error", name)
+		}
+		hc.Conn.Close()
+	}
+	// The proxy and the pool still serve.
+	if got := names(t, e.connect(t, "app_user.globex"), "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
+		t.Fatalf("after hostile messages: %v", got)
+	}
+}
