@@ -391,11 +391,9 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 	}
 	var macNames, macs []string
 	if cfg.ContextSigning {
-		key, err := c.srv.secrets.signingKey(ctx, c.database)
-		if err != nil || key == nil {
-			c.log.Warn("context signing key unavailable; closing", "err", err)
-			return wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
-				WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
+		key, err := c.signingKey(ctx)
+		if err != nil {
+			return err
 		}
 		for i, v := range cfg.ContextVariables {
 			macNames = append(macNames, mgsql.ContextMACName(v))

@@ -186,11 +186,9 @@ func (c *clientConn) buildTxContext(ctx context.Context) error {
 	t.ctx = backend.Context{Variables: vars, Values: values, Role: role}
 	t.ctxKey = role + "\x00" + strings.Join(vars, "\x00") + "\x00\x00" + strings.Join(values, "\x00")
 	if cfg.ContextSigning {
-		key, err := c.srv.secrets.signingKey(ctx, c.database)
-		if err != nil || key == nil {
-			c.log.Warn("context signing key unavailable; closing", "err", err)
-			return wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
-				WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
+		key, err := c.signingKey(ctx)
+		if err != nil {
+			return err
 		}
 		t.signKey = key
 		for _, v := range cfg.ContextVariables {
@@ -198,6 +196,18 @@ func (c *clientConn) buildTxContext(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// signingKey is the database's context signing key; without one the
+// client is refused.
+func (c *clientConn) signingKey(ctx context.Context) ([]byte, error) {
+	key, err := c.srv.secrets.signingKey(ctx, c.database)
+	if err != nil || key == nil {
+		c.log.Warn("context signing key unavailable; closing", "err", err)
+		return nil, wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
+			WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
+	}
+	return key, nil
 }
 
 // macs are the signed-context MACs for a server backend pid.

@@ -43,27 +43,9 @@ func (c *clientConn) relayTx() {
 
 func (c *clientConn) pumpClientTx(frames *wire.FrameReader) error {
 	for {
-		typ, frame, err := frames.Next()
+		typ, frame, err := c.nextClientFrame(frames)
 		if err != nil {
-			retry, ierr := c.idleReadError(err)
-			if retry {
-				continue
-			}
-			var tl *wire.TooLargeError
-			if errors.As(ierr, &tl) {
-				return wire.Fatal(wire.CodeProtocolViolation, "message too large: %d bytes exceeds max_message_size (%d)", tl.Len, tl.Max).
-					WithHint("Raise max_message_size, or send smaller messages.")
-			}
-			return ierr
-		}
-		c.noteClientFrame(typ)
-		prev := c.State()
-		c.setState(StateActive)
-		if err := c.pauseQuery(prev, typ); err != nil {
 			return err
-		}
-		if c.sess != nil {
-			c.noteStatement(typ)
 		}
 		if typ == 'X' {
 			return errSilent

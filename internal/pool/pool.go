@@ -149,20 +149,30 @@ func (s *Set) freeDBSlot(db string) {
 // first. It gives up with ErrWaitTimeout after WaitTimeout.
 func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	// The common case, an idle connection or room to dial, needs no timers.
+	if c, done, _, err := p.tryTake(ctx, p.limits.Size, false); done {
+		return c, err
+	}
+	return p.acquireSlow(ctx)
+}
+
+// tryTake is one attempt: an idle (checked) connection, or a new one if
+// there is room. Otherwise, with queue, wait is the waiter's channel.
+func (p *Pool) tryTake(ctx context.Context, size int, queue bool) (c *Conn, done bool, wait chan *Conn, err error) {
 	for {
-		c, dial, _, err := p.take(p.limits.Size, false)
+		c, dial, wait, err := p.take(size, queue)
 		switch {
 		case err != nil:
-			return nil, err
+			return nil, true, nil, err
 		case c != nil:
 			if c = p.check(c); c != nil {
-				return c, nil
+				return c, true, nil, nil
 			}
 			continue
 		case dial:
-			return p.connect(ctx)
+			c, err := p.connect(ctx)
+			return c, true, nil, err
 		}
-		return p.acquireSlow(ctx)
+		return nil, false, wait, nil
 	}
 }
 
@@ -183,17 +193,9 @@ func (p *Pool) acquireSlow(ctx context.Context) (*Conn, error) {
 	}
 	size := p.limits.Size
 	for {
-		c, dial, wait, err := p.take(size, true)
-		switch {
-		case err != nil:
-			return nil, err
-		case c != nil:
-			if c = p.check(c); c != nil {
-				return c, nil
-			}
-			continue
-		case dial:
-			return p.connect(ctx)
+		c, done, wait, err := p.tryTake(ctx, size, true)
+		if done {
+			return c, err
 		}
 		select {
 		case c := <-wait:
