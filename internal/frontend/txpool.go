@@ -40,6 +40,9 @@ type txConn struct {
 	status byte   // transaction status as the client last saw it
 	skip   bool   // discarding client messages until Sync
 	gone   bool   // the client is gone; the server pump cleans up
+	// unconfirmed: a short context switch rides on a query whose
+	// ReadyForQuery has not come yet (see queueSwitch).
+	unconfirmed bool
 	// pumpDone is closed when the current attachment's server pump ends.
 	pumpDone chan struct{}
 	// cancels counts CancelRequests in flight to the attached server; it

@@ -77,12 +77,17 @@ func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
 		if done, err := c.withoutServer(typ, frame); done || err != nil {
 			return err
 		}
-		if err := c.attach(typ); err != nil {
+		if err := c.attach(typ, frame); err != nil {
 			return err
 		}
 		if t.server == nil { // no server: the error was sent
 			return nil
 		}
+	} else if t.unconfirmed && startsCommand(typ) {
+		// The short switch in front of this attachment's first query is
+		// not known to have committed: if that query fails, the server is
+		// back on the previous context. Switch again, durably, first.
+		c.queueSwitch(t.server, false)
 	}
 	if err := c.forwardTx(typ, frame, fx); err != nil {
 		return err
@@ -196,7 +201,7 @@ func (c *clientConn) answerLocally(m pgproto3.BackendMessage) error {
 // attach borrows a server connection for the client (t.mu held; released
 // while waiting). If none can be had, the client gets the error and, for
 // extended-protocol messages, the rest up to Sync is discarded.
-func (c *clientConn) attach(typ byte) error {
+func (c *clientConn) attach(typ byte, frame []byte) error {
 	t := &c.tx
 	t.mu.Unlock()
 	sc, err := t.pool.Acquire(c.srv.shutdownCtx())
@@ -220,10 +225,9 @@ func (c *clientConn) attach(typ byte) error {
 		sc.Prepared = pool.NewLRU(c.lc.cfg.MaxPreparedStatements)
 	}
 	t.server = sc
+	t.unconfirmed = false
 	if sc.Context != t.ctxKey || !maps.Equal(sc.Settings, t.settings) {
-		if err := c.queueSwitch(sc); err != nil {
-			return err
-		}
+		c.queueSwitch(sc, typ == 'Q' && !mayControlTransaction(frame))
 	}
 	done := make(chan struct{})
 	t.pumpDone = done
@@ -231,22 +235,29 @@ func (c *clientConn) attach(typ byte) error {
 	return nil
 }
 
-// queueSwitch writes the context switch in front of the client's first
-// message, without a Sync, and owes the client nothing for it:
+// queueSwitch writes the context switch in front of the client's message,
+// without a Sync, and owes the client nothing for it:
 //
 //	Bind/Execute mg_switch_N  SELECT set_config($1,$2,false), … (role too)
-//	Bind/Execute mg_commit    COMMIT
+//	Bind/Execute mg_commit    COMMIT          (not in the short form)
 //
 // Both statements are prepared once per server connection (a Parse goes
 // first the first time). Because no Sync follows, an error anywhere makes
-// the server skip every client message up to the client's Sync, so no
-// client statement can run under the previous context; the error is fatal
-// for the client (errSwitchFailed). The COMMIT ends the implicit
-// transaction the SELECT opened, so the switch is durable before the
-// client's statements run (their rollback cannot undo it) and the client
-// starts a fresh transaction (BEGIN ISOLATION LEVEL still works). The COMMIT
-// outside a block draws a WARNING, swallowed with the rest.
-func (c *clientConn) queueSwitch(sc *pool.Conn) error {
+// the server skip every client message up to the client's Sync (a simple
+// Query too), so no client statement can run under the previous context;
+// the error is fatal for the client (errSwitchFailed). The COMMIT ends the
+// implicit transaction the SELECT opened, so the switch is durable before
+// the client's statements run (their rollback cannot undo it) and the
+// client starts a fresh transaction (BEGIN ISOLATION LEVEL still works).
+// The COMMIT outside a block draws a WARNING, swallowed with the rest.
+//
+// The short form, for a simple Query with no transaction control in its
+// text, leaves the SELECT in the query's implicit transaction: if the
+// query fails, the switch rolls back with it and none of the query's
+// later statements run; the connection's context is then unknown (see
+// readyTx), and any further command from the client before that query's
+// ReadyForQuery gets the full form first (t.unconfirmed).
+func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 	t := &c.tx
 	bctx := t.ctx
 	bctx.MACs = c.macs(sc.PID)
@@ -260,10 +271,59 @@ func (c *clientConn) queueSwitch(sc *pool.Conn) error {
 	params := backend.SetConfigParams(bctx, true)
 	setName := "mg_switch_" + strconv.Itoa(len(params)/2)
 	c.injectPrepared(sc, setName, backend.SetConfigSQL(len(params)/2), params)
-	c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
+	t.unconfirmed = short
+	if !short {
+		c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
+	}
 	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, maps.Clone(t.settings), 0
-	return nil
 }
+
+// startsCommand reports whether a client message can run SQL (or set up
+// what runs it); COPY data, Flush and Sync cannot.
+func startsCommand(typ byte) bool {
+	switch typ {
+	case 'Q', 'P', 'B', 'E', 'D', 'C', 'F':
+		return true
+	}
+	return false
+}
+
+// txControlWords are the keywords without which a simple query cannot
+// end, roll back or reshape its transaction (a procedure or DO block can
+// COMMIT or ROLLBACK), nor run a command that refuses to run in a pipeline
+// (which the short switch's uncommitted Execute makes it). Keywords cannot
+// be quoted or escaped, so looking for them as words in the text (inside
+// strings and comments too) over-approximates, which only costs the full
+// switch.
+var txControlWords = []string{"begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release",
+	"prepare", "call", "do", "transaction", "lock", "vacuum", "analyze", "analyse", "concurrently", "database",
+	"system", "tablespace", "subscription", "reindex", "cluster", "replication", "discard"}
+
+// mayControlTransaction reports whether a Query's text may contain one of
+// txControlWords.
+func mayControlTransaction(frame []byte) bool {
+	sql := bytes.ToLower(frame[5:])
+	for _, w := range txControlWords {
+		for i := 0; ; {
+			j := bytes.Index(sql[i:], []byte(w))
+			if j < 0 {
+				break
+			}
+			start, end := i+j, i+j+len(w)
+			if (start == 0 || !identStart(sql[start-1])) && (end == len(sql) || !identChar(sql[end])) {
+				return true
+			}
+			i = start + 1
+		}
+	}
+	return false
+}
+
+// identStart: a byte that, before a keyword, would make it part of an
+// identifier instead (a digit would not: 1begin lexes as 1 and begin).
+func identStart(b byte) bool { return b >= 'a' && b <= 'z' || b == '_' || b >= 0x80 }
+
+func identChar(b byte) bool { return identStart(b) || b >= '0' && b <= '9' || b == '$' }
 
 // injectPrepared queues Bind/Execute of one of multigres' own statements,
 // preparing it first on a connection that lacks it; every answer is
@@ -704,6 +764,15 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 	if head.kind == 'Q' && head.fx != nil && !head.failed {
 		c.commitEffects(sc, head.fx, status)
 	}
+	if head.kind == 'Q' && t.unconfirmed {
+		// The query that carried a short switch ended: committed with it,
+		// or rolled back with it (the context is then the previous one).
+		t.unconfirmed = false
+		if head.failed {
+			sc.Context = ""
+			sc.Settings = unknownSettings()
+		}
+	}
 	if head.kind == 'S' {
 		for _, fx := range t.batchFx {
 			c.commitEffects(sc, fx, status)
@@ -744,12 +813,7 @@ func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status b
 		return
 	}
 	if status != 'I' {
-		// Unknown: mark every tracked setting with a value no client
-		// has, so the next switch resets or re-sets them all.
-		sc.Settings = map[string]string{}
-		for _, name := range sqlguard.TrackedSettings {
-			sc.Settings[name] = "\x00unknown"
-		}
+		sc.Settings = unknownSettings()
 		return
 	}
 	for _, s := range fx.Settings {
@@ -838,6 +902,16 @@ func (c *clientConn) abandonTx() {
 		<-done
 		_ = sc.SetDeadline(time.Time{})
 	}
+}
+
+// unknownSettings marks every tracked setting with a value no client has,
+// so the next switch resets or re-sets them all.
+func unknownSettings() map[string]string {
+	m := make(map[string]string, len(sqlguard.TrackedSettings))
+	for _, name := range sqlguard.TrackedSettings {
+		m[name] = "\x00unknown"
+	}
+	return m
 }
 
 var rollbackQuery = buildFrame('Q', []byte("ROLLBACK"), []byte{0})

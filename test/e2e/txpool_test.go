@@ -681,3 +681,61 @@ func TestTxHostileMessages(t *testing.T) {
 		t.Fatalf("after hostile messages: %v", got)
 	}
 }
+
+// TestTxShortSwitchRolledBack: the context switch in front of a simple
+// query commits with that query; when the query fails, the switch rolls
+// back with it, and a query pipelined behind it must still run under its
+// own tenant's context, never the connection's previous one.
+func TestTxShortSwitchRolledBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	ctx := testCtx(t)
+	globex := e.connect(t, "app_user.globex")
+	acme := e.connect(t, "app_user.acme")
+	for round := range 3 {
+		// Leave the only server connection on globex's context.
+		if got := names(t, globex, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
+			t.Fatalf("globex sees %v", got)
+		}
+		hc, err := acme.PgConn().Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = hc.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fe := hc.Frontend
+		fe.Send(&pgproto3.Query{String: "SELECT 1/0"})
+		fe.Send(&pgproto3.Query{String: "SELECT tenant_id FROM contacts"})
+		fe.Send(&pgproto3.Query{String: "SELECT current_tenant_id()"})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var rows []string
+		sawError := false
+		for ready := 0; ready < 3; {
+			msg, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := msg.(type) {
+			case *pgproto3.ErrorResponse:
+				if m.Code != "22012" {
+					t.Fatalf("round %d: unexpected error %s %s", round, m.Code, m.Message)
+				}
+				sawError = true
+			case *pgproto3.DataRow:
+				rows = append(rows, string(m.Values[0]))
+			case *pgproto3.ReadyForQuery:
+				ready++
+			}
+		}
+		if !sawError {
+			t.Fatal("division by zero did not fail")
+		}
+		if !eq(rows, []string{"acme", "acme", "acme"}) {
+			t.Fatalf("round %d: after a failed query, the pipelined ones saw %v (want acme's two rows and acme)", round, rows)
+		}
+		// Back to pgx for the next round.
+		acme = e.connect(t, "app_user.acme")
+		_ = ctx
+	}
+}
