@@ -652,6 +652,8 @@ func (c *clientConn) serverLost(sc *pool.Conn, err error) {
 		c.log.Warn("switching the tenant context failed; closing", "err", err)
 		c.fail(wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context on a pooled server connection").
 			WithHint("Reconnect. If this persists, check the server log and the role's grants."))
+	case errors.Is(err, errServerClosing):
+		c.log.Info("server ended the session")
 	case !isClosed(err):
 		c.log.Info("server connection ended", "err", err)
 		c.fail(wire.Fatal(wire.CodeConnectionFailure, "the server connection was lost").WithHint("Reconnect."))
@@ -660,6 +662,10 @@ func (c *clientConn) serverLost(sc *pool.Conn, err error) {
 }
 
 var errSwitchFailed = errors.New("context switch failed")
+
+// errServerClosing: the server sent an unsolicited error (a FATAL), which
+// the client has already been given.
+var errServerClosing = errors.New("server ended the session")
 
 // serverFrameTx handles one server message; release reports that the
 // connection went back to the pool.
@@ -672,6 +678,12 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 		switch typ {
 		case 'N', 'A', 'S':
 			return false, c.forwardToClient(sc, typ, frame, true)
+		case 'E':
+			// A FATAL the server sends on its own (idle-in-transaction
+			// timeout, terminated by an administrator) is the client's
+			// to see; the connection ends with it.
+			_ = c.forwardToClient(sc, typ, frame, true)
+			return false, errServerClosing
 		}
 		return false, fmt.Errorf("unexpected %q from server with nothing owed", typ)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -737,5 +738,34 @@ func TestTxShortSwitchRolledBack(t *testing.T) {
 		// Back to pgx for the next round.
 		acme = e.connect(t, "app_user.acme")
 		_ = ctx
+	}
+}
+
+// TestTxServerFatalReachesClient: a FATAL the server sends on its own
+// (here idle_in_transaction_session_timeout, a tracked setting) reaches the
+// client as PostgreSQL's error, and the pool replaces the connection.
+func TestTxServerFatalReachesClient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	ctx := testCtx(t)
+	a := e.connect(t, "app_user.acme")
+	mustExec(t, a, "SET idle_in_transaction_session_timeout = '200ms'")
+	mustExec(t, a, "BEGIN")
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if _, err = a.Exec(ctx, "SELECT 1"); err != nil {
+			break
+		}
+		// Idle in the transaction past the timeout: the wait is the
+		// subject of the test, bounded by the loop's deadline.
+		time.Sleep(300 * time.Millisecond)
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "25P03" {
+		t.Fatalf("want the server's 25P03 FATAL, got %v", err)
+	}
+	if got := names(t, e.connect(t, "app_user.globex"), "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
+		t.Fatalf("after the server ended a session: %v", got)
 	}
 }
