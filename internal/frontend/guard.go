@@ -54,7 +54,8 @@ func guardError(err error) error {
 	switch v.Rule {
 	case "unparsable":
 		code = wire.CodeSyntaxError
-	case "session_set", "session_set_config", "session_advisory_lock", "cursor_with_hold", "sql_prepare", "temp_object":
+	case "session_set", "session_set_config", "session_advisory_lock", "cursor_with_hold", "sql_prepare", "temp_object",
+		"session_setseed", "listen":
 		code = wire.CodeFeatureNotSupported
 	}
 	return &wire.Error{Severity: wire.SeverityError, Code: code, Message: v.Message, Hint: guardHint(v), Rule: v.Rule}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/pool"
@@ -43,6 +44,14 @@ type txConn struct {
 	// unconfirmed: a short context switch rides on a query whose
 	// ReadyForQuery has not come yet (see queueSwitch).
 	unconfirmed bool
+	// copyIn: the server is reading COPY data and ignores Sync (see
+	// enterCopyIn).
+	copyIn bool
+	// out collects what the client pump sends the server for one message.
+	out []byte
+	// rowsForward: DataRows and CopyData for the head entry go to the
+	// client (set at every unlock; read lock-free by the server pump).
+	rowsForward atomic.Bool
 	// pumpDone is closed when the current attachment's server pump ends.
 	pumpDone chan struct{}
 	// cancels counts CancelRequests in flight to the attached server; it

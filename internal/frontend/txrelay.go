@@ -65,23 +65,60 @@ func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
 	typ = frame[0] // a refused FunctionCall became a Query
 	t := &c.tx
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
+	sc, err := c.txMessageLocked(typ, frame, fx)
+	out := t.out
+	t.out = t.out[:0]
+	if cap(t.out) > 64<<10 {
+		t.out = nil // do not keep a huge message's buffer for an idle client
+	}
+	if err != nil || sc == nil {
+		return err
+	}
+	// Written under t.mu, bounded by serverWriteTimeout: a client that
+	// pipelines more than the socket buffers hold, while the server's
+	// output waits for t.mu, would otherwise wedge the connection for good
+	// (docs/pooling.md, known limits). Rows stream without t.mu, so that
+	// takes a pipeline of large statements behind a result.
+	_ = sc.SetWriteDeadline(time.Now().Add(serverWriteTimeout))
+	defer sc.SetWriteDeadline(time.Time{})
+	if len(out) > 0 {
+		if _, err := sc.W.Write(out); err != nil {
+			return fmt.Errorf("write to server: %w", err)
+		}
+	}
+	if flush {
+		if err := sc.W.Flush(); err != nil {
+			return fmt.Errorf("write to server: %w", err)
+		}
+	}
+	return nil
+}
+
+// serverWriteTimeout bounds one write of a client's messages to its pooled
+// server connection; past it the client is ended and the connection closed.
+const serverWriteTimeout = 15 * time.Second
+
+// txMessageLocked decides what one client message becomes (t.mu held) and
+// returns the server connection to write t.out to, or nil.
+func (c *clientConn) txMessageLocked(typ byte, frame []byte, fx *sqlguard.Effects) (*pool.Conn, error) {
+	t := &c.tx
 	if t.skip {
 		if typ == 'S' {
 			t.skip = false
-			return c.answerLocally(&pgproto3.ReadyForQuery{TxStatus: t.status})
+			return nil, c.answerLocally(&pgproto3.ReadyForQuery{TxStatus: t.status})
 		}
-		return nil
+		return nil, nil
 	}
 	if t.server == nil {
 		if done, err := c.withoutServer(typ, frame); done || err != nil {
-			return err
+			return nil, err
 		}
 		if err := c.attach(typ, frame); err != nil {
-			return err
+			return nil, err
 		}
 		if t.server == nil { // no server: the error was sent
-			return nil
+			return nil, nil
 		}
 	} else if t.unconfirmed && startsCommand(typ) {
 		// The short switch in front of this attachment's first query is
@@ -90,14 +127,9 @@ func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
 		c.queueSwitch(t.server, false)
 	}
 	if err := c.forwardTx(typ, frame, fx); err != nil {
-		return err
+		return nil, err
 	}
-	if flush {
-		if err := t.server.W.Flush(); err != nil {
-			return fmt.Errorf("write to server: %w", err)
-		}
-	}
-	return nil
+	return t.server, nil
 }
 
 // guardTx runs the guard (with the transaction-mode rules) on Query and
@@ -203,7 +235,7 @@ func (c *clientConn) answerLocally(m pgproto3.BackendMessage) error {
 // extended-protocol messages, the rest up to Sync is discarded.
 func (c *clientConn) attach(typ byte, frame []byte) error {
 	t := &c.tx
-	t.mu.Unlock()
+	t.unlock()
 	sc, err := t.pool.Acquire(c.srv.shutdownCtx())
 	t.mu.Lock()
 	if err != nil {
@@ -330,15 +362,13 @@ func identChar(b byte) bool { return identStart(b) || b >= '0' && b <= '9' || b 
 // swallowed and any error is fatal.
 func (c *clientConn) injectPrepared(sc *pool.Conn, name, sql string, params [][]byte) {
 	t := &c.tx
-	w := sc.W
 	if !sc.Internal[name] {
 		sc.Internal[name] = true
-		_, _ = w.Write(buildFrame('P', []byte(name), []byte{0}, []byte(sql), []byte{0}, []byte{0, 0}))
+		t.out = append(t.out, buildFrame('P', []byte(name), []byte{0}, []byte(sql), []byte{0}, []byte{0, 0})...)
 		t.q = append(t.q, owed{kind: 'P', action: owedSwallow, injected: true})
 	}
-	buf, _ := (&pgproto3.Bind{PreparedStatement: name, Parameters: params}).Encode(w.AvailableBuffer())
-	_, _ = w.Write(buf)
-	_, _ = w.Write(executeUnnamed)
+	t.out, _ = (&pgproto3.Bind{PreparedStatement: name, Parameters: params}).Encode(t.out)
+	t.out = append(t.out, executeUnnamed...)
 	t.q = append(t.q, owed{kind: 'B', action: owedSwallow, injected: true}, owed{kind: 'E', action: owedSwallow, injected: true})
 }
 
@@ -357,7 +387,6 @@ func mustEncodeFront(m pgproto3.FrontendMessage) []byte {
 func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) error {
 	t := &c.tx
 	sc := t.server
-	var err error
 	switch typ {
 	case 'P':
 		return c.forwardParse(frame, fx)
@@ -370,6 +399,12 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 	case 'Q':
 		// A simple query drops the server's unnamed statement.
 		sc.UnnamedOwner = 0
+		if fx != nil && fx.DeallocateAll {
+			// Not transactional: it takes effect even if the query then
+			// fails, so forget the server's statements now.
+			sc.Prepared.Clear()
+			clear(sc.Internal)
+		}
 		t.q = append(t.q, owed{kind: 'Q', fx: fx})
 	case 'E':
 		o := owed{kind: 'E'}
@@ -378,22 +413,27 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 		}
 		t.q = append(t.q, o)
 	case 'S':
-		t.q = append(t.q, owed{kind: 'S'})
-	case 'H', 'd', 'c', 'f':
+		if !t.copyIn { // during COPY IN the server ignores Sync
+			t.q = append(t.q, owed{kind: 'S'})
+		}
+	case 'c', 'f':
+		if t.copyIn {
+			t.copyIn = false
+		} else {
+			// The copy may not have started yet: mark where its data
+			// ends (see enterCopyIn).
+			t.q = append(t.q, owed{kind: 'c'})
+		}
+	case 'H', 'd':
 	default:
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
 	}
-	_, err = sc.W.Write(frame)
-	if err != nil {
-		return fmt.Errorf("write to server: %w", err)
-	}
-	return nil
+	return c.send(frame)
 }
 
+// send queues frame for the server (written once t.mu is released).
 func (c *clientConn) send(frame []byte) error {
-	if _, err := c.tx.server.W.Write(frame); err != nil {
-		return fmt.Errorf("write to server: %w", err)
-	}
+	c.tx.out = append(c.tx.out, frame...)
 	return nil
 }
 
@@ -449,7 +489,14 @@ func (c *clientConn) prepareOnServer(st *txStmt, o owed) error {
 		}
 		t.q = append(t.q, owed{kind: 'C', action: owedSwallow})
 	}
-	t.q = append(t.q, o)
+	// Close first: a statement of this name may be on the server although
+	// multigres forgot it (an eviction's Close skipped after an error);
+	// the server name is the SQL's hash, so it is the same statement, but
+	// Parse would fail with 42P05. Closing a missing statement is no error.
+	if err := c.send(buildFrame('C', []byte{'S'}, []byte(st.srv), []byte{0})); err != nil {
+		return err
+	}
+	t.q = append(t.q, owed{kind: 'C', action: owedSwallow}, o)
 	return c.send(st.parse)
 }
 
@@ -495,6 +542,10 @@ func (c *clientConn) forwardBind(frame []byte) error {
 	}
 	if !found {
 		return c.refuseTx('B', noSuchStatement(stmt))
+	}
+	if stmt == "" && portal != "" && c.tx.unnamed.fx != nil {
+		// Effects are tracked on the unnamed portal only.
+		return c.refuseTx('B', txRefusal("a session-level SET must be executed through the unnamed portal in transaction pooling"))
 	}
 	c.tx.q = append(c.tx.q, owed{kind: 'B'})
 	if portal == "" {
@@ -617,6 +668,22 @@ func (c *clientConn) pumpServerTx(sc *pool.Conn, done chan struct{}) {
 			c.serverLost(sc, err)
 			return
 		}
+		if typ == 'D' || typ == 'd' {
+			// Rows and COPY data complete nothing: they go to the client
+			// without t.mu, so a result streams even while the client pump
+			// holds t.mu writing a long pipeline to this same server
+			// (which otherwise deadlocks: the server stops reading until
+			// its output drains).
+			if c.tx.rowsForward.Load() {
+				c.wmu.Lock()
+				_, _ = c.w.Write(frame)
+				if sc.Frames.Buffered() == 0 {
+					_ = c.w.Flush()
+				}
+				c.wmu.Unlock()
+			}
+			continue
+		}
 		release, err := c.serverFrameTx(sc, typ, frame)
 		if err != nil {
 			c.serverLost(sc, err)
@@ -638,7 +705,7 @@ func (c *clientConn) serverLost(sc *pool.Conn, err error) {
 		t.server = nil
 	}
 	t.q = nil
-	t.mu.Unlock()
+	t.unlock()
 	t.cancels.Wait()
 	t.pool.Release(sc, false)
 	if gone {
@@ -668,69 +735,113 @@ var errSwitchFailed = errors.New("context switch failed")
 var errServerClosing = errors.New("server ended the session")
 
 // serverFrameTx handles one server message; release reports that the
-// connection went back to the pool.
+// connection went back to the pool. The frame is written to the client
+// under t.mu, before the entry it completes is popped, so answers that
+// multigres gives itself come out exactly in protocol order.
 func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (release bool, err error) {
 	t := &c.tx
 	t.mu.Lock()
 	c.emitSynth()
 	if len(t.q) == 0 {
-		t.mu.Unlock()
-		switch typ {
-		case 'N', 'A', 'S':
-			return false, c.forwardToClient(sc, typ, frame, true)
-		case 'E':
-			// A FATAL the server sends on its own (idle-in-transaction
-			// timeout, terminated by an administrator) is the client's
-			// to see; the connection ends with it.
-			_ = c.forwardToClient(sc, typ, frame, true)
-			return false, errServerClosing
-		}
-		return false, fmt.Errorf("unexpected %q from server with nothing owed", typ)
+		return c.unownedFrame(sc, typ, frame)
 	}
 	head := &t.q[0]
 	forward := head.action == owedForward && !t.gone
+	pop := false
 	switch typ {
 	case 'N':
 		forward = !t.gone && !head.injected
 	case 'A', 'S':
 		forward = !t.gone
+	case 'G':
+		c.enterCopyIn()
 	case 'E':
-		forward = !t.gone
 		if head.injected {
-			t.mu.Unlock()
+			t.unlock()
 			return false, fmt.Errorf("%w: %s", errSwitchFailed, pgMessage(decodeServerError(frame)))
 		}
-		if head.kind == 'Q' {
-			head.failed = true
-		} else {
-			t.batchFx = nil // the implicit transaction rolls back
-			c.skipToSync()
-		}
+		forward = !t.gone
+		t.copyIn = false
 	case 'Z':
 		if head.kind != 'S' && head.kind != 'Q' {
-			t.mu.Unlock()
+			t.unlock()
 			return false, fmt.Errorf("ReadyForQuery where %q was owed", head.kind)
 		}
 		return c.readyTx(sc, frame, forward)
 	case '1', '2', '3':
-		c.pop()
+		pop = true
 	case 'T', 'n':
-		if head.kind == 'D' {
-			c.pop()
-		}
+		pop = head.kind == 'D'
 	case 'C', 'I', 's':
 		if head.kind == 'E' {
 			if head.fx != nil && typ == 'C' {
 				t.batchFx = append(t.batchFx, head.fx)
 			}
-			c.pop()
+			pop = true
 		}
 	}
-	t.mu.Unlock()
-	if !forward {
-		return false, nil
+	if forward {
+		err = c.forwardToClient(sc, typ, frame, false)
 	}
-	return false, c.forwardToClient(sc, typ, frame, false)
+	switch {
+	case typ == 'E' && head.kind == 'Q':
+		head.failed = true
+	case typ == 'E':
+		t.batchFx = nil // the implicit transaction rolls back
+		c.skipToSync()
+	case pop:
+		c.pop()
+	}
+	t.unlock()
+	return false, err
+}
+
+// unownedFrame handles a server message when nothing is owed (t.mu held;
+// released here): notices and parameter changes, a FATAL the server sends
+// on its own, or a ReadyForQuery for a Sync multigres took for ignored.
+func (c *clientConn) unownedFrame(sc *pool.Conn, typ byte, frame []byte) (bool, error) {
+	t := &c.tx
+	switch typ {
+	case 'N', 'A', 'S':
+		err := c.forwardToClient(sc, typ, frame, true)
+		t.unlock()
+		return false, err
+	case 'E':
+		// A FATAL the server sends on its own (idle-in-transaction
+		// timeout, terminated by an administrator) is the client's to see;
+		// the connection ends with it.
+		_ = c.forwardToClient(sc, typ, frame, true)
+		t.unlock()
+		return false, errServerClosing
+	case 'Z':
+		// A Sync sent during COPY that the server answered after all
+		// (after an error ended the copy): the client is owed it.
+		t.q = append(t.q, owed{kind: 'S'})
+		return c.readyTx(sc, frame, !t.gone)
+	}
+	t.unlock()
+	return false, fmt.Errorf("unexpected %q from server with nothing owed", typ)
+}
+
+// enterCopyIn: the server is reading COPY data, and until the copy ends it
+// ignores Sync and Flush. Syncs the client already pipelined behind the
+// COPY (before its CopyDone) will get no ReadyForQuery, so they are owed
+// nothing; neither are Syncs it sends before CopyDone.
+func (c *clientConn) enterCopyIn() {
+	t := &c.tx
+	t.copyIn = true
+	kept := t.q[:1]
+	for k, o := range t.q[1:] {
+		if o.kind == 'c' { // the client's CopyDone/CopyFail: copy data ended there
+			t.copyIn = false
+			kept = append(kept, t.q[1+k+1:]...)
+			break
+		}
+		if o.kind != 'S' {
+			kept = append(kept, o)
+		}
+	}
+	t.q = kept
 }
 
 // pop removes the head entry and emits synthesized answers now due.
@@ -739,10 +850,12 @@ func (c *clientConn) pop() {
 	c.emitSynth()
 }
 
+// emitSynth writes the answers multigres gives itself that are now due,
+// and drops CopyDone markers at the head.
 func (c *clientConn) emitSynth() {
 	t := &c.tx
-	for len(t.q) > 0 && t.q[0].action == owedSynth {
-		if !t.gone {
+	for len(t.q) > 0 && (t.q[0].action == owedSynth || t.q[0].kind == 'c') {
+		if t.q[0].action == owedSynth && !t.gone {
 			c.writeRaw(t.q[0].synth)
 		}
 		t.q = t.q[1:]
@@ -750,11 +863,14 @@ func (c *clientConn) emitSynth() {
 }
 
 // skipToSync mirrors the server after an extended-protocol error: every
-// entry up to the next Sync gets no answer. A failed Parse registers
-// nothing.
+// entry up to the next Sync gets no answer, simple Queries included (the
+// server discards them too). A failed Parse registers nothing; an
+// injected Close that never ran may leave its statement on the server,
+// which is harmless: every Parse of a server statement is preceded by a
+// Close of that name.
 func (c *clientConn) skipToSync() {
 	t := &c.tx
-	for len(t.q) > 0 && t.q[0].kind != 'S' && t.q[0].kind != 'Q' {
+	for len(t.q) > 0 && t.q[0].kind != 'S' {
 		o := t.q[0]
 		if o.kind == 'P' && o.srv != "" && o.action != owedSynth {
 			t.server.Prepared.Remove(o.srv)
@@ -773,6 +889,37 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 	t.q = t.q[1:]
 	status := frame[5]
 	sc.TxStatus = status
+	c.noteEffects(sc, head, status)
+	if !t.gone {
+		t.status = status
+	}
+	var err error
+	if forward {
+		err = c.forwardToClient(sc, 'Z', frame, true)
+	}
+	c.emitSynth()
+	release := len(t.q) == 0 && status == 'I'
+	// A connection abandonTx closed and detached is never pooled again.
+	reusable := t.server == sc
+	if release {
+		t.server = nil
+		t.copyIn = false
+		if t.gone {
+			_ = sc.SetDeadline(time.Time{}) // abandonTx's rollback deadline
+		}
+	}
+	t.unlock()
+	if release {
+		t.cancels.Wait()
+		t.pool.Release(sc, reusable)
+	}
+	return release, err
+}
+
+// noteEffects records, at a ReadyForQuery, what the query or batch it ends
+// did to the session.
+func (c *clientConn) noteEffects(sc *pool.Conn, head owed, status byte) {
+	t := &c.tx
 	if head.kind == 'Q' && head.fx != nil && !head.failed {
 		c.commitEffects(sc, head.fx, status)
 	}
@@ -785,30 +932,14 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 			sc.Settings = unknownSettings()
 		}
 	}
-	if head.kind == 'S' {
+	// An unnamed-statement SET counts once its implicit transaction ends
+	// well: at the next Sync, or at a simple Query that commits it.
+	if !head.failed {
 		for _, fx := range t.batchFx {
 			c.commitEffects(sc, fx, status)
 		}
-		t.batchFx = nil
 	}
-	if !t.gone {
-		t.status = status
-	}
-	c.emitSynth()
-	release := len(t.q) == 0 && status == 'I'
-	if release {
-		t.server = nil
-	}
-	t.mu.Unlock()
-	var err error
-	if forward {
-		err = c.forwardToClient(sc, 'Z', frame, release)
-	}
-	if release {
-		t.cancels.Wait()
-		t.pool.Release(sc, true)
-	}
-	return release, err
+	t.batchFx = nil
 }
 
 // commitEffects records what a successful simple query did to the
@@ -817,8 +948,6 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status byte) {
 	t := &c.tx
 	if fx.DeallocateAll {
-		sc.Prepared.Clear()
-		clear(sc.Internal)
 		clear(t.stmts)
 	}
 	if len(fx.Settings) == 0 {
@@ -908,11 +1037,13 @@ func (c *clientConn) abandonTx() {
 		_ = sc.Cancel(ctx)
 		cancel()
 		sc.Close()
+		// Detached: the pump must not pool it even if a last
+		// ReadyForQuery was already read (see readyTx).
+		t.server = nil
 	}
-	t.mu.Unlock()
+	t.unlock()
 	if sc != nil && done != nil {
 		<-done
-		_ = sc.SetDeadline(time.Time{})
 	}
 }
 
@@ -936,11 +1067,11 @@ func (c *clientConn) cancelTx() bool {
 	t.mu.Lock()
 	sc := t.server
 	if sc == nil || len(t.q) == 0 {
-		t.mu.Unlock()
+		t.unlock()
 		return false
 	}
 	t.cancels.Add(1)
-	t.mu.Unlock()
+	t.unlock()
 	defer t.cancels.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -948,6 +1079,14 @@ func (c *clientConn) cancelTx() bool {
 		c.srv.Logger.Warn("forwarding cancel request failed", "err", err)
 	}
 	return true
+}
+
+// unlock publishes whether rows for the head entry go to the client, then
+// releases t.mu. The head changes only under t.mu, and rows for an entry
+// arrive only after it is the head.
+func (t *txConn) unlock() {
+	t.rowsForward.Store(!t.gone && len(t.q) > 0 && t.q[0].action == owedForward)
+	t.mu.Unlock()
 }
 
 // unnamedIDs gives every unnamed Parse a process-unique identity (see

@@ -75,7 +75,7 @@ var sessionAdvisory = map[string]bool{
 }
 
 // txTokens extend the pre-filter in transaction mode.
-var txTokens = []string{"discard", "declare", "prepare", "deallocate", "execute", "pg_advisory", "pg_try_advisory", "temp"}
+var txTokens = []string{"u&", "listen", "setseed", "discard", "declare", "prepare", "deallocate", "execute", "pg_advisory", "pg_try_advisory", "temp"}
 
 const txHint = "In transaction pooling a server connection serves other clients between your transactions; see docs/pooling.md."
 
@@ -91,10 +91,17 @@ func (g *Guard) inspectTx(m proto.Message, fx *Effects) *Violation {
 			return &Violation{Rule: "session_advisory_lock", Message: fmt.Sprintf("%s is not allowed in transaction pooling: a session-level advisory lock outlives the transaction", name),
 				Hint: "Use pg_advisory_xact_lock or pg_try_advisory_xact_lock. " + txHint}
 		}
+		if name == "setseed" {
+			return &Violation{Rule: "session_setseed", Message: "setseed is not allowed in transaction pooling: the seed would carry over to other clients' random()",
+				Hint: "Seed in your application, or use a session-mode database. " + txHint}
+		}
 		if name == "set_config" && len(n.Args) == 3 && !isTrue(n.Args[2]) {
 			return &Violation{Rule: "session_set_config", Message: "set_config with is_local = false is not allowed in transaction pooling",
 				Hint: "Use set_config(name, value, true) or SET LOCAL, or SET in its own statement outside a transaction block. " + txHint}
 		}
+	case *pg_query.ListenStmt:
+		return &Violation{Rule: "listen", Message: "LISTEN is not allowed in transaction pooling: the server connection would keep listening for other clients",
+			Hint: "Listen on a session-mode connection (a superuser_bypass user, or pool_mode_databases). " + txHint}
 	case *pg_query.DeclareCursorStmt:
 		if n.Options&cursorOptHold != 0 {
 			return &Violation{Rule: "cursor_with_hold", Message: "WITH HOLD cursors are not allowed in transaction pooling: the cursor would outlive the transaction",
