@@ -361,3 +361,29 @@ func SendCancel(ctx context.Context, addr string, pid uint32, secret []byte) err
 	_, _ = nc.Read(b[:])
 	return nil
 }
+
+// Ping sends an empty query and waits for its ReadyForQuery, bounded by
+// timeout: the health check of a pooled connection.
+func (c *Conn) Ping(timeout time.Duration) error {
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	defer c.SetDeadline(time.Time{})
+	if err := c.SendFlush(&pgproto3.Query{String: ""}); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	for {
+		typ, frame, err := c.Frames.Next()
+		if err != nil {
+			return fmt.Errorf("ping: %w", err)
+		}
+		switch typ {
+		case 'E':
+			return fmt.Errorf("ping: %w", decodeError(frame[5:]))
+		case 'Z':
+			if len(frame) != 6 || frame[5] != 'I' {
+				return errors.New("ping: server not idle")
+			}
+			c.TxStatus = 'I'
+			return nil
+		}
+	}
+}

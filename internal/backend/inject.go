@@ -17,6 +17,9 @@ type Context struct {
 	// MACNames/MACs are extra settings applied with the variables: the
 	// signed-context MACs (see sql.ContextMAC), or nil.
 	MACNames, MACs []string
+	// Resets are settings put back to their defaults (set_config with a
+	// NULL value), after the variables.
+	Resets []string
 	// CheckRole adds a check, in the same round trip, that neither the
 	// session user nor the effective role can bypass RLS.
 	CheckRole bool
@@ -65,7 +68,7 @@ func (c *Conn) Apply(ctx Context) error {
 	checkStage := -1 // index of the role check among the statements sent
 	if ctx.CheckRole {
 		checkStage = 1
-		if len(ctx.Variables)+len(ctx.MACNames) > 0 {
+		if len(ctx.Variables)+len(ctx.MACNames)+len(ctx.Resets) > 0 {
 			checkStage = 2
 		}
 	}
@@ -74,21 +77,8 @@ func (c *Conn) Apply(ctx Context) error {
 
 func (c *Conn) queueApply(ctx Context) error {
 	var msgs []pgproto3.FrontendMessage
-	names := append(append([]string(nil), ctx.Variables...), ctx.MACNames...)
-	values := append(append([]string(nil), ctx.Values...), ctx.MACs...)
-	if len(names) > 0 {
-		var sql strings.Builder
-		sql.WriteString("SELECT ")
-		params := make([][]byte, 0, 2*len(names))
-		for i := range names {
-			if i > 0 {
-				sql.WriteString(", ")
-			}
-			fmt.Fprintf(&sql, "pg_catalog.set_config($%d, $%d, false)", 2*i+1, 2*i+2)
-			params = append(params, []byte(names[i]), []byte(values[i]))
-		}
-		msgs = append(msgs, &pgproto3.Parse{Query: sql.String()}, &pgproto3.Bind{Parameters: params},
-			&pgproto3.Execute{})
+	if m := setConfigMessages(ctx, false); m != nil {
+		msgs = append(msgs, m...)
 	}
 	msgs = append(msgs, &pgproto3.Parse{Query: "SET ROLE " + QuoteIdent(ctx.Role)}, &pgproto3.Bind{}, &pgproto3.Execute{})
 	if ctx.CheckRole {
@@ -102,6 +92,59 @@ func (c *Conn) queueApply(ctx Context) error {
 		}
 	}
 	return nil
+}
+
+// setConfigMessages is one SELECT of set_config calls with bound
+// parameters: the variables, the MACs, the resets (NULL value) and, with
+// role, the role. nil when there is nothing to set.
+func setConfigMessages(ctx Context, withRole bool) []pgproto3.FrontendMessage {
+	names := make([]string, 0, len(ctx.Variables)+len(ctx.MACNames)+len(ctx.Resets)+1)
+	names = append(append(append(names, ctx.Variables...), ctx.MACNames...), ctx.Resets...)
+	values := make([][]byte, 0, cap(names))
+	for _, v := range ctx.Values {
+		values = append(values, []byte(v))
+	}
+	for _, v := range ctx.MACs {
+		values = append(values, []byte(v))
+	}
+	for range ctx.Resets {
+		values = append(values, nil)
+	}
+	if withRole {
+		names = append(names, "role")
+		values = append(values, []byte(ctx.Role))
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	var sql strings.Builder
+	sql.WriteString("SELECT ")
+	params := make([][]byte, 0, 2*len(names))
+	for i := range names {
+		if i > 0 {
+			sql.WriteString(", ")
+		}
+		fmt.Fprintf(&sql, "pg_catalog.set_config($%d, $%d, false)", 2*i+1, 2*i+2)
+		params = append(params, []byte(names[i]), values[i])
+	}
+	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: sql.String()}, &pgproto3.Bind{Parameters: params}, &pgproto3.Execute{}}
+}
+
+// SwitchMessages is the context switch of transaction pooling, to be sent
+// pipelined, without a Sync, just before a client's first message on this
+// connection: BEGIN, one set_config SELECT (role included), COMMIT, each as
+// Parse/Bind/Execute of the unnamed statement. Because no Sync follows, an
+// error anywhere makes the server skip everything up to the client's Sync,
+// so no client statement can run under the previous context. The COMMIT
+// makes the switch durable before the client's statements run, so their
+// rollback cannot undo it, and it leaves the client a fresh transaction
+// (BEGIN ISOLATION LEVEL still works). It always encodes 9 messages, each
+// answered by exactly one completion message.
+func SwitchMessages(ctx Context) []pgproto3.FrontendMessage {
+	msgs := make([]pgproto3.FrontendMessage, 0, 9)
+	msgs = append(msgs, &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{}, &pgproto3.Execute{})
+	msgs = append(msgs, setConfigMessages(ctx, true)...)
+	return append(msgs, &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{})
 }
 
 func (c *Conn) readApplyResult(checkStage int) error {

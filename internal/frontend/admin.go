@@ -514,28 +514,57 @@ func serverState(client ConnState) string {
 	}
 }
 
+// PoolStat is one transaction-mode pool, for metrics.
+type PoolStat struct {
+	Database, Role        string
+	Active, Idle, Waiting int
+}
+
+// PoolStats returns the transaction-mode pools (none before first use).
+func (s *Server) PoolStats() []PoolStat {
+	set := s.poolSet.Load()
+	if set == nil {
+		return nil
+	}
+	var out []PoolStat
+	for _, ps := range set.Stats() {
+		out = append(out, PoolStat{Database: ps.Database, Role: ps.Role, Active: ps.Open - ps.Idle, Idle: ps.Idle, Waiting: ps.Waits})
+	}
+	return out
+}
+
 // Pools summarises the connections per (database, role), PgBouncer style.
 // In session mode a client in a transaction or running a query makes its
-// server sv_active; idle clients keep an sv_idle server.
+// server sv_active; idle clients keep an sv_idle server. In transaction
+// mode the server columns come from the pool itself.
 func (s *Server) Pools() []admin.PoolInfo {
 	type key struct{ db, role string }
 	pools := map[key]*admin.PoolInfo{}
 	var keys []key
 	now := time.Now()
-	mode := s.Config().PoolMode
-	for _, c := range s.snapshot() {
-		info := c.ad.info.Load()
-		if info == nil || info.admin {
-			continue
-		}
-		k := key{info.database, info.role}
+	get := func(k key, mode string) *admin.PoolInfo {
 		p := pools[k]
 		if p == nil {
 			p = &admin.PoolInfo{Database: k.db, User: k.role, Mode: mode}
 			pools[k] = p
 			keys = append(keys, k)
 		}
+		return p
+	}
+	for _, c := range s.snapshot() {
+		info := c.ad.info.Load()
+		if info == nil || info.admin {
+			continue
+		}
 		st := c.State()
+		if c.tx.pool != nil {
+			p := get(key{info.database, info.role}, "transaction")
+			if st != StateClosed {
+				p.ClActive++
+			}
+			continue
+		}
+		p := get(key{info.database, info.role}, "session")
 		if c.ad.waiting.Load() {
 			p.ClWaiting++
 			p.MaxWait = max(p.MaxWait, now.Sub(time.Unix(0, c.ad.waitSince.Load())))
@@ -559,6 +588,15 @@ func (s *Server) Pools() []admin.PoolInfo {
 				p.ClActive++
 			}
 			p.SvActive++
+		}
+	}
+	if set := s.poolSet.Load(); set != nil {
+		for _, ps := range set.Stats() {
+			p := get(key{ps.Database, ps.Role}, "transaction")
+			p.SvIdle += ps.Idle
+			p.SvActive += ps.Open - ps.Idle
+			p.ClWaiting += ps.Waits
+			p.ClActive -= min(p.ClActive, ps.Waits)
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool {

@@ -71,6 +71,13 @@ func (s *Server) handleCancel(pid uint32, secret []byte) {
 	if c != nil && c.cancelAdmin() {
 		return
 	}
+	if c != nil && c.tx.pool != nil {
+		sent := c.cancelTx()
+		if s.Hooks.Cancel != nil {
+			s.Hooks.Cancel(sent)
+		}
+		return
+	}
 	var target *backend.Conn
 	if c != nil {
 		target = c.currentServer()

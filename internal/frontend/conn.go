@@ -66,6 +66,7 @@ type clientConn struct {
 	tl                            tenantConn // per-tenant controls (limits.go)
 
 	ad adminConn // admin console, PAUSE and SHOW state (admin.go)
+	tx txConn    // transaction pooling state (txpool.go)
 
 	mu     sync.Mutex
 	server *backend.Conn
@@ -117,6 +118,10 @@ func (c *clientConn) serve() {
 	_ = c.nc.SetDeadline(time.Time{})
 	if c.ad.isAdmin {
 		c.serveAdmin()
+		return
+	}
+	if c.tx.pool != nil {
+		c.relayTx()
 		return
 	}
 	c.relay()
@@ -185,6 +190,9 @@ func (c *clientConn) handshake(deadline time.Time) error {
 		if err != nil {
 			return err
 		}
+	}
+	if c.txMode() {
+		return c.loginTx(ctx, creds)
 	}
 	server, err := c.connectUpstream(ctx, creds)
 	if err != nil {
@@ -392,20 +400,8 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 	values := append(append([]string(nil), c.ident.Values...), c.resolvedValues...)
 	err := server.Apply(backend.Context{Variables: vars, Values: values, Role: role, CheckRole: check,
 		MACNames: macNames, MACs: macs})
-	switch {
-	case errors.Is(err, backend.ErrRoleBypassesRLS):
-		return wire.Fatal(wire.CodeInvalidAuthorization,
-			"role %q can bypass row-level security, so multigres refuses tenant connections for it", role).
-			WithHint(fmt.Sprintf("Run ALTER ROLE %s NOSUPERUSER NOBYPASSRLS, or connect as a superuser_bypass user.", backend.QuoteIdent(role)))
-	case errors.Is(err, backend.ErrDatabaseNotHardened):
-		return wire.Fatal(wire.CodeInvalidAuthorization,
-			"database %q is not set up for tenant connections", c.database).
-			WithDetail(fmt.Sprintf("Role %s may create temporary objects there, which would let SQL run unseen by multigres.", backend.QuoteIdent(role))).
-			WithHint("Run multigres init (with hardening) on this database, or connect to a database where it ran.")
-	case err != nil:
-		c.log.Warn("setting the tenant context failed; closing", "err", err)
-		return wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context: %s", pgMessage(err)).
-			WithHint("Check the context_variables and set_role settings and the role's grants.")
+	if err := c.applyErr(err, role); err != nil {
+		return err
 	}
 	if check {
 		c.srv.markRoleChecked(checkKey)

@@ -24,15 +24,38 @@ func newSQLGuard(cfg *config.Config) *sqlGuard {
 	})}
 }
 
+// newTxGuard is the guard of transaction-mode connections: the tenant
+// rules when guard = on, and always the transaction-pooling rules.
+func newTxGuard(cfg *config.Config) *sqlGuard {
+	return &sqlGuard{g: sqlguard.New(sqlguard.Config{
+		ContextVariables: guardProtected(cfg),
+		DeniedFunctions:  cfg.GuardDeniedFunctions,
+		TransactionMode:  true,
+		PoolingOnly:      !cfg.Guard,
+	})}
+}
+
 func (s *sqlGuard) Check(_ byte, sql []byte) error {
-	err := s.g.CheckBytes(sql)
+	return guardError(s.g.CheckBytes(sql))
+}
+
+// CheckTx is Check that also returns the statement's session effects.
+func (s *sqlGuard) CheckTx(_ byte, sql []byte) (*sqlguard.Effects, error) {
+	fx, err := s.g.CheckTx(sql)
+	return fx, guardError(err)
+}
+
+func guardError(err error) error {
 	var v *sqlguard.Violation
 	if !errors.As(err, &v) {
 		return err
 	}
 	code := wire.CodeInsufficientPrivilege
-	if v.Rule == "unparsable" {
+	switch v.Rule {
+	case "unparsable":
 		code = wire.CodeSyntaxError
+	case "session_set", "session_set_config", "session_advisory_lock", "cursor_with_hold", "sql_prepare", "temp_object":
+		code = wire.CodeFeatureNotSupported
 	}
 	return &wire.Error{Severity: wire.SeverityError, Code: code, Message: v.Message, Hint: guardHint(v), Rule: v.Rule}
 }

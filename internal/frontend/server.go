@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/tenant"
+	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
 // Guard inspects client messages that carry SQL (Query and Parse) on tenant
@@ -59,7 +61,22 @@ type Server struct {
 	connWG    sync.WaitGroup
 	inShut    atomic.Bool
 	shutdown  chan struct{}
+
+	poolOnce sync.Once
+	poolSet  atomic.Pointer[pool.Set] // transaction pooling; made on first use
+	shutCtx  context.Context
+	shutStop context.CancelFunc
 }
+
+// pools returns the transaction-pooling pool set, making it on first use.
+func (s *Server) pools() *pool.Set {
+	s.poolOnce.Do(func() { s.poolSet.Store(pool.NewSet(s.live.Load().cfg.MaxDBConnections)) })
+	return s.poolSet.Load()
+}
+
+// shutdownCtx is done once Shutdown starts: clients waiting for a pooled
+// server connection stop waiting.
+func (s *Server) shutdownCtx() context.Context { return s.shutCtx }
 
 // liveConfig is a config with everything derived from it, swapped
 // atomically on reload so that each connection sees one consistent view.
@@ -68,7 +85,8 @@ type liveConfig struct {
 	rules     *tenant.Rules
 	tls       *tls.Config // nil: no client TLS
 	serverTLS *tls.Config
-	guard     Guard // nil when guard = off
+	guard     Guard     // nil when guard = off
+	txGuard   *sqlGuard // transaction-mode connections; never nil
 	mockKey   []byte
 }
 
@@ -80,6 +98,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	s := &Server{Logger: logger, lns: map[net.Listener]struct{}{}, conns: map[*clientConn]struct{}{},
 		shutdown: make(chan struct{})}
 	s.cancels.init()
+	s.shutCtx, s.shutStop = context.WithCancel(context.Background())
 	lc, err := buildLive(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -113,6 +132,7 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 	if cfg.Guard {
 		lc.guard = newSQLGuard(cfg)
 	}
+	lc.txGuard = newTxGuard(cfg)
 	var err error
 	if lc.tls, err = clientTLSConfig(cfg); err != nil {
 		return nil, err
@@ -214,6 +234,12 @@ func (s *Server) startConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	if limit := s.live.Load().cfg.MaxClientConn; limit > 0 && len(s.conns) >= limit {
+		s.mu.Unlock()
+		go refuseConn(nc, wire.Fatal(wire.CodeTooManyConnections, "no more connections allowed (max_client_conn)").
+			WithHint("Retry later, or raise max_client_conn."))
+		return
+	}
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
@@ -226,12 +252,25 @@ func (s *Server) startConn(nc net.Conn) {
 	}()
 }
 
+// refuseConn answers a connection over max_client_conn with err and closes
+// it. The error goes out before the startup packet is read: libpq and pgx
+// report an ErrorResponse whenever it arrives, even in place of the answer
+// to an SSLRequest.
+func refuseConn(nc net.Conn, err *wire.Error) {
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(time.Second))
+	if b, encErr := err.Response().Encode(nil); encErr == nil {
+		_, _ = nc.Write(b)
+	}
+}
+
 // Shutdown stops accepting, lets open sessions finish until ctx is done,
 // then closes whatever is left and waits for every connection goroutine.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.inShut.Swap(true) {
 		close(s.shutdown)
+		s.shutStop()
 	}
 	for l := range s.lns {
 		l.Close()
@@ -250,6 +289,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.secrets.close()
 	s.resolvers.close()
+	s.poolOnce.Do(func() {}) // no pool set after this point
+	if ps := s.poolSet.Load(); ps != nil {
+		ps.Close()
+	}
 	return err
 }
 

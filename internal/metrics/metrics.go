@@ -113,6 +113,31 @@ func (m *Metrics) Instrument(srv *frontend.Server) {
 		func() float64 { in, _ := srv.ClientBytes(); return float64(in) })
 	f.counterFunc("client_sent_bytes_total", "Bytes sent to clients, as written to the sockets (TLS included).",
 		func() float64 { _, out := srv.ClientBytes(); return float64(out) })
+	m.Registry.MustRegister(&poolCollector{srv: srv})
+}
+
+// poolCollector reports the transaction-mode pools at scrape time.
+type poolCollector struct{ srv *frontend.Server }
+
+var (
+	pooledServerDesc = prometheus.NewDesc("multigres_pooled_server_connections",
+		"Transaction-mode server connections by pool (database/role) and state: active (lent to a client) or idle.", []string{"pool", "state"}, nil)
+	poolWaitingDesc = prometheus.NewDesc("multigres_pool_waiting_clients",
+		"Transaction-mode clients waiting for a server connection, by pool.", []string{"pool"}, nil)
+)
+
+func (p *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pooledServerDesc
+	ch <- poolWaitingDesc
+}
+
+func (p *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, ps := range p.srv.PoolStats() {
+		name := ps.Database + "/" + ps.Role
+		ch <- prometheus.MustNewConstMetric(pooledServerDesc, prometheus.GaugeValue, float64(ps.Active), name, "active")
+		ch <- prometheus.MustNewConstMetric(pooledServerDesc, prometheus.GaugeValue, float64(ps.Idle), name, "idle")
+		ch <- prometheus.MustNewConstMetric(poolWaitingDesc, prometheus.GaugeValue, float64(ps.Waiting), name)
+	}
 }
 
 // Hooks returns frontend hooks that feed these metrics.

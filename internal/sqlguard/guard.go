@@ -37,6 +37,20 @@ type Config struct {
 	DeniedFunctions []string
 	// CacheSize bounds the verdict cache; 0 means 10,000 statements.
 	CacheSize int
+	// TransactionMode adds the transaction-pooling rules (session.go):
+	// session state that would outlive the transaction is refused, and
+	// session SETs of tracked parameters are reported as Effects.
+	TransactionMode bool
+	// PoolingOnly turns the tenant-context rules off and keeps only the
+	// transaction-mode ones: with guard = off, transaction pooling must
+	// still refuse session state that would reach the next client.
+	PoolingOnly bool
+}
+
+// verdict is the cached outcome of checking one statement text.
+type verdict struct {
+	v  *Violation
+	fx *Effects
 }
 
 // Violation is a refused statement. Rule names the rule (for metrics).
@@ -56,6 +70,8 @@ type Guard struct {
 	byFirst   [256][]string
 	cache     *lru
 	mu        sync.Mutex
+	txMode    bool
+	poolOnly  bool
 }
 
 // New builds a guard.
@@ -65,7 +81,7 @@ func New(cfg Config) *Guard {
 		// always lexes as if they were on, so the guard would misread
 		// where a string ends.
 		"standard_conforming_strings": true, "backslash_quote": true,
-	}, denied: cfg.DeniedFunctions}
+	}, denied: cfg.DeniedFunctions, txMode: cfg.TransactionMode, poolOnly: cfg.PoolingOnly}
 	for _, v := range cfg.ContextVariables {
 		g.protected[normalizeGUC(v)] = true
 	}
@@ -73,6 +89,12 @@ func New(cfg Config) *Guard {
 		g.denied = DefaultDeniedFunctions
 	}
 	g.tokens = prefilterTokens(g.denied)
+	if g.txMode {
+		g.tokens = append(g.tokens, txTokens...)
+	}
+	if g.poolOnly {
+		g.tokens = append([]string{"set"}, txTokens...)
+	}
 	g.byFirst = indexTokens(g.tokens)
 	size := cfg.CacheSize
 	if size <= 0 {
@@ -94,36 +116,49 @@ const MaxParseBytes = 256 << 10
 // CheckBytes is Check for a statement still in a protocol buffer: the
 // pre-filter reads it in place, so the common case allocates nothing.
 func (g *Guard) CheckBytes(sql []byte) error {
+	_, err := g.CheckTx(sql)
+	return err
+}
+
+// CheckTx is CheckBytes that also returns the statement's effects on the
+// session (transaction mode only; nil when there are none).
+func (g *Guard) CheckTx(sql []byte) (*Effects, error) {
 	if !g.mayBeDangerous(unsafe.String(unsafe.SliceData(sql), len(sql))) {
-		return nil
+		return nil, nil
 	}
-	return g.Check(string(sql))
+	vd := g.verdict(string(sql))
+	return vd.fx, asError(vd.v)
 }
 
 // Check returns nil if sql may run, or a *Violation. Like the server, it
 // reads sql only up to its first NUL.
 func (g *Guard) Check(sql string) error {
-	if i := strings.IndexByte(sql, 0); i >= 0 {
-		sql = sql[:i]
-	}
 	if !g.mayBeDangerous(sql) {
 		return nil
 	}
+	return asError(g.verdict(sql).v)
+}
+
+func (g *Guard) verdict(sql string) verdict {
+	if i := strings.IndexByte(sql, 0); i >= 0 {
+		sql = sql[:i]
+	}
 	if len(sql) <= maxCachedLen {
 		g.mu.Lock()
-		v, ok := g.cache.get(sql)
+		vd, ok := g.cache.get(sql)
 		g.mu.Unlock()
 		if ok {
-			return asError(v)
+			return vd
 		}
 	}
-	v := g.check(sql)
+	v, fx := g.check(sql)
+	vd := verdict{v, fx}
 	if len(sql) <= maxCachedLen {
 		g.mu.Lock()
-		g.cache.put(sql, v)
+		g.cache.put(sql, vd)
 		g.mu.Unlock()
 	}
-	return asError(v)
+	return vd
 }
 
 func asError(v *Violation) error {
@@ -133,10 +168,10 @@ func asError(v *Violation) error {
 	return v
 }
 
-func (g *Guard) check(sql string) *Violation {
+func (g *Guard) check(sql string) (*Violation, *Effects) {
 	if len(sql) > MaxParseBytes {
 		return &Violation{Rule: "too_large", Message: fmt.Sprintf("statement of %d bytes is too large for the SQL guard (limit %d)", len(sql), MaxParseBytes),
-			Hint: "Send large data with COPY or as bind parameters."}
+			Hint: "Send large data with COPY or as bind parameters."}, nil
 	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
@@ -144,19 +179,28 @@ func (g *Guard) check(sql string) *Violation {
 		// rather than let a parser difference through. The parser's
 		// message quotes the input, so it is not passed on.
 		return &Violation{Rule: "unparsable", Message: "syntax error: multigres could not parse this statement",
-			Hint: "Check the statement's syntax."}
+			Hint: "Check the statement's syntax."}, nil
 	}
 	var found *Violation
+	fx := &Effects{}
 	for _, st := range tree.Stmts {
 		walk(st.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
-			found = g.inspect(m.Interface())
+			if !g.poolOnly {
+				found = g.inspect(m.Interface())
+			}
+			if found == nil && g.txMode {
+				found = g.inspectTx(m.Interface(), fx)
+			}
 			return found == nil
 		})
 		if found != nil {
-			return found
+			return found, nil
 		}
 	}
-	return nil
+	if len(fx.Settings) == 0 && !fx.TxControl && !fx.DeallocateAll {
+		fx = nil
+	}
+	return nil, fx
 }
 
 // walk visits every message in the tree, depth first, until visit returns

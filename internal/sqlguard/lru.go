@@ -11,23 +11,23 @@ type lru struct {
 
 type lruEntry struct {
 	key string
-	v   *Violation
+	v   verdict
 }
 
 func newLRU(max int) *lru {
 	return &lru{max: max, order: list.New(), items: make(map[string]*list.Element, max)}
 }
 
-func (c *lru) get(key string) (*Violation, bool) {
+func (c *lru) get(key string) (verdict, bool) {
 	e, ok := c.items[key]
 	if !ok {
-		return nil, false
+		return verdict{}, false
 	}
 	c.order.MoveToFront(e)
 	return e.Value.(*lruEntry).v, true
 }
 
-func (c *lru) put(key string, v *Violation) {
+func (c *lru) put(key string, v verdict) {
 	if e, ok := c.items[key]; ok {
 		e.Value.(*lruEntry).v = v
 		c.order.MoveToFront(e)

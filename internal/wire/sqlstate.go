@@ -17,4 +17,6 @@ const (
 	CodeInternalError              = "XX000"
 	CodeInvalidParameterValue      = "22023"
 	CodeConfigurationLimitExceeded = "53400"
+	CodeDuplicatePreparedStatement = "42P05"
+	CodeInvalidSQLStatementName    = "26000"
 )

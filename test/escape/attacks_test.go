@@ -137,28 +137,40 @@ func TestAttacks(t *testing.T) {
 		mode pgx.QueryExecMode
 	}{{"simple", pgx.QueryExecModeSimpleProtocol}, {"extended", pgx.QueryExecModeExec}}
 	attempts := 0
-	for _, a := range attacks {
-		for _, m := range modes {
-			if m.mode == pgx.QueryExecModeSimpleProtocol && hasArgs(a) {
-				continue // bind parameters exist only in the extended protocol
-			}
-			attempts++
-			t.Run(m.name+"/"+a.name, func(t *testing.T) {
-				t.Parallel()
-				tenant := w.tenant()
-				conn := w.connect(t, "app_user."+tenant)
-				ctx := testCtx(t)
-				for _, st := range a.steps {
-					args := append([]any{m.mode}, st.args...)
-					_, _ = conn.Exec(ctx, st.sql, args...)
+	for _, pm := range poolModes {
+		for _, a := range attacks {
+			for _, m := range modes {
+				if m.mode == pgx.QueryExecModeSimpleProtocol && hasArgs(a) {
+					continue // bind parameters exist only in the extended protocol
 				}
-				assertContained(t, conn, tenant, m.mode)
-			})
+				attempts++
+				runAttack(t, w, pm, m.name, m.mode, a)
+			}
 		}
 	}
 	t.Cleanup(func() {
 		w.assertVictimIntact(t)
-		t.Logf("%d attack attempts (%d attacks over the simple and extended protocols)", attempts, len(attacks))
+		// Transaction pooling: whatever the attacks left on the shared
+		// server connections, fresh clients are still contained.
+		for i := range 8 {
+			tenant := w.tenant()
+			assertContained(t, w.connectMode(t, "transaction", "app_user."+tenant), tenant, modes[i%2].mode)
+		}
+		t.Logf("%d attack attempts (%d attacks over the simple and extended protocols, in %d pool modes)", attempts, len(attacks), len(poolModes))
+	})
+}
+
+func runAttack(t *testing.T, w *world, poolMode, protocol string, mode pgx.QueryExecMode, a attack) {
+	t.Run(poolMode+"/"+protocol+"/"+a.name, func(t *testing.T) {
+		t.Parallel()
+		tenant := w.tenant()
+		conn := w.connectMode(t, poolMode, "app_user."+tenant)
+		ctx := testCtx(t)
+		for _, st := range a.steps {
+			args := append([]any{mode}, st.args...)
+			_, _ = conn.Exec(ctx, st.sql, args...)
+		}
+		assertContained(t, conn, tenant, mode)
 	})
 }
 

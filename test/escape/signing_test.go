@@ -29,9 +29,28 @@ func TestSigningHoldsWithoutGuard(t *testing.T) {
 		INSERT INTO contacts (tenant_id, name) VALUES ('acme', 'a1'), ('globex', 'globex-1'), ('globex', 'globex-2');`); err != nil {
 		t.Fatal(err)
 	}
-	p := proxytest.StartProxy(t, pg, func(c *config.Config) { c.Guard = false; c.ContextSigning = true })
-	url := proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db)
+	attempts := 0
+	for _, poolMode := range poolModes {
+		p := proxytest.StartProxy(t, pg, func(c *config.Config) {
+			c.Guard, c.ContextSigning = false, true
+			c.PoolMode, c.DefaultPoolSize = poolMode, 2
+		})
+		attempts += signedAttacks(t, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db), poolMode)
+	}
+	check := pg.Connect(t, db)
+	var globex int
+	if err := check.QueryRow(testCtx(t), "SELECT count(*) FROM contacts WHERE tenant_id = 'globex' AND name LIKE 'globex-%'").Scan(&globex); err != nil || globex != 2 {
+		t.Fatalf("ESCAPE: globex rows now %d (%v)", globex, err)
+	}
+	t.Logf("%d attempts with the guard off and signing on", attempts)
+}
 
+// signedAttacks runs every attack against url (guard off, signing on) and
+// returns the number of attempts.
+func signedAttacks(t *testing.T, url, poolMode string) int {
+	t.Helper()
+	ctx := testCtx(t)
+	attempts := 0
 	// Signing on: the tenant's own rows are there.
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -43,7 +62,6 @@ func TestSigningHoldsWithoutGuard(t *testing.T) {
 	}
 	conn.Close(ctx)
 
-	attempts := 0
 	for _, a := range attacks {
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 			if mode == pgx.QueryExecModeSimpleProtocol && hasArgs(a) {
@@ -66,7 +84,7 @@ func TestSigningHoldsWithoutGuard(t *testing.T) {
 				seen, _ := pgx.CollectRows(rows, pgx.RowTo[string])
 				for _, s := range seen {
 					if s != "acme" {
-						t.Fatalf("ESCAPE (%s, guard off, signing on): sees %q rows", a.name, s)
+						t.Fatalf("ESCAPE (%s, guard off, signing on, %s mode): sees %q rows", a.name, poolMode, s)
 					}
 				}
 			}
@@ -77,12 +95,7 @@ func TestSigningHoldsWithoutGuard(t *testing.T) {
 			conn.Close(ctx)
 		}
 	}
-	check := pg.Connect(t, db)
-	var globex int
-	if err := check.QueryRow(testCtx(t), "SELECT count(*) FROM contacts WHERE tenant_id = 'globex' AND name LIKE 'globex-%'").Scan(&globex); err != nil || globex != 2 {
-		t.Fatalf("ESCAPE: globex rows now %d (%v)", globex, err)
-	}
-	t.Logf("%d attempts with the guard off and signing on", attempts)
+	return attempts
 }
 
 // TestControlWithoutLayers is the negative control: with the guard off and

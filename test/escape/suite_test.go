@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
 	"github.com/multigres-proxy/multigres/internal/proxytest"
 )
@@ -21,7 +22,21 @@ type world struct {
 	pg    *pgtest.Server
 	db    string
 	proxy *proxytest.Proxy
-	next  atomic.Int64
+	// txProxy is the same database behind transaction pooling: attackers
+	// share its few server connections with each other and the victim.
+	txProxy *proxytest.Proxy
+	next    atomic.Int64
+}
+
+// poolModes are the pool modes every attack runs in.
+var poolModes = []string{"session", "transaction"}
+
+// proxyFor returns the world's proxy for a pool mode.
+func (w *world) proxyFor(mode string) *proxytest.Proxy {
+	if mode == "transaction" {
+		return w.txProxy
+	}
+	return w.proxy
 }
 
 var (
@@ -51,6 +66,10 @@ func getWorld(t *testing.T) *world {
 			INSERT INTO contacts (tenant_id, name) VALUES ('globex', 'globex-1'), ('globex', 'globex-2');
 			INSERT INTO contacts (tenant_id, name) SELECT 't' || g, 'own-' || g FROM generate_series(1, 1000) g;`)
 		w.proxy = proxytest.StartProxy(ft, pg, nil)
+		w.txProxy = proxytest.StartProxy(ft, pg, func(c *config.Config) {
+			c.PoolMode = "transaction"
+			c.DefaultPoolSize = 4
+		})
 		if ft.failed != "" {
 			worldErr = fmt.Errorf("%s", ft.failed)
 		}
@@ -68,7 +87,12 @@ func (w *world) tenant() string { return fmt.Sprintf("t%d", w.next.Add(1)) }
 
 func (w *world) connect(t *testing.T, user string) *pgx.Conn {
 	t.Helper()
-	conn, err := pgx.Connect(testCtx(t), proxytest.URL(w.proxy.Addr, user, proxytest.AppUserPassword, w.db))
+	return w.connectMode(t, "session", user)
+}
+
+func (w *world) connectMode(t *testing.T, mode, user string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(testCtx(t), proxytest.URL(w.proxyFor(mode).Addr, user, proxytest.AppUserPassword, w.db))
 	if err != nil {
 		t.Fatalf("connect %s: %v", user, err)
 	}

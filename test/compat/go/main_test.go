@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { pgtest.Main(m, nil) }
 // today (pool_mode = transaction is refused at startup); adding a mode is
 // one more entry here, plus a mode switch in the few tests whose answer
 // depends on it (LISTEN for the bypass user, server-side statements).
-var poolModes = []string{"session"}
+var poolModes = []string{"session", "transaction"}
 
 // Seed rows: acme has two contacts, globex one. Each test gets a fresh
 // database, so the serial ids are 1, 2 and 3 in this order.

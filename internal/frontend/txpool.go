@@ -1,0 +1,295 @@
+package frontend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/pool"
+	"github.com/multigres-proxy/multigres/internal/sqlguard"
+	"github.com/multigres-proxy/multigres/internal/tenant"
+	"github.com/multigres-proxy/multigres/internal/wire"
+	mgsql "github.com/multigres-proxy/multigres/sql"
+)
+
+// Transaction pooling (pool_mode = transaction), tenant connections only.
+// A client holds a server connection from its first message after
+// ReadyForQuery 'I' until the next ReadyForQuery 'I' with nothing in
+// flight. What a client leaves in a server session is either tracked here
+// and re-applied wherever it lands (tenant context, tracked settings,
+// protocol-level prepared statements) or refused by the guard's
+// transaction-mode rules (internal/sqlguard/session.go). docs/pooling.md
+// lists both.
+
+// txConn is a client's transaction-pooling state. mu guards everything
+// the client pump and the server pump share: the attached server, the
+// queue of owed responses, the status, statements and settings.
+type txConn struct {
+	pool *pool.Pool
+
+	mu     sync.Mutex
+	server *pool.Conn
+	q      []owed // responses the client is owed, oldest first
+	status byte   // transaction status as the client last saw it
+	skip   bool   // discarding client messages until Sync
+	gone   bool   // the client is gone; the server pump cleans up
+	// pumpDone is closed when the current attachment's server pump ends.
+	pumpDone chan struct{}
+	// cancels counts CancelRequests in flight to the attached server; it
+	// is released only after they are delivered, so a late cancel cannot
+	// hit the next client's query.
+	cancels sync.WaitGroup
+
+	ctxKey   string            // identity of this client's tenant context
+	ctx      backend.Context   // the context to apply (MACs computed per server)
+	signKey  []byte            // context_signing key, nil when off
+	settings map[string]string // tracked settings, by name
+	stmts    map[string]*txStmt
+	unnamed  *txStmt // the client's last unnamed Parse
+}
+
+// txStmt is a client's prepared statement: its server name and the Parse
+// to send where it is not prepared yet.
+type txStmt struct {
+	srv   string
+	parse []byte // Parse frame carrying srv as its name
+	id    uint64 // unnamed statements: identity for UnnamedOwner
+}
+
+// owed is one response the client is owed, in the order it is owed.
+type owed struct {
+	kind   byte // client message type (P B D C E S Q)
+	action byte // owedForward, owedSwallow or owedSynth
+	synth  []byte
+	// P: the client statement (and server name) a failed Parse removes.
+	stmt, srv string
+	named     bool
+	// Q: the session effects committed when it succeeds.
+	fx     *sqlguard.Effects
+	failed bool
+	// injected: part of the context switch; any error is fatal.
+	injected bool
+}
+
+const (
+	owedForward = iota
+	owedSwallow
+	owedSynth
+)
+
+// txMode reports whether this connection uses transaction pooling: tenant
+// connections to a database whose pool mode is transaction. Bypass users
+// always get session mode (and so pools of their own).
+func (c *clientConn) txMode() bool {
+	return !c.ident.Bypass && c.lc.cfg.PoolModeFor(c.database) == "transaction"
+}
+
+// txParams splits the startup parameters of a transaction-mode client into
+// tracked settings; anything else cannot follow the client from server to
+// server and is refused.
+func (c *clientConn) txParams() (map[string]string, error) {
+	settings := map[string]string{}
+	for _, p := range c.params {
+		switch {
+		case p.Name == "user" || p.Name == "database":
+		case p.Name == "options":
+			for _, set := range tenant.OptionSettings(p.Value) {
+				if !sqlguard.IsTracked(set.Name) {
+					return nil, unsupportedStartupParam(set.Name)
+				}
+				settings[strings.ToLower(set.Name)] = set.Value
+			}
+		case sqlguard.IsTracked(p.Name):
+			settings[strings.ToLower(p.Name)] = p.Value
+		default:
+			return nil, unsupportedStartupParam(p.Name)
+		}
+	}
+	return settings, nil
+}
+
+func unsupportedStartupParam(name string) *wire.Error {
+	return wire.Fatal(wire.CodeFeatureNotSupported, "startup parameter %q is not supported in transaction pooling", name).
+		WithDetail("Server connections are shared, so only the parameters multigres tracks per client can be set at startup.").
+		WithHint("Drop the parameter, set it with SET LOCAL in each transaction, or use a session-mode database (pool_mode_databases); see docs/pooling.md.")
+}
+
+// loginTx is the end of the handshake in transaction mode: borrow a server
+// connection from the pool, apply this client's context and settings on it
+// (a failure is FATAL, as in session mode), report its parameters, and
+// give it back.
+func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) error {
+	settings, err := c.txParams()
+	if err != nil {
+		return err
+	}
+	t := &c.tx
+	t.settings, t.stmts, t.status = settings, map[string]*txStmt{}, 'I'
+	if err := c.buildTxContext(ctx); err != nil {
+		return err
+	}
+	t.pool = c.srv.pools().Get(c.database, c.ident.Role, c.txDialer(creds), c.poolLimits())
+	sc, err := t.pool.Acquire(ctx)
+	if err != nil {
+		return c.acquireError(err, true)
+	}
+	// No Session.Connected: in transaction mode the client holds no server
+	// connection; the pools are observed through Server.PoolStats.
+	c.setState(StateInjecting)
+	bctx := t.ctx
+	bctx.MACs = c.macs(sc.PID)
+	bctx.Variables = append(slices.Clone(bctx.Variables), slices.Sorted(maps.Keys(settings))...)
+	for _, name := range slices.Sorted(maps.Keys(settings)) {
+		bctx.Values = append(bctx.Values, settings[name])
+	}
+	bctx.Resets = resetsFor(sc.Settings, settings)
+	checkKey := bctx.Role + "\x00" + c.database
+	bctx.CheckRole = !c.srv.roleChecked(checkKey)
+	if err := c.applyErr(sc.Apply(bctx), bctx.Role); err != nil {
+		t.pool.Release(sc, false)
+		return err
+	}
+	if bctx.CheckRole {
+		c.srv.markRoleChecked(checkKey)
+	}
+	sc.Context, sc.Settings = t.ctxKey, maps.Clone(settings)
+	sc.UnnamedOwner = 0
+	err = c.sendReady(sc.Conn)
+	t.pool.Release(sc, sc.TxStatus == 'I')
+	return err
+}
+
+// buildTxContext computes the client's context once: variables, resolved
+// variables, managed settings and the role, and its identity key.
+func (c *clientConn) buildTxContext(ctx context.Context) error {
+	cfg := c.lc.cfg
+	role := cfg.SetRole
+	if role == "" {
+		role = c.ident.Role
+	}
+	vars := append(append([]string(nil), cfg.ContextVariables...), c.resolvedNames...)
+	values := append(append([]string(nil), c.ident.Values...), c.resolvedValues...)
+	vars, values = c.tenantSettings(vars, values)
+	t := &c.tx
+	t.ctx = backend.Context{Variables: vars, Values: values, Role: role}
+	t.ctxKey = role + "\x00" + strings.Join(vars, "\x00") + "\x00\x00" + strings.Join(values, "\x00")
+	if cfg.ContextSigning {
+		key, err := c.srv.secrets.signingKey(ctx, c.database)
+		if err != nil || key == nil {
+			c.log.Warn("context signing key unavailable; closing", "err", err)
+			return wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
+				WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
+		}
+		t.signKey = key
+		for _, v := range cfg.ContextVariables {
+			t.ctx.MACNames = append(t.ctx.MACNames, mgsql.ContextMACName(v))
+		}
+	}
+	return nil
+}
+
+// macs are the signed-context MACs for a server backend pid.
+func (c *clientConn) macs(pid uint32) []string {
+	if c.tx.signKey == nil {
+		return nil
+	}
+	out := make([]string, len(c.lc.cfg.ContextVariables))
+	for i, v := range c.lc.cfg.ContextVariables {
+		out[i] = mgsql.ContextMAC(c.tx.signKey, v, pid, c.ident.Values[i])
+	}
+	return out
+}
+
+// resetsFor lists the settings in effect on a server that the client does
+// not have, sorted.
+func resetsFor(server, client map[string]string) []string {
+	var out []string
+	for name := range server {
+		if _, ok := client[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// txDialer opens pool connections as the client's login role, with the
+// credentials of the latest client to log in (SCRAM passthrough keys or a
+// configured password).
+func (c *clientConn) txDialer(creds backend.Credentials) pool.Dialer {
+	cfg, serverTLS := c.lc.cfg, c.lc.serverTLS
+	params := []backend.Param{{Name: "user", Value: c.ident.Role}, {Name: "database", Value: c.database}}
+	return func(ctx context.Context) (*backend.Conn, error) {
+		return backend.Dial(ctx, backend.DialOptions{
+			Addr: cfg.UpstreamAddr(), TLSMode: cfg.ServerTLSMode, TLSConfig: serverTLS,
+			Params: params, Credentials: creds, MaxBodyLen: cfg.MaxMessageSize,
+		})
+	}
+}
+
+func (c *clientConn) poolLimits() pool.Limits {
+	cfg := c.lc.cfg
+	return pool.Limits{Size: cfg.DefaultPoolSize, MinSize: cfg.MinPoolSize, ReserveSize: cfg.ReservePoolSize,
+		ReserveTimeout: cfg.ReservePoolTimeout, WaitTimeout: cfg.QueryWaitTimeout,
+		IdleTimeout: cfg.ServerIdleTimeout, Lifetime: cfg.ServerLifetime, CheckDelay: cfg.ServerCheckDelay,
+		ConnectTimeout: cfg.ServerConnectTimeout, MaxPrepared: cfg.MaxPreparedStatements}
+}
+
+// acquireError is what a client sees when no server connection could be
+// had: FATAL at login, an ordinary error later.
+func (c *clientConn) acquireError(err error, login bool) *wire.Error {
+	sev := wire.SeverityError
+	if login {
+		sev = wire.SeverityFatal
+	}
+	switch {
+	case errors.Is(err, pool.ErrWaitTimeout):
+		return &wire.Error{Severity: sev, Code: wire.CodeTooManyConnections,
+			Message: fmt.Sprintf("no server connection became free within query_wait_timeout (%s)", c.lc.cfg.QueryWaitTimeout),
+			Hint:    "Retry later; or raise default_pool_size (and max_db_connections), or shorten your transactions."}
+	case errors.Is(err, pool.ErrClosed):
+		return wire.Fatal(wire.CodeAdminShutdown, "multigres is shutting down")
+	}
+	c.log.Warn("opening a pooled server connection failed", "err", err)
+	we := wire.ToClient(fmt.Errorf("connect upstream as %s: %w", c.ident.Role, err))
+	we.Severity = sev
+	if we.Code == "" || we.Code == wire.CodeInternalError {
+		we.Code = wire.CodeConnectionFailure
+	}
+	return we
+}
+
+// applyErr maps a failed login-time Apply to the client's FATAL error.
+func (c *clientConn) applyErr(err error, role string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, backend.ErrRoleBypassesRLS):
+		return wire.Fatal(wire.CodeInvalidAuthorization,
+			"role %q can bypass row-level security, so multigres refuses tenant connections for it", role).
+			WithHint(fmt.Sprintf("Run ALTER ROLE %s NOSUPERUSER NOBYPASSRLS, or connect as a superuser_bypass user.", backend.QuoteIdent(role)))
+	case errors.Is(err, backend.ErrDatabaseNotHardened):
+		return wire.Fatal(wire.CodeInvalidAuthorization,
+			"database %q is not set up for tenant connections", c.database).
+			WithDetail(fmt.Sprintf("Role %s may create temporary objects there, which would let SQL run unseen by multigres.", backend.QuoteIdent(role))).
+			WithHint("Run multigres init (with hardening) on this database, or connect to a database where it ran.")
+	}
+	c.log.Warn("setting the tenant context failed; closing", "err", err)
+	return wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context: %s", pgMessage(err)).
+		WithHint("Check the context_variables and set_role settings and the role's grants.")
+}
+
+// serverName is the server-side name of a client's statement: a hash of
+// its text and parameter types, so clients share a server statement
+// exactly when they prepared the same thing, and names never collide.
+func serverName(parseBody []byte) string {
+	sum := sha256.Sum256(parseBody)
+	return "mg_" + hex.EncodeToString(sum[:16])
+}

@@ -1,0 +1,827 @@
+package frontend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/pool"
+	"github.com/multigres-proxy/multigres/internal/sqlguard"
+	"github.com/multigres-proxy/multigres/internal/wire"
+)
+
+// The transaction-mode relay. The client pump reads client messages, and
+// when the client has no server connection it borrows one from the pool
+// (switching the context first if the connection's differs) and starts a
+// server pump for that attachment. Every message forwarded that the server
+// answers adds an owed entry; the server pump matches the server's answers
+// to the entries in order, swallows the answers to what the proxy
+// injected, emits the answers the proxy gives itself (a ParseComplete for
+// a statement the server already has), and gives the connection back at
+// ReadyForQuery 'I' once nothing is owed.
+
+// relayTx runs a transaction-mode client until it ends.
+func (c *clientConn) relayTx() {
+	frames := wire.NewFrameReader(c.rd, c.lc.cfg.MaxMessageSize)
+	err := c.pumpClientTx(frames)
+	if err != nil && !isClosed(err) {
+		c.log.Info("client connection ended", "err", err)
+		c.fail(err)
+	}
+	c.abandonTx()
+	c.kill()
+}
+
+func (c *clientConn) pumpClientTx(frames *wire.FrameReader) error {
+	for {
+		typ, frame, err := frames.Next()
+		if err != nil {
+			retry, ierr := c.idleReadError(err)
+			if retry {
+				continue
+			}
+			var tl *wire.TooLargeError
+			if errors.As(ierr, &tl) {
+				return wire.Fatal(wire.CodeProtocolViolation, "message too large: %d bytes exceeds max_message_size (%d)", tl.Len, tl.Max).
+					WithHint("Raise max_message_size, or send smaller messages.")
+			}
+			return ierr
+		}
+		c.noteClientFrame(typ)
+		prev := c.State()
+		c.setState(StateActive)
+		if err := c.pauseQuery(prev, typ); err != nil {
+			return err
+		}
+		if c.sess != nil {
+			c.noteStatement(typ)
+		}
+		if typ == 'X' {
+			return errSilent
+		}
+		if err := c.txMessage(typ, frame, frames.Buffered() == 0); err != nil {
+			return err
+		}
+	}
+}
+
+// txMessage handles one client message.
+func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
+	fx, frame, err := c.guardTx(typ, frame)
+	if err != nil {
+		return err
+	}
+	t := &c.tx
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.skip {
+		if typ == 'S' {
+			t.skip = false
+			return c.answerLocally(&pgproto3.ReadyForQuery{TxStatus: t.status})
+		}
+		return nil
+	}
+	if t.server == nil {
+		if done, err := c.withoutServer(typ, frame); done || err != nil {
+			return err
+		}
+		if err := c.attach(typ); err != nil {
+			return err
+		}
+		if t.server == nil { // no server: the error was sent
+			return nil
+		}
+	}
+	if err := c.forwardTx(typ, frame, fx); err != nil {
+		return err
+	}
+	if flush {
+		if err := t.server.W.Flush(); err != nil {
+			return fmt.Errorf("write to server: %w", err)
+		}
+	}
+	return nil
+}
+
+// guardTx runs the guard (with the transaction-mode rules) on Query and
+// Parse, and refuses what transaction pooling cannot track.
+func (c *clientConn) guardTx(typ byte, frame []byte) (*sqlguard.Effects, []byte, error) {
+	if typ == 'F' {
+		f, err := c.guard(typ, frame)
+		return nil, f, err
+	}
+	if typ != 'Q' && typ != 'P' {
+		return nil, frame, nil
+	}
+	g := c.lc.txGuard
+	sql, err := sqlOf(typ, frame)
+	if err != nil {
+		return nil, nil, wire.Fatal(wire.CodeProtocolViolation, "invalid message format: %v", err)
+	}
+	fx, err := g.CheckTx(typ, sql)
+	if err == nil && fx != nil {
+		err = c.checkEffects(typ, fx)
+	}
+	if err != nil {
+		c.log.Info("statement refused by the SQL guard", "reason", err.Error())
+		var we *wire.Error
+		if hook := c.srv.Hooks.GuardReject; hook != nil && errors.As(err, &we) {
+			hook(we.Rule)
+		}
+		return nil, c.refuse(typ, frame, err), nil
+	}
+	return fx, frame, nil
+}
+
+// checkEffects refuses session settings that could not be tracked
+// exactly: in the extended protocol (where a statement may run any number
+// of times, or never) and inside a transaction block (which may roll back).
+func (c *clientConn) checkEffects(typ byte, fx *sqlguard.Effects) error {
+	if len(fx.Settings) == 0 && !fx.DeallocateAll {
+		return nil
+	}
+	what := "session-level SET"
+	if len(fx.Settings) == 0 {
+		what = "DEALLOCATE ALL"
+	}
+	c.tx.mu.Lock()
+	status := c.tx.status
+	c.tx.mu.Unlock()
+	switch {
+	case typ == 'P':
+		return txRefusal(what + " must be sent as a simple query in transaction pooling")
+	case len(fx.Settings) > 0 && (status != 'I' || fx.TxControl):
+		return txRefusal("session-level SET inside a transaction block is not supported in transaction pooling")
+	}
+	return nil
+}
+
+func txRefusal(msg string) *wire.Error {
+	return &wire.Error{Severity: wire.SeverityError, Code: wire.CodeFeatureNotSupported, Message: msg, Rule: "session_set",
+		Hint: "Send SET on its own, outside BEGIN ... COMMIT, with the simple query protocol; or use SET LOCAL inside the transaction. See docs/pooling.md."}
+}
+
+// withoutServer answers the messages that need no server connection when
+// the client has none: a lone Sync, a Flush, closing a named statement.
+func (c *clientConn) withoutServer(typ byte, frame []byte) (bool, error) {
+	t := &c.tx
+	switch typ {
+	case 'S':
+		return true, c.answerLocally(&pgproto3.ReadyForQuery{TxStatus: t.status})
+	case 'H':
+		return true, nil
+	case 'C':
+		if kind, name, ok := closeTarget(frame); ok && kind == 'S' && name != "" {
+			delete(t.stmts, name)
+			return true, c.answerLocally(&pgproto3.CloseComplete{})
+		}
+	}
+	return false, nil
+}
+
+func (c *clientConn) answerLocally(m pgproto3.BackendMessage) error {
+	c.writeMsg(m)
+	if m, ok := m.(*pgproto3.ReadyForQuery); ok {
+		c.noteServerReady(m.TxStatus)
+		if c.sess != nil {
+			c.noteReady(m.TxStatus)
+		}
+		c.setState(txState(m.TxStatus))
+	}
+	if err := c.flush(); err != nil {
+		return fmt.Errorf("%w: %v", errSilent, err)
+	}
+	return nil
+}
+
+// attach borrows a server connection for the client (t.mu held; released
+// while waiting). If none can be had, the client gets the error and, for
+// extended-protocol messages, the rest up to Sync is discarded.
+func (c *clientConn) attach(typ byte) error {
+	t := &c.tx
+	t.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(c.srv.shutdownCtx(), cancel)
+	sc, err := t.pool.Acquire(ctx)
+	stop()
+	cancel()
+	t.mu.Lock()
+	if err != nil {
+		we := c.acquireError(err, false)
+		if we.Severity == wire.SeverityFatal {
+			return we
+		}
+		c.writeMsg(we.Response())
+		if typ == 'Q' || typ == 'S' {
+			return c.answerLocally(&pgproto3.ReadyForQuery{TxStatus: t.status})
+		}
+		t.skip = true
+		if err := c.flush(); err != nil {
+			return fmt.Errorf("%w: %v", errSilent, err)
+		}
+		return nil
+	}
+	if sc.Prepared == nil {
+		sc.Prepared = pool.NewLRU(c.lc.cfg.MaxPreparedStatements)
+	}
+	t.server = sc
+	if sc.Context != t.ctxKey || !maps.Equal(sc.Settings, t.settings) {
+		if err := c.queueSwitch(sc); err != nil {
+			return err
+		}
+	}
+	done := make(chan struct{})
+	t.pumpDone = done
+	go c.pumpServerTx(sc, done)
+	return nil
+}
+
+// queueSwitch writes the context switch (see backend.SwitchMessages) ahead
+// of the client's message and owes the client nothing for it.
+func (c *clientConn) queueSwitch(sc *pool.Conn) error {
+	t := &c.tx
+	bctx := t.ctx
+	bctx.MACs = c.macs(sc.PID)
+	names := slices.Sorted(maps.Keys(t.settings))
+	bctx.Variables = append(slices.Clone(bctx.Variables), names...)
+	bctx.Values = slices.Clone(bctx.Values)
+	for _, n := range names {
+		bctx.Values = append(bctx.Values, t.settings[n])
+	}
+	bctx.Resets = resetsFor(sc.Settings, t.settings)
+	for _, m := range backend.SwitchMessages(bctx) {
+		if err := sc.Send(m); err != nil {
+			return fmt.Errorf("write to server: %w", err)
+		}
+		t.q = append(t.q, owed{kind: msgType(m), action: owedSwallow, injected: true})
+	}
+	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, maps.Clone(t.settings), 0
+	return nil
+}
+
+func msgType(m pgproto3.FrontendMessage) byte {
+	switch m.(type) {
+	case *pgproto3.Parse:
+		return 'P'
+	case *pgproto3.Bind:
+		return 'B'
+	default:
+		return 'E'
+	}
+}
+
+// forwardTx sends one client message to the attached server, renaming
+// prepared statements and preparing them on demand (t.mu held).
+func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) error {
+	t := &c.tx
+	sc := t.server
+	var err error
+	switch typ {
+	case 'P':
+		return c.forwardParse(frame)
+	case 'B':
+		return c.forwardBind(frame)
+	case 'D':
+		return c.forwardDescribe(frame)
+	case 'C':
+		return c.forwardClose(frame)
+	case 'Q':
+		t.q = append(t.q, owed{kind: 'Q', fx: fx})
+	case 'E', 'S':
+		t.q = append(t.q, owed{kind: typ})
+	case 'H', 'd', 'c', 'f':
+	default:
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
+	}
+	_, err = sc.W.Write(frame)
+	if err != nil {
+		return fmt.Errorf("write to server: %w", err)
+	}
+	return nil
+}
+
+func (c *clientConn) send(frame []byte) error {
+	if _, err := c.tx.server.W.Write(frame); err != nil {
+		return fmt.Errorf("write to server: %w", err)
+	}
+	return nil
+}
+
+// owe adds an entry; a synthesized answer with nothing owed before it goes
+// to the client at once.
+func (c *clientConn) owe(o owed) {
+	t := &c.tx
+	if o.action == owedSynth && len(t.q) == 0 {
+		c.writeRaw(o.synth)
+		return
+	}
+	t.q = append(t.q, o)
+}
+
+func (c *clientConn) forwardParse(frame []byte) error {
+	t := &c.tx
+	name, rest, ok := cstring(frame[5:])
+	if !ok {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Parse message")
+	}
+	if bytes.HasPrefix(rest, []byte(refusalPrefix)) {
+		// A refusal: parse it unnamed so nothing is registered.
+		t.server.UnnamedOwner = 0
+		t.q = append(t.q, owed{kind: 'P'})
+		return c.send(buildFrame('P', []byte{0}, rest))
+	}
+	if name == "" {
+		t.unnamed = &txStmt{parse: slices.Clone(frame), id: unnamedIDs.Add(1)}
+		t.server.UnnamedOwner = t.unnamed.id
+		t.q = append(t.q, owed{kind: 'P'})
+		return c.send(frame)
+	}
+	if _, dup := t.stmts[name]; dup {
+		return c.refuseTx('P', &wire.Error{Severity: wire.SeverityError, Code: wire.CodeDuplicatePreparedStatement,
+			Message: fmt.Sprintf("prepared statement %q already exists", name)})
+	}
+	srv := serverName(rest)
+	st := &txStmt{srv: srv, parse: buildFrame('P', []byte(srv), []byte{0}, rest)}
+	t.stmts[name] = st
+	if t.server.Prepared.Has(srv) {
+		c.owe(owed{kind: 'P', action: owedSynth, synth: parseComplete})
+		return nil
+	}
+	return c.prepareOnServer(st, owed{kind: 'P', stmt: name, srv: srv, named: true})
+}
+
+// prepareOnServer sends st's Parse, closing the statement the LRU evicts.
+func (c *clientConn) prepareOnServer(st *txStmt, o owed) error {
+	t := &c.tx
+	if ev := t.server.Prepared.Add(st.srv); ev != "" {
+		if err := c.send(buildFrame('C', []byte{'S'}, []byte(ev), []byte{0})); err != nil {
+			return err
+		}
+		t.q = append(t.q, owed{kind: 'C', action: owedSwallow})
+	}
+	t.q = append(t.q, o)
+	return c.send(st.parse)
+}
+
+// ensurePrepared makes a statement the client refers to exist on the
+// attached server, injecting its Parse (answer swallowed) if needed. It
+// returns the server name, or ok=false when the client has no such
+// statement.
+func (c *clientConn) ensurePrepared(name string) (string, bool, error) {
+	t := &c.tx
+	if name == "" {
+		if t.unnamed == nil {
+			return "", false, nil
+		}
+		if t.server.UnnamedOwner != t.unnamed.id {
+			t.server.UnnamedOwner = t.unnamed.id
+			t.q = append(t.q, owed{kind: 'P', action: owedSwallow})
+			return "", true, c.send(t.unnamed.parse)
+		}
+		return "", true, nil
+	}
+	st := t.stmts[name]
+	if st == nil {
+		return "", false, nil
+	}
+	if !t.server.Prepared.Has(st.srv) {
+		if err := c.prepareOnServer(st, owed{kind: 'P', action: owedSwallow, srv: st.srv}); err != nil {
+			return "", false, err
+		}
+	}
+	return st.srv, true, nil
+}
+
+func (c *clientConn) forwardBind(frame []byte) error {
+	body := frame[5:]
+	portal, rest, ok := cstring(body)
+	stmt, tail, ok2 := cstring(rest)
+	if !ok || !ok2 {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Bind message")
+	}
+	srv, found, err := c.ensurePrepared(stmt)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return c.refuseTx('B', noSuchStatement(stmt))
+	}
+	c.tx.q = append(c.tx.q, owed{kind: 'B'})
+	if srv == stmt {
+		return c.send(frame)
+	}
+	return c.send(buildFrame('B', []byte(portal), []byte{0}, []byte(srv), []byte{0}, tail))
+}
+
+func (c *clientConn) forwardDescribe(frame []byte) error {
+	body := frame[5:]
+	if len(body) < 2 {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Describe message")
+	}
+	c.tx.q = append(c.tx.q, owed{kind: 'D'})
+	if body[0] != 'S' {
+		return c.send(frame)
+	}
+	name, _, ok := cstring(body[1:])
+	if !ok {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Describe message")
+	}
+	c.tx.q = c.tx.q[:len(c.tx.q)-1]
+	srv, found, err := c.ensurePrepared(name)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return c.refuseTx('D', noSuchStatement(name))
+	}
+	c.tx.q = append(c.tx.q, owed{kind: 'D'})
+	return c.send(buildFrame('D', []byte{'S'}, []byte(srv), []byte{0}))
+}
+
+func (c *clientConn) forwardClose(frame []byte) error {
+	t := &c.tx
+	kind, name, ok := closeTarget(frame)
+	if !ok {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Close message")
+	}
+	if kind == 'S' && name != "" {
+		// The server statement may serve other clients: keep it.
+		delete(t.stmts, name)
+		c.owe(owed{kind: 'C', action: owedSynth, synth: closeComplete})
+		return nil
+	}
+	if kind == 'S' {
+		t.unnamed = nil
+		t.server.UnnamedOwner = 0
+	}
+	t.q = append(t.q, owed{kind: 'C'})
+	return c.send(frame)
+}
+
+// refuseTx makes the server fail in the client's message's place, so the
+// transaction and skip-to-Sync semantics stay PostgreSQL's.
+func (c *clientConn) refuseTx(kind byte, we *wire.Error) error {
+	c.tx.server.UnnamedOwner = 0
+	c.tx.q = append(c.tx.q, owed{kind: kind})
+	return c.send(c.refuse('P', buildFrame('P', []byte{0}, []byte("x"), []byte{0}, []byte{0, 0}), we))
+}
+
+func noSuchStatement(name string) *wire.Error {
+	msg := fmt.Sprintf("prepared statement %q does not exist", name)
+	if name == "" {
+		msg = "unnamed prepared statement does not exist"
+	}
+	return &wire.Error{Severity: wire.SeverityError, Code: wire.CodeInvalidSQLStatementName, Message: msg}
+}
+
+var (
+	parseComplete = mustEncode(&pgproto3.ParseComplete{})
+	closeComplete = mustEncode(&pgproto3.CloseComplete{})
+)
+
+func mustEncode(m pgproto3.BackendMessage) []byte {
+	b, err := m.Encode(nil)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func cstring(b []byte) (string, []byte, bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return "", nil, false
+	}
+	return string(b[:i]), b[i+1:], true
+}
+
+func closeTarget(frame []byte) (byte, string, bool) {
+	body := frame[5:]
+	if len(body) < 2 || (body[0] != 'S' && body[0] != 'P') {
+		return 0, "", false
+	}
+	name, _, ok := cstring(body[1:])
+	return body[0], name, ok
+}
+
+func (c *clientConn) writeRaw(frame []byte) {
+	c.wmu.Lock()
+	_, _ = c.w.Write(frame)
+	c.wmu.Unlock()
+}
+
+// pumpServerTx relays one attachment's server answers until the connection
+// goes back to the pool.
+func (c *clientConn) pumpServerTx(sc *pool.Conn, done chan struct{}) {
+	defer close(done)
+	defer c.recoverPanic("server pump")
+	for {
+		typ, frame, err := sc.Frames.Next()
+		if err != nil {
+			c.serverLost(sc, err)
+			return
+		}
+		release, err := c.serverFrameTx(sc, typ, frame)
+		if err != nil {
+			c.serverLost(sc, err)
+			return
+		}
+		if release {
+			return
+		}
+	}
+}
+
+// serverLost ends the client after its server connection failed or the
+// proxy found it unsafe; the connection is closed, not pooled.
+func (c *clientConn) serverLost(sc *pool.Conn, err error) {
+	t := &c.tx
+	t.mu.Lock()
+	gone := t.gone
+	if t.server == sc {
+		t.server = nil
+	}
+	t.q = nil
+	t.mu.Unlock()
+	t.cancels.Wait()
+	t.pool.Release(sc, false)
+	if gone {
+		return
+	}
+	switch {
+	case errors.Is(err, errUnsafeParameter):
+		c.fail(wire.Fatal(wire.CodeInsufficientPrivilege, "multigres closed the connection: the server now reads SQL in a way the SQL guard cannot check").
+			WithHint("Keep client_encoding UTF8 (or another ASCII-safe encoding) and standard_conforming_strings on."))
+	case errors.Is(err, errSwitchFailed):
+		c.log.Warn("switching the tenant context failed; closing", "err", err)
+		c.fail(wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context on a pooled server connection").
+			WithHint("Reconnect. If this persists, check the server log and the role's grants."))
+	case !isClosed(err):
+		c.log.Info("server connection ended", "err", err)
+		c.fail(wire.Fatal(wire.CodeConnectionFailure, "the server connection was lost").WithHint("Reconnect."))
+	}
+	c.kill()
+}
+
+var errSwitchFailed = errors.New("context switch failed")
+
+// serverFrameTx handles one server message; release reports that the
+// connection went back to the pool.
+func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (release bool, err error) {
+	t := &c.tx
+	t.mu.Lock()
+	c.emitSynth()
+	if len(t.q) == 0 {
+		t.mu.Unlock()
+		switch typ {
+		case 'N', 'A', 'S':
+			return false, c.forwardToClient(sc, typ, frame, true)
+		}
+		return false, fmt.Errorf("unexpected %q from server with nothing owed", typ)
+	}
+	head := &t.q[0]
+	forward := head.action == owedForward && !t.gone
+	switch typ {
+	case 'N', 'A', 'S':
+		forward = !t.gone
+	case 'E':
+		forward = !t.gone
+		if head.injected {
+			t.mu.Unlock()
+			return false, fmt.Errorf("%w: %s", errSwitchFailed, pgMessage(decodeServerError(frame)))
+		}
+		if head.kind == 'Q' {
+			head.failed = true
+		} else {
+			c.skipToSync()
+		}
+	case 'Z':
+		if head.kind != 'S' && head.kind != 'Q' {
+			t.mu.Unlock()
+			return false, fmt.Errorf("ReadyForQuery where %q was owed", head.kind)
+		}
+		return c.readyTx(sc, frame, forward)
+	case '1', '2', '3':
+		c.pop()
+	case 'T', 'n':
+		if head.kind == 'D' {
+			c.pop()
+		}
+	case 'C', 'I', 's':
+		if head.kind == 'E' {
+			c.pop()
+		}
+	}
+	t.mu.Unlock()
+	if !forward {
+		return false, nil
+	}
+	return false, c.forwardToClient(sc, typ, frame, false)
+}
+
+// pop removes the head entry and emits synthesized answers now due.
+func (c *clientConn) pop() {
+	c.tx.q = c.tx.q[1:]
+	c.emitSynth()
+}
+
+func (c *clientConn) emitSynth() {
+	t := &c.tx
+	for len(t.q) > 0 && t.q[0].action == owedSynth {
+		if !t.gone {
+			c.writeRaw(t.q[0].synth)
+		}
+		t.q = t.q[1:]
+	}
+}
+
+// skipToSync mirrors the server after an extended-protocol error: every
+// entry up to the next Sync gets no answer. A failed Parse registers
+// nothing.
+func (c *clientConn) skipToSync() {
+	t := &c.tx
+	for len(t.q) > 0 && t.q[0].kind != 'S' && t.q[0].kind != 'Q' {
+		o := t.q[0]
+		if o.kind == 'P' && o.srv != "" && o.action != owedSynth {
+			t.server.Prepared.Remove(o.srv)
+			if o.named && t.stmts[o.stmt] != nil && t.stmts[o.stmt].srv == o.srv {
+				delete(t.stmts, o.stmt)
+			}
+		}
+		t.q = t.q[1:]
+	}
+}
+
+// readyTx handles ReadyForQuery (t.mu held; released here).
+func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, error) {
+	t := &c.tx
+	head := t.q[0]
+	t.q = t.q[1:]
+	status := frame[5]
+	sc.TxStatus = status
+	if head.kind == 'Q' && head.fx != nil && !head.failed {
+		c.commitEffects(sc, head.fx, status)
+	}
+	if !t.gone {
+		t.status = status
+	}
+	c.emitSynth()
+	release := len(t.q) == 0 && status == 'I'
+	if release {
+		t.server = nil
+	}
+	t.mu.Unlock()
+	var err error
+	if forward {
+		err = c.forwardToClient(sc, 'Z', frame, release)
+	}
+	if release {
+		t.cancels.Wait()
+		t.pool.Release(sc, true)
+	}
+	return release, err
+}
+
+// commitEffects records what a successful simple query did to the
+// session. A SET that ran inside a transaction block that is still open
+// may yet roll back, so the connection's settings become unknown.
+func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status byte) {
+	t := &c.tx
+	if fx.DeallocateAll {
+		sc.Prepared.Clear()
+		clear(t.stmts)
+	}
+	if len(fx.Settings) == 0 {
+		return
+	}
+	if status != 'I' {
+		// Unknown: mark every tracked setting with a value no client
+		// has, so the next switch resets or re-sets them all.
+		sc.Settings = map[string]string{}
+		for _, name := range sqlguard.TrackedSettings {
+			sc.Settings[name] = "\x00unknown"
+		}
+		return
+	}
+	for _, s := range fx.Settings {
+		if s.Reset {
+			delete(t.settings, s.Name)
+			delete(sc.Settings, s.Name)
+			continue
+		}
+		t.settings[s.Name] = s.Value
+		sc.Settings[s.Name] = s.Value
+	}
+}
+
+// forwardToClient writes a server frame to the client, flushing when the
+// server has nothing more buffered (or always, with flush).
+func (c *clientConn) forwardToClient(sc *pool.Conn, typ byte, frame []byte, flush bool) error {
+	switch typ {
+	case 'Z':
+		status := frame[5]
+		c.noteServerReady(status)
+		if c.sess != nil {
+			c.noteReady(status)
+		}
+		c.setState(txState(status))
+	case 'E':
+		if c.sess != nil {
+			c.sess.Error()
+		}
+		if c.refused.count.Load() > 0 {
+			frame = c.translateRefusal(frame)
+		}
+	case 'S':
+		if c.unsafeParameter(frame) {
+			return errUnsafeParameter
+		}
+	}
+	c.wmu.Lock()
+	_, err := c.w.Write(frame)
+	if err == nil && (flush || sc.Frames.Buffered() == 0) {
+		err = c.w.Flush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		// The client is gone; its pump sees that and cleans up.
+		return nil
+	}
+	return nil
+}
+
+func decodeServerError(frame []byte) error {
+	var e pgproto3.ErrorResponse
+	if err := e.Decode(frame[5:]); err != nil {
+		return err
+	}
+	return &wire.Error{Severity: e.Severity, Code: e.Code, Message: e.Message}
+}
+
+// abandonTx cleans up after the client is gone: an idle-in-transaction
+// server connection is rolled back and, once idle, pooled again; one with
+// a statement in flight is cancelled and closed.
+func (c *clientConn) abandonTx() {
+	t := &c.tx
+	if t.pool == nil {
+		return
+	}
+	t.mu.Lock()
+	t.gone = true
+	sc, done := t.server, t.pumpDone
+	switch {
+	case sc == nil:
+	case len(t.q) == 0:
+		_ = sc.SetDeadline(time.Now().Add(10 * time.Second))
+		t.q = append(t.q, owed{kind: 'Q', action: owedSwallow})
+		if _, err := sc.W.Write(rollbackQuery); err == nil {
+			_ = sc.W.Flush()
+		}
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = sc.Cancel(ctx)
+		cancel()
+		sc.Close()
+	}
+	t.mu.Unlock()
+	if sc != nil && done != nil {
+		<-done
+		_ = sc.SetDeadline(time.Time{})
+	}
+}
+
+var rollbackQuery = buildFrame('Q', []byte("ROLLBACK"), []byte{0})
+
+// cancelTx forwards a CancelRequest to the server connection running the
+// client's query right now; with none attached, or nothing in flight, it
+// does nothing.
+func (c *clientConn) cancelTx() bool {
+	t := &c.tx
+	t.mu.Lock()
+	sc := t.server
+	if sc == nil || len(t.q) == 0 {
+		t.mu.Unlock()
+		return false
+	}
+	t.cancels.Add(1)
+	t.mu.Unlock()
+	defer t.cancels.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := sc.Cancel(ctx); err != nil {
+		c.srv.Logger.Warn("forwarding cancel request failed", "err", err)
+	}
+	return true
+}
+
+// unnamedIDs gives every unnamed Parse a process-unique identity (see
+// pool.Conn.UnnamedOwner).
+var unnamedIDs atomic.Uint64

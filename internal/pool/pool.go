@@ -1,0 +1,418 @@
+// Package pool keeps the server connections of transaction pooling. A Pool
+// holds the connections of one (database, login role) pair, shared by every
+// tenant of that role; a Set holds the pools and the per-database limit.
+//
+// A Pool knows nothing of the protocol: it hands out idle connections
+// (last in, first out, so the warm ones stay warm), dials new ones up to
+// its size, queues waiters in arrival order and hands a released connection
+// straight to the longest waiter. What a connection carries between clients
+// (context, settings, prepared statements) lives in Conn and is the
+// frontend's business.
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/multigres-proxy/multigres/internal/backend"
+)
+
+// ErrWaitTimeout means no server connection became free within
+// query_wait_timeout.
+var ErrWaitTimeout = errors.New("pool: timed out waiting for a server connection")
+
+// ErrClosed means the pool set was closed (the proxy is shutting down).
+var ErrClosed = errors.New("pool: closed")
+
+// Limits are a pool's settings (see the pool keys in internal/config).
+type Limits struct {
+	Size, MinSize, ReserveSize int
+	ReserveTimeout             time.Duration
+	WaitTimeout                time.Duration // 0: wait forever
+	IdleTimeout, Lifetime      time.Duration // 0: off
+	CheckDelay                 time.Duration
+	ConnectTimeout             time.Duration
+	MaxPrepared                int // max_prepared_statements
+}
+
+// Dialer opens one authenticated server connection.
+type Dialer func(ctx context.Context) (*backend.Conn, error)
+
+// Conn is a pooled server connection with what it carries between clients.
+// Its fields other than the embedded connection belong to whoever holds it.
+type Conn struct {
+	*backend.Conn
+	// Context is the identity of the tenant context applied last ("" for
+	// none); Settings the tracked settings in effect, by name.
+	Context  string
+	Settings map[string]string
+	// Prepared is the LRU of server-side statement names prepared here.
+	Prepared *LRU
+	// UnnamedOwner identifies the client Parse that the server's unnamed
+	// statement holds (0: unknown or none).
+	UnnamedOwner uint64
+
+	pool     *Pool
+	created  time.Time
+	lastUsed time.Time
+}
+
+// Pool is the server connections of one (database, role).
+type Pool struct {
+	Database, Role string
+
+	set    *Set
+	dial   Dialer
+	limits Limits
+
+	mu      sync.Mutex
+	idle    []*Conn
+	open    int // idle + lent + dialling
+	waiters []chan *Conn
+	closed  bool
+}
+
+// Set is every pool, with the per-database connection limit.
+type Set struct {
+	mu      sync.Mutex
+	pools   map[[2]string]*Pool
+	perDB   map[string]int
+	maxDB   int
+	closed  bool
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// NewSet makes an empty set; maxDB bounds the server connections of one
+// database over all its pools (0: no bound). A goroutine closes idle and
+// expired connections until Close.
+func NewSet(maxDB int) *Set {
+	s := &Set{pools: map[[2]string]*Pool{}, perDB: map[string]int{}, maxDB: maxDB,
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	go s.reap()
+	return s
+}
+
+// Get returns the pool for (database, role), creating it with dial and
+// limits. An existing pool keeps its limits but takes the newer dialer, so
+// it logs in with the freshest credentials.
+func (s *Set) Get(database, role string, dial Dialer, limits Limits) *Pool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := [2]string{database, role}
+	p := s.pools[key]
+	if p == nil {
+		p = &Pool{Database: database, Role: role, set: s, limits: limits}
+		s.pools[key] = p
+	}
+	p.mu.Lock()
+	p.dial = dial
+	p.mu.Unlock()
+	return p
+}
+
+// takeDBSlot reserves a connection of database db against max_db_connections.
+func (s *Set) takeDBSlot(db string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.maxDB > 0 && s.perDB[db] >= s.maxDB {
+		return false
+	}
+	s.perDB[db]++
+	return true
+}
+
+// freeDBSlot returns a slot and lets the other pools of db retry.
+func (s *Set) freeDBSlot(db string) {
+	s.mu.Lock()
+	s.perDB[db]--
+	var siblings []*Pool
+	for _, p := range s.pools {
+		if p.Database == db {
+			siblings = append(siblings, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range siblings {
+		p.kick()
+	}
+}
+
+// Acquire returns an idle connection, or a new one, or waits for one in
+// arrival order. A connection idle longer than CheckDelay is checked
+// first. It gives up with ErrWaitTimeout after WaitTimeout.
+func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+	var deadline <-chan time.Time
+	if p.limits.WaitTimeout > 0 {
+		t := time.NewTimer(p.limits.WaitTimeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	var reserve <-chan time.Time
+	if p.limits.ReserveSize > 0 {
+		t := time.NewTimer(p.limits.ReserveTimeout)
+		defer t.Stop()
+		reserve = t.C
+	}
+	size := p.limits.Size
+	for {
+		c, dial, wait, err := p.take(size)
+		switch {
+		case err != nil:
+			return nil, err
+		case c != nil:
+			if c = p.check(c); c != nil {
+				return c, nil
+			}
+			continue
+		case dial:
+			return p.connect(ctx)
+		}
+		select {
+		case c := <-wait:
+			if c == nil { // kicked: capacity may be free
+				continue
+			}
+			if c = p.check(c); c != nil {
+				return c, nil
+			}
+		case <-reserve:
+			p.cancelWait(wait)
+			size, reserve = p.limits.Size+p.limits.ReserveSize, nil
+		case <-deadline:
+			p.cancelWait(wait)
+			return nil, ErrWaitTimeout
+		case <-ctx.Done():
+			p.cancelWait(wait)
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// take pops an idle connection, or reserves a slot to dial, or queues a
+// waiter.
+func (p *Pool) take(size int) (c *Conn, dial bool, wait chan *Conn, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, false, nil, ErrClosed
+	}
+	if n := len(p.idle); n > 0 {
+		c = p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		return c, false, nil, nil
+	}
+	if p.open < size && p.set.takeDBSlot(p.Database) {
+		p.open++
+		return nil, true, nil, nil
+	}
+	wait = make(chan *Conn, 1)
+	p.waiters = append(p.waiters, wait)
+	return nil, false, wait, nil
+}
+
+// cancelWait removes a waiter; a connection handed to it meanwhile goes
+// back to the pool.
+func (p *Pool) cancelWait(wait chan *Conn) {
+	p.mu.Lock()
+	for i, w := range p.waiters {
+		if w == wait {
+			p.waiters = append(p.waiters[:i:i], p.waiters[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	select {
+	case c := <-wait:
+		if c != nil {
+			p.Release(c, true)
+		}
+	default:
+	}
+}
+
+// kick wakes the longest waiter to retry (capacity may have been freed).
+func (p *Pool) kick() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.waiters) > 0 {
+		w := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		w <- nil
+	}
+}
+
+func (p *Pool) connect(ctx context.Context) (*Conn, error) {
+	p.mu.Lock()
+	dial := p.dial
+	p.mu.Unlock()
+	if p.limits.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.limits.ConnectTimeout)
+		defer cancel()
+	}
+	bc, err := dial(ctx)
+	if err != nil {
+		p.forget()
+		return nil, fmt.Errorf("pool %s/%s: %w", p.Database, p.Role, err)
+	}
+	now := time.Now()
+	return &Conn{Conn: bc, Settings: map[string]string{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
+		pool: p, created: now, lastUsed: now}, nil
+}
+
+// forget drops a connection from the counts (closed or never opened).
+func (p *Pool) forget() {
+	p.mu.Lock()
+	p.open--
+	p.mu.Unlock()
+	p.set.freeDBSlot(p.Database)
+}
+
+// check runs the health check on a connection idle longer than CheckDelay;
+// a failed one is closed and nil returned.
+func (p *Pool) check(c *Conn) *Conn {
+	if time.Since(c.lastUsed) < p.limits.CheckDelay {
+		return c
+	}
+	if err := c.Ping(5 * time.Second); err != nil {
+		c.Close()
+		p.forget()
+		return nil
+	}
+	return c
+}
+
+// Release returns c. reusable must be false unless the connection is idle
+// (ReadyForQuery 'I') with nothing in flight; such connections, and ones
+// past Lifetime, are closed.
+func (p *Pool) Release(c *Conn, reusable bool) {
+	now := time.Now()
+	if !reusable || (p.limits.Lifetime > 0 && now.Sub(c.created) > p.limits.Lifetime) {
+		c.Close()
+		p.forget() // wakes a waiter to dial a replacement
+		return
+	}
+	c.lastUsed = now
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		c.Close()
+		p.forget()
+		return
+	}
+	if len(p.waiters) > 0 {
+		w := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		p.mu.Unlock()
+		w <- c
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// Stats is a snapshot of a pool for SHOW POOLS and metrics.
+type Stats struct {
+	Database, Role    string
+	Open, Idle, Waits int
+}
+
+// Stats returns a snapshot of every pool.
+func (s *Set) Stats() []Stats {
+	s.mu.Lock()
+	pools := make([]*Pool, 0, len(s.pools))
+	for _, p := range s.pools {
+		pools = append(pools, p)
+	}
+	s.mu.Unlock()
+	out := make([]Stats, 0, len(pools))
+	for _, p := range pools {
+		p.mu.Lock()
+		out = append(out, Stats{Database: p.Database, Role: p.Role, Open: p.open, Idle: len(p.idle), Waits: len(p.waiters)})
+		p.mu.Unlock()
+	}
+	return out
+}
+
+// Close closes every idle connection and makes later Acquires fail; lent
+// connections are closed as they come back.
+func (s *Set) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	pools := make([]*Pool, 0, len(s.pools))
+	for _, p := range s.pools {
+		pools = append(pools, p)
+	}
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.stopped
+	for _, p := range pools {
+		p.mu.Lock()
+		p.closed = true
+		idle, waiters := p.idle, p.waiters
+		p.idle, p.waiters = nil, nil
+		p.mu.Unlock()
+		for _, c := range idle {
+			c.Close()
+			p.forget()
+		}
+		for _, w := range waiters {
+			w <- nil
+		}
+	}
+}
+
+// reap closes connections idle past IdleTimeout (keeping MinSize) or past
+// Lifetime, once a second.
+func (s *Set) reap() {
+	defer close(s.stopped)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			pools := make([]*Pool, 0, len(s.pools))
+			for _, p := range s.pools {
+				pools = append(pools, p)
+			}
+			s.mu.Unlock()
+			for _, p := range pools {
+				p.reapIdle(now)
+			}
+		}
+	}
+}
+
+func (p *Pool) reapIdle(now time.Time) {
+	p.mu.Lock()
+	var expired []*Conn
+	keep := p.idle[:0]
+	for i, c := range p.idle {
+		// The oldest idle connections are at the front (LIFO reuse).
+		excess := p.open-len(expired) > p.limits.MinSize
+		idleTooLong := p.limits.IdleTimeout > 0 && now.Sub(c.lastUsed) > p.limits.IdleTimeout && excess
+		tooOld := p.limits.Lifetime > 0 && now.Sub(c.created) > p.limits.Lifetime
+		if idleTooLong || tooOld {
+			expired = append(expired, c)
+			continue
+		}
+		keep = append(keep, p.idle[i])
+	}
+	p.idle = keep
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.Close()
+		p.forget()
+	}
+}
