@@ -28,8 +28,9 @@
 #                multigres in session mode (guard on, guard off, signed)
 #
 # Usage: bash bench/run.sh [--quick] [--no-docs]
-#   --quick    1 round of 4 s per run, 1,000 idle connections, for smoke
-#              tests (does not write the docs unless BENCH_DOCS=1)
+#   --quick    1 round of 3 s per run (+2 s ramp), 200 switching and 1,000
+#              idle connections, for smoke tests (does not write the docs
+#              unless BENCH_DOCS=1)
 #   --no-docs  print the tables only
 # Environment:
 #   BENCH_SUITES   see above                   BENCH_ROUNDS   rounds (default 3)
@@ -100,8 +101,9 @@ for arg in "$@"; do
 done
 if [ "$QUICK" = 1 ]; then
   ROUNDS=${BENCH_ROUNDS_QUICK:-1}
-  SECS=${BENCH_SECONDS_QUICK:-4}
-  RAMP=${BENCH_RAMP_QUICK:-3}
+  SECS=${BENCH_SECONDS_QUICK:-3}
+  RAMP=${BENCH_RAMP_QUICK:-2}
+  SWITCH_CONNS=${BENCH_SWITCH_CONNS_QUICK:-200}
   IDLE_CONNS=${BENCH_IDLE_CONNS_QUICK:-1000}
   WRITE_DOCS=${WRITE_DOCS:-0}
 fi
@@ -373,7 +375,7 @@ auth_type = scram-sha-256
 auth_file = $TMP/userlist.txt
 pool_mode = $mode
 default_pool_size = $pool
-max_client_conn = $(( MAX_CONN > SWITCH_CONNS + 100 ? MAX_CONN : SWITCH_CONNS + 100 ))
+max_client_conn = $(( MAX_CONN + SWITCH_CONNS + IDLE_CONNS + 100 ))
 max_db_connections = 0
 ignore_startup_parameters = extra_float_digits
 server_tls_sslmode = disable
@@ -386,7 +388,10 @@ pidfile = $TMP/pgbouncer-$name.pid
 EOF
   give_pg "$TMP/pgbouncer-$name.ini"
   log "starting PgBouncer[$name] ($mode mode, pool $pool) on 127.0.0.1:$port"
-  as_pg "$PGBOUNCER_BIN" -d -q "$TMP/pgbouncer-$name.ini" >"$TMP/pgbouncer-$name.out" 2>&1 ||
+  # runuser starts with the PAM default of 1024 open files: raise it to the
+  # hard limit for the memory suite's thousands of clients.
+  as_pg bash -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"' pgbouncer \
+    "$PGBOUNCER_BIN" -d -q "$TMP/pgbouncer-$name.ini" >"$TMP/pgbouncer-$name.out" 2>&1 ||
     { cat "$TMP/pgbouncer-$name.out" "$TMP/pgbouncer-$name.log" >&2 2>/dev/null; die "PgBouncer[$name] did not start"; }
   PGB_PORT[$name]=$port
   wait_port "$port" "PgBouncer[$name]"
@@ -507,7 +512,7 @@ bench_test transaction "tx -S extended"  "-S -M extended" $TX_ALL
 # PgBouncer 1.18 cannot run -M prepared in transaction mode (a statement
 # prepared on one server connection is missing on the next): it runs anyway,
 # so the table records the failure.
-bench_test transaction "tx -S prepared"  "-S -M prepared" $TX_ALL
+bench_test transaction "tx -S prepared"  "-S -M prepared" tx_multigres tx_pgbouncer tx_direct tx_direct1
 bench_test transaction "tx -S -C simple" "-S -C -M simple" tx_multigres tx_pgbouncer tx_direct
 for m in $SWITCH_MODES; do
   bench_test switching "switch $m" "$m" sw_rotating sw_one
@@ -820,11 +825,16 @@ declare -A MEMORY=()
 declare -a MEMORY_ROWS=()
 run_memory() {
   local rc=0 line pid which
-  start_multigres mem --pool-mode "$TX_POOL_MODE" --default-pool-size "$POOL_SIZE"
-  for which in multigres pgbouncer; do
-    if [ "$which" = multigres ]; then
-      pid=${MG_PID[mem]}
-      set -- -addr "127.0.0.1:${MG_PORT[mem]}" -user "app_user.t%d"
+  for which in multigres multigres1 pgbouncer; do
+    # A fresh proxy for each measurement: Go keeps freed heap for a while,
+    # so a proxy that already held connections has a higher baseline.
+    # "multigres1": all connections one tenant (app_user.t1), to tell
+    # per-connection from per-tenant memory.
+    if [ "$which" != pgbouncer ]; then
+      start_multigres "mem$which" --pool-mode "$TX_POOL_MODE" --default-pool-size "$POOL_SIZE"
+      pid=${MG_PID[mem$which]}
+      set -- -addr "127.0.0.1:${MG_PORT[mem$which]}" -user "app_user.t%d"
+      [ "$which" = multigres1 ] && set -- "$@" -tenants 1
     else
       [ -n "${PGB_PORT[tx]:-}" ] || continue
       pid=$(cat "$TMP/pgbouncer-tx.pid")
@@ -843,6 +853,9 @@ run_memory() {
     MEMORY[$which]=$line
     MEMORY_ROWS+=("$which")
     log "memory: $which $line"
+    if [ "$which" != pgbouncer ]; then
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
   done
 }
 
@@ -1009,7 +1022,8 @@ memory_table() {
   for which in "${MEMORY_ROWS[@]}"; do
     line=${MEMORY[$which]}
     printf '| %s | %s | %s KiB | %s KiB | %s | %s KiB | %s KiB | %s s |\n' \
-      "$([ "$which" = multigres ] && echo "multigres tx (tenants t1..t$IDLE_CONNS)" || echo "PgBouncer tx (app_user)")" \
+      "$(case $which in multigres) echo "multigres tx (tenants t1..t$IDLE_CONNS)" ;; multigres1) echo "multigres tx (all tenant t1)" ;;
+        *) echo "PgBouncer tx (app_user)" ;; esac)" \
       "$(kv conns "$line")" "$(kv baseline_kib "$line")" "$(kv loaded_kib "$line")" "$(kv per_conn_kib "$line")" \
       "$(kv hwm_kib "$line")" "$(kv closed_kib "$line")" "$(kv connect_s "$line")"
   done
