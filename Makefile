@@ -6,7 +6,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 TESTFLAGS ?=
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build test demo demo-check bench lint fuzz deps clean
+.PHONY: all build test test-deps demo demo-check bench lint fuzz deps clean
 
 all: build
 
@@ -16,8 +16,12 @@ build:
 deps:
 	@scripts/ensure-deps.sh postgres
 
+# The client compatibility suites also need Node packages, pgJDBC and psycopg2.
+test-deps: deps
+	@scripts/ensure-deps.sh node-modules jdbc psycopg2
+
 ## test: the whole suite against throwaway PostgreSQL clusters (includes `multigres demo --check`).
-test: deps
+test: test-deps
 	$(GO) test -count=1 -timeout 20m $(TESTFLAGS) ./...
 
 ## demo: throwaway PostgreSQL with demo tenants + proxy on 127.0.0.1:6432.

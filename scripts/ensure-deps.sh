@@ -3,8 +3,14 @@
 #   postgres   PostgreSQL server binaries (initdb, postgres, psql, pgbench)
 #   staticcheck
 #   pgbouncer  (benchmarks only)
+#   node-modules  test/compat/node's packages (npm ci), when node_modules is
+#                 missing or older than package-lock.json
+#   jdbc       pgJDBC (apt libpostgresql-jdbc-java: /usr/share/java/postgresql.jar)
+#   psycopg2   psycopg2 for /usr/bin/python3 (apt python3-psycopg2)
+#   compat     everything the client compatibility suites in test/compat need
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
 
 have_pg_server() {
   command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ] && return 0
@@ -41,6 +47,39 @@ for what in "$@"; do
         echo "ensure-deps: installing pgbouncer"
         apt_install pgbouncer
       fi
+      ;;
+    node-modules)
+      dir="$root/test/compat/node"
+      if ! command -v npm >/dev/null 2>&1; then
+        echo "ensure-deps: installing Node.js and npm (apt-get install nodejs npm)"
+        apt_install nodejs npm
+      fi
+      # npm ci writes node_modules/.package-lock.json; stale when the
+      # committed lock file is newer (or differs).
+      if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+         [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        echo "ensure-deps: npm ci in test/compat/node"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+      fi
+      ;;
+    jdbc)
+      if ! command -v javac >/dev/null 2>&1; then
+        echo "ensure-deps: installing a JDK (apt-get install default-jdk-headless)"
+        apt_install default-jdk-headless
+      fi
+      if [ ! -f /usr/share/java/postgresql.jar ]; then
+        echo "ensure-deps: installing pgJDBC (apt-get install libpostgresql-jdbc-java)"
+        apt_install libpostgresql-jdbc-java
+      fi
+      ;;
+    psycopg2)
+      if ! /usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1; then
+        echo "ensure-deps: installing psycopg2 (apt-get install python3-psycopg2)"
+        apt_install python3 python3-psycopg2
+      fi
+      ;;
+    compat)
+      "$0" postgres node-modules jdbc psycopg2
       ;;
     *) echo "ensure-deps: unknown dependency $what" >&2; exit 2 ;;
   esac

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +45,9 @@ func serve(args []string) int {
 		return 2
 	}
 	logger := cli.NewLogger(cfg, os.Stderr)
+	if cfg.Workers > 0 {
+		runtime.GOMAXPROCS(cfg.Workers)
+	}
 	srv, err := frontend.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "multigres: %v\n", err)

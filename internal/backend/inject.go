@@ -95,56 +95,49 @@ func (c *Conn) queueApply(ctx Context) error {
 }
 
 // setConfigMessages is one SELECT of set_config calls with bound
-// parameters: the variables, the MACs, the resets (NULL value) and, with
-// role, the role. nil when there is nothing to set.
+// parameters (see SetConfigParams), nil when there is nothing to set.
 func setConfigMessages(ctx Context, withRole bool) []pgproto3.FrontendMessage {
-	names := make([]string, 0, len(ctx.Variables)+len(ctx.MACNames)+len(ctx.Resets)+1)
-	names = append(append(append(names, ctx.Variables...), ctx.MACNames...), ctx.Resets...)
-	values := make([][]byte, 0, cap(names))
-	for _, v := range ctx.Values {
-		values = append(values, []byte(v))
-	}
-	for _, v := range ctx.MACs {
-		values = append(values, []byte(v))
-	}
-	for range ctx.Resets {
-		values = append(values, nil)
-	}
-	if withRole {
-		names = append(names, "role")
-		values = append(values, []byte(ctx.Role))
-	}
-	if len(names) == 0 {
+	params := SetConfigParams(ctx, withRole)
+	if len(params) == 0 {
 		return nil
 	}
+	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: SetConfigSQL(len(params) / 2)}, &pgproto3.Bind{Parameters: params}, &pgproto3.Execute{}}
+}
+
+// SetConfigParams are the (name, value) parameter pairs that apply ctx: the
+// variables, the MACs, the resets (NULL values) and, with role, the role.
+func SetConfigParams(ctx Context, withRole bool) [][]byte {
+	n := len(ctx.Variables) + len(ctx.MACNames) + len(ctx.Resets)
+	if withRole {
+		n++
+	}
+	params := make([][]byte, 0, 2*n)
+	for i, name := range ctx.Variables {
+		params = append(params, []byte(name), []byte(ctx.Values[i]))
+	}
+	for i, name := range ctx.MACNames {
+		params = append(params, []byte(name), []byte(ctx.MACs[i]))
+	}
+	for _, name := range ctx.Resets {
+		params = append(params, []byte(name), nil)
+	}
+	if withRole {
+		params = append(params, []byte("role"), []byte(ctx.Role))
+	}
+	return params
+}
+
+// SetConfigSQL is a SELECT of n set_config calls over parameters $1..$2n.
+func SetConfigSQL(n int) string {
 	var sql strings.Builder
 	sql.WriteString("SELECT ")
-	params := make([][]byte, 0, 2*len(names))
-	for i := range names {
+	for i := range n {
 		if i > 0 {
 			sql.WriteString(", ")
 		}
 		fmt.Fprintf(&sql, "pg_catalog.set_config($%d, $%d, false)", 2*i+1, 2*i+2)
-		params = append(params, []byte(names[i]), values[i])
 	}
-	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: sql.String()}, &pgproto3.Bind{Parameters: params}, &pgproto3.Execute{}}
-}
-
-// SwitchMessages is the context switch of transaction pooling, to be sent
-// pipelined, without a Sync, just before a client's first message on this
-// connection: BEGIN, one set_config SELECT (role included), COMMIT, each as
-// Parse/Bind/Execute of the unnamed statement. Because no Sync follows, an
-// error anywhere makes the server skip everything up to the client's Sync,
-// so no client statement can run under the previous context. The COMMIT
-// makes the switch durable before the client's statements run, so their
-// rollback cannot undo it, and it leaves the client a fresh transaction
-// (BEGIN ISOLATION LEVEL still works). It always encodes 9 messages, each
-// answered by exactly one completion message.
-func SwitchMessages(ctx Context) []pgproto3.FrontendMessage {
-	msgs := make([]pgproto3.FrontendMessage, 0, 9)
-	msgs = append(msgs, &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{}, &pgproto3.Execute{})
-	msgs = append(msgs, setConfigMessages(ctx, true)...)
-	return append(msgs, &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Execute{})
+	return sql.String()
 }
 
 func (c *Conn) readApplyResult(checkStage int) error {

@@ -72,6 +72,7 @@ type Config struct {
 	Guard                bool     // guard
 	GuardDeniedFunctions []string // guard_denied_functions
 
+	Workers               int           // workers
 	PoolMode              string        // pool_mode
 	PoolModeDatabases     []string      // pool_mode_databases
 	DefaultPoolSize       int           // default_pool_size

@@ -113,6 +113,9 @@ var keyTable = []keyDef{
 		kind: strKind{}},
 
 	// Limits and timeouts.
+	{Key: Key{Name: "workers", Field: "Workers", Default: "0",
+		Doc: "OS threads running Go code (GOMAXPROCS); 0 means one per CPU. On a small machine shared with PostgreSQL, 1 can be faster: fewer cross-thread wake-ups per message (see docs/benchmarks.md). Restart to change."},
+		kind: intKind{0, 1024}},
 	{Key: Key{Name: "max_message_size", Field: "MaxMessageSize", Default: "1GB", Reloadable: true,
 		Doc: "Largest protocol message accepted from a client; bytes or with unit kB, MB, GB."},
 		kind: sizeKind{min: 1 << 10, max: 1 << 30}}, // PostgreSQL itself refuses messages over 1GB

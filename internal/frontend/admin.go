@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -403,7 +404,12 @@ func (c *clientConn) serveAdmin() {
 			c.ad.cmdMu.Unlock()
 		}
 	}}
-	if err := con.Serve(ctx, c.rd, c.w); err != nil && !isClosed(err) {
+	// The console is rare: it gets a plain buffered writer of its own,
+	// after whatever the login left buffered.
+	if err := c.flush(); err != nil {
+		return
+	}
+	if err := con.Serve(ctx, c.rd, bufio.NewWriter(c.nc)); err != nil && !isClosed(err) {
 		c.log.Info("admin console connection ended", "err", err)
 	}
 }

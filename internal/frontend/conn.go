@@ -37,7 +37,7 @@ type clientConn struct {
 	id    uint64
 	nc    net.Conn
 	rd    *bufio.Reader
-	w     *bufio.Writer
+	w     *clientWriter
 	wmu   sync.Mutex // guards w once the relay runs two goroutines
 	lc    *liveConfig
 	log   *slog.Logger
@@ -76,8 +76,8 @@ type clientConn struct {
 func newClientConn(s *Server, nc net.Conn) *clientConn {
 	c := &clientConn{srv: s, id: s.nextID.Add(1), lc: s.live.Load(), epoch: time.Now()}
 	c.nc = countingConn{Conn: nc, in: &s.bytesIn, out: &s.bytesOut, cin: &c.ad.in, cout: &c.ad.out}
-	c.rd = bufio.NewReaderSize(c.nc, 8<<10)
-	c.w = bufio.NewWriterSize(c.nc, 8<<10)
+	c.rd = bufio.NewReaderSize(c.nc, clientReadBuffer)
+	c.w = newClientWriter(c.nc)
 	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
 	return c
 }
@@ -105,26 +105,38 @@ func (c *clientConn) currentServer() *backend.Conn {
 }
 
 // serve runs the whole lifecycle. A panic ends this connection only.
-func (c *clientConn) serve() {
-	defer c.close()
+// serve runs the handshake and returns what runs next (the relay or the
+// admin console), or nil when the connection is already closed. The caller
+// runs the rest in a fresh goroutine: the handshake (SCRAM, TLS) grows the
+// stack, and a goroutine that then idles for hours in a read should not
+// keep that stack. A panic ends this connection only.
+func (c *clientConn) serve() (next func()) {
+	defer func() {
+		if next == nil {
+			c.close()
+		}
+	}()
 	defer c.recoverPanic("serve")
 	c.setState(StateStartup)
 	deadline := time.Now().Add(c.lc.cfg.HandshakeTimeout)
 	_ = c.nc.SetDeadline(deadline)
 	if err := c.handshake(deadline); err != nil {
 		c.fail(err)
-		return
+		return nil
 	}
 	_ = c.nc.SetDeadline(time.Time{})
-	if c.ad.isAdmin {
-		c.serveAdmin()
-		return
+	run := c.relay
+	switch {
+	case c.ad.isAdmin:
+		run = c.serveAdmin
+	case c.tx.pool != nil:
+		run = c.relayTx
 	}
-	if c.tx.pool != nil {
-		c.relayTx()
-		return
+	return func() {
+		defer c.close()
+		defer c.recoverPanic("relay")
+		run()
 	}
-	c.relay()
 }
 
 func (c *clientConn) recoverPanic(where string) {
@@ -379,11 +391,9 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 	}
 	var macNames, macs []string
 	if cfg.ContextSigning {
-		key, err := c.srv.secrets.signingKey(ctx, c.database)
-		if err != nil || key == nil {
-			c.log.Warn("context signing key unavailable; closing", "err", err)
-			return wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
-				WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
+		key, err := c.signingKey(ctx)
+		if err != nil {
+			return err
 		}
 		for i, v := range cfg.ContextVariables {
 			macNames = append(macNames, mgsql.ContextMACName(v))

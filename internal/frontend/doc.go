@@ -11,6 +11,8 @@
 //	   backend.Dial (SCRAM passthrough) ─► backend.Conn.Apply (context, SET ROLE)
 //	                                   │
 //	   relay: client frames ─► Guard ─► server;  server frames ─► client
+//	   (transaction mode: pool.Acquire per transaction, context switch
+//	   pipelined, owed-response FIFO, pool.Release at idle ReadyForQuery)
 //
 // # Connection lifecycle
 //
@@ -38,7 +40,12 @@
 //     reach the server before the context is set. Any failure is FATAL.
 //  5. StateIdle/StateActive/StateInTransaction. Frames are relayed without
 //     decoding, except Query and Parse, which pass the Guard seam, and
-//     ReadyForQuery, which drives the state.
+//     ReadyForQuery, which drives the state. In transaction pooling
+//     (txpool.go, txrelay.go) the client borrows a server connection from
+//     its (database, role) pool for each transaction, with the context
+//     switched in the same round trip as its first message, and the
+//     relay also decodes the extended-protocol messages that name
+//     prepared statements, which are renamed per client.
 //  6. StateClosed. Either side closing, a protocol error, a panic in the
 //     connection's goroutines (logged with its stack) or Shutdown ends the
 //     connection and nothing else.

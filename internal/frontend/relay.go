@@ -47,28 +47,9 @@ func isClosed(err error) bool {
 // are looked at (by the Guard); everything else passes as raw bytes.
 func (c *clientConn) pumpClient(frames *wire.FrameReader, server *backend.Conn) error {
 	for {
-		typ, frame, err := frames.Next()
+		typ, frame, err := c.nextClientFrame(frames)
 		if err != nil {
-			retry, ierr := c.idleReadError(err)
-			if retry {
-				continue
-			}
-			err = ierr
-			var tl *wire.TooLargeError
-			if errors.As(err, &tl) {
-				return wire.Fatal(wire.CodeProtocolViolation, "message too large: %d bytes exceeds max_message_size (%d)", tl.Len, tl.Max).
-					WithHint("Raise max_message_size, or send smaller messages.")
-			}
 			return err
-		}
-		c.noteClientFrame(typ)
-		prev := c.State()
-		c.setState(StateActive)
-		if err := c.pauseQuery(prev, typ); err != nil {
-			return err
-		}
-		if c.sess != nil {
-			c.noteStatement(typ)
 		}
 		if typ == 'X' {
 			_, _ = server.W.Write(frame)
@@ -86,6 +67,37 @@ func (c *clientConn) pumpClient(frames *wire.FrameReader, server *backend.Conn) 
 				return fmt.Errorf("write to server: %w", err)
 			}
 		}
+	}
+}
+
+// nextClientFrame reads the next client message and does what every
+// message does first, in either pool mode: idle-timeout bookkeeping, the
+// state, PAUSE, and the session observer.
+func (c *clientConn) nextClientFrame(frames *wire.FrameReader) (byte, []byte, error) {
+	for {
+		typ, frame, err := frames.Next()
+		if err != nil {
+			retry, ierr := c.idleReadError(err)
+			if retry {
+				continue
+			}
+			var tl *wire.TooLargeError
+			if errors.As(ierr, &tl) {
+				return 0, nil, wire.Fatal(wire.CodeProtocolViolation, "message too large: %d bytes exceeds max_message_size (%d)", tl.Len, tl.Max).
+					WithHint("Raise max_message_size, or send smaller messages.")
+			}
+			return 0, nil, ierr
+		}
+		c.noteClientFrame(typ)
+		prev := c.State()
+		c.setState(StateActive)
+		if err := c.pauseQuery(prev, typ); err != nil {
+			return 0, nil, err
+		}
+		if c.sess != nil {
+			c.noteStatement(typ)
+		}
+		return typ, frame, nil
 	}
 }
 

@@ -243,12 +243,22 @@ func (s *Server) startConn(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer s.connWG.Done()
-		c.serve()
+	finish := func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.connWG.Done()
+	}
+	go func() {
+		next := c.serve()
+		if next == nil {
+			finish()
+			return
+		}
+		go func() {
+			defer finish()
+			next()
+		}()
 	}()
 }
 

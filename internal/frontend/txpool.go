@@ -40,6 +40,9 @@ type txConn struct {
 	status byte   // transaction status as the client last saw it
 	skip   bool   // discarding client messages until Sync
 	gone   bool   // the client is gone; the server pump cleans up
+	// unconfirmed: a short context switch rides on a query whose
+	// ReadyForQuery has not come yet (see queueSwitch).
+	unconfirmed bool
 	// pumpDone is closed when the current attachment's server pump ends.
 	pumpDone chan struct{}
 	// cancels counts CancelRequests in flight to the attached server; it
@@ -53,14 +56,19 @@ type txConn struct {
 	settings map[string]string // tracked settings, by name
 	stmts    map[string]*txStmt
 	unnamed  *txStmt // the client's last unnamed Parse
+	// portalFx are the effects of the statement bound to the unnamed
+	// portal; batchFx those executed since the last Sync (server pump).
+	portalFx *sqlguard.Effects
+	batchFx  []*sqlguard.Effects
 }
 
 // txStmt is a client's prepared statement: its server name and the Parse
 // to send where it is not prepared yet.
 type txStmt struct {
 	srv   string
-	parse []byte // Parse frame carrying srv as its name
-	id    uint64 // unnamed statements: identity for UnnamedOwner
+	parse []byte            // Parse frame carrying srv as its name
+	id    uint64            // unnamed statements: identity for UnnamedOwner
+	fx    *sqlguard.Effects // unnamed statements: the session SETs it makes
 }
 
 // owed is one response the client is owed, in the order it is owed.
@@ -181,11 +189,9 @@ func (c *clientConn) buildTxContext(ctx context.Context) error {
 	t.ctx = backend.Context{Variables: vars, Values: values, Role: role}
 	t.ctxKey = role + "\x00" + strings.Join(vars, "\x00") + "\x00\x00" + strings.Join(values, "\x00")
 	if cfg.ContextSigning {
-		key, err := c.srv.secrets.signingKey(ctx, c.database)
-		if err != nil || key == nil {
-			c.log.Warn("context signing key unavailable; closing", "err", err)
-			return wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
-				WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
+		key, err := c.signingKey(ctx)
+		if err != nil {
+			return err
 		}
 		t.signKey = key
 		for _, v := range cfg.ContextVariables {
@@ -193,6 +199,18 @@ func (c *clientConn) buildTxContext(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// signingKey is the database's context signing key; without one the
+// client is refused.
+func (c *clientConn) signingKey(ctx context.Context) ([]byte, error) {
+	key, err := c.srv.secrets.signingKey(ctx, c.database)
+	if err != nil || key == nil {
+		c.log.Warn("context signing key unavailable; closing", "err", err)
+		return nil, wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
+			WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
+	}
+	return key, nil
 }
 
 // macs are the signed-context MACs for a server backend pid.

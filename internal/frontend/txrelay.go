@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -42,27 +43,9 @@ func (c *clientConn) relayTx() {
 
 func (c *clientConn) pumpClientTx(frames *wire.FrameReader) error {
 	for {
-		typ, frame, err := frames.Next()
+		typ, frame, err := c.nextClientFrame(frames)
 		if err != nil {
-			retry, ierr := c.idleReadError(err)
-			if retry {
-				continue
-			}
-			var tl *wire.TooLargeError
-			if errors.As(ierr, &tl) {
-				return wire.Fatal(wire.CodeProtocolViolation, "message too large: %d bytes exceeds max_message_size (%d)", tl.Len, tl.Max).
-					WithHint("Raise max_message_size, or send smaller messages.")
-			}
-			return ierr
-		}
-		c.noteClientFrame(typ)
-		prev := c.State()
-		c.setState(StateActive)
-		if err := c.pauseQuery(prev, typ); err != nil {
 			return err
-		}
-		if c.sess != nil {
-			c.noteStatement(typ)
 		}
 		if typ == 'X' {
 			return errSilent
@@ -79,6 +62,7 @@ func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
 	if err != nil {
 		return err
 	}
+	typ = frame[0] // a refused FunctionCall became a Query
 	t := &c.tx
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -93,12 +77,17 @@ func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
 		if done, err := c.withoutServer(typ, frame); done || err != nil {
 			return err
 		}
-		if err := c.attach(typ); err != nil {
+		if err := c.attach(typ, frame); err != nil {
 			return err
 		}
 		if t.server == nil { // no server: the error was sent
 			return nil
 		}
+	} else if t.unconfirmed && startsCommand(typ) {
+		// The short switch in front of this attachment's first query is
+		// not known to have committed: if that query fails, the server is
+		// back on the previous context. Switch again, durably, first.
+		c.queueSwitch(t.server, false)
 	}
 	if err := c.forwardTx(typ, frame, fx); err != nil {
 		return err
@@ -128,7 +117,7 @@ func (c *clientConn) guardTx(typ byte, frame []byte) (*sqlguard.Effects, []byte,
 	}
 	fx, err := g.CheckTx(typ, sql)
 	if err == nil && fx != nil {
-		err = c.checkEffects(typ, fx)
+		err = c.checkEffects(typ, frame, fx)
 	}
 	if err != nil {
 		c.log.Info("statement refused by the SQL guard", "reason", err.Error())
@@ -144,7 +133,12 @@ func (c *clientConn) guardTx(typ byte, frame []byte) (*sqlguard.Effects, []byte,
 // checkEffects refuses session settings that could not be tracked
 // exactly: in the extended protocol (where a statement may run any number
 // of times, or never) and inside a transaction block (which may roll back).
-func (c *clientConn) checkEffects(typ byte, fx *sqlguard.Effects) error {
+//
+// In the extended protocol a SET is tracked when it is an unnamed
+// statement (pgJDBC sends its startup SETs so): its effects ride on the
+// Execute of the unnamed portal and count once the Sync ends the implicit
+// transaction without error.
+func (c *clientConn) checkEffects(typ byte, frame []byte, fx *sqlguard.Effects) error {
 	if len(fx.Settings) == 0 && !fx.DeallocateAll {
 		return nil
 	}
@@ -156,13 +150,15 @@ func (c *clientConn) checkEffects(typ byte, fx *sqlguard.Effects) error {
 	status := c.tx.status
 	c.tx.mu.Unlock()
 	switch {
-	case typ == 'P':
-		return txRefusal(what + " must be sent as a simple query in transaction pooling")
+	case typ == 'P' && (fx.DeallocateAll || !unnamedParse(frame)):
+		return txRefusal(what + " must be sent as a simple query or an unnamed statement in transaction pooling")
 	case len(fx.Settings) > 0 && (status != 'I' || fx.TxControl):
 		return txRefusal("session-level SET inside a transaction block is not supported in transaction pooling")
 	}
 	return nil
 }
+
+func unnamedParse(frame []byte) bool { return len(frame) > 5 && frame[5] == 0 }
 
 func txRefusal(msg string) *wire.Error {
 	return &wire.Error{Severity: wire.SeverityError, Code: wire.CodeFeatureNotSupported, Message: msg, Rule: "session_set",
@@ -205,14 +201,10 @@ func (c *clientConn) answerLocally(m pgproto3.BackendMessage) error {
 // attach borrows a server connection for the client (t.mu held; released
 // while waiting). If none can be had, the client gets the error and, for
 // extended-protocol messages, the rest up to Sync is discarded.
-func (c *clientConn) attach(typ byte) error {
+func (c *clientConn) attach(typ byte, frame []byte) error {
 	t := &c.tx
 	t.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(c.srv.shutdownCtx(), cancel)
-	sc, err := t.pool.Acquire(ctx)
-	stop()
-	cancel()
+	sc, err := t.pool.Acquire(c.srv.shutdownCtx())
 	t.mu.Lock()
 	if err != nil {
 		we := c.acquireError(err, false)
@@ -233,10 +225,9 @@ func (c *clientConn) attach(typ byte) error {
 		sc.Prepared = pool.NewLRU(c.lc.cfg.MaxPreparedStatements)
 	}
 	t.server = sc
+	t.unconfirmed = false
 	if sc.Context != t.ctxKey || !maps.Equal(sc.Settings, t.settings) {
-		if err := c.queueSwitch(sc); err != nil {
-			return err
-		}
+		c.queueSwitch(sc, typ == 'Q' && !mayControlTransaction(frame))
 	}
 	done := make(chan struct{})
 	t.pumpDone = done
@@ -244,9 +235,29 @@ func (c *clientConn) attach(typ byte) error {
 	return nil
 }
 
-// queueSwitch writes the context switch (see backend.SwitchMessages) ahead
-// of the client's message and owes the client nothing for it.
-func (c *clientConn) queueSwitch(sc *pool.Conn) error {
+// queueSwitch writes the context switch in front of the client's message,
+// without a Sync, and owes the client nothing for it:
+//
+//	Bind/Execute mg_switch_N  SELECT set_config($1,$2,false), … (role too)
+//	Bind/Execute mg_commit    COMMIT          (not in the short form)
+//
+// Both statements are prepared once per server connection (a Parse goes
+// first the first time). Because no Sync follows, an error anywhere makes
+// the server skip every client message up to the client's Sync (a simple
+// Query too), so no client statement can run under the previous context;
+// the error is fatal for the client (errSwitchFailed). The COMMIT ends the
+// implicit transaction the SELECT opened, so the switch is durable before
+// the client's statements run (their rollback cannot undo it) and the
+// client starts a fresh transaction (BEGIN ISOLATION LEVEL still works).
+// The COMMIT outside a block draws a WARNING, swallowed with the rest.
+//
+// The short form, for a simple Query with no transaction control in its
+// text, leaves the SELECT in the query's implicit transaction: if the
+// query fails, the switch rolls back with it and none of the query's
+// later statements run; the connection's context is then unknown (see
+// readyTx), and any further command from the client before that query's
+// ReadyForQuery gets the full form first (t.unconfirmed).
+func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 	t := &c.tx
 	bctx := t.ctx
 	bctx.MACs = c.macs(sc.PID)
@@ -257,25 +268,88 @@ func (c *clientConn) queueSwitch(sc *pool.Conn) error {
 		bctx.Values = append(bctx.Values, t.settings[n])
 	}
 	bctx.Resets = resetsFor(sc.Settings, t.settings)
-	for _, m := range backend.SwitchMessages(bctx) {
-		if err := sc.Send(m); err != nil {
-			return fmt.Errorf("write to server: %w", err)
-		}
-		t.q = append(t.q, owed{kind: msgType(m), action: owedSwallow, injected: true})
+	params := backend.SetConfigParams(bctx, true)
+	setName := "mg_switch_" + strconv.Itoa(len(params)/2)
+	c.injectPrepared(sc, setName, backend.SetConfigSQL(len(params)/2), params)
+	t.unconfirmed = short
+	if !short {
+		c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
 	}
 	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, maps.Clone(t.settings), 0
-	return nil
 }
 
-func msgType(m pgproto3.FrontendMessage) byte {
-	switch m.(type) {
-	case *pgproto3.Parse:
-		return 'P'
-	case *pgproto3.Bind:
-		return 'B'
-	default:
-		return 'E'
+// startsCommand reports whether a client message can run SQL (or set up
+// what runs it); COPY data, Flush and Sync cannot.
+func startsCommand(typ byte) bool {
+	switch typ {
+	case 'Q', 'P', 'B', 'E', 'D', 'C', 'F':
+		return true
 	}
+	return false
+}
+
+// txControlWords are the keywords without which a simple query cannot
+// end, roll back or reshape its transaction (a procedure or DO block can
+// COMMIT or ROLLBACK), nor run a command that refuses to run in a pipeline
+// (which the short switch's uncommitted Execute makes it). Keywords cannot
+// be quoted or escaped, so looking for them as words in the text (inside
+// strings and comments too) over-approximates, which only costs the full
+// switch.
+var txControlWords = []string{"begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release",
+	"prepare", "call", "do", "transaction", "lock", "vacuum", "analyze", "analyse", "concurrently", "database",
+	"system", "tablespace", "subscription", "reindex", "cluster", "replication", "discard"}
+
+// mayControlTransaction reports whether a Query's text may contain one of
+// txControlWords.
+func mayControlTransaction(frame []byte) bool {
+	sql := bytes.ToLower(frame[5:])
+	for _, w := range txControlWords {
+		for i := 0; ; {
+			j := bytes.Index(sql[i:], []byte(w))
+			if j < 0 {
+				break
+			}
+			start, end := i+j, i+j+len(w)
+			if (start == 0 || !identStart(sql[start-1])) && (end == len(sql) || !identChar(sql[end])) {
+				return true
+			}
+			i = start + 1
+		}
+	}
+	return false
+}
+
+// identStart: a byte that, before a keyword, would make it part of an
+// identifier instead (a digit would not: 1begin lexes as 1 and begin).
+func identStart(b byte) bool { return b >= 'a' && b <= 'z' || b == '_' || b >= 0x80 }
+
+func identChar(b byte) bool { return identStart(b) || b >= '0' && b <= '9' || b == '$' }
+
+// injectPrepared queues Bind/Execute of one of multigres' own statements,
+// preparing it first on a connection that lacks it; every answer is
+// swallowed and any error is fatal.
+func (c *clientConn) injectPrepared(sc *pool.Conn, name, sql string, params [][]byte) {
+	t := &c.tx
+	w := sc.W
+	if !sc.Internal[name] {
+		sc.Internal[name] = true
+		_, _ = w.Write(buildFrame('P', []byte(name), []byte{0}, []byte(sql), []byte{0}, []byte{0, 0}))
+		t.q = append(t.q, owed{kind: 'P', action: owedSwallow, injected: true})
+	}
+	buf, _ := (&pgproto3.Bind{PreparedStatement: name, Parameters: params}).Encode(w.AvailableBuffer())
+	_, _ = w.Write(buf)
+	_, _ = w.Write(executeUnnamed)
+	t.q = append(t.q, owed{kind: 'B', action: owedSwallow, injected: true}, owed{kind: 'E', action: owedSwallow, injected: true})
+}
+
+var executeUnnamed = mustEncodeFront(&pgproto3.Execute{})
+
+func mustEncodeFront(m pgproto3.FrontendMessage) []byte {
+	b, err := m.Encode(nil)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // forwardTx sends one client message to the attached server, renaming
@@ -286,7 +360,7 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 	var err error
 	switch typ {
 	case 'P':
-		return c.forwardParse(frame)
+		return c.forwardParse(frame, fx)
 	case 'B':
 		return c.forwardBind(frame)
 	case 'D':
@@ -294,9 +368,17 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 	case 'C':
 		return c.forwardClose(frame)
 	case 'Q':
+		// A simple query drops the server's unnamed statement.
+		sc.UnnamedOwner = 0
 		t.q = append(t.q, owed{kind: 'Q', fx: fx})
-	case 'E', 'S':
-		t.q = append(t.q, owed{kind: typ})
+	case 'E':
+		o := owed{kind: 'E'}
+		if len(frame) > 5 && frame[5] == 0 { // the unnamed portal
+			o.fx = t.portalFx
+		}
+		t.q = append(t.q, o)
+	case 'S':
+		t.q = append(t.q, owed{kind: 'S'})
 	case 'H', 'd', 'c', 'f':
 	default:
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
@@ -326,7 +408,7 @@ func (c *clientConn) owe(o owed) {
 	t.q = append(t.q, o)
 }
 
-func (c *clientConn) forwardParse(frame []byte) error {
+func (c *clientConn) forwardParse(frame []byte, fx *sqlguard.Effects) error {
 	t := &c.tx
 	name, rest, ok := cstring(frame[5:])
 	if !ok {
@@ -339,7 +421,7 @@ func (c *clientConn) forwardParse(frame []byte) error {
 		return c.send(buildFrame('P', []byte{0}, rest))
 	}
 	if name == "" {
-		t.unnamed = &txStmt{parse: slices.Clone(frame), id: unnamedIDs.Add(1)}
+		t.unnamed = &txStmt{parse: slices.Clone(frame), id: unnamedIDs.Add(1), fx: fx}
 		t.server.UnnamedOwner = t.unnamed.id
 		t.q = append(t.q, owed{kind: 'P'})
 		return c.send(frame)
@@ -415,6 +497,12 @@ func (c *clientConn) forwardBind(frame []byte) error {
 		return c.refuseTx('B', noSuchStatement(stmt))
 	}
 	c.tx.q = append(c.tx.q, owed{kind: 'B'})
+	if portal == "" {
+		c.tx.portalFx = nil
+		if stmt == "" {
+			c.tx.portalFx = c.tx.unnamed.fx
+		}
+	}
 	if srv == stmt {
 		return c.send(frame)
 	}
@@ -590,7 +678,9 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 	head := &t.q[0]
 	forward := head.action == owedForward && !t.gone
 	switch typ {
-	case 'N', 'A', 'S':
+	case 'N':
+		forward = !t.gone && !head.injected
+	case 'A', 'S':
 		forward = !t.gone
 	case 'E':
 		forward = !t.gone
@@ -601,6 +691,7 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 		if head.kind == 'Q' {
 			head.failed = true
 		} else {
+			t.batchFx = nil // the implicit transaction rolls back
 			c.skipToSync()
 		}
 	case 'Z':
@@ -617,6 +708,9 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 		}
 	case 'C', 'I', 's':
 		if head.kind == 'E' {
+			if head.fx != nil && typ == 'C' {
+				t.batchFx = append(t.batchFx, head.fx)
+			}
 			c.pop()
 		}
 	}
@@ -670,6 +764,21 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 	if head.kind == 'Q' && head.fx != nil && !head.failed {
 		c.commitEffects(sc, head.fx, status)
 	}
+	if head.kind == 'Q' && t.unconfirmed {
+		// The query that carried a short switch ended: committed with it,
+		// or rolled back with it (the context is then the previous one).
+		t.unconfirmed = false
+		if head.failed {
+			sc.Context = ""
+			sc.Settings = unknownSettings()
+		}
+	}
+	if head.kind == 'S' {
+		for _, fx := range t.batchFx {
+			c.commitEffects(sc, fx, status)
+		}
+		t.batchFx = nil
+	}
 	if !t.gone {
 		t.status = status
 	}
@@ -697,18 +806,14 @@ func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status b
 	t := &c.tx
 	if fx.DeallocateAll {
 		sc.Prepared.Clear()
+		clear(sc.Internal)
 		clear(t.stmts)
 	}
 	if len(fx.Settings) == 0 {
 		return
 	}
 	if status != 'I' {
-		// Unknown: mark every tracked setting with a value no client
-		// has, so the next switch resets or re-sets them all.
-		sc.Settings = map[string]string{}
-		for _, name := range sqlguard.TrackedSettings {
-			sc.Settings[name] = "\x00unknown"
-		}
+		sc.Settings = unknownSettings()
 		return
 	}
 	for _, s := range fx.Settings {
@@ -781,6 +886,7 @@ func (c *clientConn) abandonTx() {
 	case sc == nil:
 	case len(t.q) == 0:
 		_ = sc.SetDeadline(time.Now().Add(10 * time.Second))
+		sc.UnnamedOwner = 0
 		t.q = append(t.q, owed{kind: 'Q', action: owedSwallow})
 		if _, err := sc.W.Write(rollbackQuery); err == nil {
 			_ = sc.W.Flush()
@@ -796,6 +902,16 @@ func (c *clientConn) abandonTx() {
 		<-done
 		_ = sc.SetDeadline(time.Time{})
 	}
+}
+
+// unknownSettings marks every tracked setting with a value no client has,
+// so the next switch resets or re-sets them all.
+func unknownSettings() map[string]string {
+	m := make(map[string]string, len(sqlguard.TrackedSettings))
+	for _, name := range sqlguard.TrackedSettings {
+		m[name] = "\x00unknown"
+	}
+	return m
 }
 
 var rollbackQuery = buildFrame('Q', []byte("ROLLBACK"), []byte{0})

@@ -51,6 +51,9 @@ type Conn struct {
 	Settings map[string]string
 	// Prepared is the LRU of server-side statement names prepared here.
 	Prepared *LRU
+	// Internal are multigres' own statements prepared here (the context
+	// switch's), by name.
+	Internal map[string]bool
 	// UnnamedOwner identifies the client Parse that the server's unnamed
 	// statement holds (0: unknown or none).
 	UnnamedOwner uint64
@@ -145,6 +148,37 @@ func (s *Set) freeDBSlot(db string) {
 // arrival order. A connection idle longer than CheckDelay is checked
 // first. It gives up with ErrWaitTimeout after WaitTimeout.
 func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+	// The common case, an idle connection or room to dial, needs no timers.
+	if c, done, _, err := p.tryTake(ctx, p.limits.Size, false); done {
+		return c, err
+	}
+	return p.acquireSlow(ctx)
+}
+
+// tryTake is one attempt: an idle (checked) connection, or a new one if
+// there is room. Otherwise, with queue, wait is the waiter's channel.
+func (p *Pool) tryTake(ctx context.Context, size int, queue bool) (c *Conn, done bool, wait chan *Conn, err error) {
+	for {
+		c, dial, wait, err := p.take(size, queue)
+		switch {
+		case err != nil:
+			return nil, true, nil, err
+		case c != nil:
+			if c = p.check(c); c != nil {
+				return c, true, nil, nil
+			}
+			continue
+		case dial:
+			c, err := p.connect(ctx)
+			return c, true, nil, err
+		}
+		return nil, false, wait, nil
+	}
+}
+
+// acquireSlow waits in line for a connection, with the wait and reserve
+// timers.
+func (p *Pool) acquireSlow(ctx context.Context) (*Conn, error) {
 	var deadline <-chan time.Time
 	if p.limits.WaitTimeout > 0 {
 		t := time.NewTimer(p.limits.WaitTimeout)
@@ -159,17 +193,9 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	}
 	size := p.limits.Size
 	for {
-		c, dial, wait, err := p.take(size)
-		switch {
-		case err != nil:
-			return nil, err
-		case c != nil:
-			if c = p.check(c); c != nil {
-				return c, nil
-			}
-			continue
-		case dial:
-			return p.connect(ctx)
+		c, done, wait, err := p.tryTake(ctx, size, true)
+		if done {
+			return c, err
 		}
 		select {
 		case c := <-wait:
@@ -192,9 +218,9 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	}
 }
 
-// take pops an idle connection, or reserves a slot to dial, or queues a
-// waiter.
-func (p *Pool) take(size int) (c *Conn, dial bool, wait chan *Conn, err error) {
+// take pops an idle connection, or reserves a slot to dial, or (with
+// queue) queues a waiter.
+func (p *Pool) take(size int, queue bool) (c *Conn, dial bool, wait chan *Conn, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -208,6 +234,9 @@ func (p *Pool) take(size int) (c *Conn, dial bool, wait chan *Conn, err error) {
 	if p.open < size && p.set.takeDBSlot(p.Database) {
 		p.open++
 		return nil, true, nil, nil
+	}
+	if !queue {
+		return nil, false, nil, nil
 	}
 	wait = make(chan *Conn, 1)
 	p.waiters = append(p.waiters, wait)
@@ -260,7 +289,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		return nil, fmt.Errorf("pool %s/%s: %w", p.Database, p.Role, err)
 	}
 	now := time.Now()
-	return &Conn{Conn: bc, Settings: map[string]string{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
+	return &Conn{Conn: bc, Settings: map[string]string{}, Internal: map[string]bool{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
 		pool: p, created: now, lastUsed: now}, nil
 }
 
@@ -283,6 +312,7 @@ func (p *Pool) check(c *Conn) *Conn {
 		p.forget()
 		return nil
 	}
+	c.UnnamedOwner = 0 // the empty query dropped the unnamed statement
 	return c
 }
 

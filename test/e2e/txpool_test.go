@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/multigres-proxy/multigres/internal/config"
@@ -506,8 +507,31 @@ func TestTxSettings(t *testing.T) {
 		_, err := a.Exec(ctx, c.sql, pgx.QueryExecModeSimpleProtocol)
 		wantPgError(t, err, c.code, c.msg)
 	}
-	_, err = a.PgConn().Prepare(ctx, "", "SET work_mem = '2MB'", nil)
-	wantPgError(t, err, "0A000", "session-level SET must be sent as a simple query in transaction pooling")
+	_, err = a.PgConn().Prepare(ctx, "setter", "SET work_mem = '2MB'", nil)
+	wantPgError(t, err, "0A000", "session-level SET must be sent as a simple query or an unnamed statement in transaction pooling")
+	// An unnamed statement in the extended protocol (pgJDBC sends its
+	// startup SETs so) is tracked like a simple query.
+	if err := a.PgConn().ExecParams(ctx, "SET work_mem = '3MB'", nil, nil, nil, nil).Read().Err; err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if v := setting(a, "work_mem"); v != "3MB" {
+			t.Fatalf("extended-protocol SET not tracked: %q", v)
+		}
+		if v := setting(b, "work_mem"); v == "3MB" {
+			t.Fatal("a's extended-protocol SET reached b")
+		}
+	}
+	// In a failing batch it is rolled back, and tracking agrees.
+	batch := &pgconn.Batch{}
+	batch.ExecParams("SET work_mem = '5MB'", nil, nil, nil, nil)
+	batch.ExecParams("SELECT 1/0", nil, nil, nil, nil)
+	_, err = a.PgConn().ExecBatch(ctx, batch).ReadAll()
+	wantPgError(t, err, "22012", "")
+	if v := setting(a, "work_mem"); v != "3MB" {
+		t.Fatalf("work_mem after a failed batch: %q", v)
+	}
+	mustExec(t, a, "RESET work_mem")
 	// Transaction-scoped state is fine.
 	mustExec(t, a, "BEGIN")
 	mustExec(t, a, "SET LOCAL work_mem = '3MB'")
@@ -600,5 +624,118 @@ func TestTxPipelinedSetInTransaction(t *testing.T) {
 	}
 	if v == "1234kB" {
 		t.Fatal("a SET made inside a transaction block reached another client")
+	}
+}
+
+// TestTxHostileMessages: malformed extended-protocol messages, which the
+// transaction-mode relay decodes to rename statements, end that client
+// with a protocol error (or a server error) and never the proxy.
+func TestTxHostileMessages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	frames := map[string][]byte{
+		"bind without NULs":         {'B', 0, 0, 0, 7, 'a', 'b', 'c'},
+		"bind without stmt NUL":     {'B', 0, 0, 0, 7, 0, 'b', 'c'},
+		"describe empty":            {'D', 0, 0, 0, 4},
+		"describe statement no NUL": {'D', 0, 0, 0, 6, 'S', 'x'},
+		"close bad kind":            {'C', 0, 0, 0, 6, 'X', 0},
+		"close empty":               {'C', 0, 0, 0, 4},
+		"parse without NUL":         {'P', 0, 0, 0, 6, 'a', 'b'},
+		"parse name only":           {'P', 0, 0, 0, 6, 's', 0},
+		"execute empty":             {'E', 0, 0, 0, 4},
+		"unknown type":              {'z', 0, 0, 0, 4},
+		// PostgreSQL ignores CopyData outside COPY; so must the relay.
+		"copy data outside copy": {'d', 0, 0, 0, 5, 1},
+	}
+	for name, frame := range frames {
+		conn := e.connect(t, "app_user.acme")
+		hc, err := conn.PgConn().Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = hc.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+		msg := append(append([]byte(nil), frame...), 'S', 0, 0, 0, 4)
+		if _, err := hc.Conn.Write(msg); err != nil {
+			t.Fatalf("%s: write: %v", name, err)
+		}
+		sawError := false
+		for {
+			m, err := hc.Frontend.Receive()
+			if err != nil {
+				break // closed by the proxy
+			}
+			if _, ok := m.(*pgproto3.ErrorResponse); ok {
+				sawError = true
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		if !sawError && frame[0] != 'd' {
+			t.Errorf("%s: no error", name)
+		}
+		hc.Conn.Close()
+	}
+	// The proxy and the pool still serve.
+	if got := names(t, e.connect(t, "app_user.globex"), "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
+		t.Fatalf("after hostile messages: %v", got)
+	}
+}
+
+// TestTxShortSwitchRolledBack: the context switch in front of a simple
+// query commits with that query; when the query fails, the switch rolls
+// back with it, and a query pipelined behind it must still run under its
+// own tenant's context, never the connection's previous one.
+func TestTxShortSwitchRolledBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	ctx := testCtx(t)
+	globex := e.connect(t, "app_user.globex")
+	acme := e.connect(t, "app_user.acme")
+	for round := range 3 {
+		// Leave the only server connection on globex's context.
+		if got := names(t, globex, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
+			t.Fatalf("globex sees %v", got)
+		}
+		hc, err := acme.PgConn().Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = hc.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fe := hc.Frontend
+		fe.Send(&pgproto3.Query{String: "SELECT 1/0"})
+		fe.Send(&pgproto3.Query{String: "SELECT tenant_id FROM contacts"})
+		fe.Send(&pgproto3.Query{String: "SELECT current_tenant_id()"})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var rows []string
+		sawError := false
+		for ready := 0; ready < 3; {
+			msg, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := msg.(type) {
+			case *pgproto3.ErrorResponse:
+				if m.Code != "22012" {
+					t.Fatalf("round %d: unexpected error %s %s", round, m.Code, m.Message)
+				}
+				sawError = true
+			case *pgproto3.DataRow:
+				rows = append(rows, string(m.Values[0]))
+			case *pgproto3.ReadyForQuery:
+				ready++
+			}
+		}
+		if !sawError {
+			t.Fatal("division by zero did not fail")
+		}
+		if !eq(rows, []string{"acme", "acme", "acme"}) {
+			t.Fatalf("round %d: after a failed query, the pipelined ones saw %v (want acme's two rows and acme)", round, rows)
+		}
+		// Back to pgx for the next round.
+		acme = e.connect(t, "app_user.acme")
+		_ = ctx
 	}
 }

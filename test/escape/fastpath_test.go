@@ -14,9 +14,18 @@ import (
 // be refused, and the connection must stay on its tenant.
 func TestFunctionCallMessage(t *testing.T) {
 	t.Parallel()
+	for _, mode := range poolModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			functionCallRefused(t, mode)
+		})
+	}
+}
+
+func functionCallRefused(t *testing.T, poolMode string) {
 	w := getWorld(t)
 	tenant := w.tenant()
-	conn := w.connect(t, "app_user."+tenant)
+	conn := w.connectMode(t, poolMode, "app_user."+tenant)
 	ctx := testCtx(t)
 	pc := conn.PgConn()
 	call := &pgproto3.FunctionCall{Function: 2078, ArgFormatCodes: []uint16{0},

@@ -85,11 +85,6 @@ func getWorld(t *testing.T) *world {
 // damages its own rows cannot disturb another.
 func (w *world) tenant() string { return fmt.Sprintf("t%d", w.next.Add(1)) }
 
-func (w *world) connect(t *testing.T, user string) *pgx.Conn {
-	t.Helper()
-	return w.connectMode(t, "session", user)
-}
-
 func (w *world) connectMode(t *testing.T, mode, user string) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(testCtx(t), proxytest.URL(w.proxyFor(mode).Addr, user, proxytest.AppUserPassword, w.db))

@@ -19,9 +19,18 @@ import (
 // and to terminate globex's backend, by every spelling it has.
 func TestSnoopingAndKillingAnotherTenant(t *testing.T) {
 	t.Parallel()
+	for _, pm := range poolModes {
+		t.Run(pm, func(t *testing.T) {
+			t.Parallel()
+			snoopingAndKillingAnotherTenant(t, pm)
+		})
+	}
+}
+
+func snoopingAndKillingAnotherTenant(t *testing.T, pm string) {
 	w := getWorld(t)
 	ctx := testCtx(t)
-	victim := w.connect(t, "app_user.globex")
+	victim := w.connectMode(t, pm, "app_user.globex")
 	const marker = "globex-secret-7f3a"
 	var serverPid int
 	if err := victim.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&serverPid); err != nil {
@@ -32,7 +41,7 @@ func TestSnoopingAndKillingAnotherTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
-		attacker := w.connect(t, "app_user."+w.tenant())
+		attacker := w.connectMode(t, pm, "app_user."+w.tenant())
 		for _, q := range []string{
 			"SELECT coalesce(string_agg(query, ' '), '') FROM pg_stat_activity",
 			"SELECT coalesce(string_agg(query, ' '), '') FROM pg_catalog.pg_stat_get_activity(NULL)",
@@ -62,6 +71,15 @@ func TestSnoopingAndKillingAnotherTenant(t *testing.T) {
 // objects are not covered by RLS) cannot be read by acme.
 func TestLargeObjectOfAnotherTenant(t *testing.T) {
 	t.Parallel()
+	for _, pm := range poolModes {
+		t.Run(pm, func(t *testing.T) {
+			t.Parallel()
+			largeObjectOfAnotherTenant(t, pm)
+		})
+	}
+}
+
+func largeObjectOfAnotherTenant(t *testing.T, pm string) {
 	w := getWorld(t)
 	ctx := testCtx(t)
 	admin := w.pg.Connect(t, w.db)
@@ -70,7 +88,7 @@ func TestLargeObjectOfAnotherTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
-		attacker := w.connect(t, "app_user."+w.tenant())
+		attacker := w.connectMode(t, pm, "app_user."+w.tenant())
 		for _, q := range []string{
 			"SELECT encode(lo_get(" + itoa(int(oid)) + "), 'escape')",
 			"SELECT encode(data, 'escape') FROM pg_largeobject",
@@ -103,6 +121,15 @@ func TestLargeObjectOfAnotherTenant(t *testing.T) {
 // since tenants may not); acme's NOTIFY, in every form, never arrives.
 func TestCrossTenantNotify(t *testing.T) {
 	t.Parallel()
+	for _, pm := range poolModes {
+		t.Run(pm, func(t *testing.T) {
+			t.Parallel()
+			crossTenantNotify(t, pm)
+		})
+	}
+}
+
+func crossTenantNotify(t *testing.T, pm string) {
 	w := getWorld(t)
 	ctx := testCtx(t)
 	listener, err := pgx.Connect(ctx, w.pg.SuperURL(w.db))
@@ -114,14 +141,14 @@ func TestCrossTenantNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Tenants cannot listen either.
-	victim := w.connect(t, "app_user.globex")
+	victim := w.connectMode(t, pm, "app_user.globex")
 	_, err = victim.Exec(ctx, "LISTEN orders")
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "42501" {
 		t.Fatalf("tenant LISTEN: %v", err)
 	}
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
-		attacker := w.connect(t, "app_user."+w.tenant())
+		attacker := w.connectMode(t, pm, "app_user."+w.tenant())
 		_, _ = attacker.Exec(ctx, "NOTIFY orders, 'from-acme'", mode)
 		_, _ = attacker.Exec(ctx, "SELECT pg_notify('orders', 'from-acme')", mode)
 		_, _ = attacker.Exec(ctx, "SELECT pg_catalog.pg_notify('orders', 'from-acme')", mode)
@@ -146,6 +173,15 @@ func TestCrossTenantNotify(t *testing.T) {
 // startup, through options or as startup parameters.
 func TestStartupCannotSetContext(t *testing.T) {
 	t.Parallel()
+	for _, pm := range poolModes {
+		t.Run(pm, func(t *testing.T) {
+			t.Parallel()
+			startupCannotSetContext(t, pm)
+		})
+	}
+}
+
+func startupCannotSetContext(t *testing.T, pm string) {
 	w := getWorld(t)
 	ctx := testCtx(t)
 	params := []map[string]string{
@@ -164,7 +200,7 @@ func TestStartupCannotSetContext(t *testing.T) {
 		{"client_encoding": "SJIS"},
 	}
 	for _, p := range params {
-		cfg, err := pgx.ParseConfig(proxytest.URL(w.proxy.Addr, "app_user.acme", proxytest.AppUserPassword, w.db))
+		cfg, err := pgx.ParseConfig(proxytest.URL(w.proxyFor(pm).Addr, "app_user.acme", proxytest.AppUserPassword, w.db))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,6 +223,15 @@ func TestStartupCannotSetContext(t *testing.T) {
 // and huge values never reach SQL and never hang.
 func TestHostileUsernames(t *testing.T) {
 	t.Parallel()
+	for _, pm := range poolModes {
+		t.Run(pm, func(t *testing.T) {
+			t.Parallel()
+			hostileUsernames(t, pm)
+		})
+	}
+}
+
+func hostileUsernames(t *testing.T, pm string) {
 	w := getWorld(t)
 	ctx := testCtx(t)
 	for _, user := range []string{
@@ -194,7 +239,7 @@ func TestHostileUsernames(t *testing.T) {
 		`app_user.acme\'`, "app_user.acme;RESET ALL", "app_user.\"globex\"",
 		"app_user.globex\u200b", "app_user." + strings.Repeat("g", 5000), "app_user.acme:globex",
 	} {
-		cfg, err := pgx.ParseConfig(proxytest.URL(w.proxy.Addr, "x", proxytest.AppUserPassword, w.db))
+		cfg, err := pgx.ParseConfig(proxytest.URL(w.proxyFor(pm).Addr, "x", proxytest.AppUserPassword, w.db))
 		if err != nil {
 			t.Fatal(err)
 		}
