@@ -44,6 +44,8 @@
 #                     transaction mode (default 8)
 #   BENCH_TX_POOL_MODE  pool_mode of the "multigres tx" instances (default
 #                     transaction; session only to test the harness)
+#   BENCH_MG_TX_FLAGS  extra serve flags of the "multigres tx" instances
+#                     (default none, e.g. --workers=1)
 #   BENCH_SWITCH_CONNS  switching: client connections (default 1000)
 #   BENCH_SWITCH_TENANTS  switching: tenants rotating (default 1000)
 #   BENCH_SWITCH_MODES  switching: protocols (default "simple extended")
@@ -69,6 +71,9 @@ SCALE=${BENCH_SCALE:-10}
 TX_CLIENTS=${BENCH_TX_CLIENTS:-64}
 POOL_SIZE=${BENCH_POOL_SIZE:-8}
 TX_POOL_MODE=${BENCH_TX_POOL_MODE:-transaction}
+# Extra `multigres serve` flags for the transaction-mode instances (e.g.
+# "--workers=1"); split on spaces.
+MG_TX_FLAGS=${BENCH_MG_TX_FLAGS:-}
 SWITCH_CONNS=${BENCH_SWITCH_CONNS:-1000}
 SWITCH_TENANTS=${BENCH_SWITCH_TENANTS:-1000}
 SWITCH_MODES=${BENCH_SWITCH_MODES:-simple extended}
@@ -831,7 +836,8 @@ run_memory() {
     # "multigres1": all connections one tenant (app_user.t1), to tell
     # per-connection from per-tenant memory.
     if [ "$which" != pgbouncer ]; then
-      start_multigres "mem$which" --pool-mode "$TX_POOL_MODE" --default-pool-size "$POOL_SIZE"
+      # shellcheck disable=SC2086
+      start_multigres "mem$which" --pool-mode "$TX_POOL_MODE" --default-pool-size "$POOL_SIZE" $MG_TX_FLAGS
       pid=${MG_PID[mem$which]}
       set -- -addr "127.0.0.1:${MG_PORT[mem$which]}" -user "app_user.t%d"
       [ "$which" = multigres1 ] && set -- "$@" -tenants 1
@@ -887,7 +893,8 @@ start_postgres
 load_data
 if has_suite transaction || has_suite switching || has_suite memory; then
   has_suite transaction || has_suite memory && start_pgbouncer tx transaction "$POOL_SIZE"
-  start_multigres tx --pool-mode "$TX_POOL_MODE" --default-pool-size "$POOL_SIZE"
+  # shellcheck disable=SC2086 # MG_TX_FLAGS is a list of flags
+  start_multigres tx --pool-mode "$TX_POOL_MODE" --default-pool-size "$POOL_SIZE" $MG_TX_FLAGS
   check_tx
 fi
 if has_suite session; then
@@ -1094,7 +1101,7 @@ SECTION="## $STAMP
 - PostgreSQL $PG_VERSION (fsync, synchronous_commit and full_page_writes off), PgBouncer $PGB_VERSION, multigres \`$COMMIT\`$DIRTY; suites: $SUITES; $ROUNDS interleaved round(s) of ${SECS} s per run; scale $SCALE; median per cell."
 if has_suite transaction || has_suite switching; then
   SECTION+="
-- Transaction mode: multigres \`--pool-mode $TX_POOL_MODE --default-pool-size $POOL_SIZE\` (guard on), PgBouncer \`pool_mode = transaction\`, \`default_pool_size = $POOL_SIZE\`; database \`$TX_DB\` (accounts spread over tenants t1..t$TX_TENANTS; direct and PgBouncer as \`app_user\` with tenant t1)."
+- Transaction mode: multigres \`--pool-mode $TX_POOL_MODE --default-pool-size $POOL_SIZE${MG_TX_FLAGS:+ $MG_TX_FLAGS}\` (guard on), PgBouncer \`pool_mode = transaction\`, \`default_pool_size = $POOL_SIZE\`; database \`$TX_DB\` (accounts spread over tenants t1..t$TX_TENANTS; direct and PgBouncer as \`app_user\` with tenant t1)."
 fi
 if has_suite transaction; then
   SECTION+="
