@@ -113,6 +113,9 @@ if [ "$QUICK" = 1 ]; then
   WRITE_DOCS=${WRITE_DOCS:-0}
 fi
 WRITE_DOCS=${WRITE_DOCS:-1}
+# Connection k is tenant k mod SWITCH_TENANTS + 1: no more tenants than
+# connections.
+SWITCH_TENANTS=$(( SWITCH_TENANTS < SWITCH_CONNS ? SWITCH_TENANTS : SWITCH_CONNS ))
 has_suite() { [[ " $SUITES " == *" $1 "* ]]; }
 for s in $SUITES; do
   case "$s" in transaction|switching|memory|session) ;; *) echo "bench: unknown suite $s" >&2; exit 2 ;; esac
