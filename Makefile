@@ -31,7 +31,8 @@ demo: deps
 demo-check: deps
 	$(GO) run ./cmd/multigres demo --check
 
-## bench: pgbench side by side against direct PostgreSQL, PgBouncer and multigres.
+## bench: side by side against direct PostgreSQL, PgBouncer and multigres (bench/run.sh;
+## BENCH_SUITES=all adds the session-mode suite; `bash bench/run.sh --help` lists the knobs).
 bench: deps build
 	@scripts/ensure-deps.sh pgbouncer
 	bash bench/run.sh
