@@ -253,9 +253,6 @@ func (c *clientConn) attach(typ byte, frame []byte) error {
 		}
 		return nil
 	}
-	if sc.Prepared == nil {
-		sc.Prepared = pool.NewLRU(c.lc.cfg.MaxPreparedStatements)
-	}
 	t.server = sc
 	t.unconfirmed = false
 	if sc.Context != t.ctxKey || !maps.Equal(sc.Settings, t.settings) {
@@ -372,15 +369,7 @@ func (c *clientConn) injectPrepared(sc *pool.Conn, name, sql string, params [][]
 	t.q = append(t.q, owed{kind: 'B', action: owedSwallow, injected: true}, owed{kind: 'E', action: owedSwallow, injected: true})
 }
 
-var executeUnnamed = mustEncodeFront(&pgproto3.Execute{})
-
-func mustEncodeFront(m pgproto3.FrontendMessage) []byte {
-	b, err := m.Encode(nil)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+var executeUnnamed = mustEncode(&pgproto3.Execute{})
 
 // forwardTx sends one client message to the attached server, renaming
 // prepared statements and preparing them on demand (t.mu held).
@@ -565,15 +554,14 @@ func (c *clientConn) forwardDescribe(frame []byte) error {
 	if len(body) < 2 {
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid Describe message")
 	}
-	c.tx.q = append(c.tx.q, owed{kind: 'D'})
 	if body[0] != 'S' {
+		c.tx.q = append(c.tx.q, owed{kind: 'D'})
 		return c.send(frame)
 	}
 	name, _, ok := cstring(body[1:])
 	if !ok {
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid Describe message")
 	}
-	c.tx.q = c.tx.q[:len(c.tx.q)-1]
 	srv, found, err := c.ensurePrepared(name)
 	if err != nil {
 		return err
@@ -626,7 +614,8 @@ var (
 	closeComplete = mustEncode(&pgproto3.CloseComplete{})
 )
 
-func mustEncode(m pgproto3.BackendMessage) []byte {
+// mustEncode encodes a fixed protocol message once, at start-up.
+func mustEncode(m interface{ Encode([]byte) ([]byte, error) }) []byte {
 	b, err := m.Encode(nil)
 	if err != nil {
 		panic(err)
