@@ -769,3 +769,23 @@ func TestTxServerFatalReachesClient(t *testing.T) {
 		t.Fatalf("after the server ended a session: %v", got)
 	}
 }
+
+// TestTxUnsupportedStartupParam: a startup parameter that cannot follow
+// the client from server to server is refused at login with 0A000; a
+// tracked one is accepted.
+func TestTxUnsupportedStartupParam(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	_, err := e.connectWith(t, "app_user.acme", "app_user_password", func(c *pgx.ConnConfig) {
+		c.RuntimeParams["jit_above_cost"] = "1"
+	})
+	pe := wantPgError(t, err, "0A000", `startup parameter "jit_above_cost" is not supported in transaction pooling`)
+	if pe.Severity != "FATAL" || pe.Hint == "" {
+		t.Fatalf("severity %q hint %q", pe.Severity, pe.Hint)
+	}
+	if _, err := e.connectWith(t, "app_user.acme", "app_user_password", func(c *pgx.ConnConfig) {
+		c.RuntimeParams["search_path"] = "public"
+	}); err != nil {
+		t.Fatalf("tracked startup parameter refused: %v", err)
+	}
+}
