@@ -474,7 +474,15 @@ func (c *clientConn) kill() {
 	if server != nil {
 		server.Close()
 	}
+	c.tx.interruptInline()
 	c.ad.markDead()
+}
+
+// isKilled reports whether kill has run.
+func (c *clientConn) isKilled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 func (c *clientConn) close() {

@@ -52,8 +52,15 @@ type txConn struct {
 	// rowsForward: DataRows and CopyData for the head entry go to the
 	// client (set at every unlock; read lock-free by the server pump).
 	rowsForward atomic.Bool
-	// pumpDone is closed when the current attachment's server pump ends.
+	// pumpDone is closed when the current attachment's server pump ends;
+	// nil when no server pump goroutine runs (none yet, or the client
+	// pump reads the server inline).
 	pumpDone chan struct{}
+	// inline is the server the client pump is reading right now, for
+	// kill to interrupt; interrupted records that it did.
+	inlineMu    sync.Mutex
+	inline      *pool.Conn
+	interrupted bool
 	// cancels counts CancelRequests in flight to the attached server; it
 	// is released only after they are delivered, so a late cancel cannot
 	// hit the next client's query.

@@ -789,3 +789,52 @@ func TestTxUnsupportedStartupParam(t *testing.T) {
 		t.Fatalf("tracked startup parameter refused: %v", err)
 	}
 }
+
+// TestTxQuietSwitchIsLocal: the full context switch silences its own
+// COMMIT's warning with a transaction-local client_min_messages; the
+// client's statements after it still get their notices, and the client's
+// own (tracked) client_min_messages is what it reads, on every switch.
+func TestTxQuietSwitchIsLocal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	ctx := testCtx(t)
+	var mu sync.Mutex
+	var notices []string
+	a, err := e.connectWith(t, "app_user.acme", "app_user_password", func(c *pgx.ConnConfig) {
+		c.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+			mu.Lock()
+			notices = append(notices, n.Message)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.connect(t, "app_user.globex")
+	mustExec(t, b, "SET client_min_messages = 'log'")
+	for i := range 3 {
+		// The extended protocol gets the full (quiet) switch, as b and a
+		// take turns on the one server connection.
+		var v string
+		if err := a.QueryRow(ctx, "SELECT current_setting('client_min_messages')").Scan(&v); err != nil || v != "notice" {
+			t.Fatalf("a reads client_min_messages %q (%v)", v, err)
+		}
+		if err := b.QueryRow(ctx, "SELECT current_setting('client_min_messages')").Scan(&v); err != nil || v != "log" {
+			t.Fatalf("b reads client_min_messages %q (%v)", v, err)
+		}
+		// A COMMIT outside a transaction warns; a's own warning must
+		// still reach it right after a switch.
+		if err := a.PgConn().ExecParams(ctx, "COMMIT", nil, nil, nil, nil).Read().Err; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		got := len(notices)
+		mu.Unlock()
+		if got != i+1 {
+			t.Fatalf("a got %d notices after %d COMMITs outside a transaction", got, i+1)
+		}
+		if _, err := b.Exec(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
