@@ -132,7 +132,7 @@ func (s *Server) KillTenant(t string) int {
 	n := 0
 	for c := range s.conns {
 		if info := c.ad.info.Load(); info != nil && !info.admin && info.tenant == t {
-			c.log.Info("closed by KILL on the admin console", "tenant", t)
+			c.logger().Info("closed by KILL on the admin console", "tenant", t)
 			c.kill()
 			n++
 		}
@@ -336,7 +336,7 @@ func (c *clientConn) checkAdminStartup(st *wire.Startup) error {
 	c.ident = &tenant.Identity{User: user, Role: user, Bypass: true}
 	c.database = admin.Database
 	c.ad.isAdmin = true
-	c.log = c.log.With("user", user, "admin", true)
+	c.setLogUser(user, true)
 	c.ad.info.Store(&connInfo{user: user, database: admin.Database, role: user, admin: true,
 		tls: c.tls, appName: st.Params["application_name"]})
 	return nil
@@ -370,7 +370,7 @@ func (c *clientConn) adminReady() error {
 	if err := c.flush(); err != nil {
 		return fmt.Errorf("%w: %v", errSilent, err)
 	}
-	c.log.Info("admin console login")
+	c.logger().Info("admin console login")
 	return nil
 }
 
@@ -410,7 +410,7 @@ func (c *clientConn) serveAdmin() {
 		return
 	}
 	if err := con.Serve(ctx, c.rd, bufio.NewWriter(c.nc)); err != nil && !isClosed(err) {
-		c.log.Info("admin console connection ended", "err", err)
+		c.logger().Info("admin console connection ended", "err", err)
 	}
 }
 

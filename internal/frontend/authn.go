@@ -30,7 +30,7 @@ func (c *clientConn) authenticate(ctx context.Context) (backend.Credentials, err
 	}
 	secret, found, err := c.srv.secrets.lookup(ctx, c.lookupDatabase(), role)
 	if err != nil {
-		c.log.Error("credential lookup failed", "err", err)
+		c.logger().Error("credential lookup failed", "err", err)
 		c.srv.authFailure(AuthReasonLookup)
 		return backend.Credentials{}, wire.Fatal(wire.CodeConnectionFailure,
 			"multigres could not look up the credentials for this user").
@@ -69,7 +69,7 @@ func (c *clientConn) authFailed(err error) error {
 		return err
 	}
 	c.srv.authFailure(AuthReasonPassword)
-	c.log.Info("password authentication failed")
+	c.logger().Info("password authentication failed")
 	select {
 	case <-time.After(c.lc.cfg.AuthFailureDelay):
 	case <-c.srv.shutdown:
@@ -105,7 +105,7 @@ func (c *clientConn) authSCRAM(secret auth.Secret, found bool) (backend.Credenti
 	}
 	serverFirst, err := sv.ClientFirst(first.AuthMechanism, first.Data)
 	if err != nil {
-		c.log.Info("malformed SCRAM message", "err", err)
+		c.logger().Info("malformed SCRAM message", "err", err)
 		c.srv.authFailure(AuthReasonProtocol)
 		return backend.Credentials{}, wire.Fatal(wire.CodeProtocolViolation, "malformed SCRAM message")
 	}

@@ -9,7 +9,8 @@ import (
 // An idle client connection should cost little memory: transaction pooling
 // is for thousands of mostly idle clients. So a client's write buffer is
 // borrowed from a pool when something is written and given back at each
-// flush, and its read buffer is small (frames larger than it are read
+// flush, so is the transaction relay's buffer for server frames, and its
+// read buffer is small (frames larger than it are read
 // straight into the frame buffer; see wire.FrameReader).
 
 // clientReadBuffer is the size of a client connection's read buffer: enough
@@ -63,4 +64,20 @@ func (w *clientWriter) Reset(dst io.Writer) {
 	if w.bw != nil {
 		w.bw.Reset(dst)
 	}
+}
+
+// outBufs lends the transaction relay the buffer it assembles a client
+// message's server frames in (txConn.out), from a client message until the
+// client has nothing more buffered.
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
+
+func borrowOut() []byte { return (*outBufs.Get().(*[]byte))[:0] }
+
+// returnOut gives b back, unless a huge message grew it.
+func returnOut(b []byte) {
+	if cap(b) > 64<<10 {
+		return
+	}
+	b = b[:0]
+	outBufs.Put(&b)
 }

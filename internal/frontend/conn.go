@@ -33,15 +33,19 @@ var errSilent = errors.New("connection ended without error response")
 // clientConn is one client connection and, once connected, its server
 // connection.
 type clientConn struct {
-	srv   *Server
-	id    uint64
-	nc    net.Conn
-	rd    *bufio.Reader
-	w     *clientWriter
-	wmu   sync.Mutex // guards w once the relay runs two goroutines
-	lc    *liveConfig
-	log   *slog.Logger
-	state atomic.Int32
+	srv *Server
+	id  uint64
+	nc  net.Conn
+	rd  *bufio.Reader
+	w   *clientWriter
+	wmu sync.Mutex // guards w once the relay runs two goroutines
+	lc  *liveConfig
+	// log is built on first use (logger): most connections never log, and
+	// a logger with attributes costs a few hundred bytes per connection.
+	log      atomic.Pointer[slog.Logger]
+	logUser  string // the "user" attribute, once known
+	logAdmin bool
+	state    atomic.Int32
 	// refused holds the errors of substituted statements still to come.
 	refused refusals
 	epoch   time.Time // accept time; the monotonic base of the timings below
@@ -78,7 +82,6 @@ func newClientConn(s *Server, nc net.Conn) *clientConn {
 	c.nc = countingConn{Conn: nc, in: &s.bytesIn, out: &s.bytesOut, cin: &c.ad.in, cout: &c.ad.out}
 	c.rd = bufio.NewReaderSize(c.nc, clientReadBuffer)
 	c.w = newClientWriter(c.nc)
-	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
 	return c
 }
 
@@ -141,7 +144,7 @@ func (c *clientConn) serve() (next func()) {
 
 func (c *clientConn) recoverPanic(where string) {
 	if r := recover(); r != nil {
-		c.log.Error("panic in connection; closing it", "where", where, "panic", r, "stack", string(debug.Stack()))
+		c.logger().Error("panic in connection; closing it", "where", where, "panic", r, "stack", string(debug.Stack()))
 		c.kill()
 	}
 }
@@ -154,9 +157,9 @@ func (c *clientConn) fail(err error) {
 	we := wire.ToClient(err)
 	var own *wire.Error
 	if errors.As(err, &own) {
-		c.log.Info("connection refused", "code", we.Code, "msg", we.Message)
+		c.logger().Info("connection refused", "code", we.Code, "msg", we.Message)
 	} else {
-		c.log.Warn("connection failed", "err", err)
+		c.logger().Warn("connection failed", "err", err)
 	}
 	c.writeMsg(we.Response())
 	c.flush()
@@ -197,7 +200,7 @@ func (c *clientConn) handshake(deadline time.Time) error {
 	}
 	if !c.ident.Bypass && c.srv.resolvers != nil {
 		// Before the upstream connection, so a refused login costs none.
-		c.resolvedNames, c.resolvedValues, err = c.srv.resolvers.resolve(ctx, c.log, c.database,
+		c.resolvedNames, c.resolvedValues, err = c.srv.resolvers.resolve(ctx, c.logger(), c.database,
 			c.lc.cfg.ContextVariables, c.ident.Values)
 		if err != nil {
 			return err
@@ -310,7 +313,7 @@ func (c *clientConn) checkStartup(st *wire.Startup) error {
 		return err
 	}
 	c.ident = ident
-	c.log = c.log.With("user", ident.User)
+	c.setLogUser(ident.User, false)
 	if !ident.Bypass && c.lc.cfg.ClientTLSMode == "require" && !c.tls {
 		c.srv.authFailure(AuthReasonTLSRequired)
 		return wire.Fatal(wire.CodeInvalidAuthorization, "multigres requires TLS for tenant connections").
@@ -437,7 +440,9 @@ func (c *clientConn) sendReady(server *backend.Conn) error {
 	if err := c.flush(); err != nil {
 		return fmt.Errorf("%w: %v", errSilent, err)
 	}
-	c.log.Debug("connected", "role", c.ident.Role, "bypass", c.ident.Bypass, "database", c.database)
+	if c.srv.Logger.Enabled(context.Background(), slog.LevelDebug) { // else do not build the logger
+		c.logger().Debug("connected", "role", c.ident.Role, "bypass", c.ident.Bypass, "database", c.database)
+	}
 	return nil
 }
 
@@ -461,6 +466,34 @@ func (c *clientConn) flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.w.Flush()
+}
+
+// logger returns the connection's logger, with its id, remote address and
+// (once known) user.
+func (c *clientConn) logger() *slog.Logger {
+	if l := c.log.Load(); l != nil {
+		return l
+	}
+	c.mu.Lock()
+	remote := c.nc.RemoteAddr().String()
+	c.mu.Unlock()
+	args := []any{"conn", c.id, "remote", remote}
+	if c.logUser != "" {
+		args = append(args, "user", c.logUser)
+	}
+	if c.logAdmin {
+		args = append(args, "admin", true)
+	}
+	l := c.srv.Logger.With(args...)
+	c.log.Store(l)
+	return l
+}
+
+// setLogUser adds the user to the connection's log attributes (during the
+// handshake, before any other goroutine of the connection runs).
+func (c *clientConn) setLogUser(user string, admin bool) {
+	c.logUser, c.logAdmin = user, admin
+	c.log.Store(nil)
 }
 
 // kill closes both sockets so that blocked reads return; serve's deferred

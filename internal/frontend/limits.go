@@ -330,6 +330,6 @@ func (c *clientConn) idleReadError(err error) (retry bool, out error) {
 		_ = c.nc.SetReadDeadline(time.Now().Add(rest))
 		return true, nil
 	}
-	c.log.Info("closing idle tenant connection", "tenant", c.tl.name, "tenant_idle_timeout", timeout)
+	c.logger().Info("closing idle tenant connection", "tenant", c.tl.name, "tenant_idle_timeout", timeout)
 	return false, idleErr
 }

@@ -25,14 +25,14 @@ func (c *clientConn) relay() {
 				WithHint("Keep client_encoding UTF8 (or another ASCII-safe encoding) and standard_conforming_strings on."))
 		}
 		if err != nil && !isClosed(err) {
-			c.log.Info("server connection ended", "err", err)
+			c.logger().Info("server connection ended", "err", err)
 		}
 		// Unblock the client pump.
 		c.kill()
 	}()
 	err := c.pumpClient(frames, server)
 	if err != nil && !isClosed(err) {
-		c.log.Info("client connection ended", "err", err)
+		c.logger().Info("client connection ended", "err", err)
 		c.fail(err)
 	}
 	c.kill()
@@ -168,7 +168,7 @@ func (c *clientConn) guard(typ byte, frame []byte) ([]byte, error) {
 		return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid message format: %v", err)
 	}
 	if err := g.Check(typ, sql); err != nil {
-		c.log.Info("statement refused by the SQL guard", "reason", err.Error())
+		c.logger().Info("statement refused by the SQL guard", "reason", err.Error())
 		var we *wire.Error
 		if hook := c.srv.Hooks.GuardReject; hook != nil && errors.As(err, &we) {
 			hook(we.Rule)

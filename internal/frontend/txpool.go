@@ -49,6 +49,9 @@ type txConn struct {
 	copyIn bool
 	// out collects what the client pump sends the server for one message.
 	out []byte
+	// unread counts the bytes forwarded since someone last started
+	// reading the server's answers (see driveServer).
+	unread int
 	// rowsForward: DataRows and CopyData for the head entry go to the
 	// client (set at every unlock; read lock-free by the server pump).
 	rowsForward atomic.Bool
@@ -136,7 +139,7 @@ func (c *clientConn) txParams() (map[string]string, error) {
 			return nil, unsupportedStartupParam(p.Name)
 		}
 	}
-	return settings, nil
+	return internSettings(settings), nil
 }
 
 func unsupportedStartupParam(name string) *wire.Error {
@@ -155,7 +158,7 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 		return err
 	}
 	t := &c.tx
-	t.settings, t.stmts, t.status = settings, map[string]*txStmt{}, 'I'
+	t.settings, t.status = settings, 'I'
 	if err := c.buildTxContext(ctx); err != nil {
 		return err
 	}
@@ -183,7 +186,7 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	if bctx.CheckRole {
 		c.srv.markRoleChecked(checkKey)
 	}
-	sc.Context, sc.Settings = t.ctxKey, maps.Clone(settings)
+	sc.Context, sc.Settings = t.ctxKey, settings
 	sc.UnnamedOwner = 0
 	err = c.sendReady(sc.Conn)
 	t.pool.Release(sc, sc.TxStatus == 'I')
@@ -222,7 +225,7 @@ func (c *clientConn) buildTxContext(ctx context.Context) error {
 func (c *clientConn) signingKey(ctx context.Context) ([]byte, error) {
 	key, err := c.srv.secrets.signingKey(ctx, c.database)
 	if err != nil || key == nil {
-		c.log.Warn("context signing key unavailable; closing", "err", err)
+		c.logger().Warn("context signing key unavailable; closing", "err", err)
 		return nil, wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
 			WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
 	}
@@ -291,7 +294,7 @@ func (c *clientConn) acquireError(err error, login bool) *wire.Error {
 	case errors.Is(err, pool.ErrClosed):
 		return wire.Fatal(wire.CodeAdminShutdown, "multigres is shutting down")
 	}
-	c.log.Warn("opening a pooled server connection failed", "err", err)
+	c.logger().Warn("opening a pooled server connection failed", "err", err)
 	we := wire.ToClient(fmt.Errorf("connect upstream as %s: %w", c.ident.Role, err))
 	we.Severity = sev
 	if we.Code == "" || we.Code == wire.CodeInternalError {
@@ -315,7 +318,7 @@ func (c *clientConn) applyErr(err error, role string) error {
 			WithDetail(fmt.Sprintf("Role %s may create temporary objects there, which would let SQL run unseen by multigres.", backend.QuoteIdent(role))).
 			WithHint("Run multigres init (with hardening) on this database, or connect to a database where it ran.")
 	}
-	c.log.Warn("setting the tenant context failed; closing", "err", err)
+	c.logger().Warn("setting the tenant context failed; closing", "err", err)
 	return wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context: %s", pgMessage(err)).
 		WithHint("Check the context_variables and set_role settings and the role's grants.")
 }

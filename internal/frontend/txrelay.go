@@ -31,10 +31,15 @@ import (
 
 // relayTx runs a transaction-mode client until it ends.
 func (c *clientConn) relayTx() {
-	frames := wire.NewFrameReader(c.rd, c.lc.cfg.MaxMessageSize)
-	err := c.pumpClientTx(frames)
+	src, err := c.relayReader()
+	if src != wire.BufferedReader(c.rd) {
+		c.rd = nil // the idle reader took over: do not keep its buffer
+	}
+	if err == nil {
+		err = c.pumpClientTx(wire.NewFrameReader(src, c.lc.cfg.MaxMessageSize))
+	}
 	if err != nil && !isClosed(err) {
-		c.log.Info("client connection ended", "err", err)
+		c.logger().Info("client connection ended", "err", err)
 		c.fail(err)
 	}
 	c.abandonTx()
@@ -72,10 +77,13 @@ func (c *clientConn) driveServer(idle bool) error {
 	t := &c.tx
 	t.mu.Lock()
 	sc := t.server
-	if sc == nil || t.pumpDone != nil {
+	if sc == nil || t.pumpDone != nil || !idle && t.unread < inlineWindow {
+		// Nothing to read, a pump reads it, or more client messages are
+		// buffered: forward them first, and decide at the last.
 		t.mu.Unlock()
 		return nil
 	}
+	t.unread = 0
 	if !idle || t.copyIn || t.skip || len(t.q) == 0 || !endsRequest(t.q[len(t.q)-1].kind) {
 		c.startServerPump(sc)
 		t.mu.Unlock()
@@ -89,6 +97,12 @@ func (c *clientConn) driveServer(idle bool) error {
 	}
 	return c.pumpServerInline(sc)
 }
+
+// inlineWindow bounds what the client pump forwards before anyone reads
+// the server's answers. Below it the server can always take the whole
+// request into its socket buffer, even while its answers wait, so the
+// write cannot block; past it a server pump starts reading.
+const inlineWindow = 32 << 10
 
 // endsRequest: after this message the server answers everything up to a
 // ReadyForQuery without waiting for more input.
@@ -196,11 +210,17 @@ func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
 	t := &c.tx
 	t.mu.Lock()
 	defer t.unlock()
+	if t.out == nil {
+		t.out = borrowOut()
+	}
 	sc, err := c.txMessageLocked(typ, frame, fx)
 	out := t.out
 	t.out = t.out[:0]
-	if cap(t.out) > 64<<10 {
-		t.out = nil // do not keep a huge message's buffer for an idle client
+	if flush {
+		// The client is idle until its next message: do not keep a
+		// buffer for it (out stays valid: only this goroutine borrows).
+		defer returnOut(out)
+		t.out = nil
 	}
 	if err != nil || sc == nil {
 		return err
@@ -209,10 +229,14 @@ func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
 	// pipelines more than the socket buffers hold, while the server's
 	// output waits for t.mu, would otherwise wedge the connection for good
 	// (docs/pooling.md, known limits). Rows stream without t.mu, so that
-	// takes a pipeline of large statements behind a result.
-	_ = sc.SetWriteDeadline(time.Now().Add(serverWriteTimeout))
-	defer sc.SetWriteDeadline(time.Time{})
+	// takes a pipeline of large statements behind a result. Only a write
+	// that reaches the socket needs the deadline.
+	if flush || len(out) > sc.W.Available() {
+		_ = sc.SetWriteDeadline(time.Now().Add(serverWriteTimeout))
+		defer sc.SetWriteDeadline(time.Time{})
+	}
 	if len(out) > 0 {
+		t.unread += len(out)
 		if _, err := sc.W.Write(out); err != nil {
 			return fmt.Errorf("write to server: %w", err)
 		}
@@ -282,7 +306,7 @@ func (c *clientConn) guardTx(typ byte, frame []byte) (*sqlguard.Effects, []byte,
 		err = c.checkEffects(typ, frame, fx)
 	}
 	if err != nil {
-		c.log.Info("statement refused by the SQL guard", "reason", err.Error())
+		c.logger().Info("statement refused by the SQL guard", "reason", err.Error())
 		var we *wire.Error
 		if hook := c.srv.Hooks.GuardReject; hook != nil && errors.As(err, &we) {
 			hook(we.Rule)
@@ -385,6 +409,9 @@ func (c *clientConn) attach(typ byte, frame []byte) error {
 	}
 	t.server = sc
 	t.unconfirmed = false
+	if t.q == nil {
+		t.q = make([]owed, 0, 8) // a switch and a short batch fit
+	}
 	if sc.Context != t.ctxKey || !maps.Equal(sc.Settings, t.settings) {
 		c.queueSwitch(sc, typ == 'Q' && !mayControlTransaction(frame))
 	}
@@ -433,7 +460,7 @@ func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 		c.injectPrepared(sc, "mg_switchq_"+n, backend.SetConfigSQL(len(params)/2)+quietCommit, params)
 		c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
 	}
-	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, maps.Clone(t.settings), 0
+	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, t.settings, 0
 }
 
 // quietCommit keeps the full switch's COMMIT from sending its WARNING
@@ -599,6 +626,9 @@ func (c *clientConn) forwardParse(frame []byte, fx *sqlguard.Effects) error {
 	}
 	srv := serverName(rest)
 	st := &txStmt{srv: srv, parse: buildFrame('P', []byte(srv), []byte{0}, rest)}
+	if t.stmts == nil {
+		t.stmts = map[string]*txStmt{}
+	}
 	t.stmts[name] = st
 	if t.server.Prepared.Has(srv) {
 		c.owe(owed{kind: 'P', action: owedSynth, synth: parseComplete})
@@ -848,13 +878,13 @@ func (c *clientConn) serverLost(sc *pool.Conn, err error) {
 		c.fail(wire.Fatal(wire.CodeInsufficientPrivilege, "multigres closed the connection: the server now reads SQL in a way the SQL guard cannot check").
 			WithHint("Keep client_encoding UTF8 (or another ASCII-safe encoding) and standard_conforming_strings on."))
 	case errors.Is(err, errSwitchFailed):
-		c.log.Warn("switching the tenant context failed; closing", "err", err)
+		c.logger().Warn("switching the tenant context failed; closing", "err", err)
 		c.fail(wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context on a pooled server connection").
 			WithHint("Reconnect. If this persists, check the server log and the role's grants."))
 	case errors.Is(err, errServerClosing):
-		c.log.Info("server ended the session")
+		c.logger().Info("server ended the session")
 	case !isClosed(err):
-		c.log.Info("server connection ended", "err", err)
+		c.logger().Info("server connection ended", "err", err)
 		c.fail(wire.Fatal(wire.CodeConnectionFailure, "the server connection was lost").WithHint("Reconnect."))
 	}
 	c.kill()
@@ -1037,6 +1067,7 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 		if reusable {
 			t.pumpDone = nil // this goroutine (if a pump) ends now
 		}
+		t.q = nil // an idle client keeps no queue (attach makes one)
 		t.server = nil
 		t.copyIn = false
 		if t.gone {
@@ -1093,15 +1124,10 @@ func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status b
 		sc.Settings = unknownSettings()
 		return
 	}
-	for _, s := range fx.Settings {
-		if s.Reset {
-			delete(t.settings, s.Name)
-			delete(sc.Settings, s.Name)
-			continue
-		}
-		t.settings[s.Name] = s.Value
-		sc.Settings[s.Name] = s.Value
-	}
+	// The server ran the client's SETs on top of the client's settings
+	// (the switch made them equal), so both now hold the same new set.
+	t.settings = withSettings(t.settings, fx.Settings)
+	sc.Settings = t.settings
 }
 
 // forwardToClient writes a server frame to the client, flushing when the
@@ -1208,16 +1234,6 @@ func (c *clientConn) abandonInline(sc *pool.Conn) {
 	if stuck {
 		t.pool.Release(sc, false)
 	}
-}
-
-// unknownSettings marks every tracked setting with a value no client has,
-// so the next switch resets or re-sets them all.
-func unknownSettings() map[string]string {
-	m := make(map[string]string, len(sqlguard.TrackedSettings))
-	for _, name := range sqlguard.TrackedSettings {
-		m[name] = "\x00unknown"
-	}
-	return m
 }
 
 var rollbackQuery = buildFrame('Q', []byte("ROLLBACK"), []byte{0})

@@ -11,19 +11,28 @@ import (
 // without decoding them, so the proxy can forward frames it does not need
 // to inspect. The returned frame is valid until the next call.
 type FrameReader struct {
-	r      *bufio.Reader
+	r      BufferedReader
 	maxLen int64
 	buf    []byte
 }
 
-// NewFrameReader wraps r. maxBody caps the body length of one message
-// (max_message_size); larger messages are a protocol violation.
-func NewFrameReader(r *bufio.Reader, maxBody int64) *FrameReader {
-	return &FrameReader{r: r, maxLen: maxBody}
+// BufferedReader is what a FrameReader reads from: a *bufio.Reader, or a
+// reader that holds a buffer only while it has unread bytes.
+type BufferedReader interface {
+	io.Reader
+	// Peek returns the next n bytes without consuming them.
+	Peek(n int) ([]byte, error)
+	// Buffered reports the bytes that can be read without waiting.
+	Buffered() int
 }
 
-// Reader exposes the underlying buffered reader.
-func (f *FrameReader) Reader() *bufio.Reader { return f.r }
+var _ BufferedReader = (*bufio.Reader)(nil)
+
+// NewFrameReader wraps r. maxBody caps the body length of one message
+// (max_message_size); larger messages are a protocol violation.
+func NewFrameReader(r BufferedReader, maxBody int64) *FrameReader {
+	return &FrameReader{r: r, maxLen: maxBody}
+}
 
 // TooLargeError reports a message over the configured size.
 type TooLargeError struct {
