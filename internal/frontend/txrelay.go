@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -451,7 +452,7 @@ func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 		bctx.Values = append(bctx.Values, t.settings[n])
 	}
 	bctx.Resets = resetsFor(sc.Settings, t.settings)
-	params := backend.SetConfigParams(bctx, true)
+	params := backend.SetConfigParams(bctx, switchSetsRole(sc.Context, bctx.Role))
 	n := strconv.Itoa(len(params) / 2)
 	t.unconfirmed = short
 	if short {
@@ -461,6 +462,18 @@ func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 		c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
 	}
 	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, t.settings, 0
+}
+
+// switchSetsRole reports whether the switch must set the role: unless
+// the connection's known context (whose key starts with its role, see
+// buildTxContext) already has it. Most tenants of a pool share one role, so
+// most switches skip SET ROLE and its catalog lookups. Nothing a tenant
+// runs can leave another role set past its transaction (SET ROLE and
+// set_config('role', …, false) are refused in transaction pooling, guard
+// or not), and a switch that may have rolled back forgets the context.
+func switchSetsRole(connContext, role string) bool {
+	connRole, _, ok := strings.Cut(connContext, "\x00")
+	return !ok || connRole != role
 }
 
 // quietCommit keeps the full switch's COMMIT from sending its WARNING

@@ -838,3 +838,31 @@ func TestTxQuietSwitchIsLocal(t *testing.T) {
 		}
 	}
 }
+
+// TestTxRoleCannotOutliveTransaction: a context switch between tenants of
+// one role leaves the role as it is (no SET ROLE), which relies on no
+// tenant being able to change the role beyond its transaction in
+// transaction pooling, even with the SQL guard off.
+func TestTxRoleCannotOutliveTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { txMode(1)(c); c.Guard = false })
+	ctx := testCtx(t)
+	a := e.connect(t, "app_user.acme")
+	b := e.connect(t, "app_user.globex")
+	for _, sql := range []string{"SET ROLE NONE", "SET SESSION ROLE NONE", "RESET ROLE", "SET SESSION AUTHORIZATION DEFAULT",
+		"SELECT set_config('role', 'none', false)"} {
+		_, err := a.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+		wantPgError(t, err, "0A000", "")
+	}
+	// SET LOCAL ROLE ends with its transaction; the next tenant on the one
+	// connection runs as the tenant role, and so does a again.
+	mustExec(t, a, "BEGIN")
+	mustExec(t, a, "SET LOCAL ROLE NONE")
+	mustExec(t, a, "COMMIT")
+	for _, conn := range []*pgx.Conn{b, a, b} {
+		var user string
+		if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil || user != "app_user" {
+			t.Fatalf("current_user %q (%v)", user, err)
+		}
+	}
+}
