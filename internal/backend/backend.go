@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/multigres-proxy/multigres/internal/auth"
+	"github.com/multigres-proxy/multigres/internal/netio"
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
@@ -70,10 +71,11 @@ func (c *Conn) Addr() string { return c.addr }
 // ReadyForQuery. ctx bounds the whole handshake.
 func Dial(ctx context.Context, o DialOptions) (*Conn, error) {
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", o.Addr)
+	raw, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial upstream: %w", err)
 	}
+	nc := netio.Wrap(raw)
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/multigres-proxy/multigres/internal/admin"
 	"github.com/multigres-proxy/multigres/internal/auth"
 	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/netio"
 	"github.com/multigres-proxy/multigres/internal/tenant"
 	"github.com/multigres-proxy/multigres/internal/wire"
 	mgsql "github.com/multigres-proxy/multigres/sql"
@@ -79,7 +80,7 @@ type clientConn struct {
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
 	c := &clientConn{srv: s, id: s.nextID.Add(1), lc: s.live.Load(), epoch: time.Now()}
-	c.nc = countingConn{Conn: nc, in: &s.bytesIn, out: &s.bytesOut, cin: &c.ad.in, cout: &c.ad.out}
+	c.nc = countingConn{Conn: netio.Wrap(nc), in: &s.bytesIn, out: &s.bytesOut, cin: &c.ad.in, cout: &c.ad.out}
 	c.rd = bufio.NewReaderSize(c.nc, clientReadBuffer)
 	c.w = newClientWriter(c.nc)
 	return c

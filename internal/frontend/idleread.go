@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/multigres-proxy/multigres/internal/netio"
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
@@ -115,7 +116,7 @@ func (z *idleReader) fill() error {
 		if z.buf == nil {
 			z.borrow()
 		}
-		n, rerr = readRetryingEINTR(fd, (*z.buf)[z.w:])
+		n, rerr = rawRead(fd, (*z.buf)[z.w:])
 		if errors.Is(rerr, syscall.EAGAIN) {
 			z.giveBack() // nothing to read yet: wait without a buffer
 			return false
@@ -143,7 +144,7 @@ func (z *idleReader) readInto(p []byte) (int, error) {
 	var n int
 	var rerr error
 	err := z.rc.Read(func(fd uintptr) bool {
-		n, rerr = readRetryingEINTR(fd, p)
+		n, rerr = rawRead(fd, p)
 		return !errors.Is(rerr, syscall.EAGAIN)
 	})
 	z.count(n)
@@ -165,19 +166,6 @@ func (z *idleReader) count(n int) {
 	}
 }
 
-func readRetryingEINTR(fd uintptr, p []byte) (int, error) {
-	for {
-		n, err := syscall.Read(int(fd), p)
-		if err == syscall.EINTR {
-			continue
-		}
-		if n < 0 {
-			n = 0
-		}
-		return n, err
-	}
-}
-
 // relayReader is what a relay reads client frames from: an idleReader on
 // a plain socket, else the handshake's bufio.Reader.
 func (c *clientConn) relayReader() (wire.BufferedReader, error) {
@@ -194,4 +182,14 @@ func (c *clientConn) relayReader() (wire.BufferedReader, error) {
 		}
 	}
 	return c.rd, nil
+}
+
+// rawRead reads without the runtime's syscall bookkeeping (see
+// internal/netio); err is nil or the errno.
+func rawRead(fd uintptr, p []byte) (int, error) {
+	n, errno := netio.RawRead(fd, p)
+	if errno != 0 {
+		return 0, errno
+	}
+	return n, nil
 }
