@@ -36,6 +36,9 @@ func (c *clientConn) relayTx() {
 	if src != wire.BufferedReader(c.rd) {
 		c.rd = nil // the idle reader took over: do not keep its buffer
 	}
+	// The startup parameters served the login (txParams, observe); server
+	// connections are dialled with the role and database only.
+	c.params = nil
 	if err == nil {
 		err = c.pumpClientTx(wire.NewFrameReader(src, c.lc.cfg.MaxMessageSize))
 	}
