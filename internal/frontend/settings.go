@@ -21,18 +21,28 @@ import (
 // still correct, only not shared.
 const maxSettingsBuckets = 1024
 
+// maxInternedKey is the largest settings set (in settingsKey form) that is
+// interned.
+const maxInternedKey = 1 << 10
+
 var settingsBuckets = struct {
 	sync.Mutex
 	m map[string]map[string]string
 }{m: map[string]map[string]string{}}
 
 // internSettings returns the shared map equal to m (m itself the first
-// time). The caller gives up m.
+// time). The caller gives up m. Only sets from startup parameters are
+// interned, and only small ones: a table a client could fill with what it
+// SETs (values of up to the guard's statement size) would pin memory for
+// good.
 func internSettings(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}
 	key := settingsKey(m)
+	if len(key) > maxInternedKey {
+		return m
+	}
 	settingsBuckets.Lock()
 	defer settingsBuckets.Unlock()
 	if shared, ok := settingsBuckets.m[key]; ok {
@@ -57,7 +67,8 @@ func settingsKey(m map[string]string) string {
 	return b.String()
 }
 
-// withSettings returns base with the changes applied, as a shared map.
+// withSettings returns a new map: base with the changes applied (not
+// interned, see internSettings).
 func withSettings(base map[string]string, changes []sqlguard.Setting) map[string]string {
 	next := maps.Clone(base)
 	if next == nil {
@@ -70,7 +81,10 @@ func withSettings(base map[string]string, changes []sqlguard.Setting) map[string
 		}
 		next[s.Name] = s.Value
 	}
-	return internSettings(next)
+	if len(next) == 0 {
+		return nil
+	}
+	return next
 }
 
 // unknownSettings marks every tracked setting with a value no client has,

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -229,6 +228,12 @@ func (c *clientConn) txMessage(typ byte, frame []byte, flush bool) error {
 	if err != nil || sc == nil {
 		return err
 	}
+	if t.pumpDone == nil && t.unread+len(out) >= inlineWindow {
+		// The server may be writing answers nobody reads yet, and stop
+		// reading until they drain: read them before writing this much.
+		t.unread = 0
+		c.startServerPump(sc)
+	}
 	// Written under t.mu, bounded by serverWriteTimeout: a client that
 	// pipelines more than the socket buffers hold, while the server's
 	// output waits for t.mu, would otherwise wedge the connection for good
@@ -281,7 +286,10 @@ func (c *clientConn) txMessageLocked(typ byte, frame []byte, fx *sqlguard.Effect
 	} else if t.unconfirmed && startsCommand(typ) {
 		// The short switch in front of this attachment's first query is
 		// not known to have committed: if that query fails, the server is
-		// back on the previous context. Switch again, durably, first.
+		// back on the previous context, whatever it was. Switch again,
+		// durably, from an unknown state: every variable, the role and
+		// every tracked setting set or reset.
+		t.server.Context, t.server.Settings = "", unknownSettings()
 		c.queueSwitch(t.server, false)
 	}
 	if err := c.forwardTx(typ, frame, fx); err != nil {
@@ -455,7 +463,7 @@ func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 		bctx.Values = append(bctx.Values, t.settings[n])
 	}
 	bctx.Resets = resetsFor(sc.Settings, t.settings)
-	params := backend.SetConfigParams(bctx, switchSetsRole(sc.Context, bctx.Role))
+	params := backend.SetConfigParams(bctx, true)
 	n := strconv.Itoa(len(params) / 2)
 	t.unconfirmed = short
 	if short {
@@ -465,18 +473,6 @@ func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 		c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
 	}
 	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, t.settings, 0
-}
-
-// switchSetsRole reports whether the switch must set the role: unless
-// the connection's known context (whose key starts with its role, see
-// buildTxContext) already has it. Most tenants of a pool share one role, so
-// most switches skip SET ROLE and its catalog lookups. Nothing a tenant
-// runs can leave another role set past its transaction (SET ROLE and
-// set_config('role', …, false) are refused in transaction pooling, guard
-// or not), and a switch that may have rolled back forgets the context.
-func switchSetsRole(connContext, role string) bool {
-	connRole, _, ok := strings.Cut(connContext, "\x00")
-	return !ok || connRole != role
 }
 
 // quietCommit keeps the full switch's COMMIT from sending its WARNING
@@ -866,11 +862,14 @@ func (c *clientConn) forwardRow(sc *pool.Conn, frame []byte) {
 		return
 	}
 	c.wmu.Lock()
-	_, _ = c.w.Write(frame)
-	if sc.Frames.Buffered() == 0 {
-		_ = c.w.Flush()
+	_, err := c.w.Write(frame)
+	if err == nil && sc.Frames.Buffered() == 0 {
+		err = c.w.Flush()
 	}
 	c.wmu.Unlock()
+	if err != nil {
+		c.kill() // the client is gone: see forwardToClient
+	}
 }
 
 // serverLost ends the client after its server connection failed or the
@@ -1176,8 +1175,10 @@ func (c *clientConn) forwardToClient(sc *pool.Conn, typ byte, frame []byte, flus
 	}
 	c.wmu.Unlock()
 	if err != nil {
-		// The client is gone; its pump sees that and cleans up.
-		return nil
+		// The client is gone. Kill ends its pump's read (or the inline
+		// read of this server, whose query is then cancelled), and the
+		// connection is cleaned up there.
+		c.kill()
 	}
 	return nil
 }

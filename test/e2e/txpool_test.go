@@ -693,6 +693,9 @@ func TestTxShortSwitchRolledBack(t *testing.T) {
 	ctx := testCtx(t)
 	globex := e.connect(t, "app_user.globex")
 	acme := e.connect(t, "app_user.acme")
+	// globex's tracked setting is on the connection too when acme's
+	// short switch rolls back: the re-switch must reset it.
+	mustExec(t, globex, "SET search_path TO public, pg_catalog")
 	for round := range 3 {
 		// Leave the only server connection on globex's context.
 		if got := names(t, globex, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
@@ -707,12 +710,13 @@ func TestTxShortSwitchRolledBack(t *testing.T) {
 		fe.Send(&pgproto3.Query{String: "SELECT 1/0"})
 		fe.Send(&pgproto3.Query{String: "SELECT tenant_id FROM contacts"})
 		fe.Send(&pgproto3.Query{String: "SELECT current_tenant_id()"})
+		fe.Send(&pgproto3.Query{String: "SELECT current_setting('search_path')"})
 		if err := fe.Flush(); err != nil {
 			t.Fatal(err)
 		}
 		var rows []string
 		sawError := false
-		for ready := 0; ready < 3; {
+		for ready := 0; ready < 4; {
 			msg, err := fe.Receive()
 			if err != nil {
 				t.Fatal(err)
@@ -732,8 +736,8 @@ func TestTxShortSwitchRolledBack(t *testing.T) {
 		if !sawError {
 			t.Fatal("division by zero did not fail")
 		}
-		if !eq(rows, []string{"acme", "acme", "acme"}) {
-			t.Fatalf("round %d: after a failed query, the pipelined ones saw %v (want acme's two rows and acme)", round, rows)
+		if !eq(rows, []string{"acme", "acme", "acme", `"$user", public`}) {
+			t.Fatalf("round %d: after a failed query, the pipelined ones saw %v (want acme's two rows, acme and acme's search_path)", round, rows)
 		}
 		// Back to pgx for the next round.
 		acme = e.connect(t, "app_user.acme")
@@ -839,10 +843,10 @@ func TestTxQuietSwitchIsLocal(t *testing.T) {
 	}
 }
 
-// TestTxRoleCannotOutliveTransaction: a context switch between tenants of
-// one role leaves the role as it is (no SET ROLE), which relies on no
-// tenant being able to change the role beyond its transaction in
-// transaction pooling, even with the SQL guard off.
+// TestTxRoleCannotOutliveTransaction: in transaction pooling, even with
+// the SQL guard off, a tenant cannot change the role beyond its
+// transaction with the statements that would do so directly, and the next
+// tenant on the connection runs as the tenant role.
 func TestTxRoleCannotOutliveTransaction(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { txMode(1)(c); c.Guard = false })
