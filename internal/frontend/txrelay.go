@@ -80,14 +80,15 @@ func (c *clientConn) driveServer(idle bool) error {
 	t := &c.tx
 	t.mu.Lock()
 	sc := t.server
-	if sc == nil || t.pumpDone != nil || !idle && t.unread < inlineWindow {
+	if sc == nil || t.pumpDone != nil || !idle {
 		// Nothing to read, a pump reads it, or more client messages are
-		// buffered: forward them first, and decide at the last.
+		// buffered: forward them first (txMessage starts a pump past
+		// inlineWindow), and decide at the last.
 		t.mu.Unlock()
 		return nil
 	}
 	t.unread = 0
-	if !idle || t.copyIn || t.skip || len(t.q) == 0 || !endsRequest(t.q[len(t.q)-1].kind) {
+	if t.copyIn || t.skip || len(t.q) == 0 || !endsRequest(t.q[len(t.q)-1].kind) {
 		c.startServerPump(sc)
 		t.mu.Unlock()
 		return nil
@@ -126,20 +127,11 @@ func (c *clientConn) startServerPump(sc *pool.Conn) {
 func (c *clientConn) pumpServerInline(sc *pool.Conn) error {
 	t := &c.tx
 	for {
-		typ, frame, err := sc.Frames.Next()
+		release, err := c.serverStep(sc)
 		if err != nil {
 			if c.isKilled() {
 				c.cancelInFlight(sc)
 			}
-			c.serverLost(sc, err)
-			return errSilent
-		}
-		if typ == 'D' || typ == 'd' {
-			c.forwardRow(sc, frame)
-			continue
-		}
-		release, err := c.serverFrameTx(sc, typ, frame)
-		if err != nil {
 			c.serverLost(sc, err)
 			return errSilent
 		}
@@ -832,16 +824,7 @@ func (c *clientConn) pumpServerTx(sc *pool.Conn, done chan struct{}) {
 	defer close(done)
 	defer c.recoverPanic("server pump")
 	for {
-		typ, frame, err := sc.Frames.Next()
-		if err != nil {
-			c.serverLost(sc, err)
-			return
-		}
-		if typ == 'D' || typ == 'd' {
-			c.forwardRow(sc, frame)
-			continue
-		}
-		release, err := c.serverFrameTx(sc, typ, frame)
+		release, err := c.serverStep(sc)
 		if err != nil {
 			c.serverLost(sc, err)
 			return
@@ -850,6 +833,20 @@ func (c *clientConn) pumpServerTx(sc *pool.Conn, done chan struct{}) {
 			return
 		}
 	}
+}
+
+// serverStep reads and handles one server message (for either reader of
+// sc); release reports that the connection went back to the pool.
+func (c *clientConn) serverStep(sc *pool.Conn) (release bool, err error) {
+	typ, frame, err := sc.Frames.Next()
+	if err != nil {
+		return false, err
+	}
+	if typ == 'D' || typ == 'd' {
+		c.forwardRow(sc, frame)
+		return false, nil
+	}
+	return c.serverFrameTx(sc, typ, frame)
 }
 
 // forwardRow passes a DataRow or CopyData to the client. Rows and COPY
