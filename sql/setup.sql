@@ -33,9 +33,10 @@ GRANT SELECT ON TABLE multigres.tenant_roles TO PUBLIC;
 -- next to each context variable, multigres_mac.v<md5(var)> =
 -- hex(HMAC(key, var || '|' || backend pid || '|' || value)). The signed
 -- readers return NULL unless the MAC verifies, so a value set by any path the
--- SQL guard misses yields zero rows, never another tenant's rows. ipad and
--- opad are the key XOR 0x36/0x5c, precomputed by multigres init, so HMAC is
--- two sha256() calls and needs no pgcrypto.
+-- SQL guard misses yields zero rows, never another tenant's rows. HMAC is
+-- two sha256() calls and needs no pgcrypto. (The ipad and opad columns are
+-- the key XOR 0x36/0x5c, precomputed by multigres init; the readers of
+-- earlier versions used them.)
 CREATE TABLE IF NOT EXISTS multigres.context_key (
     id      boolean PRIMARY KEY DEFAULT true CHECK (id),
     key     bytea   NOT NULL,
@@ -53,6 +54,113 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT key FROM multigres.context_key WHERE enabled $$;
 REVOKE ALL ON FUNCTION multigres.context_signing_key() FROM PUBLIC;
 
+-- Verifying a MAC costs a key-row read and an HMAC (about 10 µs per call;
+-- docs/benchmarks.md), too much for every statement. So the proxy has it
+-- verified once, when it sets the context: in the same statement it calls
+-- multigres.context_prime(var), which checks the MAC and leaves a
+-- per-session fingerprint
+--
+--   multigres_fp.<var> = md5(seed_a:seed_b | var | value)
+--
+-- The seed is 128 random bits kept as currval() of two owner-only
+-- sequences: session-local, and neither readable nor settable by tenant
+-- roles (no privileges on the sequences), so a tenant can read its own
+-- fingerprint but cannot compute the fingerprint of any other value (md5
+-- here needs second-preimage resistance under a secret prefix, which it
+-- still has). The signed reader recomputes the fingerprint (two currval
+-- calls and one md5, no key) and falls back to the full check when it
+-- differs. Every prime first clears the fingerprint, so the one a server
+-- connection shows a tenant is always that tenant's own: a previous
+-- tenant's fingerprint (transaction pooling) is as secret as its MAC.
+-- DISCARD SEQUENCES would drop the seed while the fingerprint setting
+-- stays (the reader would then fail with "currval ... is not yet defined"),
+-- so the SQL guard refuses it when signing is on.
+DO $seed$
+BEGIN
+    -- UNLOGGED (PostgreSQL 15+): setting the seed writes no WAL and
+    -- assigns no transaction id. Only currval() is used, which is
+    -- session-local, so crash recovery resetting them does no harm.
+    IF pg_catalog.current_setting('server_version_num')::int >= 150000 THEN
+        CREATE UNLOGGED SEQUENCE IF NOT EXISTS multigres.context_seed_a AS bigint MINVALUE -9223372036854775808;
+        CREATE UNLOGGED SEQUENCE IF NOT EXISTS multigres.context_seed_b AS bigint MINVALUE -9223372036854775808;
+    ELSE
+        CREATE SEQUENCE IF NOT EXISTS multigres.context_seed_a AS bigint MINVALUE -9223372036854775808;
+        CREATE SEQUENCE IF NOT EXISTS multigres.context_seed_b AS bigint MINVALUE -9223372036854775808;
+    END IF;
+END
+$seed$;
+REVOKE ALL ON SEQUENCE multigres.context_seed_a, multigres.context_seed_b FROM PUBLIC;
+
+-- context_verify(var, val): val when multigres_mac.v<md5(var)> is the MAC
+-- of (var, backend pid, val), else NULL. PL/pgSQL rather than SQL: a
+-- SECURITY DEFINER function with a SET clause cannot be inlined, and
+-- PostgreSQL re-plans a non-inlined SQL function body on every statement,
+-- while PL/pgSQL keeps its plans for the session. PARALLEL RESTRICTED:
+-- pg_backend_pid() differs in a parallel worker.
+CREATE OR REPLACE FUNCTION multigres.context_verify(var text, val text)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k multigres.context_key%ROWTYPE;
+BEGIN
+    IF val IS NULL OR val = '' THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO k FROM multigres.context_key WHERE enabled;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF current_setting('multigres_mac.v' || md5(lower(var)), true)
+       = encode(sha256(k.opad || sha256(k.ipad ||
+           convert_to(lower(var) || '|' || pg_backend_pid()::text || '|' || val, 'UTF8'))), 'hex') THEN
+        RETURN val;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION multigres.context_verify(text, text) FROM PUBLIC;
+
+-- context_prime(var) clears the fingerprint, then sets it if the MAC
+-- verifies. Anyone may call it: it only ever records a verified value. In
+-- a read-only transaction (or on a standby) it cannot set the seed the
+-- first time, and the reader then verifies in full. The EXCEPTION block
+-- (a subtransaction) is only on this once-per-context-change path.
+CREATE OR REPLACE FUNCTION multigres.context_prime(var text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fp_name text := 'multigres_fp.' || var;
+    val text;
+    a bigint;
+    b bigint;
+    r bytea;
+BEGIN
+    PERFORM set_config(fp_name, '', false);
+    val := multigres.context_verify(var, current_setting(var, true));
+    IF val IS NULL THEN
+        RETURN;
+    END IF;
+    BEGIN
+        a := currval('multigres.context_seed_a');
+        b := currval('multigres.context_seed_b');
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        IF current_setting('transaction_read_only') = 'on' THEN
+            RETURN;
+        END IF;
+        r := uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid());
+        a := setval('multigres.context_seed_a', ('x' || encode(substr(r, 1, 8), 'hex'))::bit(64)::bigint);
+        b := setval('multigres.context_seed_b', ('x' || encode(substr(r, 9, 8), 'hex'))::bit(64)::bigint);
+    END;
+    PERFORM set_config(fp_name, md5(a::text || ':' || b::text || '|' || var || '|' || val), false);
+END
+$$;
+REVOKE ALL ON FUNCTION multigres.context_prime(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION multigres.context_prime(text) TO PUBLIC;
+
 -- install_context_readers(signed) defines the two readers.
 --
 -- Unsigned, multigres_context(var) reads a context variable fail-closed:
@@ -66,43 +174,42 @@ REVOKE ALL ON FUNCTION multigres.context_signing_key() FROM PUBLIC;
 -- per row. current_tenant_id() is the same for app.current_tenant_id,
 -- spelled out so that it inlines in one step.
 --
--- Signed, both are SECURITY DEFINER (to read the key) and verify the MAC;
--- still evaluated once per statement through the policies' InitPlan.
+-- Signed, multigres_context is SECURITY DEFINER (for the seed) and checks
+-- the fingerprint context_prime left, falling back to context_verify;
+-- still evaluated once per statement through the policies' InitPlan. It
+-- has no SET search_path clause (that alone cost about 1 µs per call, a
+-- third of the rest), so every function, operator and type in it is
+-- schema-qualified: nothing a role could create in a schema on its
+-- search_path is ever picked up. Few, small expressions: PL/pgSQL builds
+-- each expression's state once per transaction, so with one-statement
+-- transactions once per call. The fingerprint uses var as given (the
+-- proxy passes the configured, lower-case name); another spelling only
+-- takes the full check. PARALLEL RESTRICTED: the seed and
+-- pg_backend_pid() are the leader's.
 CREATE OR REPLACE FUNCTION multigres.install_context_readers(signed boolean)
 RETURNS void
 LANGUAGE plpgsql
 AS $install$
 BEGIN
     IF signed THEN
-        -- PL/pgSQL rather than SQL: a SECURITY DEFINER function with a SET
-        -- clause cannot be inlined, and PostgreSQL re-plans a non-inlined
-        -- SQL function body on every statement, while PL/pgSQL keeps its
-        -- plans for the session. (Measured: the SQL form cost ~35% TPS on
-        -- pgbench -S, see docs/benchmarks.md.)
-        -- PARALLEL RESTRICTED: pg_backend_pid() differs in a parallel worker,
-        -- where the MAC would not verify.
-        CREATE OR REPLACE FUNCTION public.multigres_context(var text)
-        RETURNS text
+        CREATE OR REPLACE FUNCTION public.multigres_context(var pg_catalog.text)
+        RETURNS pg_catalog.text
         LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
-        SET search_path = pg_catalog, pg_temp
         AS $$
         DECLARE
-            val text := NULLIF(pg_catalog.current_setting(var, true), '');
-            k multigres.context_key%ROWTYPE;
+            val pg_catalog.text := pg_catalog.current_setting(var, true);
+            fp pg_catalog.text := pg_catalog.current_setting('multigres_fp.' OPERATOR(pg_catalog.||) var, true);
         BEGIN
-            IF val IS NULL THEN
-                RETURN NULL;
-            END IF;
-            SELECT * INTO k FROM multigres.context_key WHERE enabled;
-            IF NOT FOUND THEN
-                RETURN NULL;
-            END IF;
-            IF pg_catalog.current_setting('multigres_mac.v' || pg_catalog.md5(pg_catalog.lower(var)), true)
-               = pg_catalog.encode(pg_catalog.sha256(k.opad || pg_catalog.sha256(k.ipad ||
-                   pg_catalog.convert_to(pg_catalog.lower(var) || '|' || pg_catalog.pg_backend_pid()::text || '|' || val, 'UTF8'))), 'hex') THEN
-                RETURN val;
-            END IF;
-            RETURN NULL;
+            RETURN CASE
+                WHEN val IS NULL OR val OPERATOR(pg_catalog.=) '' THEN NULL
+                WHEN fp IS NULL OR fp OPERATOR(pg_catalog.=) '' THEN multigres.context_verify(var, val)
+                WHEN fp OPERATOR(pg_catalog.=) pg_catalog.md5(
+                       pg_catalog.currval('multigres.context_seed_a'::pg_catalog.regclass)::pg_catalog.text
+                       OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) pg_catalog.currval('multigres.context_seed_b'::pg_catalog.regclass)::pg_catalog.text
+                       OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) var OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) val)
+                    THEN val
+                ELSE multigres.context_verify(var, val)
+            END;
         END
         $$;
         CREATE OR REPLACE FUNCTION public.current_tenant_id()

@@ -102,3 +102,146 @@ func TestContextSigning(t *testing.T) {
 		t.Fatalf("plain reader returns %v", v)
 	}
 }
+
+// TestContextSigningFingerprint: multigres.context_prime verifies the MAC
+// once and leaves a fingerprint that the signed reader checks without the
+// key. The fingerprint binds the value, cannot be forged or reused by
+// the tenant, and the reader (no SET search_path) picks up
+// schema-qualified objects only.
+func TestContextSigningFingerprint(t *testing.T) {
+	t.Parallel()
+	s := pgtest.Shared()
+	db := s.CreateDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	role := uniqueRole("fp")
+	admin := s.Connect(t, db)
+	if err := Init(ctx, admin, Options{TenantRoles: []string{role}, NoAuthUser: true, ContextSigning: true}); err != nil {
+		t.Fatal(err)
+	}
+	var key []byte
+	if err := admin.QueryRow(ctx, "SELECT multigres.context_signing_key()").Scan(&key); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(c *pgx.Conn, q string, args ...any) {
+		t.Helper()
+		if _, err := c.Exec(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(admin, "ALTER ROLE "+ident(role)+" PASSWORD 'pw'")
+	exec(admin, "CREATE SCHEMA evil")
+	exec(admin, "GRANT USAGE, CREATE ON SCHEMA evil TO "+ident(role))
+	connect := func() (*pgx.Conn, uint32) {
+		t.Helper()
+		c, err := pgx.Connect(ctx, s.URL(role, "pw", db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		var pid uint32
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return c, pid
+	}
+	tenant, pid := connect()
+	const v = "app.current_tenant_id"
+	read := func(c *pgx.Conn) *string {
+		t.Helper()
+		var got *string
+		if err := c.QueryRow(ctx, "SELECT current_tenant_id()").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	fingerprint := func() string {
+		t.Helper()
+		var fp *string
+		if err := tenant.QueryRow(ctx, "SELECT current_setting('multigres_fp.app.current_tenant_id', true)").Scan(&fp); err != nil {
+			t.Fatal(err)
+		}
+		if fp == nil {
+			return ""
+		}
+		return *fp
+	}
+	// What the proxy sends: the value, its MAC and the prime, in one
+	// statement.
+	const setAndPrime = "SELECT set_config($1, $2, false), set_config($3, $4, false), multigres.context_prime($1)"
+	switchTo := func(c *pgx.Conn, pid uint32, value string) {
+		t.Helper()
+		exec(c, setAndPrime, v, value, ContextMACName(v), ContextMAC(key, v, pid, value))
+	}
+
+	switchTo(tenant, pid, "acme")
+	fpAcme := fingerprint()
+	if len(fpAcme) != 32 {
+		t.Fatalf("no fingerprint after prime: %q", fpAcme)
+	}
+	// With the key disabled the full check fails, so only the fingerprint
+	// can make the reader return the value: the fast path is taken.
+	exec(admin, "UPDATE multigres.context_key SET enabled = false")
+	got := read(tenant)
+	exec(admin, "UPDATE multigres.context_key SET enabled = true")
+	if got == nil || *got != "acme" {
+		t.Fatalf("primed value reads as %v with the key disabled", got)
+	}
+
+	// A value changed past the guard does not match the fingerprint.
+	exec(tenant, "SELECT set_config($1, 'globex', false)", v)
+	if got := read(tenant); got != nil {
+		t.Fatalf("unsigned value with a primed fingerprint reads as %q", *got)
+	}
+	// Priming an unsigned value clears the fingerprint.
+	exec(tenant, "SELECT multigres.context_prime($1)", v)
+	if fp := fingerprint(); fp != "" {
+		t.Fatalf("prime of an unsigned value left the fingerprint %q", fp)
+	}
+	// Forged fingerprints: a guessed all-zero seed, and a fingerprint the
+	// tenant saw for another value.
+	exec(tenant, `SELECT set_config('multigres_fp.app.current_tenant_id',
+		md5('0:0|app.current_tenant_id|globex'), false)`)
+	if got := read(tenant); got != nil {
+		t.Fatalf("forged fingerprint accepted: %q", *got)
+	}
+	exec(tenant, "SELECT set_config('multigres_fp.app.current_tenant_id', $1, false)", fpAcme)
+	if got := read(tenant); got != nil {
+		t.Fatalf("fingerprint of acme accepted for globex: %q", *got)
+	}
+	// The seed is out of the tenant's reach.
+	for _, q := range []string{"SELECT currval('multigres.context_seed_a')", "SELECT last_value FROM multigres.context_seed_b",
+		"SELECT setval('multigres.context_seed_a', 1)", "SELECT nextval('multigres.context_seed_b')",
+		"SELECT pg_sequence_last_value('multigres.context_seed_a')", "SELECT multigres.context_verify('app.current_tenant_id', 'acme')"} {
+		if _, err := tenant.Exec(ctx, q); err == nil {
+			t.Fatalf("tenant ran %s", q)
+		}
+	}
+	// Objects in a schema on the tenant's search_path are never used by
+	// the reader: an "=" that is always true, a current_setting and an
+	// md5 that return what the reader compares with change nothing.
+	switchTo(tenant, pid, "acme")
+	exec(tenant, "SELECT set_config($1, 'globex', false)", v)
+	exec(tenant, "CREATE FUNCTION evil.eq(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'")
+	exec(tenant, "CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.eq)")
+	exec(tenant, "CREATE FUNCTION evil.md5(text) RETURNS text LANGUAGE sql AS $$SELECT pg_catalog.current_setting('multigres_fp.app.current_tenant_id')$$")
+	exec(tenant, "CREATE FUNCTION evil.lower(text) RETURNS text LANGUAGE sql AS $$SELECT 'x'$$")
+	exec(tenant, "SET search_path = evil, pg_catalog, public")
+	if got := read(tenant); got != nil {
+		t.Fatalf("hostile search_path made the reader return %q", *got)
+	}
+	exec(tenant, "RESET search_path")
+
+	// Read-only transactions on a fresh backend: prime cannot set the
+	// seed and must not fail; the reader then verifies in full.
+	ro, roPID := connect()
+	exec(ro, "SET default_transaction_read_only = on")
+	switchTo(ro, roPID, "acme")
+	var fp *string
+	if err := ro.QueryRow(ctx, "SELECT current_setting('multigres_fp.app.current_tenant_id', true)").Scan(&fp); err != nil || (fp != nil && *fp != "") {
+		t.Fatalf("read-only prime left a fingerprint %v (%v)", fp, err)
+	}
+	if got := read(ro); got == nil || *got != "acme" {
+		t.Fatalf("read-only: %v", got)
+	}
+}

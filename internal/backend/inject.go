@@ -17,6 +17,10 @@ type Context struct {
 	// MACNames/MACs are extra settings applied with the variables: the
 	// signed-context MACs (see sql.ContextMAC), or nil.
 	MACNames, MACs []string
+	// Primed is how many of the first Variables are signed: after the
+	// set_config calls, multigres.context_prime runs for each of them (see
+	// SetConfigSQL). 0 without context signing.
+	Primed int
 	// Resets are settings put back to their defaults (set_config with a
 	// NULL value), after the variables.
 	Resets []string
@@ -101,7 +105,7 @@ func setConfigMessages(ctx Context, withRole bool) []pgproto3.FrontendMessage {
 	if len(params) == 0 {
 		return nil
 	}
-	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: SetConfigSQL(len(params) / 2)}, &pgproto3.Bind{Parameters: params}, &pgproto3.Execute{}}
+	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: SetConfigSQL(len(params)/2, ctx.Primed)}, &pgproto3.Bind{Parameters: params}, &pgproto3.Execute{}}
 }
 
 // SetConfigParams are the (name, value) parameter pairs that apply ctx: the
@@ -127,8 +131,14 @@ func SetConfigParams(ctx Context, withRole bool) [][]byte {
 	return params
 }
 
-// SetConfigSQL is a SELECT of n set_config calls over parameters $1..$2n.
-func SetConfigSQL(n int) string {
+// SetConfigSQL is a SELECT of n set_config calls over parameters $1..$2n,
+// then, with signed context, multigres.context_prime for each of the first
+// primed variables (parameters $1, $3, …). Priming verifies the MAC once
+// and leaves a per-session fingerprint, so the signed reader needs neither
+// the key nor an HMAC on every statement (see sql/setup.sql). Target
+// entries are evaluated in order, so every MAC is set before the first
+// prime.
+func SetConfigSQL(n, primed int) string {
 	var sql strings.Builder
 	sql.WriteString("SELECT ")
 	for i := range n {
@@ -136,6 +146,9 @@ func SetConfigSQL(n int) string {
 			sql.WriteString(", ")
 		}
 		fmt.Fprintf(&sql, "pg_catalog.set_config($%d, $%d, false)", 2*i+1, 2*i+2)
+	}
+	for i := range primed {
+		fmt.Fprintf(&sql, ", multigres.context_prime($%d)", 2*i+1)
 	}
 	return sql.String()
 }

@@ -394,7 +394,9 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 		role = c.ident.Role
 	}
 	var macNames, macs []string
+	primed := 0
 	if cfg.ContextSigning {
+		primed = len(cfg.ContextVariables)
 		key, err := c.signingKey(ctx)
 		if err != nil {
 			return err
@@ -413,7 +415,7 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 	vars := append(append([]string(nil), cfg.ContextVariables...), c.resolvedNames...)
 	values := append(append([]string(nil), c.ident.Values...), c.resolvedValues...)
 	err := server.Apply(backend.Context{Variables: vars, Values: values, Role: role, CheckRole: check,
-		MACNames: macNames, MACs: macs})
+		MACNames: macNames, MACs: macs, Primed: primed})
 	if err := c.applyErr(err, role); err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ func newSQLGuard(cfg *config.Config) *sqlGuard {
 	return &sqlGuard{g: sqlguard.New(sqlguard.Config{
 		ContextVariables: guardProtected(cfg),
 		DeniedFunctions:  cfg.GuardDeniedFunctions,
+		ContextSigning:   cfg.ContextSigning,
 	})}
 }
 
@@ -32,6 +33,7 @@ func newTxGuard(cfg *config.Config) *sqlGuard {
 		DeniedFunctions:  cfg.GuardDeniedFunctions,
 		TransactionMode:  true,
 		PoolingOnly:      !cfg.Guard,
+		ContextSigning:   cfg.ContextSigning,
 	})}
 }
 

@@ -213,6 +213,7 @@ func (c *clientConn) buildTxContext(ctx context.Context) error {
 			return err
 		}
 		t.signKey = key
+		t.ctx.Primed = len(cfg.ContextVariables)
 		for _, v := range cfg.ContextVariables {
 			t.ctx.MACNames = append(t.ctx.MACNames, mgsql.ContextMACName(v))
 		}

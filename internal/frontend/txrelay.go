@@ -457,11 +457,15 @@ func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 	bctx.Resets = resetsFor(sc.Settings, t.settings)
 	params := backend.SetConfigParams(bctx, true)
 	n := strconv.Itoa(len(params) / 2)
+	if bctx.Primed > 0 {
+		n += "p" + strconv.Itoa(bctx.Primed)
+	}
+	sql := backend.SetConfigSQL(len(params)/2, bctx.Primed)
 	t.unconfirmed = short
 	if short {
-		c.injectPrepared(sc, "mg_switch_"+n, backend.SetConfigSQL(len(params)/2), params)
+		c.injectPrepared(sc, "mg_switch_"+n, sql, params)
 	} else {
-		c.injectPrepared(sc, "mg_switchq_"+n, backend.SetConfigSQL(len(params)/2)+quietCommit, params)
+		c.injectPrepared(sc, "mg_switchq_"+n, sql+quietCommit, params)
 		c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
 	}
 	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, t.settings, 0

@@ -45,6 +45,11 @@ type Config struct {
 	// transaction-mode ones: with guard = off, transaction pooling must
 	// still refuse session state that would reach the next client.
 	PoolingOnly bool
+	// ContextSigning refuses DISCARD SEQUENCES, in every mode: it would
+	// drop the seed behind the signed reader's per-session fingerprint
+	// (multigres.context_prime in sql/setup.sql), and every later read on
+	// that server connection would fail.
+	ContextSigning bool
 }
 
 // verdict is the cached outcome of checking one statement text.
@@ -72,6 +77,7 @@ type Guard struct {
 	mu        sync.Mutex
 	txMode    bool
 	poolOnly  bool
+	signing   bool
 }
 
 // New builds a guard.
@@ -81,7 +87,7 @@ func New(cfg Config) *Guard {
 		// always lexes as if they were on, so the guard would misread
 		// where a string ends.
 		"standard_conforming_strings": true, "backslash_quote": true,
-	}, denied: cfg.DeniedFunctions, txMode: cfg.TransactionMode, poolOnly: cfg.PoolingOnly}
+	}, denied: cfg.DeniedFunctions, txMode: cfg.TransactionMode, poolOnly: cfg.PoolingOnly, signing: cfg.ContextSigning}
 	for _, v := range cfg.ContextVariables {
 		g.protected[normalizeGUC(v)] = true
 	}

@@ -271,3 +271,22 @@ func TestHugeStatementRefusedCheaply(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDiscardSequencesWithSigning: DISCARD SEQUENCES is refused only with
+// context signing on, in session and transaction mode and with the
+// pooling-only guard (guard = off in transaction mode).
+func TestDiscardSequencesWithSigning(t *testing.T) {
+	t.Parallel()
+	const q = "discard  Sequences"
+	for _, cfg := range []Config{{}, {TransactionMode: true}, {TransactionMode: true, PoolingOnly: true}} {
+		cfg.ContextVariables = []string{"app.current_tenant_id"}
+		if err := New(cfg).Check(q); err != nil {
+			t.Errorf("%+v: refused without signing: %v", cfg, err)
+		}
+		cfg.ContextSigning = true
+		var v *Violation
+		if err := New(cfg).Check(q); !errors.As(err, &v) || v.Rule != "discard_sequences" {
+			t.Errorf("%+v: %v, want discard_sequences", cfg, err)
+		}
+	}
+}

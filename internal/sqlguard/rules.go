@@ -13,6 +13,16 @@ import (
 
 const contextHint = "multigres sets the tenant context for the connection; connect with a different username to act for another tenant."
 
+// checkDiscardSequences refuses DISCARD SEQUENCES when context signing is
+// on (see Config.ContextSigning).
+func (g *Guard) checkDiscardSequences(n *pg_query.DiscardStmt) *Violation {
+	if g.signing && n.Target == pg_query.DiscardMode_DISCARD_SEQUENCES {
+		return &Violation{Rule: "discard_sequences", Message: "DISCARD SEQUENCES is not allowed on tenant connections with context_signing = on: it would drop the signed context's session state",
+			Hint: "Use DISCARD PLANS or DISCARD TEMP."}
+	}
+	return nil
+}
+
 // inspect applies the rules to one parse-tree node.
 func (g *Guard) inspect(m proto.Message) *Violation {
 	switch n := m.(type) {
@@ -23,6 +33,7 @@ func (g *Guard) inspect(m proto.Message) *Violation {
 			return &Violation{Rule: "discard_all", Message: "DISCARD ALL is not allowed on tenant connections: it would reset the tenant context",
 				Hint: "Use DISCARD PLANS, DISCARD SEQUENCES or DISCARD TEMP."}
 		}
+		return g.checkDiscardSequences(n)
 	case *pg_query.FuncCall:
 		return g.checkFunc(n)
 	case *pg_query.A_Indirection:

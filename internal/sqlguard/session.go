@@ -126,6 +126,9 @@ func (g *Guard) inspectTx(m proto.Message, fx *Effects) *Violation {
 			return &Violation{Rule: "discard_all", Message: "DISCARD ALL is not allowed in transaction pooling: multigres resets server connections itself",
 				Hint: "Use DISCARD PLANS or DISCARD SEQUENCES. " + txHint}
 		}
+		if v := g.checkDiscardSequences(n); v != nil {
+			return v
+		}
 	case *pg_query.CreateStmt:
 		if n.Relation != nil && n.Relation.Relpersistence == "t" && n.Oncommit != pg_query.OnCommitAction_ONCOMMIT_DROP {
 			return tempViolation()

@@ -127,6 +127,14 @@ var attacks = []attack{
 	{"listen", s("LISTEN orders")},
 	{"notify", s("NOTIFY orders, 'x'")},
 	{"pg_notify", s("SELECT pg_notify('orders', 'x')")},
+	// Signed context: reuse the connection's own MAC or fingerprint for
+	// another value, prime a forged value, or drop the seed behind the
+	// fingerprint (multigres.context_prime in sql/setup.sql).
+	{"reuse MAC", s("SELECT set_config('app.current_tenant_id', 'globex', false), set_config('multigres_mac.v' || md5('app.current_tenant_id'), current_setting('multigres_mac.v' || md5('app.current_tenant_id'), true), false)")},
+	{"reuse fingerprint", s("SELECT set_config('multigres_fp.app.current_tenant_id', current_setting('multigres_fp.app.current_tenant_id', true), false), set_config('app.current_tenant_id', 'globex', false)")},
+	{"prime forged value", s("SELECT set_config('app.current_tenant_id', 'globex', false), multigres.context_prime('app.current_tenant_id')")},
+	{"fingerprint with guessed seed", s("SELECT set_config('app.current_tenant_id', 'globex', false), set_config('multigres_fp.app.current_tenant_id', md5('1:1|app.current_tenant_id|globex'), false)")},
+	{"discard sequences", s("DISCARD SEQUENCES", "SELECT set_config('app.current_tenant_id', 'globex', false)")},
 }
 
 func TestAttacks(t *testing.T) {

@@ -60,6 +60,13 @@ func signedAttacks(t *testing.T, url, poolMode string) int {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM contacts").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("acme sees %d rows with signing on: %v", n, err)
 	}
+	// The proxy primed the context: the signed reader has its per-session
+	// fingerprint (sql/setup.sql, multigres.context_prime) and needs no
+	// HMAC per statement.
+	var fp string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('multigres_fp.app.current_tenant_id', true)").Scan(&fp); err != nil || len(fp) != 32 {
+		t.Fatalf("%s mode: no signed-context fingerprint after login (%q, %v)", poolMode, fp, err)
+	}
 	conn.Close(ctx)
 
 	for _, a := range attacks {
