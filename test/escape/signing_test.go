@@ -2,10 +2,13 @@ package escape
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
@@ -133,4 +136,41 @@ func TestControlWithoutLayers(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT name FROM contacts").Scan(&name); err != nil || name != "g1" {
 		t.Fatalf("control: expected the unguarded, unsigned escape to reach globex's row, got %q %v", name, err)
 	}
+}
+
+// TestSigningOlderSetupHint: a database whose setup SQL predates
+// multigres.context_prime (set up by an older multigres) fails tenant
+// logins with a hint to run multigres init again, in both pool modes.
+func TestSigningOlderSetupHint(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Shared()
+	db := pg.CreateDB(t)
+	proxytest.SetupWith(t, pg, db, func(o *mgsql.Options) { o.ContextSigning = true })
+	ctx := testCtx(t)
+	if err := pg.Exec(ctx, db, "DROP FUNCTION multigres.context_prime(text)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, poolMode := range poolModes {
+		p := proxytest.StartProxy(t, pg, func(c *config.Config) {
+			c.ContextSigning = true
+			c.PoolMode, c.DefaultPoolSize = poolMode, 2
+		})
+		conn, err := pgx.Connect(ctx, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db))
+		if err == nil {
+			// Transaction mode switches the context with the first query.
+			_, err = conn.Exec(ctx, "SELECT 1")
+			conn.Close(ctx)
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "08006" || !strings.Contains(pgErr.Hint, "run multigres init") {
+			t.Fatalf("%s mode: %v (hint %q), want 08006 with a hint to run multigres init", poolMode, err, hintOf(pgErr))
+		}
+	}
+}
+
+func hintOf(e *pgconn.PgError) string {
+	if e == nil {
+		return ""
+	}
+	return e.Hint
 }
