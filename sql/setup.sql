@@ -63,8 +63,9 @@ REVOKE ALL ON FUNCTION multigres.context_signing_key() FROM PUBLIC;
 --   multigres_fp.<var> = md5(seed_a:seed_b | var | value)
 --
 -- The seed is 128 random bits kept as currval() of two owner-only
--- sequences: session-local, and neither readable nor settable by tenant
--- roles (no privileges on the sequences), so a tenant can read its own
+-- sequences: session-local (the sequences themselves are set back to 1 at
+-- once, so the seed is stored nowhere), and neither readable nor settable
+-- by tenant roles (no privileges on the sequences), so a tenant can read its own
 -- fingerprint but cannot compute the fingerprint of any other value (md5
 -- here needs second-preimage resistance under a secret prefix, which it
 -- still has). The signed reader recomputes the fingerprint (two currval
@@ -139,7 +140,12 @@ DECLARE
     b bigint;
     r bytea;
 BEGIN
-    PERFORM set_config(fp_name, '', false);
+    -- Clear only a fingerprint that exists, and create one only for a
+    -- verified value: calls with arbitrary names (anyone may call this)
+    -- must not pile up placeholder settings on a pooled connection.
+    IF current_setting(fp_name, true) IS NOT NULL THEN
+        PERFORM set_config(fp_name, '', false);
+    END IF;
     val := multigres.context_verify(var, current_setting(var, true));
     IF val IS NULL THEN
         RETURN;
@@ -151,9 +157,15 @@ BEGIN
         IF current_setting('transaction_read_only') = 'on' THEN
             RETURN;
         END IF;
-        r := uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid());
+        -- 128 bits from two v4 UUIDs (244 random bits).
+        r := decode(md5(gen_random_uuid()::text || gen_random_uuid()::text), 'hex');
         a := setval('multigres.context_seed_a', ('x' || encode(substr(r, 1, 8), 'hex'))::bit(64)::bigint);
         b := setval('multigres.context_seed_b', ('x' || encode(substr(r, 9, 8), 'hex'))::bit(64)::bigint);
+        -- setval(..., true) also wrote the seed into the sequence's tuple,
+        -- where the owner, pg_read_all_data, pg_dump and (logged, before
+        -- PostgreSQL 15) standbys would see it; currval() keeps it for this
+        -- session only, and setval(..., false) does not touch currval().
+        PERFORM setval('multigres.context_seed_a', 1, false), setval('multigres.context_seed_b', 1, false);
     END;
     PERFORM set_config(fp_name, md5(a::text || ':' || b::text || '|' || var || '|' || val), false);
 END

@@ -179,6 +179,22 @@ func TestContextSigningFingerprint(t *testing.T) {
 	if len(fpAcme) != 32 {
 		t.Fatalf("no fingerprint after prime: %q", fpAcme)
 	}
+	// The seed lives only in this session's currval(): the sequences
+	// themselves are back at 1, not called.
+	for _, seq := range []string{"multigres.context_seed_a", "multigres.context_seed_b"} {
+		var last int64
+		var called bool
+		if err := admin.QueryRow(ctx, "SELECT last_value, is_called FROM "+seq).Scan(&last, &called); err != nil || last != 1 || called {
+			t.Fatalf("%s stores %d (is_called %v, %v): the seed leaked into the sequence", seq, last, called, err)
+		}
+	}
+	// Priming a name that was never signed creates no setting, so calls
+	// with arbitrary names cannot pile up placeholders.
+	exec(tenant, "SELECT multigres.context_prime('x.never_signed')")
+	var placeholder *string
+	if err := tenant.QueryRow(ctx, "SELECT current_setting('multigres_fp.x.never_signed', true)").Scan(&placeholder); err != nil || placeholder != nil {
+		t.Fatalf("prime of an unsigned name created multigres_fp.x.never_signed = %v (%v)", placeholder, err)
+	}
 	// With the key disabled the full check fails, so only the fingerprint
 	// can make the reader return the value: the fast path is taken.
 	exec(admin, "UPDATE multigres.context_key SET enabled = false")

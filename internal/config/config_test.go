@@ -162,7 +162,7 @@ func TestReloadableSet(t *testing.T) {
 		"superuser_bypass", "tenant_roles", "tenant_value_pattern", "auth_type",
 		"allow_plaintext_password", "auth_file", "auth_user", "auth_password", "auth_query",
 		"auth_dbname", "auth_failure_delay", "server_password", "server_pgpass",
-		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions", "context_signing",
+		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions",
 		"admin_users",
 		"tenant_allow", "tenant_deny", "tenant_max_connections", "tenant_rate_limit", "tenant_statement_timeout", "tenant_idle_timeout"}
 	var got []string

@@ -160,8 +160,8 @@ var keyTable = []keyDef{
 		Doc: "`.pgpass` file with upstream passwords."},
 		kind: strKind{}},
 
-	{Key: Key{Name: "context_signing", Field: "ContextSigning", Default: "off", Reloadable: true,
-		Doc: "Set, with the context, an HMAC of (values, backend pid) keyed by a secret tenants cannot read; with `multigres init --context-signing` the readers return NULL for any unsigned value (defence in depth, see docs/security.md)."},
+	{Key: Key{Name: "context_signing", Field: "ContextSigning", Default: "off",
+		Doc: "Set, with the context, an HMAC of (values, backend pid) keyed by a secret tenants cannot read; with `multigres init --context-signing` the readers return NULL for any unsigned value (defence in depth, see docs/security.md). Needs a restart: signed and unsigned clients must never share pooled server connections, where an unsigned switch would leave the previous tenant's MAC and fingerprint in place."},
 		kind: boolKind{}},
 	{Key: Key{Name: "guard", Field: "Guard", Default: "on", Reloadable: true,
 		Doc: "Inspect every Query and Parse of tenant connections with the SQL guard and refuse statements that could change the tenant context or reach other tenants (see docs/security.md)."},

@@ -288,5 +288,9 @@ func TestDiscardSequencesWithSigning(t *testing.T) {
 		if err := New(cfg).Check(q); !errors.As(err, &v) || v.Rule != "discard_sequences" {
 			t.Errorf("%+v: %v, want discard_sequences", cfg, err)
 		}
+		// No hint may suggest DISCARD SEQUENCES then.
+		if err := New(cfg).Check("DISCARD ALL"); errors.As(err, &v) && strings.Contains(v.Hint, "SEQUENCES") {
+			t.Errorf("%+v: DISCARD ALL hint suggests DISCARD SEQUENCES: %q", cfg, v.Hint)
+		}
 	}
 }

@@ -13,6 +13,15 @@ import (
 
 const contextHint = "multigres sets the tenant context for the connection; connect with a different username to act for another tenant."
 
+// discardAlternatives lists the DISCARD forms a tenant may use besides
+// TEMP: with signing on, DISCARD SEQUENCES is refused too.
+func (g *Guard) discardAlternatives() string {
+	if g.signing {
+		return "DISCARD PLANS"
+	}
+	return "DISCARD PLANS, DISCARD SEQUENCES"
+}
+
 // checkDiscardSequences refuses DISCARD SEQUENCES when context signing is
 // on (see Config.ContextSigning).
 func (g *Guard) checkDiscardSequences(n *pg_query.DiscardStmt) *Violation {
@@ -31,7 +40,7 @@ func (g *Guard) inspect(m proto.Message) *Violation {
 	case *pg_query.DiscardStmt:
 		if n.Target == pg_query.DiscardMode_DISCARD_ALL {
 			return &Violation{Rule: "discard_all", Message: "DISCARD ALL is not allowed on tenant connections: it would reset the tenant context",
-				Hint: "Use DISCARD PLANS, DISCARD SEQUENCES or DISCARD TEMP."}
+				Hint: "Use " + g.discardAlternatives() + " or DISCARD TEMP."}
 		}
 		return g.checkDiscardSequences(n)
 	case *pg_query.FuncCall:

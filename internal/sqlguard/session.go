@@ -124,7 +124,7 @@ func (g *Guard) inspectTx(m proto.Message, fx *Effects) *Violation {
 	case *pg_query.DiscardStmt:
 		if n.Target == pg_query.DiscardMode_DISCARD_ALL {
 			return &Violation{Rule: "discard_all", Message: "DISCARD ALL is not allowed in transaction pooling: multigres resets server connections itself",
-				Hint: "Use DISCARD PLANS or DISCARD SEQUENCES. " + txHint}
+				Hint: "Use " + g.discardAlternatives() + ". " + txHint}
 		}
 		if v := g.checkDiscardSequences(n); v != nil {
 			return v
