@@ -699,3 +699,50 @@ func TestConsoleTLSRequired(t *testing.T) {
 		t.Errorf("SHOW CLIENTS console row = %v, want tls true", self)
 	}
 }
+
+// TestShowServersTransactionPool: in transaction mode SHOW SERVERS lists
+// the pooled server connections: the one a client holds inside a
+// transaction is active with that client as link and its tenant, and it is
+// idle with no link once the transaction ends.
+func TestShowServersTransactionPool(t *testing.T) {
+	t.Parallel()
+	p, db := start(t, func(c *config.Config) { c.PoolMode, c.DefaultPoolSize = "transaction", 2 })
+	ctx := ctxT(t)
+	acme := tenant(t, ctx, p, db, "app_user.acme")
+	con := console(t, ctx, p)
+	tx, err := acme.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid uint32
+	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	cl := find(show(t, ctx, con, "SHOW CLIENTS"), "tenant", "acme")
+	if cl == nil {
+		t.Fatal("SHOW CLIENTS has no acme client")
+	}
+	servers := show(t, ctx, con, "SHOW SERVERS")
+	sv := find(servers, "remote_pid", strconv.Itoa(int(pid)))
+	if sv == nil || sv["state"] != "active" || sv["link"] != cl["id"] || sv["tenant"] != "acme" || sv["user"] != "app_user" ||
+		sv["database"] != db || sv["port"] != strconv.Itoa(pgtest.Shared().Port) || sv["connect_time"] == "" {
+		t.Fatalf("in a transaction, SHOW SERVERS = %v (backend pid %d, client %v)", servers, pid, cl["id"])
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The client sees the commit's ReadyForQuery just before its server
+	// goes back to the pool, so poll (bounded by ctx).
+	for {
+		servers = show(t, ctx, con, "SHOW SERVERS")
+		sv = find(servers, "remote_pid", strconv.Itoa(int(pid)))
+		if sv != nil && sv["state"] == "idle" && sv["link"] == "0" && sv["tenant"] == "" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after the commit, SHOW SERVERS = %v (backend pid %d): %v", servers, pid, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

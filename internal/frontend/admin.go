@@ -482,7 +482,7 @@ func (s *Server) Clients() []admin.ClientInfo {
 }
 
 // Servers lists server connections: in session mode, one per client that
-// has logged in upstream.
+// has logged in upstream; then every transaction-mode pooled connection.
 func (s *Server) Servers() []admin.ServerInfo {
 	var out []admin.ServerInfo
 	for _, c := range s.snapshot() {
@@ -504,6 +504,36 @@ func (s *Server) Servers() []admin.ServerInfo {
 				si.RequestTime = time.Unix(0, t)
 			}
 		}
+		out = append(out, si)
+	}
+	return append(out, s.pooledServers()...)
+}
+
+// pooledServers lists the transaction-mode pools' connections: held ones
+// are active with the holding client as link (and its tenant), the rest
+// idle in the pool.
+func (s *Server) pooledServers() []admin.ServerInfo {
+	set := s.poolSet.Load()
+	if set == nil {
+		return nil
+	}
+	tenants := map[uint64]string{}
+	for _, c := range s.snapshot() {
+		if info := c.ad.info.Load(); info != nil {
+			tenants[c.id] = info.tenant
+		}
+	}
+	var out []admin.ServerInfo
+	for _, sv := range set.Servers() {
+		si := admin.ServerInfo{User: sv.Role, Database: sv.Database, PID: sv.PID, State: "idle",
+			ConnectTime: sv.Created, RequestTime: sv.LastUsed}
+		if sv.Holder != 0 {
+			si.State, si.ClientID, si.Tenant = "active", sv.Holder, tenants[sv.Holder]
+		}
+		host, port, _ := net.SplitHostPort(sv.Addr)
+		si.Addr = host
+		fmt.Sscan(port, &si.Port)
+		si.LocalAddr, si.LocalPort = splitAddr(sv.LocalAddr)
 		out = append(out, si)
 	}
 	return out

@@ -169,6 +169,7 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	if err != nil {
 		return c.acquireError(err, true)
 	}
+	sc.Holder.Store(c.id)
 	// No Session.Connected: in transaction mode the client holds no server
 	// connection; the pools are observed through Server.PoolStats.
 	c.setState(StateInjecting)

@@ -413,6 +413,7 @@ func (c *clientConn) attach(typ byte, frame []byte) error {
 		return nil
 	}
 	t.server = sc
+	sc.Holder.Store(c.id)
 	t.unconfirmed = false
 	if t.q == nil {
 		t.q = make([]owed, 0, 8) // a switch and a short batch fit

@@ -14,7 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/multigres-proxy/multigres/internal/backend"
@@ -57,6 +59,10 @@ type Conn struct {
 	// UnnamedOwner identifies the client Parse that the server's unnamed
 	// statement holds (0: unknown or none).
 	UnnamedOwner uint64
+	// Holder is the id of the client holding the connection, 0 in the
+	// pool: set by the client after Acquire, cleared by Release, read by
+	// SHOW SERVERS from other goroutines.
+	Holder atomic.Uint64
 
 	pool     *Pool
 	created  time.Time
@@ -72,6 +78,7 @@ type Pool struct {
 	limits Limits
 
 	mu      sync.Mutex
+	conns   map[*Conn]struct{} // every open connection, held or idle
 	idle    []*Conn
 	open    int // idle + lent + dialling
 	waiters []chan *Conn
@@ -289,8 +296,24 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		return nil, fmt.Errorf("pool %s/%s: %w", p.Database, p.Role, err)
 	}
 	now := time.Now()
-	return &Conn{Conn: bc, Settings: map[string]string{}, Internal: map[string]bool{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
-		pool: p, created: now, lastUsed: now}, nil
+	c := &Conn{Conn: bc, Settings: map[string]string{}, Internal: map[string]bool{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
+		pool: p, created: now, lastUsed: now}
+	p.mu.Lock()
+	if p.conns == nil {
+		p.conns = map[*Conn]struct{}{}
+	}
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	return c, nil
+}
+
+// drop closes c and drops it from the counts.
+func (p *Pool) drop(c *Conn) {
+	c.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	p.forget()
 }
 
 // forget drops a connection from the counts (closed or never opened).
@@ -308,8 +331,7 @@ func (p *Pool) check(c *Conn) *Conn {
 		return c
 	}
 	if err := c.Ping(5 * time.Second); err != nil {
-		c.Close()
-		p.forget()
+		p.drop(c)
 		return nil
 	}
 	c.UnnamedOwner = 0 // the empty query dropped the unnamed statement
@@ -321,17 +343,16 @@ func (p *Pool) check(c *Conn) *Conn {
 // past Lifetime, are closed.
 func (p *Pool) Release(c *Conn, reusable bool) {
 	now := time.Now()
+	c.Holder.Store(0)
 	if !reusable || (p.limits.Lifetime > 0 && now.Sub(c.created) > p.limits.Lifetime) {
-		c.Close()
-		p.forget() // wakes a waiter to dial a replacement
+		p.drop(c) // wakes a waiter to dial a replacement
 		return
 	}
 	c.lastUsed = now
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		c.Close()
-		p.forget()
+		p.drop(c)
 		return
 	}
 	if len(p.waiters) > 0 {
@@ -377,10 +398,7 @@ func (s *Set) Close() {
 		return
 	}
 	s.closed = true
-	pools := make([]*Pool, 0, len(s.pools))
-	for _, p := range s.pools {
-		pools = append(pools, p)
-	}
+	pools := s.poolList()
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.stopped
@@ -391,8 +409,7 @@ func (s *Set) Close() {
 		p.idle, p.waiters = nil, nil
 		p.mu.Unlock()
 		for _, c := range idle {
-			c.Close()
-			p.forget()
+			p.drop(c)
 		}
 		for _, w := range waiters {
 			w <- nil
@@ -412,10 +429,7 @@ func (s *Set) reap() {
 			return
 		case now := <-t.C:
 			s.mu.Lock()
-			pools := make([]*Pool, 0, len(s.pools))
-			for _, p := range s.pools {
-				pools = append(pools, p)
-			}
+			pools := s.poolList()
 			s.mu.Unlock()
 			for _, p := range pools {
 				p.reapIdle(now)
@@ -442,7 +456,53 @@ func (p *Pool) reapIdle(now time.Time) {
 	p.idle = keep
 	p.mu.Unlock()
 	for _, c := range expired {
-		c.Close()
-		p.forget()
+		p.drop(c)
 	}
+}
+
+// Server is one pooled server connection, for SHOW SERVERS.
+type Server struct {
+	Database, Role string
+	PID            uint32
+	Addr           string // upstream address
+	LocalAddr      net.Addr
+	Holder         uint64    // client id, 0 when idle in the pool
+	Created        time.Time // connected
+	LastUsed       time.Time // last returned to the pool (Created if never)
+}
+
+// poolList copies the pools (s.mu held).
+func (s *Set) poolList() []*Pool {
+	pools := make([]*Pool, 0, len(s.pools))
+	for _, p := range s.pools {
+		pools = append(pools, p)
+	}
+	return pools
+}
+
+// Servers lists every open connection of every pool.
+func (s *Set) Servers() []Server {
+	s.mu.Lock()
+	pools := s.poolList()
+	s.mu.Unlock()
+	var out []Server
+	for _, p := range pools {
+		p.mu.Lock()
+		idle := make(map[*Conn]bool, len(p.idle))
+		for _, c := range p.idle {
+			idle[c] = true
+		}
+		for c := range p.conns {
+			sv := Server{Database: p.Database, Role: p.Role, PID: c.PID, Addr: c.Addr(), LocalAddr: c.LocalAddr(),
+				Holder: c.Holder.Load(), Created: c.created, LastUsed: c.created}
+			if idle[c] {
+				// lastUsed belongs to the holder; an idle connection's was
+				// written before Release took p.mu.
+				sv.LastUsed, sv.Holder = c.lastUsed, 0
+			}
+			out = append(out, sv)
+		}
+		p.mu.Unlock()
+	}
+	return out
 }
