@@ -16,18 +16,12 @@ import (
 // restores the plain readers.
 func TestContextSigning(t *testing.T) {
 	t.Parallel()
-	s := pgtest.Shared()
-	db := s.CreateDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	role := uniqueRole("sign")
-	admin := s.Connect(t, db)
-	if err := Init(ctx, admin, Options{TenantRoles: []string{role}, NoAuthUser: true, ContextSigning: true}); err != nil {
-		t.Fatal(err)
-	}
-	var key []byte
-	if err := admin.QueryRow(ctx, "SELECT multigres.context_signing_key()").Scan(&key); err != nil || len(key) != 32 {
-		t.Fatalf("key %x: %v", key, err)
+	d := newSigningDB(t, ctx, "sign", true)
+	admin, role, key := d.admin, d.role, d.key
+	if len(key) != 32 {
+		t.Fatalf("key %x", key)
 	}
 	// Init again keeps the key and the signed mode.
 	if err := Init(ctx, admin, Options{TenantRoles: []string{role}, NoAuthUser: true}); err != nil {
@@ -37,18 +31,7 @@ func TestContextSigning(t *testing.T) {
 	if err := admin.QueryRow(ctx, "SELECT multigres.context_signing_key()").Scan(&again); err != nil || string(again) != string(key) {
 		t.Fatalf("key changed on re-init: %v", err)
 	}
-	if _, err := admin.Exec(ctx, "ALTER ROLE "+ident(role)+" PASSWORD 'pw'"); err != nil {
-		t.Fatal(err)
-	}
-	tenant, err := pgx.Connect(ctx, s.URL(role, "pw", db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tenant.Close(context.Background())
-	var pid uint32
-	if err := tenant.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
+	tenant, pid := d.connect(t, ctx)
 	read := func() *string {
 		t.Helper()
 		var v *string
@@ -110,42 +93,19 @@ func TestContextSigning(t *testing.T) {
 // schema-qualified objects only.
 func TestContextSigningFingerprint(t *testing.T) {
 	t.Parallel()
-	s := pgtest.Shared()
-	db := s.CreateDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	role := uniqueRole("fp")
-	admin := s.Connect(t, db)
-	if err := Init(ctx, admin, Options{TenantRoles: []string{role}, NoAuthUser: true, ContextSigning: true}); err != nil {
-		t.Fatal(err)
-	}
-	var key []byte
-	if err := admin.QueryRow(ctx, "SELECT multigres.context_signing_key()").Scan(&key); err != nil {
-		t.Fatal(err)
-	}
+	d := newSigningDB(t, ctx, "fp", true)
+	admin, role, key := d.admin, d.role, d.key
 	exec := func(c *pgx.Conn, q string, args ...any) {
 		t.Helper()
 		if _, err := c.Exec(ctx, q, args...); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	exec(admin, "ALTER ROLE "+ident(role)+" PASSWORD 'pw'")
 	exec(admin, "CREATE SCHEMA evil")
 	exec(admin, "GRANT USAGE, CREATE ON SCHEMA evil TO "+ident(role))
-	connect := func() (*pgx.Conn, uint32) {
-		t.Helper()
-		c, err := pgx.Connect(ctx, s.URL(role, "pw", db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		var pid uint32
-		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
-		return c, pid
-	}
-	tenant, pid := connect()
+	tenant, pid := d.connect(t, ctx)
 	const v = "app.current_tenant_id"
 	read := func(c *pgx.Conn) *string {
 		t.Helper()
@@ -250,7 +210,7 @@ func TestContextSigningFingerprint(t *testing.T) {
 
 	// Read-only transactions on a fresh backend: prime cannot set the
 	// seed and must not fail; the reader then verifies in full.
-	ro, roPID := connect()
+	ro, roPID := d.connect(t, ctx)
 	exec(ro, "SET default_transaction_read_only = on")
 	switchTo(ro, roPID, "acme")
 	var fp *string
@@ -260,4 +220,48 @@ func TestContextSigningFingerprint(t *testing.T) {
 	if got := read(ro); got == nil || *got != "acme" {
 		t.Fatalf("read-only: %v", got)
 	}
+}
+
+// signingDB is a fresh database set up by Init for a new tenant role
+// (password "pw"), with context signing on or off.
+type signingDB struct {
+	s        *pgtest.Server
+	db, role string
+	admin    *pgx.Conn
+	key      []byte // the signing key; nil with signing off
+}
+
+func newSigningDB(tb testing.TB, ctx context.Context, rolePrefix string, signed bool) *signingDB {
+	tb.Helper()
+	s := pgtest.Shared()
+	d := &signingDB{s: s, db: s.CreateDB(tb), role: uniqueRole(rolePrefix)}
+	d.admin = s.Connect(tb, d.db)
+	if err := Init(ctx, d.admin, Options{TenantRoles: []string{d.role}, NoAuthUser: true, ContextSigning: signed}); err != nil {
+		tb.Fatal(err)
+	}
+	if signed {
+		if err := d.admin.QueryRow(ctx, "SELECT multigres.context_signing_key()").Scan(&d.key); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if _, err := d.admin.Exec(ctx, "ALTER ROLE "+ident(d.role)+" PASSWORD 'pw'"); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+// connect opens a tenant connection (closed at cleanup) and returns it
+// with its backend pid.
+func (d *signingDB) connect(tb testing.TB, ctx context.Context) (*pgx.Conn, uint32) {
+	tb.Helper()
+	c, err := pgx.Connect(ctx, d.s.URL(d.role, "pw", d.db))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close(context.Background()) })
+	var pid uint32
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		tb.Fatal(err)
+	}
+	return c, pid
 }

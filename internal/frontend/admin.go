@@ -493,10 +493,7 @@ func (s *Server) Servers() []admin.ServerInfo {
 		}
 		si := admin.ServerInfo{ClientID: c.id, User: info.role, Database: info.database, PID: server.PID, Tenant: info.tenant,
 			State: serverState(c.State())}
-		host, port, _ := net.SplitHostPort(server.Addr())
-		si.Addr = host
-		fmt.Sscan(port, &si.Port)
-		si.LocalAddr, si.LocalPort = splitAddr(server.LocalAddr())
+		setServerAddrs(&si, server.Addr(), server.LocalAddr())
 		if st := info.stats; st != nil {
 			si.ConnectTime = time.Unix(0, st.connectedAt.Load())
 			si.RequestTime = si.ConnectTime
@@ -530,13 +527,18 @@ func (s *Server) pooledServers() []admin.ServerInfo {
 		if sv.Holder != 0 {
 			si.State, si.ClientID, si.Tenant = "active", sv.Holder, tenants[sv.Holder]
 		}
-		host, port, _ := net.SplitHostPort(sv.Addr)
-		si.Addr = host
-		fmt.Sscan(port, &si.Port)
-		si.LocalAddr, si.LocalPort = splitAddr(sv.LocalAddr)
+		setServerAddrs(&si, sv.Addr, sv.LocalAddr)
 		out = append(out, si)
 	}
 	return out
+}
+
+// setServerAddrs fills si's upstream address (host:port) and local end.
+func setServerAddrs(si *admin.ServerInfo, addr string, local net.Addr) {
+	host, port, _ := net.SplitHostPort(addr)
+	si.Addr = host
+	fmt.Sscan(port, &si.Port)
+	si.LocalAddr, si.LocalPort = splitAddr(local)
 }
 
 func serverState(client ConnState) string {

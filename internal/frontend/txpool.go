@@ -12,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/sqlguard"
@@ -323,21 +321,21 @@ func (c *clientConn) applyErr(err error, role string) error {
 			WithHint("Run multigres init (with hardening) on this database, or connect to a database where it ran.")
 	}
 	c.logger().Warn("setting the tenant context failed; closing", "err", err)
-	hint := "Check the context_variables and set_role settings and the role's grants."
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42883" && strings.Contains(pgErr.Message, "multigres.") {
-		// A function of sql/setup.sql that this version calls is missing
-		// (multigres.context_prime with context_signing on, since
-		// 2026-11-22): the database was set up by an older multigres.
-		hint = olderSetupHint
-	}
-	return wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context: %s", pgMessage(err)).
-		WithHint(hint)
+	msg := pgMessage(err)
+	return wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context: %s", msg).
+		WithHint(contextHint(msg, "Check the context_variables and set_role settings and the role's grants."))
 }
 
-// olderSetupHint answers a missing multigres.* function in the context
-// statements: the database's setup SQL predates this multigres.
-const olderSetupHint = "The database was set up by an older multigres: run multigres init on it again (it is idempotent)."
+// contextHint is the hint for a failed context statement whose server
+// message is msg: when a multigres.* function of sql/setup.sql is missing
+// (multigres.context_prime with context_signing on, since 2026-11-22),
+// the database was set up by an older multigres; otherwise fallback.
+func contextHint(msg, fallback string) string {
+	if strings.Contains(msg, "function multigres.") && strings.Contains(msg, "does not exist") {
+		return "The database was set up by an older multigres: run multigres init on it again (it is idempotent)."
+	}
+	return fallback
+}
 
 // serverName is the server-side name of a client's statement: a hash of
 // its text and parameter types, so clients share a server statement

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -897,12 +896,8 @@ func (c *clientConn) serverLost(sc *pool.Conn, err error) {
 			WithHint("Keep client_encoding UTF8 (or another ASCII-safe encoding) and standard_conforming_strings on."))
 	case errors.Is(err, errSwitchFailed):
 		c.logger().Warn("switching the tenant context failed; closing", "err", err)
-		hint := "Reconnect. If this persists, check the server log and the role's grants."
-		if strings.Contains(err.Error(), "function multigres.") {
-			hint = olderSetupHint
-		}
 		c.fail(wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context on a pooled server connection").
-			WithHint(hint))
+			WithHint(contextHint(err.Error(), "Reconnect. If this persists, check the server log and the role's grants.")))
 	case errors.Is(err, errServerClosing):
 		c.logger().Info("server ended the session")
 	case !isClosed(err):

@@ -115,7 +115,7 @@ func (s *Set) Get(database, role string, dial Dialer, limits Limits) *Pool {
 	key := [2]string{database, role}
 	p := s.pools[key]
 	if p == nil {
-		p = &Pool{Database: database, Role: role, set: s, limits: limits}
+		p = &Pool{Database: database, Role: role, set: s, limits: limits, conns: map[*Conn]struct{}{}}
 		s.pools[key] = p
 	}
 	p.mu.Lock()
@@ -292,16 +292,13 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 	}
 	bc, err := dial(ctx)
 	if err != nil {
-		p.forget()
+		p.forget(nil)
 		return nil, fmt.Errorf("pool %s/%s: %w", p.Database, p.Role, err)
 	}
 	now := time.Now()
 	c := &Conn{Conn: bc, Settings: map[string]string{}, Internal: map[string]bool{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
 		pool: p, created: now, lastUsed: now}
 	p.mu.Lock()
-	if p.conns == nil {
-		p.conns = map[*Conn]struct{}{}
-	}
 	p.conns[c] = struct{}{}
 	p.mu.Unlock()
 	return c, nil
@@ -310,15 +307,14 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 // drop closes c and drops it from the counts.
 func (p *Pool) drop(c *Conn) {
 	c.Close()
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-	p.forget()
+	p.forget(c)
 }
 
-// forget drops a connection from the counts (closed or never opened).
-func (p *Pool) forget() {
+// forget drops a connection from the counts: c closed, or nil for one
+// never opened.
+func (p *Pool) forget(c *Conn) {
 	p.mu.Lock()
+	delete(p.conns, c)
 	p.open--
 	p.mu.Unlock()
 	p.set.freeDBSlot(p.Database)

@@ -22,22 +22,13 @@ import (
 // them. Each layer must hold on its own.
 func TestSigningHoldsWithoutGuard(t *testing.T) {
 	t.Parallel()
-	pg := pgtest.Shared()
-	db := pg.CreateDB(t)
-	proxytest.SetupWith(t, pg, db, func(o *mgsql.Options) { o.ContextSigning = true })
-	ctx := testCtx(t)
-	if err := pg.Exec(ctx, db, `
+	pg, db := signedDB(t, `
 		CREATE TABLE contacts (id serial PRIMARY KEY, tenant_id varchar(255) NOT NULL, name text NOT NULL);
 		SELECT multigres_protect('contacts', 'tenant_id');
-		INSERT INTO contacts (tenant_id, name) VALUES ('acme', 'a1'), ('globex', 'globex-1'), ('globex', 'globex-2');`); err != nil {
-		t.Fatal(err)
-	}
+		INSERT INTO contacts (tenant_id, name) VALUES ('acme', 'a1'), ('globex', 'globex-1'), ('globex', 'globex-2');`)
 	attempts := 0
 	for _, poolMode := range poolModes {
-		p := proxytest.StartProxy(t, pg, func(c *config.Config) {
-			c.Guard, c.ContextSigning = false, true
-			c.PoolMode, c.DefaultPoolSize = poolMode, 2
-		})
+		p := signedProxy(t, pg, poolMode, false)
 		attempts += signedAttacks(t, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db), poolMode)
 	}
 	check := pg.Connect(t, db)
@@ -143,18 +134,10 @@ func TestControlWithoutLayers(t *testing.T) {
 // logins with a hint to run multigres init again, in both pool modes.
 func TestSigningOlderSetupHint(t *testing.T) {
 	t.Parallel()
-	pg := pgtest.Shared()
-	db := pg.CreateDB(t)
-	proxytest.SetupWith(t, pg, db, func(o *mgsql.Options) { o.ContextSigning = true })
+	pg, db := signedDB(t, "DROP FUNCTION multigres.context_prime(text)")
 	ctx := testCtx(t)
-	if err := pg.Exec(ctx, db, "DROP FUNCTION multigres.context_prime(text)"); err != nil {
-		t.Fatal(err)
-	}
 	for _, poolMode := range poolModes {
-		p := proxytest.StartProxy(t, pg, func(c *config.Config) {
-			c.ContextSigning = true
-			c.PoolMode, c.DefaultPoolSize = poolMode, 2
-		})
+		p := signedProxy(t, pg, poolMode, true)
 		conn, err := pgx.Connect(ctx, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db))
 		if err == nil {
 			// Transaction mode switches the context with the first query.
@@ -163,14 +146,30 @@ func TestSigningOlderSetupHint(t *testing.T) {
 		}
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "08006" || !strings.Contains(pgErr.Hint, "run multigres init") {
-			t.Fatalf("%s mode: %v (hint %q), want 08006 with a hint to run multigres init", poolMode, err, hintOf(pgErr))
+			t.Fatalf("%s mode: %v (%+v), want 08006 with a hint to run multigres init", poolMode, err, pgErr)
 		}
 	}
 }
 
-func hintOf(e *pgconn.PgError) string {
-	if e == nil {
-		return ""
+// signedDB is a fresh database set up with context signing on, then sql
+// run in it.
+func signedDB(t *testing.T, sql string) (*pgtest.Server, string) {
+	t.Helper()
+	pg := pgtest.Shared()
+	db := pg.CreateDB(t)
+	proxytest.SetupWith(t, pg, db, func(o *mgsql.Options) { o.ContextSigning = true })
+	if err := pg.Exec(testCtx(t), db, sql); err != nil {
+		t.Fatal(err)
 	}
-	return e.Hint
+	return pg, db
+}
+
+// signedProxy starts multigres with context signing on, in poolMode (2
+// server connections per pool), with the SQL guard on or off.
+func signedProxy(t *testing.T, pg *pgtest.Server, poolMode string, guard bool) *proxytest.Proxy {
+	t.Helper()
+	return proxytest.StartProxy(t, pg, func(c *config.Config) {
+		c.Guard, c.ContextSigning = guard, true
+		c.PoolMode, c.DefaultPoolSize = poolMode, 2
+	})
 }
