@@ -173,3 +173,32 @@ func signedProxy(t *testing.T, pg *pgtest.Server, poolMode string, guard bool) *
 		c.PoolMode, c.DefaultPoolSize = poolMode, 2
 	})
 }
+
+// TestDiscardSequencesRefusedWithSigning: with context signing on, a
+// tenant's DISCARD SEQUENCES (which would drop the signed reader's seed)
+// is refused with 42501 and a message saying why, over both protocols and
+// in both pool modes, and the connection stays usable.
+func TestDiscardSequencesRefusedWithSigning(t *testing.T) {
+	t.Parallel()
+	pg, db := signedDB(t, "CREATE TABLE t (tenant_id text NOT NULL DEFAULT current_tenant_id()); SELECT multigres_protect('t', 'tenant_id')")
+	ctx := testCtx(t)
+	for _, poolMode := range poolModes {
+		p := signedProxy(t, pg, poolMode, true)
+		conn, err := pgx.Connect(ctx, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+			_, err := conn.Exec(ctx, "DISCARD SEQUENCES", mode)
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "DISCARD SEQUENCES is not allowed") {
+				t.Fatalf("%s mode, %v: %v, want 42501 refusing DISCARD SEQUENCES", poolMode, mode, err)
+			}
+			var tenant string
+			if err := conn.QueryRow(ctx, "SELECT current_tenant_id()", mode).Scan(&tenant); err != nil || tenant != "acme" {
+				t.Fatalf("%s mode, %v: after the refusal current_tenant_id() = %q, %v", poolMode, mode, tenant, err)
+			}
+		}
+		conn.Close(ctx)
+	}
+}
