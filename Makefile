@@ -6,7 +6,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 TESTFLAGS ?=
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build test test-deps demo demo-check bench lint fuzz deps clean
+.PHONY: all build native test test-deps demo demo-check bench lint fuzz deps clean
 
 all: build
 
@@ -16,12 +16,17 @@ build:
 deps:
 	@scripts/ensure-deps.sh postgres
 
+## native: ext/multigres_context.so, the native reader of signed tenant context
+## (docs/operations.md); test clusters load it, so the suite covers it.
+native: deps
+	@scripts/build-native.sh
+
 # The client compatibility suites also need Node packages, pgJDBC and psycopg2.
 test-deps: deps
 	@scripts/ensure-deps.sh node-modules jdbc psycopg2
 
 ## test: the whole suite against throwaway PostgreSQL clusters (includes `multigres demo --check`).
-test: test-deps
+test: test-deps native
 	$(GO) test -count=1 -timeout 20m $(TESTFLAGS) ./...
 
 ## demo: throwaway PostgreSQL with demo tenants + proxy on 127.0.0.1:6432.
@@ -33,7 +38,7 @@ demo-check: deps
 
 ## bench: side by side against direct PostgreSQL, PgBouncer and multigres (bench/run.sh;
 ## BENCH_SUITES=all adds the session-mode suite; `bash bench/run.sh --help` lists the knobs).
-bench: deps build
+bench: deps build native
 	@scripts/ensure-deps.sh pgbouncer
 	bash bench/run.sh
 
@@ -50,4 +55,4 @@ fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
 clean:
-	rm -rf bin .multigres-demo
+	rm -rf bin .multigres-demo ext/*.so .cache/pgdev

@@ -131,6 +131,10 @@ DB=bench
 # --context-signing). Signing is per database, and once on, unsigned
 # connections read a NULL tenant there: so only the signing target uses it.
 SIGNED_DB=bench_signed
+# SIGNED_PL_DB is another copy with signed context on, with the portable
+# PL/pgSQL reader forced (what a server that cannot load the native reader,
+# ext/multigres_context.c, gets: most managed PostgreSQL services).
+SIGNED_PL_DB=bench_signed_pl
 TENANT=bench
 # TX_DB holds the same data as DB, but the accounts belong to TX_TENANTS
 # tenants t1..tN (aid N+k belongs to t(k)): the transaction, switching and
@@ -202,6 +206,9 @@ cleanup() {
   if [ "$PG_STARTED" = 1 ]; then
     as_pg "$PG_BIN/pg_ctl" -D "$TMP/data" -m immediate -t 30 stop >/dev/null 2>&1
   fi
+  if [ -n "$HUGE_PAGES_WAS" ]; then
+    echo "$HUGE_PAGES_WAS" >/proc/sys/vm/nr_hugepages 2>/dev/null
+  fi
   if [ "${BENCH_KEEP_LOGS:-0}" = 1 ]; then
     rm -rf "$TMP/data"
     log "logs kept in $TMP"
@@ -252,6 +259,37 @@ super_sql() { psql_as postgres "$SUPER_PW" "$PG_PORT" "$1"; }
 # synchronous_commit and full_page_writes are off: -S never writes, and the
 # data is thrown away.
 # ---------------------------------------------------------------------------
+# Huge pages for shared_buffers when this machine can reserve them (root,
+# and nobody else's reservation in the way): without them every new backend
+# (16 per session-suite run) faults in each 4 KiB page of shared_buffers it
+# touches, which on this VM was half of the server's CPU per transaction
+# and most of the run-to-run noise (docs/benchmarks.md, 2026-11-23). The
+# previous reservation is restored on exit. HUGE_PAGES ends up "on" when
+# reserved, else "off".
+HUGE_PAGES=off
+HUGE_PAGES_WAS=
+reserve_huge_pages() {
+  local f=/proc/sys/vm/nr_hugepages want=640 free
+  [ "${BENCH_HUGE_PAGES:-1}" = 1 ] && [ -w "$f" ] || return 0
+  HUGE_PAGES_WAS=$(cat "$f")
+  [ "$HUGE_PAGES_WAS" -ge "$want" ] || echo "$want" >"$f" 2>/dev/null || return 0
+  free=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
+  if [ "${free:-0}" -ge 600 ]; then HUGE_PAGES=on; else echo "$HUGE_PAGES_WAS" >"$f"; HUGE_PAGES_WAS=; fi
+}
+
+# copy_signed NAME: a copy of DB with signed context on (init
+# --context-signing), and the same role default as in DB: with signing on
+# it must not help a direct login (check_session expects 0 rows there).
+copy_signed() {
+  log "creating $1 (copy of $DB) with signed context"
+  psql_as postgres "$SUPER_PW" "$PG_PORT" "CREATE DATABASE $1 TEMPLATE $DB" postgres >/dev/null
+  timeout 120 "$MULTIGRES_BIN" init --context-signing \
+    --database-url "postgres://postgres:$SUPER_PW@127.0.0.1:$PG_PORT/$1?sslmode=disable" \
+    --auth-password "$AUTH_PW" >"$TMP/init-$1.log" 2>&1 ||
+    { cat "$TMP/init-$1.log" >&2; die "multigres init --context-signing ($1) failed"; }
+  psql_as postgres "$SUPER_PW" "$PG_PORT" "ALTER ROLE app_user IN DATABASE $1 SET app.current_tenant_id = '$TENANT'" postgres >/dev/null
+}
+
 start_postgres() {
   PG_PORT=$(free_port)
   printf '%s\n' "$SUPER_PW" >"$TMP/pwfile"
@@ -267,8 +305,18 @@ start_postgres() {
   # its pages back from the OS page cache (pread and copy; perf showed
   # about 9 µs more of it per transaction than on bench), which the other
   # targets did not.
+  # The native context reader (make bench builds it), loadable from a copy
+  # the server's OS user owns.
+  local native_lib="${MULTIGRES_NATIVE_LIB:-$ROOT/ext/multigres_context.so}" libpath='$libdir'
+  if [ -f "$native_lib" ]; then
+    mkdir -p "$TMP/lib" && cp "$native_lib" "$TMP/lib/" && give_pg "$TMP/lib" "$TMP/lib/$(basename "$native_lib")"
+    libpath="\$libdir:$TMP/lib"
+  fi
+  reserve_huge_pages
   cat >>"$TMP/data/postgresql.conf" <<EOF
 # bench/run.sh
+dynamic_library_path = '$libpath'
+huge_pages = $HUGE_PAGES
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$TMP'
@@ -331,15 +379,12 @@ load_data() {
   # statistics), then init --context-signing on it. Nothing is connected to
   # DB yet, so it can serve as a template. Database ACLs (the TEMPORARY
   # revoke) are not copied, so the second init hardens it again.
-  log "creating $SIGNED_DB (copy of $DB) with signed context"
-  psql_as postgres "$SUPER_PW" "$PG_PORT" "CREATE DATABASE $SIGNED_DB TEMPLATE $DB" postgres >/dev/null
-  timeout 120 "$MULTIGRES_BIN" init --context-signing \
-    --database-url "postgres://postgres:$SUPER_PW@127.0.0.1:$PG_PORT/$SIGNED_DB?sslmode=disable" \
-    --auth-password "$AUTH_PW" >"$TMP/init-signed.log" 2>&1 ||
-    { cat "$TMP/init-signed.log" >&2; die "multigres init --context-signing failed"; }
-  # The same role default as in DB: with signing on it must not help a
-  # direct login (check_paths expects 0 rows there).
-  super_sql "ALTER ROLE app_user IN DATABASE $SIGNED_DB SET app.current_tenant_id = '$TENANT'" >/dev/null
+  copy_signed "$SIGNED_DB"
+  SIGNED_READER=$(psql_as postgres "$SUPER_PW" "$PG_PORT" "SELECT multigres.context_reader()" "$SIGNED_DB")
+  log "$SIGNED_DB: context reader $SIGNED_READER"
+  copy_signed "$SIGNED_PL_DB"
+  got=$(psql_as postgres "$SUPER_PW" "$PG_PORT" "SELECT multigres.install_context_readers(true, false)" "$SIGNED_PL_DB")
+  [ "$got" = plpgsql ] || die "$SIGNED_PL_DB: installing the PL/pgSQL reader gave $got"
   # The many-tenant copy: the same rows, index and policy, with aid spread
   # over tenants t1..t$TX_TENANTS (each owns $((100000 * SCALE / TX_TENANTS)) rows). pgbench -S's
   # random aid then belongs to the connection's tenant with probability
@@ -464,11 +509,13 @@ conn_pgbouncer()  { echo "127.0.0.1 ${PGB_PORT[session]} app_user"; }
 conn_multigres()  { echo "127.0.0.1 ${MG_PORT[session]} app_user.$TENANT"; }
 conn_mg_noguard() { echo "127.0.0.1 ${MG_PORT[noguard]} app_user.$TENANT"; }
 conn_mg_signed()  { echo "127.0.0.1 ${MG_PORT[signed]} app_user.$TENANT $SIGNED_DB"; }
+conn_mg_signed_pl() { echo "127.0.0.1 ${MG_PORT[signed]} app_user.$TENANT $SIGNED_PL_DB"; }
 target direct     "direct"              conn_direct
 target pgbouncer  "PgBouncer"           conn_pgbouncer
 target multigres  "multigres"           conn_multigres
 target mg_noguard "multigres guard off" conn_mg_noguard
 target mg_signed  "multigres signed"    conn_mg_signed
+target mg_signed_pl "multigres signed, PL/pgSQL reader" conn_mg_signed_pl
 
 # Ratio columns: `ratio SUITE LABEL A B` is the median of A divided by B's.
 # Signing on vs off compares multigres signed (SIGNED_DB) with multigres
@@ -487,6 +534,7 @@ ratio session "multigres/direct"    multigres direct
 ratio session "multigres/PgBouncer" multigres pgbouncer
 ratio session "guard on/off"        multigres mg_noguard
 ratio session "signing on/off"      mg_signed multigres
+ratio session "signing on/off, PL/pgSQL reader" mg_signed_pl multigres
 
 # ---------------------------------------------------------------------------
 # Tests: `bench_test SUITE NAME "flags" [TARGET...]` (default: every target
@@ -531,8 +579,8 @@ bench_test transaction "tx -S -C simple" "-S -C -M simple" tx_multigres tx_pgbou
 for m in $SWITCH_MODES; do
   bench_test switching "switch $m" "$m" sw_rotating sw_one
 done
-bench_test session "-S simple"   "-S -M simple"   direct pgbouncer multigres mg_noguard mg_signed
-bench_test session "-S extended" "-S -M extended" direct pgbouncer multigres mg_noguard mg_signed
+bench_test session "-S simple"   "-S -M simple"   direct pgbouncer multigres mg_noguard mg_signed mg_signed_pl
+bench_test session "-S extended" "-S -M extended" direct pgbouncer multigres mg_noguard mg_signed mg_signed_pl
 # -C measures logins; the guard and signing do not change them much: the
 # three original targets only.
 bench_test session "-S -C simple" "-S -C -M simple" direct pgbouncer multigres
@@ -560,7 +608,7 @@ check_session() {
   [ "$want" -gt 0 ] || die "pgbench_accounts is empty"
   got=$(psql_as postgres "$SUPER_PW" "$PG_PORT" "SELECT count(*) FROM pgbench_accounts" "$SIGNED_DB")
   [ "$got" = "$want" ] || die "$SIGNED_DB has $got rows, $DB has $want"
-  for name in direct pgbouncer multigres mg_noguard mg_signed; do
+  for name in direct pgbouncer multigres mg_noguard mg_signed mg_signed_pl; do
     read -r host port user db < <("${TARGET_FN[$name]}")
     db=${db:-$DB}
     got=$(psql_as "$user" "$APP_PW" "$port" "SELECT count(*) FROM pgbench_accounts" "$db" 2>&1) ||
@@ -595,6 +643,8 @@ check_session() {
   [ "$got" = 0 ] || die "multigres: app_user.nobody sees $got rows"
   got=$(psql_as "app_user.nobody" "$APP_PW" "${MG_PORT[signed]}" "SELECT count(*) FROM pgbench_accounts" "$SIGNED_DB")
   [ "$got" = 0 ] || die "multigres signed: app_user.nobody sees $got rows"
+  got=$(psql_as app_user "$APP_PW" "$PG_PORT" "SELECT count(*) FROM pgbench_accounts" "$SIGNED_PL_DB")
+  [ "$got" = 0 ] || die "signing is not enforced on $SIGNED_PL_DB: app_user directly sees $got rows"
   log "check RLS: another tenant sees 0 rows directly and through multigres (unsigned and signed)"
 }
 
@@ -1107,7 +1157,7 @@ STAMP=$(date -u '+%Y-%m-%d %H:%M UTC')
 SECTION="## $STAMP
 
 - Machine: \`$(uname -srm)\`, ${CPU_MODEL:-unknown CPU}, $NPROC cores (nproc), $MEM RAM; load average ${START_LOAD} before, ${END_LOAD} after.
-- PostgreSQL $PG_VERSION (fsync, synchronous_commit and full_page_writes off), PgBouncer $PGB_VERSION, multigres \`$COMMIT\`$DIRTY; suites: $SUITES; $ROUNDS interleaved round(s) of ${SECS} s per run; scale $SCALE; median per cell."
+- PostgreSQL $PG_VERSION (fsync, synchronous_commit and full_page_writes off, huge pages $HUGE_PAGES), PgBouncer $PGB_VERSION, multigres \`$COMMIT\`$DIRTY; suites: $SUITES; $ROUNDS interleaved round(s) of ${SECS} s per run; scale $SCALE; median per cell."
 if has_suite transaction || has_suite switching; then
   SECTION+="
 - Transaction mode: multigres \`--pool-mode $TX_POOL_MODE --default-pool-size $POOL_SIZE${MG_TX_FLAGS:+ $MG_TX_FLAGS}\` (guard on), PgBouncer \`pool_mode = transaction\`, \`default_pool_size = $POOL_SIZE\`; database \`$TX_DB\` (accounts spread over tenants t1..t$TX_TENANTS; direct and PgBouncer as \`app_user\` with tenant t1)."
@@ -1168,6 +1218,8 @@ if has_suite session; then
   SECTION+="
 
 ### Session mode (issues 2 and 3): pgbench -n -c $CLIENTS -j $THREADS -T $SECS
+
+multigres signed: database \`$SIGNED_DB\`, context reader \`${SIGNED_READER:-?}\`; multigres signed, PL/pgSQL reader: \`$SIGNED_PL_DB\`, the portable reader forced. Both through the same multigres instance (\`--context-signing=on\`).
 
 $(table session)
 

@@ -147,7 +147,10 @@ BEGIN
         PERFORM set_config(fp_name, '', false);
     END IF;
     val := multigres.context_verify(var, current_setting(var, true));
-    IF val IS NULL THEN
+    -- The native reader keeps the verified value (NULL forgets the
+    -- previous tenant's) and needs no fingerprint; the portable no-op
+    -- returns false.
+    IF multigres.context_remember(var, val) OR val IS NULL THEN
         RETURN;
     END IF;
     BEGIN
@@ -173,7 +176,9 @@ $$;
 REVOKE ALL ON FUNCTION multigres.context_prime(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION multigres.context_prime(text) TO PUBLIC;
 
--- install_context_readers(signed) defines the two readers.
+-- install_context_readers(signed, native) defines the two readers and
+-- returns which form it installed: 'unsigned', 'native' or 'plpgsql'
+-- (multigres.context_reader() tells later).
 --
 -- Unsigned, multigres_context(var) reads a context variable fail-closed:
 -- NULL when the variable was never set (missing_ok => true, so no error) or
@@ -186,24 +191,65 @@ GRANT EXECUTE ON FUNCTION multigres.context_prime(text) TO PUBLIC;
 -- per row. current_tenant_id() is the same for app.current_tenant_id,
 -- spelled out so that it inlines in one step.
 --
--- Signed, multigres_context is SECURITY DEFINER (for the seed) and checks
--- the fingerprint context_prime left, falling back to context_verify;
--- still evaluated once per statement through the policies' InitPlan. It
--- has no SET search_path clause (that alone cost about 1 µs per call, a
--- third of the rest), so every function, operator and type in it is
--- schema-qualified: nothing a role could create in a schema on its
+-- Signed, with native (the default) and a server that can load the
+-- multigres_context library (ext/multigres_context.c; installed in the
+-- server's $libdir or on dynamic_library_path, and only a superuser may
+-- declare C functions): multigres_context is that library's C function,
+-- SECURITY DEFINER like the portable form. It returns the setting when it
+-- is exactly the value context_prime verified and remembered in this
+-- backend's private memory, else what context_verify says. About 1 µs a
+-- statement, where the PL/pgSQL form costs 6 to 10 under load
+-- (docs/benchmarks.md). When the library cannot be declared, the portable
+-- form is installed instead and a NOTICE says why.
+--
+-- Signed and portable: multigres_context is PL/pgSQL, SECURITY DEFINER (for
+-- the seed), and checks the fingerprint context_prime left, falling back to
+-- context_verify; still evaluated once per statement through the policies'
+-- InitPlan. It has no SET search_path clause (that alone cost about 1 µs
+-- per call, a third of the rest), so every function, operator and type in
+-- it is schema-qualified: nothing a role could create in a schema on its
 -- search_path is ever picked up. Few, small expressions: PL/pgSQL builds
 -- each expression's state once per transaction, so with one-statement
 -- transactions once per call. The fingerprint uses var as given (the
 -- proxy passes the configured, lower-case name); another spelling only
--- takes the full check. PARALLEL RESTRICTED: the seed and
--- pg_backend_pid() are the leader's.
-CREATE OR REPLACE FUNCTION multigres.install_context_readers(signed boolean)
-RETURNS void
+-- takes the full check.
+--
+-- PARALLEL RESTRICTED (both signed forms): the remembered value, the seed
+-- and pg_backend_pid() are the leader's.
+DROP FUNCTION IF EXISTS multigres.install_context_readers(boolean);
+CREATE OR REPLACE FUNCTION multigres.install_context_readers(signed boolean, native boolean DEFAULT true)
+RETURNS text
 LANGUAGE plpgsql
 AS $install$
+DECLARE
+    form text := 'unsigned';
 BEGIN
-    IF signed THEN
+    -- context_remember(var, val) is where the native reader keeps the value
+    -- context_prime verified. The portable stand-in keeps nothing and
+    -- returns false, and prime then leaves the fingerprint instead. It goes
+    -- in first, so that a failed native install leaves it. Never callable
+    -- by tenants: the native form accepts any value.
+    CREATE OR REPLACE FUNCTION multigres.context_remember(var text, val text)
+    RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT false $$;
+    IF signed AND native THEN
+        BEGIN
+            CREATE OR REPLACE FUNCTION multigres.context_remember(var text, val text)
+            RETURNS boolean
+            LANGUAGE c VOLATILE PARALLEL UNSAFE
+            AS 'multigres_context', 'multigres_context_remember';
+            CREATE OR REPLACE FUNCTION public.multigres_context(var text)
+            RETURNS text
+            LANGUAGE c STABLE PARALLEL RESTRICTED SECURITY DEFINER
+            AS 'multigres_context', 'multigres_context_get';
+            form := 'native';
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'multigres: native context reader not installed (%); using the PL/pgSQL reader', SQLERRM
+                USING HINT = 'Install multigres_context.so in the server''s $libdir and run multigres init as a superuser (docs/operations.md, "Native context reader").';
+        END;
+    END IF;
+    REVOKE ALL ON FUNCTION multigres.context_remember(text, text) FROM PUBLIC;
+    IF signed AND form <> 'native' THEN
+        form := 'plpgsql';
         CREATE OR REPLACE FUNCTION public.multigres_context(var pg_catalog.text)
         RETURNS pg_catalog.text
         LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
@@ -224,15 +270,18 @@ BEGIN
             END;
         END
         $$;
+    ELSIF NOT signed THEN
+        CREATE OR REPLACE FUNCTION public.multigres_context(var text)
+        RETURNS text
+        LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
+        AS $$ SELECT NULLIF(pg_catalog.current_setting(var, true), '') $$;
+    END IF;
+    IF signed THEN
         CREATE OR REPLACE FUNCTION public.current_tenant_id()
         RETURNS text
         LANGUAGE sql STABLE PARALLEL RESTRICTED SECURITY INVOKER
         AS $$ SELECT public.multigres_context('app.current_tenant_id') $$;
     ELSE
-        CREATE OR REPLACE FUNCTION public.multigres_context(var text)
-        RETURNS text
-        LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
-        AS $$ SELECT NULLIF(pg_catalog.current_setting(var, true), '') $$;
         CREATE OR REPLACE FUNCTION public.current_tenant_id()
         RETURNS text
         LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
@@ -242,11 +291,29 @@ BEGIN
         'fail-closed reader of a context variable: NULL when unset or empty (or unsigned, with context signing)';
     COMMENT ON FUNCTION public.current_tenant_id() IS
         'fail-closed current tenant: app.current_tenant_id, NULL when unset or empty (or unsigned, with context signing)';
+    RETURN form;
 END
 $install$;
-REVOKE ALL ON FUNCTION multigres.install_context_readers(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION multigres.install_context_readers(boolean, boolean) FROM PUBLIC;
 
--- Re-running the setup keeps whichever mode is in force.
+-- context_reader() names the reader in force: 'unsigned', 'native' or
+-- 'plpgsql' (multigres init prints it; docs/operations.md).
+CREATE OR REPLACE FUNCTION multigres.context_reader()
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE
+        WHEN NOT coalesce((SELECT enabled FROM multigres.context_key), false) THEN 'unsigned'
+        WHEN l.lanname = 'c' THEN 'native'
+        ELSE 'plpgsql'
+    END
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+    WHERE p.oid = pg_catalog.to_regprocedure('public.multigres_context(text)')
+$$;
+REVOKE ALL ON FUNCTION multigres.context_reader() FROM PUBLIC;
+
+-- Re-running the setup keeps whichever mode is in force (and installs the
+-- native reader when it has become available).
 SELECT multigres.install_context_readers(coalesce((SELECT enabled FROM multigres.context_key), false));
 
 -- grant_tenant_access grants USAGE on tbl's schema, DML on tbl, and USAGE

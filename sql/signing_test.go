@@ -16,17 +16,29 @@ import (
 // restores the plain readers.
 func TestContextSigning(t *testing.T) {
 	t.Parallel()
+	for _, reader := range []string{"native", "plpgsql"} {
+		t.Run(reader, func(t *testing.T) {
+			t.Parallel()
+			testContextSigning(t, reader)
+		})
+	}
+}
+
+func testContextSigning(t *testing.T, reader string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	d := newSigningDB(t, ctx, "sign", true)
+	d.useReader(t, ctx, reader)
 	admin, role, key := d.admin, d.role, d.key
 	if len(key) != 32 {
 		t.Fatalf("key %x", key)
 	}
-	// Init again keeps the key and the signed mode.
+	// Init again keeps the key and the signed mode (and installs the
+	// native reader when it can).
 	if err := Init(ctx, admin, Options{TenantRoles: []string{role}, NoAuthUser: true}); err != nil {
 		t.Fatal(err)
 	}
+	d.useReader(t, ctx, reader)
 	var again []byte
 	if err := admin.QueryRow(ctx, "SELECT multigres.context_signing_key()").Scan(&again); err != nil || string(again) != string(key) {
 		t.Fatalf("key changed on re-init: %v", err)
@@ -96,6 +108,7 @@ func TestContextSigningFingerprint(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	d := newSigningDB(t, ctx, "fp", true)
+	d.useReader(t, ctx, "plpgsql")
 	admin, role, key := d.admin, d.role, d.key
 	exec := func(c *pgx.Conn, q string, args ...any) {
 		t.Helper()
@@ -248,6 +261,23 @@ func newSigningDB(tb testing.TB, ctx context.Context, rolePrefix string, signed 
 		tb.Fatal(err)
 	}
 	return d
+}
+
+// useReader installs the signed reader named ("native" or "plpgsql") and
+// checks that it is the one in force. Without the native library
+// (scripts/build-native.sh, which make test runs) "native" skips the test.
+func (d *signingDB) useReader(tb testing.TB, ctx context.Context, reader string) {
+	tb.Helper()
+	if reader == "native" && pgtest.NativeLibrary() == "" {
+		tb.Skip("native context reader not built: run scripts/build-native.sh (make test does)")
+	}
+	var got string
+	if err := d.admin.QueryRow(ctx, "SELECT multigres.install_context_readers(true, $1)", reader == "native").Scan(&got); err != nil {
+		tb.Fatal(err)
+	}
+	if form, err := ContextReader(ctx, d.admin); err != nil || got != reader || form != reader {
+		tb.Fatalf("installed reader %q, in force %q (%v), want %q", got, form, err, reader)
+	}
 }
 
 // connect opens a tenant connection (closed at cleanup) and returns it

@@ -494,6 +494,17 @@ func HardeningStatus(ctx context.Context, conn *pgx.Conn, tenantRoles []string) 
 	return out, nil
 }
 
+// ContextReader names the tenant context reader in force in conn's
+// database: "unsigned", "native" (signed, the C reader of ext/) or
+// "plpgsql" (signed, the portable reader). See setup.sql.
+func ContextReader(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var form string
+	if err := conn.QueryRow(ctx, "SELECT multigres.context_reader()").Scan(&form); err != nil {
+		return "", fmt.Errorf("context reader: %w", err)
+	}
+	return form, nil
+}
+
 // setContextSigning creates the signing key (HMAC-SHA256, 32 random bytes,
 // with its ipad/opad precomputed for the SQL readers) and switches the
 // readers between their signed and unsigned forms.

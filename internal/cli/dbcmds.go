@@ -64,8 +64,12 @@ func runInit(ctx context.Context, args []string, io IO) error {
 	if err := mgsql.Init(ctx, conn, opts); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "multigres setup applied (tenant roles: %s, auth user: %s, hardening: %v, context signing: %s)\n",
-		strings.Join(opts.TenantRoles, ", "), f.authUser, opts.Harden, signingWord(f))
+	reader, err := mgsql.ContextReader(ctx, conn)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.Out, "multigres setup applied (tenant roles: %s, auth user: %s, hardening: %v, context signing: %s, context reader: %s)\n",
+		strings.Join(opts.TenantRoles, ", "), f.authUser, opts.Harden, signingWord(f), reader)
 	return nil
 }
 

@@ -11,6 +11,9 @@
 //
 // PostgreSQL refuses to run as root, so when the tests run as root the
 // cluster runs as the "postgres" OS user (or "nobody").
+//
+// When the native context reader is built (scripts/build-native.sh), every
+// cluster can load it: see NativeLibrary.
 package pgtest
 
 import (
@@ -23,6 +26,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -223,12 +227,20 @@ func (s *Server) launch(bin string) error {
 		return fmt.Errorf("log file: %w", err)
 	}
 	defer logf.Close()
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", filepath.Join(s.dir, "data"),
+	args := []string{"-D", filepath.Join(s.dir, "data"),
 		"-p", strconv.Itoa(s.Port), "-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+s.dir, "-c", "fsync=off",
+		"-c", "unix_socket_directories=" + s.dir, "-c", "fsync=off",
 		"-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=64MB",
-		"-c", "max_prepared_transactions=10", "-c", "log_min_messages=warning")
+		"-c", "max_prepared_transactions=10", "-c", "log_min_messages=warning"}
+	libDir, err := s.installNativeLibrary()
+	if err != nil {
+		return err
+	}
+	if libDir != "" {
+		args = append(args, "-c", "dynamic_library_path=$libdir:"+libDir)
+	}
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := asPostgresUser(s.cmd, s.dir); err != nil {
 		return err
@@ -239,6 +251,48 @@ func (s *Server) launch(bin string) error {
 	}
 	go func() { s.done <- s.cmd.Wait() }()
 	return s.waitReady(30 * time.Second)
+}
+
+// NativeLibrary is the native context reader built by
+// scripts/build-native.sh (ext/multigres_context.so in this source tree, or
+// $MULTIGRES_NATIVE_LIB), or "" when there is none. Clusters started here
+// can load it, so `multigres init --context-signing` installs the native
+// reader in them (docs/operations.md, "Native context reader").
+func NativeLibrary() string {
+	if p := os.Getenv("MULTIGRES_NATIVE_LIB"); p != "" {
+		return p
+	}
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(file), "..", "..", "ext", "multigres_context.so")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// installNativeLibrary copies NativeLibrary into the cluster's directory
+// (which the server's OS user owns; the source tree may not be readable to
+// it) and returns that directory, or "" when there is no library.
+func (s *Server) installNativeLibrary() (string, error) {
+	src := NativeLibrary()
+	if src == "" {
+		return "", nil
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return "", fmt.Errorf("native library: %w", err)
+	}
+	dir := filepath.Join(s.dir, "lib")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("native library: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(src)), data, 0o755); err != nil {
+		return "", fmt.Errorf("native library: %w", err)
+	}
+	return dir, nil
 }
 
 // waitReady polls until the server accepts a connection, the process exits,

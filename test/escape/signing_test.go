@@ -3,6 +3,7 @@ package escape
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,26 +23,39 @@ import (
 // them. Each layer must hold on its own.
 func TestSigningHoldsWithoutGuard(t *testing.T) {
 	t.Parallel()
-	pg, db := signedDB(t, `
-		CREATE TABLE contacts (id serial PRIMARY KEY, tenant_id varchar(255) NOT NULL, name text NOT NULL);
-		SELECT multigres_protect('contacts', 'tenant_id');
-		INSERT INTO contacts (tenant_id, name) VALUES ('acme', 'a1'), ('globex', 'globex-1'), ('globex', 'globex-2');`)
-	attempts := 0
-	for _, poolMode := range poolModes {
-		p := signedProxy(t, pg, poolMode, false)
-		attempts += signedAttacks(t, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db), poolMode)
+	for _, reader := range []string{"native", "plpgsql"} {
+		t.Run(reader, func(t *testing.T) {
+			t.Parallel()
+			if reader == "native" && pgtest.NativeLibrary() == "" {
+				t.Skip("native context reader not built: run scripts/build-native.sh (make test does)")
+			}
+			pg, db := signedDB(t, fmt.Sprintf(`
+				SELECT multigres.install_context_readers(true, %t);
+				CREATE TABLE contacts (id serial PRIMARY KEY, tenant_id varchar(255) NOT NULL, name text NOT NULL);
+				SELECT multigres_protect('contacts', 'tenant_id');
+				INSERT INTO contacts (tenant_id, name) VALUES ('acme', 'a1'), ('globex', 'globex-1'), ('globex', 'globex-2');`, reader == "native"))
+			check := pg.Connect(t, db)
+			form, err := mgsql.ContextReader(testCtx(t), check)
+			if err != nil || form != reader {
+				t.Fatalf("context reader %q (%v), want %q", form, err, reader)
+			}
+			attempts := 0
+			for _, poolMode := range poolModes {
+				p := signedProxy(t, pg, poolMode, false)
+				attempts += signedAttacks(t, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db), poolMode, reader)
+			}
+			var globex int
+			if err := check.QueryRow(testCtx(t), "SELECT count(*) FROM contacts WHERE tenant_id = 'globex' AND name LIKE 'globex-%'").Scan(&globex); err != nil || globex != 2 {
+				t.Fatalf("ESCAPE: globex rows now %d (%v)", globex, err)
+			}
+			t.Logf("%d attempts with the guard off and signing on (%s reader)", attempts, reader)
+		})
 	}
-	check := pg.Connect(t, db)
-	var globex int
-	if err := check.QueryRow(testCtx(t), "SELECT count(*) FROM contacts WHERE tenant_id = 'globex' AND name LIKE 'globex-%'").Scan(&globex); err != nil || globex != 2 {
-		t.Fatalf("ESCAPE: globex rows now %d (%v)", globex, err)
-	}
-	t.Logf("%d attempts with the guard off and signing on", attempts)
 }
 
 // signedAttacks runs every attack against url (guard off, signing on) and
 // returns the number of attempts.
-func signedAttacks(t *testing.T, url, poolMode string) int {
+func signedAttacks(t *testing.T, url, poolMode, reader string) int {
 	t.Helper()
 	ctx := testCtx(t)
 	attempts := 0
@@ -54,12 +68,15 @@ func signedAttacks(t *testing.T, url, poolMode string) int {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM contacts").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("acme sees %d rows with signing on: %v", n, err)
 	}
-	// The proxy primed the context: the signed reader has its per-session
-	// fingerprint (sql/setup.sql, multigres.context_prime) and needs no
-	// HMAC per statement.
-	var fp string
-	if err := conn.QueryRow(ctx, "SELECT current_setting('multigres_fp.app.current_tenant_id', true)").Scan(&fp); err != nil || len(fp) != 32 {
-		t.Fatalf("%s mode: no signed-context fingerprint after login (%q, %v)", poolMode, fp, err)
+	// The proxy primed the context: the portable reader has its
+	// per-session fingerprint (sql/setup.sql, multigres.context_prime) and
+	// needs no HMAC per statement. (The native reader keeps the value in
+	// backend memory instead; sql's TestNativeContextReader proves that.)
+	if reader == "plpgsql" {
+		var fp string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('multigres_fp.app.current_tenant_id', true)").Scan(&fp); err != nil || len(fp) != 32 {
+			t.Fatalf("%s mode: no signed-context fingerprint after login (%q, %v)", poolMode, fp, err)
+		}
 	}
 	conn.Close(ctx)
 
@@ -85,7 +102,7 @@ func signedAttacks(t *testing.T, url, poolMode string) int {
 				seen, _ := pgx.CollectRows(rows, pgx.RowTo[string])
 				for _, s := range seen {
 					if s != "acme" {
-						t.Fatalf("ESCAPE (%s, guard off, signing on, %s mode): sees %q rows", a.name, poolMode, s)
+						t.Fatalf("ESCAPE (%s, guard off, signing on, %s reader, %s mode): sees %q rows", a.name, reader, poolMode, s)
 					}
 				}
 			}
