@@ -77,6 +77,13 @@ func pgbenchCount(out, label string) (n int, ok bool) {
 // listen_reuseport, sends A SIGTERM and checks that the load carried on
 // through B and that every transaction pgbench reported as committed is in
 // the table.
+// clientAborted matches pgbench's line for each aborted client, and
+// clientAbortedConnecting the ones that aborted while connecting.
+var (
+	clientAborted           = regexp.MustCompile(`client \d+ aborted`)
+	clientAbortedConnecting = regexp.MustCompile(`client \d+ aborted while establishing connection`)
+)
+
 func TestOnlineRestart(t *testing.T) {
 	t.Parallel()
 	pgbench := findPgbench(t)
@@ -163,7 +170,7 @@ func TestOnlineRestart(t *testing.T) {
 	}
 	failed, _ := pgbenchCount(out, "number of failed transactions")
 	rows := count()
-	aborted := strings.Count(out, "aborted")
+	aborted := len(clientAborted.FindAllString(out, -1))
 	t.Logf("pgbench: processed %d, failed %d, client aborts %d, exit %v; rows %d (%d when A exited)",
 		processed, failed, aborted, benchErr, rows, atAExit)
 
@@ -176,11 +183,23 @@ func TestOnlineRestart(t *testing.T) {
 		t.Fatalf("pgbench reported %d failed transactions\n%s", failed, out)
 	}
 	// A client that lost its connection during the switch would abort
-	// (pgbench exits 2); SO_REUSEPORT should leave none.
+	// (pgbench exits 2). With net.ipv4.tcp_migrate_req = 1 the kernel hands
+	// connections queued on A's closing listener to B, and there must be
+	// none. Without it, such a connection is reset (the documented
+	// limitation, docs/operations.md "Online restart"): the only aborts
+	// allowed are connection attempts, never a transaction in flight.
 	var ee *exec.ExitError
-	if errors.As(benchErr, &ee) || aborted > 0 {
-		t.Fatalf("pgbench: %v, %d client aborts during the restart\n%s", benchErr, aborted, out)
-	} else if benchErr != nil {
+	migrate, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req")
+	attempts := len(clientAbortedConnecting.FindAllString(out, -1))
+	switch {
+	case strings.TrimSpace(string(migrate)) != "1" && aborted == attempts && aborted <= 2:
+		if aborted > 0 {
+			t.Logf("%d connection attempts reset at A's listener close (tcp_migrate_req is off)", aborted)
+		}
+	case errors.As(benchErr, &ee) || aborted > 0:
+		t.Fatalf("pgbench: %v, %d client aborts during the restart (%d while connecting, tcp_migrate_req %q)\n%s",
+			benchErr, aborted, attempts, strings.TrimSpace(string(migrate)), out)
+	case benchErr != nil:
 		t.Fatal(benchErr)
 	}
 	if rows <= atAExit {
