@@ -9,27 +9,31 @@
  * installed by `multigres init --context-signing` when the server can load
  * it (docs/operations.md, "Native context reader"):
  *
- *   multigres.context_remember(var, val)  records val as the MAC-verified
- *       value of var in this backend's memory (NULL forgets it) and returns
- *       true, which tells multigres.context_prime() that no fingerprint is
- *       needed. Only context_prime calls it, after it verified the MAC;
- *       EXECUTE is revoked from PUBLIC.
+ *   multigres.context_remember(var)  runs the full MAC check
+ *       (multigres.context_verify) on var's current setting and, when it
+ *       passes, keeps the value and its MAC setting in this backend's
+ *       private memory; when it fails, forgets what was kept for var. It
+ *       records only values whose MAC verifies, whoever calls it, and
+ *       returns true, which tells multigres.context_prime() (its only
+ *       caller) that no fingerprint is needed.
  *
- *   public.multigres_context(var)  returns the setting of var when it is
- *       exactly the remembered value, and otherwise whatever the full check
- *       multigres.context_verify(var, value) returns (NULL unless the MAC
- *       in the session verifies).
+ *   public.multigres_context(var)  returns the setting of var when both it
+ *       and var's MAC setting are exactly what was kept, and otherwise
+ *       whatever the full check says (NULL unless the session's MAC for
+ *       the value verifies).
  *
- * Why this is safe: the remembered values live in this backend's private
- * memory, which no SQL can read or write; a tenant that changes the setting
- * (through a path the SQL guard missed) no longer matches it and falls to
- * the full MAC check, which it cannot pass for another tenant's value. A
- * pooled connection's next tenant is primed (and so remembered, or
- * forgotten when its MAC fails) before any of its statements run.
+ * Why this is safe: the kept values live in memory that no SQL can read or
+ * write. A tenant that changes the setting through a path the SQL guard
+ * missed no longer matches, and cannot pass the full check for another
+ * tenant's value. The MAC is part of the match, so a kept value can never
+ * vouch for a setting that came with another MAC: after a switch that
+ * rolled back (settings revert, this memory does not), or when a value was
+ * kept under an earlier install, the reader takes the full check. A pooled
+ * connection's next tenant is primed before any of its statements run, and
+ * a failed prime forgets.
  *
- * Nothing here allocates outside the call's memory context except the
- * remembered strings (TopMemoryContext, replaced in place), and the number
- * of remembered variables is bounded.
+ * Only the kept strings live outside the call's memory context
+ * (TopMemoryContext, replaced in place), and their number is bounded.
  */
 #include "postgres.h"
 
@@ -37,6 +41,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/pg_list.h"
 #include "catalog/pg_type.h"
+#include "common/md5.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -54,6 +59,8 @@ typedef struct Remembered
 {
 	char	   *name;			/* setting name, as the prime was given it */
 	char	   *value;			/* verified value; NULL when forgotten */
+	char	   *mac_name;		/* the setting that carries its MAC */
+	char	   *mac;			/* that MAC, as it was when verified */
 } Remembered;
 
 static Remembered remembered[MAX_REMEMBERED];
@@ -74,44 +81,62 @@ find(const char *name)
 	return -1;
 }
 
-Datum
-multigres_context_remember(PG_FUNCTION_ARGS)
+static void
+forget(int slot)
 {
-	char	   *name;
-	int			slot;
+	Remembered *r = &remembered[slot];
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(true);
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	slot = find(name);
-	if (slot < 0)
-	{
-		if (PG_ARGISNULL(1) || n_remembered == MAX_REMEMBERED)
-			PG_RETURN_BOOL(true);
-		slot = n_remembered;
-		remembered[slot].name = MemoryContextStrdup(TopMemoryContext, name);
-		remembered[slot].value = NULL;
-		n_remembered++;
-	}
-	if (remembered[slot].value != NULL)
-	{
-		pfree(remembered[slot].value);
-		remembered[slot].value = NULL;
-	}
-	if (!PG_ARGISNULL(1))
-		remembered[slot].value = MemoryContextStrdup(TopMemoryContext,
-													 text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	PG_RETURN_BOOL(true);
+	if (r->value != NULL)
+		pfree(r->value);
+	if (r->mac != NULL)
+		pfree(r->mac);
+	r->value = r->mac = NULL;
 }
 
 /*
- * full_check calls multigres.context_verify(var, val), looked up by its
- * qualified name on each call: this path is rare (a connection without a
- * prime, or a tampered setting), and a cached OID would go stale if the
- * setup were dropped and created again.
+ * setting returns a palloc'd copy of name's current value, or NULL when it
+ * is unset or empty. (GetConfigOption's result points into the setting's
+ * own storage, which catalog access below must not be able to disturb.)
  */
-static Datum
-full_check(FunctionCallInfo fcinfo, text *var, const char *val)
+static char *
+setting(const char *name)
+{
+	const char *v = GetConfigOption(name, true, true);
+
+	return (v == NULL || v[0] == '\0') ? NULL : pstrdup(v);
+}
+
+/*
+ * mac_setting_name returns the name of the setting that carries var's MAC:
+ * multigres_mac.v<md5 of the lower-case name> (sql/sql.go ContextMACName,
+ * setup.sql context_verify). Names are folded as ASCII; any other
+ * spelling only misses the fast path.
+ */
+static char *
+mac_setting_name(const char *var)
+{
+	char	   *lower = pstrdup(var);
+	char		hex[33];
+	const char *errstr = NULL;
+	char	   *p;
+
+	for (p = lower; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	if (!pg_md5_hash(lower, strlen(lower), hex, &errstr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("multigres_context: md5 failed: %s", errstr ? errstr : "unknown error")));
+	return psprintf("multigres_mac.v%s", hex);
+}
+/*
+ * full_check returns multigres.context_verify(var, val): val when the
+ * session's MAC for it verifies, else NULL. The function is looked up by
+ * its qualified name on each call (no search_path involved): this path is
+ * rare, and a cached OID would go stale if the setup were dropped and
+ * created again.
+ */
+static text *
+full_check(text *var, const char *val)
 {
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	List	   *fname = list_make2(makeString("multigres"), makeString("context_verify"));
@@ -132,9 +157,47 @@ full_check(FunctionCallInfo fcinfo, text *var, const char *val)
 	call->args[1].value = PointerGetDatum(cstring_to_text(val));
 	call->args[1].isnull = false;
 	result = FunctionCallInvoke(call);
-	if (call->isnull)
-		PG_RETURN_NULL();
-	return result;
+	return call->isnull ? NULL : DatumGetTextPP(result);
+}
+
+Datum
+multigres_context_remember(PG_FUNCTION_ARGS)
+{
+	text	   *var;
+	char	   *name;
+	char	   *value;
+	char	   *mac_name;
+	char	   *mac;
+	int			slot;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	var = PG_GETARG_TEXT_PP(0);
+	name = text_to_cstring(var);
+	slot = find(name);
+	value = setting(name);
+	mac_name = mac_setting_name(name);
+	mac = setting(mac_name);
+	if (value == NULL || mac == NULL || full_check(var, value) == NULL)
+	{
+		if (slot >= 0)
+			forget(slot);
+		PG_RETURN_BOOL(true);
+	}
+	if (slot < 0)
+	{
+		if (n_remembered == MAX_REMEMBERED)
+			PG_RETURN_BOOL(true);
+		slot = n_remembered;
+		remembered[slot].name = MemoryContextStrdup(TopMemoryContext, name);
+		remembered[slot].mac_name = MemoryContextStrdup(TopMemoryContext, mac_name);
+		remembered[slot].value = remembered[slot].mac = NULL;
+		n_remembered++;
+	}
+	forget(slot);
+	remembered[slot].value = MemoryContextStrdup(TopMemoryContext, value);
+	remembered[slot].mac = MemoryContextStrdup(TopMemoryContext, mac);
+	PG_RETURN_BOOL(true);
 }
 
 Datum
@@ -142,19 +205,28 @@ multigres_context_get(PG_FUNCTION_ARGS)
 {
 	text	   *var;
 	char	   *name;
-	const char *current;
+	char	   *current;
+	text	   *checked;
 	int			slot;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	var = PG_GETARG_TEXT_PP(0);
 	name = text_to_cstring(var);
-	current = GetConfigOption(name, true, true);
-	if (current == NULL || current[0] == '\0')
+	current = setting(name);
+	if (current == NULL)
 		PG_RETURN_NULL();
 	slot = find(name);
 	if (slot >= 0 && remembered[slot].value != NULL &&
 		strcmp(remembered[slot].value, current) == 0)
-		PG_RETURN_TEXT_P(cstring_to_text(current));
-	return full_check(fcinfo, var, current);
+	{
+		const char *mac = GetConfigOption(remembered[slot].mac_name, true, true);
+
+		if (mac != NULL && strcmp(remembered[slot].mac, mac) == 0)
+			PG_RETURN_TEXT_P(cstring_to_text(current));
+	}
+	checked = full_check(var, current);
+	if (checked == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(checked);
 }

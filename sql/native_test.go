@@ -82,10 +82,37 @@ func TestNativeContextReader(t *testing.T) {
 	if got := read(tenant, v); got == nil || *got != "acme" {
 		t.Fatalf("own value reads as %v", got)
 	}
-	// Tenants cannot record a value themselves.
-	if _, err := tenant.Exec(ctx, "SELECT multigres.context_remember($1, 'globex')", v); err == nil {
+	// Tenants cannot call context_remember; and granted it by mistake, it
+	// still keeps only values whose MAC verifies.
+	if _, err := tenant.Exec(ctx, "SELECT multigres.context_remember($1)", v); err == nil {
 		t.Fatal("tenant called multigres.context_remember")
 	}
+	exec(admin, "GRANT EXECUTE ON FUNCTION multigres.context_remember(text) TO "+ident(d.role))
+	exec(tenant, "SELECT set_config($1, 'globex', false), multigres.context_remember($1)", v)
+	withKeyDisabled(func() {
+		if got := read(tenant, v); got != nil {
+			t.Fatalf("context_remember kept an unsigned value: %q", *got)
+		}
+	})
+	exec(admin, "REVOKE EXECUTE ON FUNCTION multigres.context_remember(text) FROM "+ident(d.role))
+	switchTo(tenant, pid, v, "acme")
+	// The MAC is part of the match: a switch that rolls back leaves the
+	// settings on acme while globex is kept; acme then reads through the
+	// full check, and globex set by hand (acme's MAC still in place) does
+	// not match what was kept.
+	exec(tenant, "BEGIN")
+	switchTo(tenant, pid, v, "globex")
+	exec(tenant, "ROLLBACK")
+	if got := read(tenant, v); got == nil || *got != "acme" {
+		t.Fatalf("after a rolled-back switch the restored value reads as %v", got)
+	}
+	exec(tenant, "SELECT set_config($1, 'globex', false)", v)
+	withKeyDisabled(func() {
+		if got := read(tenant, v); got != nil {
+			t.Fatalf("kept value matched with another tenant's MAC in place: %q", *got)
+		}
+	})
+	exec(tenant, "SELECT set_config($1, 'acme', false)", v)
 	// A pooled connection's next tenant, whose MAC fails: the prime
 	// forgets acme, so acme set afterwards (with a garbage MAC) is NULL.
 	exec(tenant, setAndPrime, v, "globex", ContextMACName(v), "garbage")

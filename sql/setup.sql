@@ -146,11 +146,14 @@ BEGIN
     IF current_setting(fp_name, true) IS NOT NULL THEN
         PERFORM set_config(fp_name, '', false);
     END IF;
+    -- The native reader verifies and keeps the value itself (or forgets
+    -- the previous tenant's) and needs no fingerprint; the portable
+    -- stand-in returns false.
+    IF multigres.context_remember(var) THEN
+        RETURN;
+    END IF;
     val := multigres.context_verify(var, current_setting(var, true));
-    -- The native reader keeps the verified value (NULL forgets the
-    -- previous tenant's) and needs no fingerprint; the portable no-op
-    -- returns false.
-    IF multigres.context_remember(var, val) OR val IS NULL THEN
+    IF val IS NULL THEN
         RETURN;
     END IF;
     BEGIN
@@ -196,8 +199,8 @@ GRANT EXECUTE ON FUNCTION multigres.context_prime(text) TO PUBLIC;
 -- server's $libdir or on dynamic_library_path, and only a superuser may
 -- declare C functions): multigres_context is that library's C function,
 -- SECURITY DEFINER like the portable form. It returns the setting when it
--- is exactly the value context_prime verified and remembered in this
--- backend's private memory, else what context_verify says. About 1 µs a
+-- and its MAC setting are exactly what context_remember verified and kept
+-- in this backend's private memory, else what context_verify says. About 1 µs a
 -- statement, where the PL/pgSQL form costs 6 to 10 under load
 -- (docs/benchmarks.md). When the library cannot be declared, the portable
 -- form is installed instead and a NOTICE says why.
@@ -224,16 +227,18 @@ AS $install$
 DECLARE
     form text := 'unsigned';
 BEGIN
-    -- context_remember(var, val) is where the native reader keeps the value
-    -- context_prime verified. The portable stand-in keeps nothing and
-    -- returns false, and prime then leaves the fingerprint instead. It goes
-    -- in first, so that a failed native install leaves it. Never callable
-    -- by tenants: the native form accepts any value.
-    CREATE OR REPLACE FUNCTION multigres.context_remember(var text, val text)
+    -- context_remember(var) is where the native reader verifies var's
+    -- setting and keeps it. The portable stand-in keeps nothing and returns
+    -- false, and prime then leaves the fingerprint instead. It goes in
+    -- first, so that a failed native install leaves it. The native form
+    -- keeps only MAC-verified values, whoever calls it; EXECUTE is revoked
+    -- from PUBLIC all the same (only prime calls it).
+    DROP FUNCTION IF EXISTS multigres.context_remember(text, text);
+    CREATE OR REPLACE FUNCTION multigres.context_remember(var text)
     RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT false $$;
     IF signed AND native THEN
         BEGIN
-            CREATE OR REPLACE FUNCTION multigres.context_remember(var text, val text)
+            CREATE OR REPLACE FUNCTION multigres.context_remember(var text)
             RETURNS boolean
             LANGUAGE c VOLATILE PARALLEL UNSAFE
             AS 'multigres_context', 'multigres_context_remember';
@@ -247,7 +252,7 @@ BEGIN
                 USING HINT = 'Install multigres_context.so in the server''s $libdir and run multigres init as a superuser (docs/operations.md, "Native context reader").';
         END;
     END IF;
-    REVOKE ALL ON FUNCTION multigres.context_remember(text, text) FROM PUBLIC;
+    REVOKE ALL ON FUNCTION multigres.context_remember(text) FROM PUBLIC;
     IF signed AND form <> 'native' THEN
         form := 'plpgsql';
         CREATE OR REPLACE FUNCTION public.multigres_context(var pg_catalog.text)
