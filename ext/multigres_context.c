@@ -176,7 +176,7 @@ multigres_context_remember(PG_FUNCTION_ARGS)
 	name = text_to_cstring(var);
 	slot = find(name);
 	value = setting(name);
-	mac_name = mac_setting_name(name);
+	mac_name = slot >= 0 ? remembered[slot].mac_name : mac_setting_name(name);
 	mac = setting(mac_name);
 	if (value == NULL || mac == NULL || full_check(var, value) == NULL)
 	{

@@ -24,10 +24,7 @@ func TestNativeContextReader(t *testing.T) {
 	admin, key := d.admin, d.key
 	exec := func(c *pgx.Conn, q string, args ...any) {
 		t.Helper()
-		// Simple protocol: DISCARD ALL below drops pgx's prepared statements.
-		if _, err := c.Exec(ctx, q, append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		execSimple(t, ctx, c, q, args...)
 	}
 	var lang, secdef, parallel string
 	if err := admin.QueryRow(ctx, `SELECT l.lanname, p.prosecdef::text, p.proparallel::text FROM pg_proc p
@@ -45,10 +42,9 @@ func TestNativeContextReader(t *testing.T) {
 		}
 		return got
 	}
-	const setAndPrime = "SELECT set_config($1, $2, false), set_config($3, $4, false), multigres.context_prime($1)"
 	switchTo := func(c *pgx.Conn, pid uint32, name, value string) {
 		t.Helper()
-		exec(c, setAndPrime, name, value, ContextMACName(name), ContextMAC(key, name, pid, value))
+		d.switchTo(t, ctx, c, pid, name, value)
 	}
 	withKeyDisabled := func(f func()) {
 		t.Helper()

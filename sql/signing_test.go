@@ -109,12 +109,10 @@ func TestContextSigningFingerprint(t *testing.T) {
 	defer cancel()
 	d := newSigningDB(t, ctx, "fp", true)
 	d.useReader(t, ctx, "plpgsql")
-	admin, role, key := d.admin, d.role, d.key
+	admin, role := d.admin, d.role
 	exec := func(c *pgx.Conn, q string, args ...any) {
 		t.Helper()
-		if _, err := c.Exec(ctx, q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		execSimple(t, ctx, c, q, args...)
 	}
 	exec(admin, "CREATE SCHEMA evil")
 	exec(admin, "GRANT USAGE, CREATE ON SCHEMA evil TO "+ident(role))
@@ -139,12 +137,9 @@ func TestContextSigningFingerprint(t *testing.T) {
 		}
 		return *fp
 	}
-	// What the proxy sends: the value, its MAC and the prime, in one
-	// statement.
-	const setAndPrime = "SELECT set_config($1, $2, false), set_config($3, $4, false), multigres.context_prime($1)"
 	switchTo := func(c *pgx.Conn, pid uint32, value string) {
 		t.Helper()
-		exec(c, setAndPrime, v, value, ContextMACName(v), ContextMAC(key, v, pid, value))
+		d.switchTo(t, ctx, c, pid, v, value)
 	}
 
 	switchTo(tenant, pid, "acme")
@@ -277,6 +272,27 @@ func (d *signingDB) useReader(tb testing.TB, ctx context.Context, reader string)
 	}
 	if form, err := ContextReader(ctx, d.admin); err != nil || got != reader || form != reader {
 		tb.Fatalf("installed reader %q, in force %q (%v), want %q", got, form, err, reader)
+	}
+}
+
+// setAndPrime is what the proxy sends to set a signed context variable:
+// the value ($2), its MAC ($4 in the setting named $3) and the prime, in
+// one statement.
+const setAndPrime = "SELECT set_config($1, $2, false), set_config($3, $4, false), multigres.context_prime($1)"
+
+// switchTo sets name to value on c, a tenant connection with backend pid,
+// as the proxy does: with the MAC for that pid, then primed.
+func (d *signingDB) switchTo(tb testing.TB, ctx context.Context, c *pgx.Conn, pid uint32, name, value string) {
+	tb.Helper()
+	execSimple(tb, ctx, c, setAndPrime, name, value, ContextMACName(name), ContextMAC(d.key, name, pid, value))
+}
+
+// execSimple runs q on c over the simple protocol, so that a DISCARD ALL
+// (which drops pgx's prepared statements) does not break later calls.
+func execSimple(tb testing.TB, ctx context.Context, c *pgx.Conn, q string, args ...any) {
+	tb.Helper()
+	if _, err := c.Exec(ctx, q, append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...); err != nil {
+		tb.Fatalf("%s: %v", q, err)
 	}
 }
 

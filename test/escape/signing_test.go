@@ -154,8 +154,7 @@ func TestSigningOlderSetupHint(t *testing.T) {
 	pg, db := signedDB(t, "DROP FUNCTION multigres.context_prime(text)")
 	ctx := testCtx(t)
 	for _, poolMode := range poolModes {
-		p := signedProxy(t, pg, poolMode, true)
-		conn, err := pgx.Connect(ctx, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db))
+		conn, err := signedLogin(t, pg, db, poolMode)
 		if err == nil {
 			// Transaction mode switches the context with the first query.
 			_, err = conn.Exec(ctx, "SELECT 1")
@@ -191,6 +190,14 @@ func signedProxy(t *testing.T, pg *pgtest.Server, poolMode string, guard bool) *
 	})
 }
 
+// signedLogin starts a signedProxy with the guard on in poolMode and logs
+// in through it as app_user.acme to db.
+func signedLogin(t *testing.T, pg *pgtest.Server, db, poolMode string) (*pgx.Conn, error) {
+	t.Helper()
+	p := signedProxy(t, pg, poolMode, true)
+	return pgx.Connect(testCtx(t), proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db))
+}
+
 // TestDiscardSequencesRefusedWithSigning: with context signing on, a
 // tenant's DISCARD SEQUENCES (which would drop the signed reader's seed)
 // is refused with 42501 and a message saying why, over both protocols and
@@ -200,8 +207,7 @@ func TestDiscardSequencesRefusedWithSigning(t *testing.T) {
 	pg, db := signedDB(t, "CREATE TABLE t (tenant_id text NOT NULL DEFAULT current_tenant_id()); SELECT multigres_protect('t', 'tenant_id')")
 	ctx := testCtx(t)
 	for _, poolMode := range poolModes {
-		p := signedProxy(t, pg, poolMode, true)
-		conn, err := pgx.Connect(ctx, proxytest.URL(p.Addr, "app_user.acme", proxytest.AppUserPassword, db))
+		conn, err := signedLogin(t, pg, db, poolMode)
 		if err != nil {
 			t.Fatal(err)
 		}
