@@ -2,11 +2,14 @@ package sql
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestNativeContextReader: the C reader (ext/multigres_context.c) returns
@@ -172,5 +175,27 @@ func TestNativeContextReader(t *testing.T) {
 	})
 	if remembered != 16 {
 		t.Fatalf("%d of 20 variables read without the key, want 16", remembered)
+	}
+}
+
+// TestNativeReaderMissingVerify: with the native reader installed but
+// multigres.context_verify gone (a damaged or partial setup), a statement
+// that needs the full check fails with 42883 and a hint to run multigres
+// init, never reads a value.
+func TestNativeReaderMissingVerify(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d := newSigningDB(t, ctx, "nover", true)
+	d.useReader(t, ctx, "native")
+	execSimple(t, ctx, d.admin, "DROP FUNCTION multigres.context_verify(text, text)")
+	tenant, _ := d.connect(t, ctx)
+	execSimple(t, ctx, tenant, "SELECT set_config('app.current_tenant_id', 'acme', false)")
+	var got *string
+	err := tenant.QueryRow(ctx, "SELECT current_tenant_id()").Scan(&got)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42883" || !strings.Contains(pgErr.Message, "multigres.context_verify") ||
+		!strings.Contains(pgErr.Hint, "run multigres init") {
+		t.Fatalf("current_tenant_id() = %v, %v (%+v); want 42883 naming multigres.context_verify with a hint to run multigres init", got, err, pgErr)
 	}
 }

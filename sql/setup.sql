@@ -123,8 +123,10 @@ END
 $$;
 REVOKE ALL ON FUNCTION multigres.context_verify(text, text) FROM PUBLIC;
 
--- context_prime(var) clears the fingerprint, then sets it if the MAC
--- verifies. Anyone may call it: it only ever records a verified value. In
+-- context_prime(var) clears the fingerprint; then, with the native reader,
+-- context_remember verifies and keeps the value (and prime is done), and
+-- otherwise it sets the fingerprint if the MAC verifies. Anyone may call
+-- it: it only ever records a verified value. In
 -- a read-only transaction (or on a standby) it cannot set the seed the
 -- first time, and the reader then verifies in full. The EXCEPTION block
 -- (a subtransaction) is only on this once-per-context-change path.
