@@ -604,6 +604,10 @@ COMMENT ON FUNCTION multigres.user_lookup(text) IS
 --     pg_stat_gssapi) and pg_stat_get_backend_activity is revoked from PUBLIC
 --     and granted to pg_read_all_stats. Trade-off: roles outside
 --     pg_read_all_stats/pg_monitor get "permission denied" from these views.
+--   * Hide a shared server connection's statements: EXECUTE on
+--     pg_prepared_statement, pg_cursor, pg_prepared_xact and pg_lock_status
+--     (behind pg_prepared_statements, pg_cursors, pg_prepared_xacts and
+--     pg_locks) is revoked from PUBLIC and granted to pg_read_all_stats.
 --   * Stop backends signalling each other: a role may always cancel or
 --     terminate backends of its own role, i.e. every other tenant's. EXECUTE
 --     on pg_cancel_backend and pg_terminate_backend is revoked from PUBLIC and
@@ -650,6 +654,17 @@ BEGIN
         pg_catalog.pg_cancel_backend(integer) TO pg_signal_backend;
 
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION multigres.user_lookup(text) FROM %s', grantees);
+
+    -- A session's own prepared statements and cursors are other tenants'
+    -- in transaction pooling, where tenants share server connections:
+    -- pg_prepared_statements and pg_cursors would show their SQL text with
+    -- literals. pg_prepared_xacts shows every prepared transaction's gid,
+    -- and pg_locks the advisory-lock keys of every session. Revoked from
+    -- PUBLIC and granted to pg_read_all_stats (pg_monitor keeps them).
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION pg_catalog.pg_prepared_statement(), '
+        'pg_catalog.pg_cursor(), pg_catalog.pg_prepared_xact(), pg_catalog.pg_lock_status() FROM %s', grantees);
+    GRANT EXECUTE ON FUNCTION pg_catalog.pg_prepared_statement(), pg_catalog.pg_cursor(),
+        pg_catalog.pg_prepared_xact(), pg_catalog.pg_lock_status() TO pg_read_all_stats;
 
     -- Large objects are not covered by row level security and a tenant's
     -- objects belong to the shared tenant role, so any tenant could read or
@@ -705,6 +720,8 @@ REVOKE ALL ON FUNCTION multigres.apply_hardening() FROM PUBLIC;
 --   owns_objects     owns no schema, table, view, sequence or function here
 --                    (an owner can disable row level security)
 --   activity_query   cannot run pg_stat_get_activity/pg_stat_get_backend_activity
+--   session_views    cannot read pg_prepared_statements, pg_cursors,
+--                    pg_prepared_xacts or pg_locks (their functions)
 --   signal_backend   cannot run pg_cancel_backend/pg_terminate_backend
 --   user_lookup      cannot run multigres.user_lookup
 --   table_privileges holds TRUNCATE (bypasses RLS) or TRIGGER on no table
@@ -800,6 +817,15 @@ BEGIN
           AND NOT pg_catalog.has_function_privilege(rid, 'pg_catalog.pg_stat_get_backend_activity(integer)', 'EXECUTE');
         detail := CASE WHEN ok THEN 'cannot read other sessions'' query text'
                        ELSE 'can read other sessions'' query text via pg_stat_activity' END;
+        RETURN NEXT;
+
+        item := rn || ': session_views';
+        ok := NOT (pg_catalog.has_function_privilege(rid, 'pg_catalog.pg_prepared_statement()', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.pg_cursor()', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.pg_prepared_xact()', 'EXECUTE')
+                OR pg_catalog.has_function_privilege(rid, 'pg_catalog.pg_lock_status()', 'EXECUTE'));
+        detail := CASE WHEN ok THEN 'cannot read pg_prepared_statements, pg_cursors, pg_prepared_xacts or pg_locks'
+                       ELSE 'can read a shared server connection''s prepared statements or cursors, or other sessions'' locks' END;
         RETURN NEXT;
 
         item := rn || ': signal_backend';

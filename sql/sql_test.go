@@ -614,7 +614,7 @@ func TestHardening(t *testing.T) {
 			missing[strings.TrimPrefix(it.Item, plain.role+": ")] = true
 		}
 	}
-	for _, want := range []string{"temporary", "activity_query", "signal_backend"} {
+	for _, want := range []string{"temporary", "activity_query", "session_views", "signal_backend"} {
 		if !missing[want] {
 			t.Errorf("unhardened database: %s reported ok; items %+v", want, items)
 		}
@@ -644,7 +644,7 @@ func TestHardening(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"attributes", "memberships", "temporary", "create_database", "create_schema",
-		"owns_objects", "activity_query", "signal_backend", "user_lookup", "table_privileges", "large_objects", "statement_stats",
+		"owns_objects", "activity_query", "session_views", "signal_backend", "user_lookup", "table_privileges", "large_objects", "statement_stats",
 		"dblink", "rls_views", "other_databases"} {
 		if !seen[want] {
 			t.Errorf("hardening item %s not reported", want)
@@ -662,6 +662,10 @@ func TestHardening(t *testing.T) {
 		"SELECT query FROM pg_stat_activity":                                        "42501",
 		"SELECT pg_stat_get_backend_activity(b) FROM pg_stat_get_backend_idset() b": "42501",
 		"SELECT lo_create(0)":                                                       "42501",
+		"SELECT name, statement FROM pg_prepared_statements":                        "42501",
+		"SELECT name, statement FROM pg_cursors":                                    "42501",
+		"SELECT gid FROM pg_prepared_xacts":                                         "42501",
+		"SELECT objid FROM pg_locks":                                                "42501",
 		"SELECT lo_from_bytea(0, 'secret')":                                         "42501",
 		fmt.Sprintf("SELECT pg_terminate_backend(%d)", victimPID):                   "42501",
 		fmt.Sprintf("SELECT pg_cancel_backend(%d)", victimPID):                      "42501",

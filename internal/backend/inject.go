@@ -46,12 +46,15 @@ var ErrDatabaseNotHardened = errors.New("database not hardened for tenants")
 // which.
 // The database counts as hardened only when multigres init ran there
 // (multigres.apply_hardening exists) and its effects hold: no TEMPORARY,
-// and no pg_stat_get_activity (other tenants' query text). template1, for
+// and no pg_stat_get_activity or pg_prepared_statement (other tenants'
+// query text; a database hardened by an older multigres fails here until
+// multigres init runs again). template1, for
 // example, grants no TEMPORARY to PUBLIC but was never hardened.
 const roleCheckSQL = "SELECT coalesce(bool_or(rolsuper OR rolbypassrls), true)" +
 	" OR pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY')" +
 	" OR pg_catalog.to_regprocedure('multigres.apply_hardening()') IS NULL" +
-	" OR pg_catalog.has_function_privilege('pg_catalog.pg_stat_get_activity(integer)', 'EXECUTE'), " +
+	" OR pg_catalog.has_function_privilege('pg_catalog.pg_stat_get_activity(integer)', 'EXECUTE')" +
+	" OR pg_catalog.has_function_privilege('pg_catalog.pg_prepared_statement()', 'EXECUTE'), " +
 	"coalesce(bool_or(rolsuper OR rolbypassrls), true) FROM pg_catalog.pg_roles WHERE rolname IN (current_user, session_user)"
 
 // Apply sets the context in one round trip over the extended protocol. The

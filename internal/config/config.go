@@ -72,21 +72,24 @@ type Config struct {
 	Guard                bool     // guard
 	GuardDeniedFunctions []string // guard_denied_functions
 
-	Workers               int           // workers
-	PoolMode              string        // pool_mode
-	PoolModeDatabases     []string      // pool_mode_databases
-	DefaultPoolSize       int           // default_pool_size
-	MinPoolSize           int           // min_pool_size
-	ReservePoolSize       int           // reserve_pool_size
-	ReservePoolTimeout    time.Duration // reserve_pool_timeout
-	MaxDBConnections      int           // max_db_connections
-	MaxClientConn         int           // max_client_conn
-	QueryWaitTimeout      time.Duration // query_wait_timeout
-	ServerIdleTimeout     time.Duration // server_idle_timeout
-	ServerLifetime        time.Duration // server_lifetime
-	ServerConnectTimeout  time.Duration // server_connect_timeout
-	ServerCheckDelay      time.Duration // server_check_delay
-	MaxPreparedStatements int           // max_prepared_statements
+	Workers                    int           // workers
+	PoolMode                   string        // pool_mode
+	PoolModeDatabases          []string      // pool_mode_databases
+	DefaultPoolSize            int           // default_pool_size
+	MinPoolSize                int           // min_pool_size
+	ReservePoolSize            int           // reserve_pool_size
+	ReservePoolTimeout         time.Duration // reserve_pool_timeout
+	MaxDBConnections           int           // max_db_connections
+	MaxClientConn              int           // max_client_conn
+	QueryWaitTimeout           time.Duration // query_wait_timeout
+	ServerIdleTimeout          time.Duration // server_idle_timeout
+	ServerLifetime             time.Duration // server_lifetime
+	ServerConnectTimeout       time.Duration // server_connect_timeout
+	ServerCheckDelay           time.Duration // server_check_delay
+	MaxPreparedStatements      int           // max_prepared_statements
+	MaxTenantServerConnections int           // max_tenant_server_connections
+	UnsyncedHoldTimeout        time.Duration // unsynced_hold_timeout
+	StateAudit                 bool          // state_audit
 
 	AdminListen       string   // admin_listen
 	MetricsMaxTenants int      // metrics_max_tenants

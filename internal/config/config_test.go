@@ -50,7 +50,8 @@ func TestDefaults(t *testing.T) {
 		Guard:              true,
 		GuardDeniedFunctions: []string{"pg_terminate_backend", "pg_cancel_backend", "lo_*", "loread", "lowrite", "be_lo_*",
 			"dblink*", "pg_read_file*", "pg_read_binary_file*", "pg_ls_*", "pg_stat_file", "query_to_xml*",
-			"query_to_xmlschema", "cursor_to_xml*", "ts_stat", "ts_rewrite", "table_to_xml*", "schema_to_xml*", "database_to_xml*"},
+			"query_to_xmlschema", "cursor_to_xml*", "ts_stat", "ts_rewrite", "table_to_xml*", "schema_to_xml*", "database_to_xml*",
+			"pg_prepared_statement", "pg_cursor", "pg_prepared_xact", "pg_lock_status"},
 		PoolMode:              "session",
 		PoolModeDatabases:     []string{},
 		DefaultPoolSize:       20,
@@ -61,6 +62,7 @@ func TestDefaults(t *testing.T) {
 		ServerConnectTimeout:  15 * time.Second,
 		ServerCheckDelay:      30 * time.Second,
 		MaxPreparedStatements: 200,
+		UnsyncedHoldTimeout:   10 * time.Second,
 		MetricsMaxTenants:     1000,
 		AdminUsers:            []string{},
 		TenantAllow:           []string{},
@@ -163,7 +165,7 @@ func TestReloadableSet(t *testing.T) {
 		"allow_plaintext_password", "auth_file", "auth_user", "auth_password", "auth_query",
 		"auth_dbname", "auth_failure_delay", "server_password", "server_pgpass",
 		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions",
-		"admin_users",
+		"admin_users", "max_tenant_server_connections", "unsynced_hold_timeout",
 		"tenant_allow", "tenant_deny", "tenant_max_connections", "tenant_rate_limit", "tenant_statement_timeout", "tenant_idle_timeout"}
 	var got []string
 	secret := map[string]bool{}

@@ -167,8 +167,8 @@ var keyTable = []keyDef{
 		Doc: "Inspect every Query and Parse of tenant connections with the SQL guard and refuse statements that could change the tenant context or reach other tenants (see docs/security.md)."},
 		kind: boolKind{}},
 	{Key: Key{Name: "guard_denied_functions", Field: "GuardDeniedFunctions", Reloadable: true,
-		Default: "pg_terminate_backend,pg_cancel_backend,lo_*,loread,lowrite,be_lo_*,dblink*,pg_read_file*,pg_read_binary_file*,pg_ls_*,pg_stat_file,query_to_xml*,query_to_xmlschema,cursor_to_xml*,ts_stat,ts_rewrite,table_to_xml*,schema_to_xml*,database_to_xml*",
-		Doc:     "Functions the guard refuses on tenant connections (a trailing `*` matches any suffix): by default those that reach other tenants' sessions, large objects (not covered by RLS), files, other databases, or run SQL given as text."},
+		Default: "pg_terminate_backend,pg_cancel_backend,lo_*,loread,lowrite,be_lo_*,dblink*,pg_read_file*,pg_read_binary_file*,pg_ls_*,pg_stat_file,query_to_xml*,query_to_xmlschema,cursor_to_xml*,ts_stat,ts_rewrite,table_to_xml*,schema_to_xml*,database_to_xml*,pg_prepared_statement,pg_cursor,pg_prepared_xact,pg_lock_status",
+		Doc:     "Functions the guard refuses on tenant connections (a trailing `*` matches any suffix): by default those that reach other tenants' sessions or show their statements (`pg_prepared_statement`, `pg_cursor`, `pg_prepared_xact`, `pg_lock_status`, behind the views of the same names), large objects (not covered by RLS), files, other databases, or run SQL given as text."},
 		kind: listKind{}},
 
 	{Key: Key{Name: "pool_mode", Field: "PoolMode", Default: "session",
@@ -213,6 +213,15 @@ var keyTable = []keyDef{
 	{Key: Key{Name: "max_prepared_statements", Field: "MaxPreparedStatements", Default: "200",
 		Doc: "Transaction mode: protocol-level prepared statements kept per server connection (LRU); clients' statements are renamed and prepared on demand. 0 is not allowed: transaction mode always tracks them."},
 		kind: intKind{1, 100000}},
+	{Key: Key{Name: "max_tenant_server_connections", Field: "MaxTenantServerConnections", Default: "0", Reloadable: true,
+		Doc: "Transaction mode: most server connections of one pool that one tenant may hold at once; a client of a tenant at the limit waits (up to `query_wait_timeout`, then 53300) while other tenants are served. 0 means no per-tenant limit. Per proxy process."},
+		kind: intKind{0, 100000}},
+	{Key: Key{Name: "unsynced_hold_timeout", Field: "UnsyncedHoldTimeout", Default: "10s", Reloadable: true,
+		Doc: "Transaction mode: how long a client may hold a server connection outside a transaction block while the server has answered everything and waits for the client's Sync (extended-protocol messages without a Sync); past it the client is ended with 57P05 and the connection closed. 0 turns it off."},
+		kind: durKind{}},
+	{Key: Key{Name: "state_audit", Field: "StateAudit", Default: "off",
+		Doc: "Testing aid, off in production: after every transaction-mode release, compare the server connection's real session state (session settings, role, prepared statements, cursors, advisory locks, listened channels, transaction status, reported parameters) with what multigres believes; a difference is logged at ERROR, counted, and the connection closed. Needs the function `multigres_audit.session_state` that the test harness installs. Restart to change."},
+		kind: boolKind{}},
 
 	// Observability.
 	{Key: Key{Name: "admin_listen", Field: "AdminListen", Default: "",

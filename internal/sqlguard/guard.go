@@ -22,6 +22,11 @@ var DefaultDeniedFunctions = []string{
 	// Execute SQL given as text, where the guard cannot see it.
 	"query_to_xml*", "query_to_xmlschema", "cursor_to_xml*", "ts_stat", "ts_rewrite",
 	"table_to_xml*", "schema_to_xml*", "database_to_xml*",
+	// Show other sessions' statement text or lock keys: on a server
+	// connection shared by tenants in transaction pooling, the statements
+	// and cursors of the tenants before (behind pg_prepared_statements,
+	// pg_cursors, pg_prepared_xacts, pg_locks).
+	"pg_prepared_statement", "pg_cursor", "pg_prepared_xact", "pg_lock_status",
 }
 
 // DeniedRelations may not be referenced at all.
