@@ -167,7 +167,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, tenantID string, f AuditFil
 	if !f.Until.IsZero() {
 		until = &f.Until
 	}
-	db, err := s.q()
+	db, err := s.r()
 	if err != nil {
 		return nil, err
 	}

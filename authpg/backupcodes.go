@@ -12,7 +12,7 @@ import (
 // BackupCode is one stored (hashed) recovery code.
 type BackupCode struct {
 	ID       string
-	CodeHash string
+	CodeHash string `json:"-"`
 	UsedAt   *time.Time
 }
 
@@ -85,7 +85,7 @@ func (s *Store) GetBackupCodes(ctx context.Context, tenantID, userID string) (*B
 	if err != nil {
 		return nil, err
 	}
-	db, err := s.q()
+	db, err := s.r()
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func (s *Store) DeleteBackupCodes(ctx context.Context, tenantID, userID string) 
 	}
 	uid, err := normID(userID)
 	if err != nil {
-		return nil
+		return fmt.Errorf("DeleteBackupCodes: %w", err)
 	}
 	db, err := s.q()
 	if err != nil {
@@ -141,7 +141,10 @@ func (s *Store) DeleteBackupCodes(ctx context.Context, tenantID, userID string) 
 
 // ConsumeBackupCode uses one of a user's codes. It reports true only to the
 // one caller whose conditional UPDATE (used_at IS NULL) marked the code
-// used, so a code works once even under concurrent requests.
+// used, so a code works once even under concurrent requests. Each attempt
+// counts against the backup-code limit before any hash is compared (a
+// wrong code costs one bcrypt comparison per stored code), so a locked-out
+// user gets ErrTooManyAttempts at the price of one query.
 func (s *Store) ConsumeBackupCode(ctx context.Context, tenantID, userID, code string) (bool, error) {
 	set, err := s.GetBackupCodes(ctx, tenantID, userID)
 	if err != nil {
@@ -150,20 +153,29 @@ func (s *Store) ConsumeBackupCode(ctx context.Context, tenantID, userID, code st
 		}
 		return false, fmt.Errorf("ConsumeBackupCode: %w", err)
 	}
+	db, err := s.q()
+	if err != nil {
+		return false, err
+	}
+	if err := s.reserveAttempt(ctx, db, set.TenantID, AttemptBackupCode, set.UserID); err != nil {
+		return false, fmt.Errorf("ConsumeBackupCode: %w", err)
+	}
 	for _, c := range set.Codes {
 		if c.UsedAt != nil || !backupcode.Match(c.CodeHash, code) {
 			continue
-		}
-		db, err := s.q()
-		if err != nil {
-			return false, err
 		}
 		tag, err := db.Exec(ctx, `UPDATE auth.backup_codes SET used_at = now()
 			WHERE tenant_id = $1 AND id = $2 AND user_id = $3 AND used_at IS NULL`, set.TenantID, c.ID, set.UserID)
 		if err != nil {
 			return false, mapErr("ConsumeBackupCode", err)
 		}
-		return tag.RowsAffected() == 1, nil
+		if tag.RowsAffected() != 1 {
+			return false, nil
+		}
+		if err := clearAttempts(ctx, db, set.TenantID, AttemptBackupCode, set.UserID); err != nil {
+			return true, fmt.Errorf("ConsumeBackupCode: %w", err)
+		}
+		return true, nil
 	}
 	return false, nil
 }

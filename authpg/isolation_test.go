@@ -20,8 +20,6 @@ type victim struct {
 	codes                                                     []string
 }
 
-const totpKey = "isolation-key"
-
 func seedVictim(t *testing.T, e *env) victim {
 	t.Helper()
 	ctx := testCtx(t)
@@ -35,8 +33,7 @@ func seedVictim(t *testing.T, e *env) victim {
 	x, _ := s.CreateSession(ctx, v.tenant, u.ID, nil)
 	v.sessionID = x.ID
 	dead, _ := s.CreateSession(ctx, v.tenant, u.ID, nil)
-	enc, _ := totp.Encrypt("JBSWY3DPEHPK3PXP", totpKey)
-	if err := s.SaveTOTPSecret(ctx, v.tenant, v.handle, enc); err != nil {
+	if err := s.SaveTOTPSecret(ctx, v.tenant, u.ID, "JBSWY3DPEHPK3PXP"); err != nil {
 		t.Fatal(err)
 	}
 	if v.codes, err = s.GenerateBackupCodes(ctx, v.tenant, u.ID); err != nil {
@@ -106,10 +103,10 @@ func probe(t *testing.T, s *authpg.Store, tn string, v victim, bound bool) {
 	if l, err := s.ListSessions(ctx, tn); err != nil || len(l) != 0 {
 		t.Errorf("ListSessions = %v, %v", l, err)
 	}
-	_, err = s.GetTOTPSecret(ctx, tn, v.handle)
+	_, err = s.GetTOTPSecret(ctx, tn, v.userID)
 	notFound("GetTOTPSecret", err)
 	code, _ := totp.Code("JBSWY3DPEHPK3PXP", time.Now())
-	_, err = s.VerifyTOTP(ctx, tn, v.handle, code, totpKey)
+	_, err = s.VerifyTOTP(ctx, tn, v.userID, code)
 	notFound("VerifyTOTP", err)
 	_, err = s.GetBackupCodes(ctx, tn, v.userID)
 	notFound("GetBackupCodes", err)
@@ -148,7 +145,7 @@ func probe(t *testing.T, s *authpg.Store, tn string, v victim, bound bool) {
 	if n, err := s.CleanupExpiredSessions(ctx, tn); err != nil || n != 0 {
 		t.Errorf("CleanupExpiredSessions = %d, %v", n, err)
 	}
-	notFound("DeleteTOTPSecret", s.DeleteTOTPSecret(ctx, tn, v.handle))
+	notFound("DeleteTOTPSecret", s.DeleteTOTPSecret(ctx, tn, v.userID))
 	if err := s.SaveBackupCodes(ctx, tn, v.userID, []string{"x"}); err == nil {
 		t.Error("SaveBackupCodes for A's user succeeded")
 	}
@@ -172,7 +169,7 @@ func probe(t *testing.T, s *authpg.Store, tn string, v victim, bound bool) {
 	writes := map[string]func() error{
 		"CreateUser": func() error { _, err := s.CreateUser(ctx, tn, authpg.NewUser{Handle: v.handle}); return err },
 		"SaveTOTPSecret": func() error {
-			return s.SaveTOTPSecret(ctx, tn, "someone", totp.EncryptedSecret{EncryptedSecret: "x", IV: "x", AuthTag: "x", Salt: "x"})
+			return s.SaveTOTPSecret(ctx, tn, v.userID, "JBSWY3DPEHPK3PXP")
 		},
 		"CreateInvitation": func() error { _, err := s.CreateInvitation(ctx, tn, authpg.NewInvitation{Email: "e@x"}); return err },
 		"LogAuditEvent":    func() error { _, err := s.LogAuditEvent(ctx, tn, authpg.NewAuditEvent{Type: "forged"}); return err },

@@ -108,8 +108,18 @@ func newPool(t testing.TB, url string, mutate func(*pgxpool.Config)) *pgxpool.Po
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
+// testKey is a deterministic TOTP key, different for each n.
+func testKey(n byte) []byte {
+	k := make([]byte, 32)
+	for i := range k {
+		k[i] = n + byte(i)
+	}
+	return k
+}
+
 func opts() authpg.Options {
-	return authpg.Options{SessionSecret: secret, BcryptCost: bcrypt.MinCost}
+	return authpg.Options{SessionSecret: secret, BcryptCost: bcrypt.MinCost,
+		TOTPKeys: &authpg.TOTPKeyring{CurrentID: "test", Keys: map[string][]byte{"test": testKey(7)}}}
 }
 
 // env is one test's database with a superuser pool (mode 1: the explicit

@@ -223,3 +223,28 @@ func StatusURL(ctx context.Context, connString string, modules ...Module) ([]Mod
 	defer db.Close()
 	return Status(ctx, db, modules...)
 }
+
+// MigrateTo applies the migrations of one module up to and including
+// version, e.g. to stop before a release's migration while its upgrade is
+// rehearsed. It does not pull in dependencies (migrate those first).
+func MigrateTo(ctx context.Context, db *sql.DB, m Module, version int64) ([]MigrationResult, error) {
+	if db == nil {
+		return nil, errors.New("authpg.MigrateTo: db is nil")
+	}
+	if _, ok := deps[m]; !ok || m == ModuleBusiness {
+		return nil, fmt.Errorf("authpg.MigrateTo: %w: module %q", ErrInvalidInput, m)
+	}
+	p, err := provider(db, m)
+	if err != nil {
+		return nil, fmt.Errorf("authpg.MigrateTo: %w", err)
+	}
+	res, err := p.UpTo(ctx, version)
+	if err != nil {
+		return nil, fmt.Errorf("authpg.MigrateTo %s: %w", m, err)
+	}
+	var out []MigrationResult
+	for _, r := range res {
+		out = append(out, MigrationResult{Module: m, Version: r.Source.Version, Name: r.Source.Path})
+	}
+	return out, nil
+}

@@ -17,15 +17,18 @@ import (
 // Session is a database-backed login session. Token is what the app hands
 // to the client (e.g. in a cookie): the session UUID, a dot, and an
 // HMAC-SHA256 over (tenant, id) keyed by Options.SessionSecret.
+//
+// Token and TempTOTPSecret are bearer secrets and are left out of JSON, so
+// a page that encodes ListSessions shows devices, not credentials.
 type Session struct {
 	TenantID       string
 	ID             string
-	Token          string
+	Token          string `json:"-"`
 	UserID         string
 	IPAddress      *string
 	UserAgent      *string
 	Metadata       map[string]any
-	TempTOTPSecret *string
+	TempTOTPSecret *string `json:"-"`
 	TOTPVerified   bool
 	ExpiresAt      time.Time
 	LastActivityAt time.Time
@@ -44,7 +47,7 @@ type SessionMetadata struct {
 type SessionUpdate struct {
 	Extend         bool
 	ExpiresIn      *time.Duration
-	TempTOTPSecret *string // "" clears
+	TempTOTPSecret *string // enrolment secret, sealed with Options.TOTPKeys; "" clears
 	TOTPVerified   *bool
 	IPAddress      *string
 	UserAgent      *string
@@ -63,6 +66,13 @@ func (s *Store) scanSession(row pgx.Row) (*Session, error) {
 	}
 	if err := json.Unmarshal(meta, &x.Metadata); err != nil {
 		return nil, fmt.Errorf("session metadata: %w", err)
+	}
+	if x.TempTOTPSecret != nil {
+		plain, err := s.openTemp(x.TenantID, x.ID, *x.TempTOTPSecret)
+		if err != nil {
+			return nil, fmt.Errorf("session: %w", err)
+		}
+		x.TempTOTPSecret = &plain
 	}
 	x.Token = s.SignSessionID(x.TenantID, x.ID)
 	return x, nil
@@ -111,6 +121,25 @@ func (s *Store) VerifySessionToken(tenantID, token string) (string, error) {
 	return id, nil
 }
 
+// sessionRef resolves what a caller holds for a session: the signed token
+// (from the cookie) or the bare session id (from a Session the server
+// already loaded). Anything else is an error, never a silent no-op.
+func (s *Store) sessionRef(tenantID, ref string) (tid, sid string, err error) {
+	tid, err = normTenant(tenantID)
+	if err != nil {
+		return "", "", err
+	}
+	if strings.Contains(ref, ".") {
+		sid, err = s.VerifySessionToken(tid, ref)
+		return tid, sid, err
+	}
+	sid, err = normID(ref)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrInvalidSession, err)
+	}
+	return tid, sid, nil
+}
+
 // CreateSession starts a session for userID that expires SessionMaxAge
 // after the database's now().
 func (s *Store) CreateSession(ctx context.Context, tenantID, userID string, md *SessionMetadata) (*Session, error) {
@@ -154,7 +183,7 @@ func (s *Store) GetSession(ctx context.Context, tenantID, token string) (*Sessio
 		return nil, fmt.Errorf("GetSession: %w", err)
 	}
 	tid, _ := normTenant(tenantID)
-	db, err := s.q()
+	db, err := s.r()
 	if err != nil {
 		return nil, err
 	}
@@ -163,17 +192,13 @@ func (s *Store) GetSession(ctx context.Context, tenantID, token string) (*Sessio
 	return x, mapErr("GetSession", err)
 }
 
-// UpdateSession updates a live session (by id, as the server already holds
-// it after GetSession) and records activity. Missing or expired is
-// ErrNotFound.
-func (s *Store) UpdateSession(ctx context.Context, tenantID, sessionID string, up SessionUpdate) (*Session, error) {
-	tid, err := normTenant(tenantID)
+// UpdateSession updates a live session and records activity. session is
+// the token or the session id; a malformed one or a token with a bad
+// signature is ErrInvalidSession. Missing or expired is ErrNotFound.
+func (s *Store) UpdateSession(ctx context.Context, tenantID, session string, up SessionUpdate) (*Session, error) {
+	tid, sid, err := s.sessionRef(tenantID, session)
 	if err != nil {
-		return nil, err
-	}
-	sid, err := normID(sessionID)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("UpdateSession: %w", err)
 	}
 	var extendBy *float64
 	switch {
@@ -186,6 +211,15 @@ func (s *Store) UpdateSession(ctx context.Context, tenantID, sessionID string, u
 	case up.Extend:
 		v := seconds(s.maxAge)
 		extendBy = &v
+	}
+	temp := up.TempTOTPSecret
+	if temp != nil && *temp != "" {
+		// Sealed like a permanent secret, and bound to this session.
+		sealed, err := s.sealTemp(tid, sid, *temp)
+		if err != nil {
+			return nil, fmt.Errorf("UpdateSession: %w", err)
+		}
+		temp = &sealed
 	}
 	var meta *string
 	if up.Metadata != nil {
@@ -212,20 +246,18 @@ func (s *Store) UpdateSession(ctx context.Context, tenantID, sessionID string, u
 			last_activity_at = now()
 		WHERE tenant_id = $1 AND id = $2 AND expires_at > now()
 		RETURNING `+sessionCols,
-		tid, sid, extendBy, up.TempTOTPSecret, up.TOTPVerified, up.IPAddress, up.UserAgent, meta))
+		tid, sid, extendBy, temp, up.TOTPVerified, up.IPAddress, up.UserAgent, meta))
 	return x, mapErr("UpdateSession", err)
 }
 
-// DeleteSession ends a session (logout). Deleting a missing session is not
-// an error, so logout is idempotent.
-func (s *Store) DeleteSession(ctx context.Context, tenantID, sessionID string) error {
-	tid, err := normTenant(tenantID)
+// DeleteSession ends a session (logout). session is the token the client
+// presented or the session id; a malformed one or a token with a bad
+// signature is ErrInvalidSession. Deleting a session that is already gone
+// is not an error, so logout is idempotent.
+func (s *Store) DeleteSession(ctx context.Context, tenantID, session string) error {
+	tid, sid, err := s.sessionRef(tenantID, session)
 	if err != nil {
-		return err
-	}
-	sid, err := normID(sessionID)
-	if err != nil {
-		return nil
+		return fmt.Errorf("DeleteSession: %w", err)
 	}
 	db, err := s.q()
 	if err != nil {
@@ -243,7 +275,7 @@ func (s *Store) DeleteUserSessions(ctx context.Context, tenantID, userID string)
 	}
 	uid, err := normID(userID)
 	if err != nil {
-		return 0, nil
+		return 0, fmt.Errorf("DeleteUserSessions: %w", err)
 	}
 	db, err := s.q()
 	if err != nil {
@@ -264,9 +296,9 @@ func (s *Store) ListSessionsByUser(ctx context.Context, tenantID, userID string)
 	}
 	uid, err := normID(userID)
 	if err != nil {
-		return []*Session{}, nil
+		return nil, fmt.Errorf("ListSessionsByUser: %w", err)
 	}
-	db, err := s.q()
+	db, err := s.r()
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +313,7 @@ func (s *Store) ListSessionsByUser(ctx context.Context, tenantID, userID string)
 // ListSessions returns the tenant's live sessions, newest first (the
 // seed's getAllSessions).
 func (s *Store) ListSessions(ctx context.Context, tenantID string) ([]*Session, error) {
-	tid, db, err := s.scope(tenantID)
+	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,14 @@ type Options struct {
 	// computed with now() in SQL. Nil means time.Now.
 	Now func() time.Time
 
+	// TOTPKeys seals TOTP secrets (permanent ones and the enrolment secret
+	// held in a session). Nil disables the TOTP methods (ErrNoTOTPKeys).
+	TOTPKeys TOTPKeys
+
+	// Limits bound failed password, TOTP and backup-code attempts. The
+	// zero value means DefaultLimits.
+	Limits Limits
+
 	// Pool configures the pool Open creates; ignored by New. MaxConns and
 	// friends go here. Nil means pgxpool defaults.
 	Pool func(*pgxpool.Config)
@@ -89,7 +98,7 @@ type Options struct {
 // Errors returned by Store methods. Test them with errors.Is.
 var (
 	ErrNotFound       = errors.New("authpg: not found")
-	ErrInvalidTenant  = errors.New("authpg: tenant id must be a UUID")
+	ErrInvalidTenant  = errors.New("authpg: tenant id must be a non-nil UUID")
 	ErrInvalidSession = errors.New("authpg: invalid session token")
 	ErrHandleTaken    = errors.New("authpg: handle already taken in this tenant")
 	ErrEmailTaken     = errors.New("authpg: email already taken in this tenant")
@@ -99,6 +108,10 @@ var (
 	ErrForbidden      = errors.New("authpg: row-level security refused the row (wrong tenant for this connection)")
 	ErrInvalidInput   = errors.New("authpg: invalid input")
 	ErrClosed         = errors.New("authpg: store closed")
+	// ErrTenantMismatch is returned by WithTenant and InTenant when the
+	// transaction (or, through multigres, the connection) already belongs
+	// to another tenant: a nested call may not switch tenants.
+	ErrTenantMismatch = errors.New("authpg: the transaction is already bound to another tenant")
 )
 
 // Store is the tenant-scoped storage adapter. It is safe for concurrent use
@@ -111,6 +124,9 @@ type Store struct {
 	secret     []byte
 	bcryptCost int
 	now        func() time.Time
+	keys       TOTPKeys
+	limits     Limits
+	dummy      *lazyHash
 	// closed is atomic since Close may race with calls on other
 	// goroutines; a pointer so that copies made inside a call share it.
 	closed *atomic.Bool
@@ -176,6 +192,18 @@ func (s *Store) configure(opts Options) error {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if opts.TOTPKeys != nil {
+		if err := checkKeys(opts.TOTPKeys); err != nil {
+			return err
+		}
+		s.keys = opts.TOTPKeys
+	}
+	lim, err := opts.Limits.withDefaults()
+	if err != nil {
+		return err
+	}
+	s.limits = lim
+	s.dummy = &lazyHash{cost: s.bcryptCost}
 	return nil
 }
 
@@ -225,6 +253,14 @@ const SetTenantSQL = `SELECT set_config('app.current_tenant_id', $1, true)`
 // WithTenant runs fn in a transaction on db whose app.current_tenant_id is
 // tenantID (transaction-local), so RLS policies restrict every statement in
 // fn to that tenant. fn's error rolls back; nil commits.
+//
+// When db is already a transaction (or a multigres connection, whose
+// tenant is fixed for the session) that is bound to another tenant, it
+// returns ErrTenantMismatch before running fn: a set_config inside a
+// savepoint survives the savepoint's release, so switching would leave
+// the rest of the outer transaction in the inner tenant. Bound to the
+// same tenant, nothing is set again. Unbound, the tenant is set for fn
+// and cleared again before the savepoint is released.
 func WithTenant(ctx context.Context, db DB, tenantID string, fn func(tx pgx.Tx) error) error {
 	tid, err := normTenant(tenantID)
 	if err != nil {
@@ -235,16 +271,45 @@ func WithTenant(ctx context.Context, db DB, tenantID string, fn func(tx pgx.Tx) 
 		return fmt.Errorf("authpg.WithTenant: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, SetTenantSQL, tid); err != nil {
+	var prev *string
+	if err := tx.QueryRow(ctx, currentTenantSQL).Scan(&prev); err != nil {
+		return fmt.Errorf("authpg.WithTenant: read tenant: %w", err)
+	}
+	if prev != nil {
+		if p, err := uuid.Parse(*prev); err != nil || p.String() != tid {
+			return fmt.Errorf("authpg.WithTenant: %w (%s, not %s)", ErrTenantMismatch, *prev, tid)
+		}
+	} else if _, err := tx.Exec(ctx, SetTenantSQL, tid); err != nil {
 		return fmt.Errorf("authpg.WithTenant: set tenant: %w", err)
 	}
 	if err := fn(tx); err != nil {
 		return err
 	}
+	if prev == nil && isTx(db) {
+		// Released savepoints keep their settings: undo ours so the
+		// enclosing transaction is unbound again.
+		if _, err := tx.Exec(ctx, SetTenantSQL, ""); err != nil {
+			return fmt.Errorf("authpg.WithTenant: restore tenant: %w", err)
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("authpg.WithTenant: commit: %w", err)
 	}
 	return nil
+}
+
+// currentTenantSQL reads the tenant the transaction is bound to, NULL when
+// none.
+const currentTenantSQL = `SELECT NULLIF(pg_catalog.current_setting('app.current_tenant_id', true), '')`
+
+// isTx reports whether Begin on db opens a savepoint rather than a
+// transaction.
+func isTx(db DB) bool {
+	switch db.(type) {
+	case *spDB, pgx.Tx:
+		return true
+	}
+	return false
 }
 
 // InTenant is WithTenant on the Store's DB: fn receives a Store bound to the
@@ -262,18 +327,22 @@ func (s *Store) InTenant(ctx context.Context, tenantID string, fn func(*Store) e
 // sees a malformed uuid (22P02), and returns its canonical form.
 func normTenant(tenantID string) (string, error) {
 	u, err := uuid.Parse(tenantID)
-	if err != nil || len(tenantID) != 36 {
+	if err != nil || len(tenantID) != 36 || u == uuid.Nil {
+		// The all-zero UUID is what an unset uuid.UUID field formats
+		// as; accepting it would file rows under a tenant nobody owns.
 		return "", fmt.Errorf("%w: %q", ErrInvalidTenant, tenantID)
 	}
 	return u.String(), nil
 }
 
-// normID canonicalises a row id; a malformed id cannot name a row, so it is
-// ErrNotFound rather than a leaked 22P02.
+// normID canonicalises a row id. A malformed id cannot name a row: the
+// error is both ErrNotFound (so lookups read as "no such row") and
+// ErrInvalidInput (so no method reports success on it), never a leaked
+// 22P02.
 func normID(id string) (string, error) {
 	u, err := uuid.Parse(id)
 	if err != nil || len(id) != 36 {
-		return "", fmt.Errorf("%w: id %q is not a UUID", ErrNotFound, id)
+		return "", fmt.Errorf("%w: %w: id %q is not a UUID", ErrInvalidInput, ErrNotFound, id)
 	}
 	return u.String(), nil
 }
@@ -307,6 +376,29 @@ func (s *Store) scope(tenantID string) (string, DB, error) {
 	}
 	db, err := s.q()
 	return tid, db, err
+}
+
+// readScope is scope for a single read-only statement (see r).
+func (s *Store) readScope(tenantID string) (string, DB, error) {
+	tid, err := normTenant(tenantID)
+	if err != nil {
+		return "", nil, err
+	}
+	db, err := s.r()
+	return tid, db, err
+}
+
+// r returns the DB for a single read-only statement. On a transaction it
+// skips the per-statement savepoint (two round trips): a SELECT with
+// validated parameters fails only when the connection or the transaction
+// is already lost (I/O, cancellation, a timeout), and then no savepoint
+// would keep the transaction usable anyway.
+func (s *Store) r() (DB, error) {
+	db, err := s.q()
+	if sp, ok := db.(*spDB); ok {
+		return sp.tx, nil
+	}
+	return db, err
 }
 
 func (s *Store) q() (DB, error) {
@@ -358,6 +450,11 @@ func mapErr(op string, err error) error {
 }
 
 func (s *Store) hash(secret string) (string, error) {
+	if len(secret) > 72 {
+		// bcrypt reads at most 72 bytes; x/crypto refuses longer input
+		// with an untyped error.
+		return "", fmt.Errorf("%w: password longer than 72 bytes", ErrInvalidInput)
+	}
 	h, err := bcrypt.GenerateFromPassword([]byte(secret), s.bcryptCost)
 	if err != nil {
 		return "", fmt.Errorf("bcrypt: %w", err)
@@ -371,6 +468,27 @@ func (s *Store) HashPassword(password string) (string, error) { return s.hash(pa
 // CheckPassword reports whether password matches a bcrypt hash.
 func CheckPassword(hash, password string) bool {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+}
+
+// lazyHash is a bcrypt hash of random bytes at the Store's cost, made on
+// first use: Authenticate compares against it when there is no user (or no
+// password), so unknown and known handles take the same time.
+type lazyHash struct {
+	once sync.Once
+	cost int
+	h    []byte
+}
+
+func (l *lazyHash) get() []byte {
+	l.once.Do(func() {
+		h, err := bcrypt.GenerateFromPassword([]byte(uuid.NewString()), l.cost)
+		if err != nil {
+			// Only an invalid cost fails, and configure checked it.
+			panic(fmt.Sprintf("authpg: dummy hash: %v", err))
+		}
+		l.h = h
+	})
+	return l.h
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }

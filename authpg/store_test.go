@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/google/uuid"
 	"testing"
 	"time"
 
@@ -116,7 +117,8 @@ func TestInvalidTenant(t *testing.T) {
 	defer pool.Close()
 	s, _ := authpg.New(pool, opts())
 	const id = "6f1c1f1e-0000-4000-8000-000000000001"
-	for _, bad := range []string{"", "acme", "6f1c1f1e-0000-4000-8000-00000000000", "'; DROP TABLE x; --", "6f1c1f1e000040008000000000000001"} {
+	for _, bad := range []string{"", "acme", "6f1c1f1e-0000-4000-8000-00000000000", "'; DROP TABLE x; --", "6f1c1f1e000040008000000000000001",
+		uuid.Nil.String()} {
 		calls := map[string]func() error{
 			"GetUser":                   func() error { _, err := s.GetUser(ctx, bad, id); return err },
 			"GetUserByHandle":           func() error { _, err := s.GetUserByHandle(ctx, bad, "h"); return err },
@@ -134,10 +136,11 @@ func TestInvalidTenant(t *testing.T) {
 			"ListSessionsByUser":        func() error { _, err := s.ListSessionsByUser(ctx, bad, id); return err },
 			"ListSessions":              func() error { _, err := s.ListSessions(ctx, bad); return err },
 			"CleanupExpiredSessions":    func() error { _, err := s.CleanupExpiredSessions(ctx, bad); return err },
-			"SaveTOTPSecret":            func() error { return s.SaveTOTPSecret(ctx, bad, "h", totp.EncryptedSecret{}) },
-			"GetTOTPSecret":             func() error { _, err := s.GetTOTPSecret(ctx, bad, "h"); return err },
-			"DeleteTOTPSecret":          func() error { return s.DeleteTOTPSecret(ctx, bad, "h") },
-			"VerifyTOTP":                func() error { _, err := s.VerifyTOTP(ctx, bad, "h", "123456", "k"); return err },
+			"SaveTOTPSecret":            func() error { return s.SaveTOTPSecret(ctx, bad, id, "JBSWY3DPEHPK3PXP") },
+			"ImportTOTPSecret":          func() error { return s.ImportTOTPSecret(ctx, bad, id, totp.EncryptedSecret{}) },
+			"GetTOTPSecret":             func() error { _, err := s.GetTOTPSecret(ctx, bad, id); return err },
+			"DeleteTOTPSecret":          func() error { return s.DeleteTOTPSecret(ctx, bad, id) },
+			"VerifyTOTP":                func() error { _, err := s.VerifyTOTP(ctx, bad, id, "123456"); return err },
 			"SaveBackupCodes":           func() error { return s.SaveBackupCodes(ctx, bad, id, []string{"h"}) },
 			"GenerateBackupCodes":       func() error { _, err := s.GenerateBackupCodes(ctx, bad, id); return err },
 			"GetBackupCodes":            func() error { _, err := s.GetBackupCodes(ctx, bad, id); return err },
@@ -152,8 +155,14 @@ func TestInvalidTenant(t *testing.T) {
 			"DeleteInvitation":          func() error { return s.DeleteInvitation(ctx, bad, "t") },
 			"CleanupExpiredInvitations": func() error { _, err := s.CleanupExpiredInvitations(ctx, bad); return err },
 			"AcceptInvitation":          func() error { _, err := s.AcceptInvitation(ctx, bad, "t"); return err },
-			"LogAuditEvent":             func() error { _, err := s.LogAuditEvent(ctx, bad, authpg.NewAuditEvent{Type: "x"}); return err },
-			"ListAuditEvents":           func() error { _, err := s.ListAuditEvents(ctx, bad, authpg.AuditFilter{}); return err },
+			"AcceptInvitationWithUser": func() error {
+				_, _, err := s.AcceptInvitationWithUser(ctx, bad, "t", authpg.NewUser{Handle: "h"})
+				return err
+			},
+			"Authenticate":    func() error { _, err := s.Authenticate(ctx, bad, "h", "p", nil); return err },
+			"UnlockUser":      func() error { _, err := s.UnlockUser(ctx, bad, id); return err },
+			"LogAuditEvent":   func() error { _, err := s.LogAuditEvent(ctx, bad, authpg.NewAuditEvent{Type: "x"}); return err },
+			"ListAuditEvents": func() error { _, err := s.ListAuditEvents(ctx, bad, authpg.AuditFilter{}); return err },
 			"BootstrapUsers": func() error {
 				_, err := s.BootstrapUsers(ctx, bad, []authpg.BootstrapUser{{Handle: "h", Password: "p"}})
 				return err

@@ -34,8 +34,8 @@ type User struct {
 	Handle          string
 	Email           *string
 	DisplayName     string
-	PasswordHash    string
-	PinHash         *string
+	PasswordHash    string  `json:"-"`
+	PinHash         *string `json:"-"`
 	Role            string
 	IsActive        bool
 	TOTPEnabled     bool
@@ -114,7 +114,7 @@ func (s *Store) GetUser(ctx context.Context, tenantID, id string) (*User, error)
 	if err != nil {
 		return nil, err
 	}
-	db, err := s.q()
+	db, err := s.r()
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (s *Store) GetUser(ctx context.Context, tenantID, id string) (*User, error)
 
 // GetUserByHandle finds a user by handle, case-insensitively.
 func (s *Store) GetUserByHandle(ctx context.Context, tenantID, handle string) (*User, error) {
-	tid, db, err := s.scope(tenantID)
+	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (s *Store) GetUserByHandle(ctx context.Context, tenantID, handle string) (*
 
 // GetUserByEmail finds a user by email, case-insensitively.
 func (s *Store) GetUserByEmail(ctx context.Context, tenantID, email string) (*User, error) {
-	tid, db, err := s.scope(tenantID)
+	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +282,7 @@ func (s *Store) DeleteUser(ctx context.Context, tenantID, id string) error {
 // ListUsers returns the tenant's users ordered by handle (the seed's
 // getAllUsers).
 func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*User, error) {
-	tid, db, err := s.scope(tenantID)
+	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +295,7 @@ func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*User, error)
 
 // HasUsers reports whether the tenant has any user.
 func (s *Store) HasUsers(ctx context.Context, tenantID string) (bool, error) {
-	tid, db, err := s.scope(tenantID)
+	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return false, err
 	}

@@ -46,6 +46,9 @@ const (
 
 // CreateClient adds a client to the directory.
 func (q *Queries) CreateClient(ctx context.Context, arg CreateClientParams) (Client, error) {
+	if err := checkTenant("CreateClient", arg.TenantID); err != nil {
+		return Client{}, err
+	}
 	c, err := q.q.CreateClient(ctx, arg)
 	return c, mapErr("CreateClient", err)
 }
@@ -66,6 +69,9 @@ type HoldSlotParams struct {
 // ErrSlotTaken when the range overlaps a confirmed booking, a time block
 // or another live hold (expired holds are purged first).
 func (q *Queries) HoldSlot(ctx context.Context, arg HoldSlotParams) (SlotReservation, error) {
+	if err := checkTenant("HoldSlot", arg.TenantID); err != nil {
+		return SlotReservation{}, err
+	}
 	if arg.TTL <= 0 {
 		return SlotReservation{}, fmt.Errorf("HoldSlot: %w: TTL must be positive", ErrInvalid)
 	}
@@ -87,12 +93,18 @@ func rowsOrNotFound(op string, n int64, err error) error {
 
 // ReleaseSlot drops a hold (the client gave up). Missing is ErrNotFound.
 func (q *Queries) ReleaseSlot(ctx context.Context, tenantID, id uuid.UUID) error {
+	if err := checkTenant("ReleaseSlot", tenantID); err != nil {
+		return err
+	}
 	n, err := q.q.ReleaseSlot(ctx, sqlcdb.ReleaseSlotParams{TenantID: tenantID, ID: id})
 	return rowsOrNotFound("ReleaseSlot", n, err)
 }
 
 // PurgeExpiredHolds deletes the tenant's expired holds (database clock).
 func (q *Queries) PurgeExpiredHolds(ctx context.Context, tenantID uuid.UUID) (int64, error) {
+	if err := checkTenant("PurgeExpiredHolds", tenantID); err != nil {
+		return 0, err
+	}
 	n, err := q.q.PurgeExpiredHolds(ctx, tenantID)
 	return n, mapErr("PurgeExpiredHolds", err)
 }
@@ -100,6 +112,9 @@ func (q *Queries) PurgeExpiredHolds(ctx context.Context, tenantID uuid.UUID) (in
 // ConfirmBooking turns a live hold into a confirmed booking, atomically. An
 // expired or unknown hold is ErrHoldExpired.
 func (q *Queries) ConfirmBooking(ctx context.Context, arg ConfirmBookingParams) (Booking, error) {
+	if err := checkTenant("ConfirmBooking", arg.TenantID); err != nil {
+		return Booking{}, err
+	}
 	b, err := q.q.ConfirmBooking(ctx, arg)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return b, fmt.Errorf("ConfirmBooking: %w", ErrHoldExpired)
@@ -110,12 +125,18 @@ func (q *Queries) ConfirmBooking(ctx context.Context, arg ConfirmBookingParams) 
 // CreateBooking books directly (staff entering a phone booking), without a
 // hold. Overlaps are ErrSlotTaken.
 func (q *Queries) CreateBooking(ctx context.Context, arg CreateBookingParams) (Booking, error) {
+	if err := checkTenant("CreateBooking", arg.TenantID); err != nil {
+		return Booking{}, err
+	}
 	b, err := q.q.CreateBooking(ctx, arg)
 	return b, mapErr("CreateBooking", err)
 }
 
 // GetBooking returns one booking.
 func (q *Queries) GetBooking(ctx context.Context, tenantID, id uuid.UUID) (Booking, error) {
+	if err := checkTenant("GetBooking", tenantID); err != nil {
+		return Booking{}, err
+	}
 	b, err := q.q.GetBooking(ctx, sqlcdb.GetBookingParams{TenantID: tenantID, ID: id})
 	return b, mapErr("GetBooking", err)
 }
@@ -131,6 +152,9 @@ type ListBookingsParams struct {
 
 // ListBookings lists bookings (any status) overlapping the range.
 func (q *Queries) ListBookings(ctx context.Context, arg ListBookingsParams) ([]Booking, error) {
+	if err := checkTenant("ListBookings", arg.TenantID); err != nil {
+		return nil, err
+	}
 	b, err := q.q.ListBookings(ctx, sqlcdb.ListBookingsParams{TenantID: arg.TenantID, PractitionerID: arg.PractitionerID,
 		Since: arg.From, Until: arg.To})
 	return b, mapErr("ListBookings", err)
@@ -139,6 +163,9 @@ func (q *Queries) ListBookings(ctx context.Context, arg ListBookingsParams) ([]B
 // CancelBooking cancels a confirmed booking, freeing its time. A booking
 // that is not confirmed is ErrNotConfirmed; a missing one ErrNotFound.
 func (q *Queries) CancelBooking(ctx context.Context, arg CancelBookingParams) (Booking, error) {
+	if err := checkTenant("CancelBooking", arg.TenantID); err != nil {
+		return Booking{}, err
+	}
 	b, err := q.q.CancelBooking(ctx, arg)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if _, gerr := q.GetBooking(ctx, arg.TenantID, arg.ID); gerr == nil {
@@ -150,6 +177,9 @@ func (q *Queries) CancelBooking(ctx context.Context, arg CancelBookingParams) (B
 
 // SetBookingStatus marks a confirmed booking completed or no_show.
 func (q *Queries) SetBookingStatus(ctx context.Context, tenantID, id uuid.UUID, status string) (Booking, error) {
+	if err := checkTenant("SetBookingStatus", tenantID); err != nil {
+		return Booking{}, err
+	}
 	if status != StatusCompleted && status != StatusNoShow {
 		return Booking{}, fmt.Errorf("SetBookingStatus: %w: status %q", ErrInvalid, status)
 	}
@@ -169,6 +199,9 @@ type RecordPaymentParams struct {
 // RecordPayment adds a payment to a booking and updates its payment
 // status (deposit_paid until the price is covered, then paid).
 func (q *Queries) RecordPayment(ctx context.Context, arg RecordPaymentParams) (Booking, error) {
+	if err := checkTenant("RecordPayment", arg.TenantID); err != nil {
+		return Booking{}, err
+	}
 	if arg.AmountCents <= 0 {
 		return Booking{}, fmt.Errorf("RecordPayment: %w: amount must be positive", ErrInvalid)
 	}
@@ -180,12 +213,18 @@ func (q *Queries) RecordPayment(ctx context.Context, arg RecordPaymentParams) (B
 // CreateTimeBlock blocks a practitioner's time; overlapping bookings, holds
 // or blocks make it ErrSlotTaken.
 func (q *Queries) CreateTimeBlock(ctx context.Context, arg CreateTimeBlockParams) (TimeBlock, error) {
+	if err := checkTenant("CreateTimeBlock", arg.TenantID); err != nil {
+		return TimeBlock{}, err
+	}
 	b, err := q.q.CreateTimeBlock(ctx, arg)
 	return b, mapErr("CreateTimeBlock", err)
 }
 
 // DeleteTimeBlock removes a block; missing is ErrNotFound.
 func (q *Queries) DeleteTimeBlock(ctx context.Context, tenantID, id uuid.UUID) error {
+	if err := checkTenant("DeleteTimeBlock", tenantID); err != nil {
+		return err
+	}
 	n, err := q.q.DeleteTimeBlock(ctx, sqlcdb.DeleteTimeBlockParams{TenantID: tenantID, ID: id})
 	return rowsOrNotFound("DeleteTimeBlock", n, err)
 }
@@ -204,6 +243,9 @@ type SetHoursOverrideParams struct {
 
 // SetHoursOverride sets date-specific hours.
 func (q *Queries) SetHoursOverride(ctx context.Context, arg SetHoursOverrideParams) error {
+	if err := checkTenant("SetHoursOverride", arg.TenantID); err != nil {
+		return err
+	}
 	return mapErr("SetHoursOverride", q.q.SetHoursOverride(ctx, sqlcdb.SetHoursOverrideParams{TenantID: arg.TenantID,
 		PractitionerID: arg.PractitionerID, Day: arg.Date, OpensAt: arg.OpensAt, ClosesAt: arg.ClosesAt,
 		IsClosed: arg.IsClosed, Note: arg.Note}))

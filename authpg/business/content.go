@@ -34,41 +34,62 @@ type (
 
 // UpsertBusinessProfile creates or replaces the tenant's profile.
 func (q *Queries) UpsertBusinessProfile(ctx context.Context, arg UpsertBusinessProfileParams) (BusinessProfile, error) {
+	if err := checkTenant("UpsertBusinessProfile", arg.TenantID); err != nil {
+		return BusinessProfile{}, err
+	}
 	p, err := q.q.UpsertBusinessProfile(ctx, arg)
 	return p, mapErr("UpsertBusinessProfile", err)
 }
 
 // GetBusinessProfile returns the tenant's profile.
 func (q *Queries) GetBusinessProfile(ctx context.Context, tenantID uuid.UUID) (BusinessProfile, error) {
+	if err := checkTenant("GetBusinessProfile", tenantID); err != nil {
+		return BusinessProfile{}, err
+	}
 	p, err := q.q.GetBusinessProfile(ctx, tenantID)
 	return p, mapErr("GetBusinessProfile", err)
 }
 
 // CreateService adds a service to the tenant's menu.
 func (q *Queries) CreateService(ctx context.Context, arg CreateServiceParams) (Service, error) {
+	if err := checkTenant("CreateService", arg.TenantID); err != nil {
+		return Service{}, err
+	}
 	s, err := q.q.CreateService(ctx, arg)
 	return s, mapErr("CreateService", err)
 }
 
 // ListActiveServices lists the tenant's active services in menu order.
 func (q *Queries) ListActiveServices(ctx context.Context, tenantID uuid.UUID) ([]Service, error) {
+	if err := checkTenant("ListActiveServices", tenantID); err != nil {
+		return nil, err
+	}
 	s, err := q.q.ListActiveServices(ctx, tenantID)
 	return s, mapErr("ListActiveServices", err)
 }
 
 // CreatePractitioner adds a practitioner.
 func (q *Queries) CreatePractitioner(ctx context.Context, arg CreatePractitionerParams) (Practitioner, error) {
+	if err := checkTenant("CreatePractitioner", arg.TenantID); err != nil {
+		return Practitioner{}, err
+	}
 	p, err := q.q.CreatePractitioner(ctx, arg)
 	return p, mapErr("CreatePractitioner", err)
 }
 
 // SetBusinessHours sets the regular hours of one weekday.
 func (q *Queries) SetBusinessHours(ctx context.Context, arg SetBusinessHoursParams) error {
+	if err := checkTenant("SetBusinessHours", arg.TenantID); err != nil {
+		return err
+	}
 	return mapErr("SetBusinessHours", q.q.SetBusinessHours(ctx, arg))
 }
 
 // CreateReview records a review (rating 1..5, checked by the database).
 func (q *Queries) CreateReview(ctx context.Context, arg CreateReviewParams) (Review, error) {
+	if err := checkTenant("CreateReview", arg.TenantID); err != nil {
+		return Review{}, err
+	}
 	r, err := q.q.CreateReview(ctx, arg)
 	return r, mapErr("CreateReview", err)
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -94,4 +95,14 @@ func mapErr(op string, err error) error {
 		}
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// checkTenant refuses the all-zero tenant, the value of an unset
+// uuid.UUID field: without it a params struct whose TenantID was forgotten
+// would file rows under a tenant nobody owns.
+func checkTenant(op string, id uuid.UUID) error {
+	if id == uuid.Nil {
+		return fmt.Errorf("%s: %w", op, authpg.ErrInvalidTenant)
+	}
+	return nil
 }

@@ -38,6 +38,9 @@ type CreateGiftCertificateParams struct {
 
 // CreateGiftCertificate issues a certificate whose balance is its amount.
 func (q *Queries) CreateGiftCertificate(ctx context.Context, arg CreateGiftCertificateParams) (GiftCertificate, error) {
+	if err := checkTenant("CreateGiftCertificate", arg.TenantID); err != nil {
+		return GiftCertificate{}, err
+	}
 	g, err := q.q.CreateGiftCertificate(ctx, sqlcdb.CreateGiftCertificateParams{TenantID: arg.TenantID, Code: arg.Code,
 		AmountCents: arg.AmountCents, PurchaserName: arg.PurchaserName, PurchaserEmail: arg.PurchaserEmail,
 		RecipientName: arg.RecipientName, RecipientEmail: arg.RecipientEmail, Message: arg.Message,
@@ -47,6 +50,9 @@ func (q *Queries) CreateGiftCertificate(ctx context.Context, arg CreateGiftCerti
 
 // GetGiftCertificateByCode finds a certificate by code, case-insensitively.
 func (q *Queries) GetGiftCertificateByCode(ctx context.Context, tenantID uuid.UUID, code string) (GiftCertificate, error) {
+	if err := checkTenant("GetGiftCertificateByCode", tenantID); err != nil {
+		return GiftCertificate{}, err
+	}
 	g, err := q.q.GetGiftCertificateByCode(ctx, sqlcdb.GetGiftCertificateByCodeParams{TenantID: tenantID, Code: code})
 	return g, mapErr("GetGiftCertificateByCode", err)
 }
@@ -65,6 +71,9 @@ type RedeemGiftCertificateParams struct {
 // redemptions can never take it below zero. Errors: ErrInsufficientBalance,
 // ErrCertificateInactive (expired, void, used up), ErrNotFound.
 func (q *Queries) RedeemGiftCertificate(ctx context.Context, arg RedeemGiftCertificateParams) (Redemption, error) {
+	if err := checkTenant("RedeemGiftCertificate", arg.TenantID); err != nil {
+		return Redemption{}, err
+	}
 	if arg.AmountCents <= 0 {
 		return Redemption{}, fmt.Errorf("RedeemGiftCertificate: %w: amount must be positive", ErrInvalid)
 	}
@@ -87,6 +96,9 @@ func (q *Queries) RedeemGiftCertificate(ctx context.Context, arg RedeemGiftCerti
 
 // ListRedemptions lists a certificate's redemptions, oldest first.
 func (q *Queries) ListRedemptions(ctx context.Context, tenantID, certificateID uuid.UUID) ([]Redemption, error) {
+	if err := checkTenant("ListRedemptions", tenantID); err != nil {
+		return nil, err
+	}
 	rs, err := q.q.ListRedemptions(ctx, sqlcdb.ListRedemptionsParams{TenantID: tenantID, GiftCertificateID: certificateID})
 	return rs, mapErr("ListRedemptions", err)
 }

@@ -53,6 +53,9 @@ type CreateIntakeSubmissionParams struct {
 
 // CreateIntakeSubmission stores a submitted intake form.
 func (q *Queries) CreateIntakeSubmission(ctx context.Context, arg CreateIntakeSubmissionParams) (IntakeSubmission, error) {
+	if err := checkTenant("CreateIntakeSubmission", arg.TenantID); err != nil {
+		return IntakeSubmission{}, err
+	}
 	answers := arg.Answers
 	if answers == nil {
 		answers = map[string]any{}
@@ -72,6 +75,9 @@ func (q *Queries) CreateIntakeSubmission(ctx context.Context, arg CreateIntakeSu
 
 // ListIntakeSubmissionsByClient lists a client's forms, newest first.
 func (q *Queries) ListIntakeSubmissionsByClient(ctx context.Context, tenantID, clientID uuid.UUID) ([]IntakeSubmission, error) {
+	if err := checkTenant("ListIntakeSubmissionsByClient", tenantID); err != nil {
+		return nil, err
+	}
 	rows, err := q.q.ListIntakeSubmissionsByClient(ctx, sqlcdb.ListIntakeSubmissionsByClientParams{TenantID: tenantID, ClientID: &clientID})
 	if err != nil {
 		return nil, mapErr("ListIntakeSubmissionsByClient", err)

@@ -122,6 +122,68 @@ func Decrypt(e EncryptedSecret, passphrase string) (string, error) {
 	return string(pt), nil
 }
 
+// KeySize is the length of an AES-256 key for Seal and Open.
+const KeySize = 32
+
+// DeriveKey derives a KeySize key from a passphrase with the same scrypt
+// parameters as Encrypt. Run it once at start-up (it takes tens of
+// milliseconds by design) and hand the key to Seal and Open.
+func DeriveKey(passphrase string, salt []byte) ([]byte, error) {
+	if len(salt) == 0 {
+		return nil, errors.New("totp: empty salt")
+	}
+	return deriveKey(passphrase, salt)
+}
+
+// Seal encrypts secret with AES-256-GCM under key, binding it to aad
+// (associated data: not stored, but the same bytes must be given to Open).
+// It needs no key derivation, so it costs microseconds. Salt is left
+// empty: the key is used as is.
+func Seal(secret string, key, aad []byte) (EncryptedSecret, error) {
+	if len(key) != KeySize {
+		return EncryptedSecret{}, fmt.Errorf("totp: key must be %d bytes, not %d", KeySize, len(key))
+	}
+	iv := make([]byte, 12)
+	if _, err := rand.Read(iv); err != nil {
+		return EncryptedSecret{}, fmt.Errorf("totp: iv: %w", err)
+	}
+	gcm, err := newGCM(key, len(iv))
+	if err != nil {
+		return EncryptedSecret{}, err
+	}
+	sealed := gcm.Seal(nil, iv, []byte(secret), aad)
+	ct, tag := sealed[:len(sealed)-gcm.Overhead()], sealed[len(sealed)-gcm.Overhead():]
+	b := base64.StdEncoding.EncodeToString
+	return EncryptedSecret{EncryptedSecret: b(ct), IV: b(iv), AuthTag: b(tag)}, nil
+}
+
+// Open decrypts what Seal produced; a wrong key, altered data or different
+// aad is ErrDecrypt.
+func Open(e EncryptedSecret, key, aad []byte) (string, error) {
+	if len(key) != KeySize {
+		return "", fmt.Errorf("totp: key must be %d bytes, not %d", KeySize, len(key))
+	}
+	d := base64.StdEncoding.DecodeString
+	ct, err1 := d(e.EncryptedSecret)
+	iv, err2 := d(e.IV)
+	tag, err3 := d(e.AuthTag)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return "", fmt.Errorf("totp: bad base64: %w", err)
+	}
+	if len(iv) == 0 || len(tag) != 16 {
+		return "", ErrDecrypt
+	}
+	gcm, err := newGCM(key, len(iv))
+	if err != nil {
+		return "", err
+	}
+	pt, err := gcm.Open(nil, iv, append(ct, tag...), aad)
+	if err != nil {
+		return "", ErrDecrypt
+	}
+	return string(pt), nil
+}
+
 // GenerateKey makes a new random secret and its otpauth:// URL (for a QR
 // code) for account at issuer.
 func GenerateKey(issuer, account string) (secret, url string, err error) {

@@ -1,0 +1,50 @@
+package authpg_test
+
+import (
+	"testing"
+
+	"github.com/multigres-proxy/multigres/authpg"
+	"github.com/multigres-proxy/multigres/internal/proxytest"
+)
+
+// inModes runs fn once in each way of use, each with a fresh tenant: on
+// the superuser pool (direct), inside InTenant on the RLS-bound app role
+// (WithTenant), and through the multigres proxy with the tenant fixed by
+// the user name (multigres). o configures each Store.
+func inModes(t *testing.T, o authpg.Options, fn func(t *testing.T, s *authpg.Store, tenant string)) {
+	t.Helper()
+	e := newEnv(t)
+	var p *proxytest.Proxy
+	t.Run("direct", func(t *testing.T) {
+		s, err := authpg.New(e.super, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(t, s, newTenant())
+	})
+	t.Run("WithTenant", func(t *testing.T) {
+		s, err := authpg.New(e.app, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn := newTenant()
+		if err := s.InTenant(testCtx(t), tn, func(s *authpg.Store) error {
+			fn(t, s, tn)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("multigres", func(t *testing.T) {
+		if p == nil {
+			p = startProxy(t, e)
+		}
+		tn := newTenant()
+		pool := newPool(t, proxytest.URL(p.Addr, proxytest.AppUser+"."+tn, proxytest.AppUserPassword, e.db), nil)
+		s, err := authpg.New(pool, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(t, s, tn)
+	})
+}
