@@ -11,9 +11,17 @@ import (
 // the superuser pool (direct), inside InTenant on the RLS-bound app role
 // (WithTenant), and through the multigres proxy with the tenant fixed by
 // the user name (multigres). o configures each Store.
-func inModes(t *testing.T, o authpg.Options, fn func(t *testing.T, s *authpg.Store, tenant string)) {
+//
+// An optional env is used instead of a new one, for tests that also reach
+// the database directly.
+func inModes(t *testing.T, o authpg.Options, fn func(t *testing.T, s *authpg.Store, tenant string), envs ...*env) {
 	t.Helper()
-	e := newEnv(t)
+	var e *env
+	if len(envs) > 0 {
+		e = envs[0]
+	} else {
+		e = newEnv(t)
+	}
 	var p *proxytest.Proxy
 	t.Run("direct", func(t *testing.T) {
 		s, err := authpg.New(e.super, o)

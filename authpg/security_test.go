@@ -2,10 +2,13 @@ package authpg_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -218,4 +221,137 @@ func TestSecretsStayOutOfJSON(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPasswordOver72BytesIsInvalidInput: bcrypt reads 72 bytes at most;
+// longer is a typed error, not the library's.
+func TestPasswordOver72BytesIsInvalidInput(t *testing.T) {
+	t.Parallel()
+	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn string) {
+		ctx := testCtx(t)
+		long := strings.Repeat("p", 73)
+		if _, err := s.CreateUser(ctx, tn, authpg.NewUser{Handle: "long", Password: long}); !errors.Is(err, authpg.ErrInvalidInput) {
+			t.Errorf("CreateUser(73-byte password) = %v, want ErrInvalidInput", err)
+		}
+		u := mustUser(t, s, tn, "short")
+		if _, err := s.UpdateUser(ctx, tn, u.ID, authpg.UserUpdate{Password: &long}); !errors.Is(err, authpg.ErrInvalidInput) {
+			t.Errorf("UpdateUser(73-byte password) = %v, want ErrInvalidInput", err)
+		}
+		if _, err := s.HashPassword(long); !errors.Is(err, authpg.ErrInvalidInput) {
+			t.Errorf("HashPassword(73 bytes) = %v, want ErrInvalidInput", err)
+		}
+		if _, err := s.CreateUser(ctx, tn, authpg.NewUser{Handle: "max", Password: strings.Repeat("p", 72)}); err != nil {
+			t.Errorf("CreateUser(72-byte password): %v", err)
+		}
+	})
+}
+
+// TestInvitationLifecycle: the expiry rules of update match create, a used
+// invitation is not offered again, tokens are stored hashed, and
+// AcceptInvitationWithUser creates the user and accepts in one step (or
+// does neither).
+func TestInvitationLifecycle(t *testing.T) {
+	t.Parallel()
+	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn string) {
+		ctx := testCtx(t)
+		inv := must(s.CreateInvitation(ctx, tn, authpg.NewInvitation{Email: "new@example.test", Role: authpg.RoleEditor}))
+		for _, d := range []time.Duration{-time.Hour, 0} {
+			if _, err := s.UpdateInvitation(ctx, tn, inv.Token, authpg.InvitationUpdate{ExpiresIn: &d}); !errors.Is(err, authpg.ErrInvalidInput) {
+				t.Errorf("UpdateInvitation(ExpiresIn %v) = %v, want ErrInvalidInput", d, err)
+			}
+		}
+		if _, err := s.CreateInvitation(ctx, tn, authpg.NewInvitation{Email: "x@example.test", Token: "short"}); !errors.Is(err, authpg.ErrInvalidInput) {
+			t.Errorf("CreateInvitation(short token) = %v, want ErrInvalidInput", err)
+		}
+		// A taken handle: no user, and the invitation stays pending.
+		mustUser(t, s, tn, "taken")
+		if _, _, err := s.AcceptInvitationWithUser(ctx, tn, inv.Token, authpg.NewUser{Handle: "taken", Password: "pw"}); !errors.Is(err, authpg.ErrHandleTaken) {
+			t.Fatalf("AcceptInvitationWithUser(taken handle) = %v, want ErrHandleTaken", err)
+		}
+		if _, err := s.GetInvitation(ctx, tn, inv.Token); err != nil {
+			t.Fatalf("invitation consumed by a failed sign-up: %v", err)
+		}
+		if _, _, err := s.AcceptInvitationWithUser(ctx, tn, inv.Token, authpg.NewUser{Handle: "newbie", Password: "pw", Role: authpg.RoleDeveloper}); !errors.Is(err, authpg.ErrInvalidInput) {
+			t.Fatalf("AcceptInvitationWithUser(other role) = %v, want ErrInvalidInput", err)
+		}
+		u, acc, err := s.AcceptInvitationWithUser(ctx, tn, inv.Token, authpg.NewUser{Handle: "newbie", Password: "pw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Email == nil || *u.Email != "new@example.test" || u.Role != authpg.RoleEditor || acc.AcceptedAt == nil || acc.ID != inv.ID {
+			t.Fatalf("user = %+v, invitation = %+v", u, acc)
+		}
+		if _, err := s.GetInvitation(ctx, tn, inv.Token); !errors.Is(err, authpg.ErrNotFound) {
+			t.Errorf("GetInvitation returned an accepted invitation: %v", err)
+		}
+		if _, _, err := s.AcceptInvitationWithUser(ctx, tn, inv.Token, authpg.NewUser{Handle: "again", Password: "pw"}); !errors.Is(err, authpg.ErrInvitationUsed) {
+			t.Errorf("second AcceptInvitationWithUser = %v, want ErrInvitationUsed", err)
+		}
+		if _, err := s.GetUserByHandle(ctx, tn, "again"); !errors.Is(err, authpg.ErrNotFound) {
+			t.Errorf("a refused acceptance created its user: %v", err)
+		}
+	})
+}
+
+// TestInvitationTokensAreStoredHashed: the table holds SHA-256 of the token,
+// never the token.
+func TestInvitationTokensAreStoredHashed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testCtx(t)
+	tn := newTenant()
+	inv := must(e.store.CreateInvitation(ctx, tn, authpg.NewInvitation{Email: "h@example.test"}))
+	var stored string
+	if err := e.super.QueryRow(ctx, `SELECT token_hash FROM auth.invitations WHERE id = $1`, inv.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(inv.Token))
+	if stored != hex.EncodeToString(sum[:]) || strings.Contains(stored, inv.Token) {
+		t.Fatalf("stored %q for token %q", stored, inv.Token)
+	}
+	// Knowing the stored value is not knowing the token.
+	if _, err := e.store.AcceptInvitation(ctx, tn, stored); !errors.Is(err, authpg.ErrNotFound) {
+		t.Fatalf("AcceptInvitation(stored hash) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestCleanupAllTenants: the maintenance job's cleanup reaches every
+// tenant on a role that bypasses RLS, and an RLS-bound role is refused
+// instead of silently cleaning nothing.
+func TestCleanupAllTenants(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testCtx(t)
+	var tenants []string
+	for i := 0; i < 3; i++ {
+		tn := newTenant()
+		tenants = append(tenants, tn)
+		u := mustUser(t, e.store, tn, "u")
+		dead := must(e.store.CreateSession(ctx, tn, u.ID, nil))
+		must(e.store.CreateSession(ctx, tn, u.ID, nil))
+		old := must(e.store.CreateInvitation(ctx, tn, authpg.NewInvitation{Email: "o@example.test"}))
+		e.superExec(t, `UPDATE auth.sessions SET expires_at = now() - interval '1 s' WHERE id = $1`, dead.ID)
+		e.superExec(t, `UPDATE auth.invitations SET expires_at = now() - interval '1 s' WHERE id = $1`, old.ID)
+	}
+	e.superExec(t, `INSERT INTO auth.attempt_limits (tenant_id, kind, subject, failures, window_started_at)
+		VALUES ($1, 'password', 'login:x', 1, now() - interval '1 day'), ($1, 'password', 'login:y', 1, now())`, tenants[0])
+	if _, err := e.appSt.CleanupAllTenants(ctx); !errors.Is(err, authpg.ErrForbidden) {
+		t.Fatalf("CleanupAllTenants on an RLS-bound role = %v, want ErrForbidden", err)
+	}
+	if _, err := e.appSt.ListTenants(ctx); !errors.Is(err, authpg.ErrForbidden) {
+		t.Fatalf("ListTenants on an RLS-bound role = %v, want ErrForbidden", err)
+	}
+	got := must(e.store.ListTenants(ctx))
+	if len(got) != 3 {
+		t.Fatalf("ListTenants = %v, want %v", got, tenants)
+	}
+	r, err := e.store.CleanupAllTenants(ctx)
+	if err != nil || r.Sessions != 3 || r.Invitations != 3 || r.Attempts != 1 {
+		t.Fatalf("CleanupAllTenants = %+v, %v, want 3 sessions, 3 invitations, 1 counter", r, err)
+	}
+	for _, tn := range tenants {
+		if l := must(e.store.ListSessions(ctx, tn)); len(l) != 1 {
+			t.Fatalf("tenant %s has %d live sessions, want 1", tn, len(l))
+		}
+	}
 }
