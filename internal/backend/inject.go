@@ -226,3 +226,14 @@ func (c *Conn) setParam(name, value string) {
 	}
 	c.Params = append(c.Params, Param{name, value})
 }
+
+// NoteParameterStatus records a ParameterStatus frame the server sent
+// after login (the relay forwards it to the client), so that Params stays
+// what the server last reported: a client logging in on a pooled
+// connection is told exactly that.
+func (c *Conn) NoteParameterStatus(frame []byte) {
+	var ps pgproto3.ParameterStatus
+	if len(frame) > 5 && ps.Decode(frame[5:]) == nil {
+		c.setParam(ps.Name, ps.Value)
+	}
+}

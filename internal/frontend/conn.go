@@ -125,6 +125,9 @@ func (c *clientConn) serve() (next func()) {
 	deadline := time.Now().Add(c.lc.cfg.HandshakeTimeout)
 	_ = c.nc.SetDeadline(deadline)
 	if err := c.handshake(deadline); err != nil {
+		// The error must reach the client even when the handshake used
+		// up its time (a login waiting for a pooled connection).
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		c.fail(err)
 		return nil
 	}

@@ -311,6 +311,9 @@ func (c *clientConn) idleReadError(err error) (retry bool, out error) {
 	if c.ident.Bypass || !errors.As(err, &ne) || !ne.Timeout() {
 		return false, err
 	}
+	if retry, out, held := c.holdReadError(err); held {
+		return retry, out
+	}
 	timeout := c.srv.live.Load().cfg.TenantIdleTimeout
 	idle := timeout > 0 && c.tl.status.Load() == 'I' && c.tl.pending.Load() == 0 && !c.tl.unsynced.Load()
 	idleErr := wire.Fatal(codeIdleSessionTimeout, "terminating connection due to idle timeout (tenant_idle_timeout = %s)", timeout)

@@ -66,6 +66,8 @@ type Server struct {
 	poolSet  atomic.Pointer[pool.Set] // transaction pooling; made on first use
 	shutCtx  context.Context
 	shutStop context.CancelFunc
+
+	audit auditLog // state_audit findings (txaudit.go)
 }
 
 // pools returns the transaction-pooling pool set, making it on first use.

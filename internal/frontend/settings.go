@@ -98,3 +98,8 @@ var unknownSettingsMap = func() map[string]string {
 	}
 	return m
 }()
+
+// isUnknownSettings reports whether m is the unknown marker set.
+func isUnknownSettings(m map[string]string) bool {
+	return len(m) > 0 && len(m) == len(unknownSettingsMap) && m[sqlguard.TrackedSettings[0]] == "\x00unknown"
+}

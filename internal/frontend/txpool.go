@@ -47,6 +47,11 @@ type txConn struct {
 	// copyIn: the server is reading COPY data and ignores Sync (see
 	// enterCopyIn).
 	copyIn bool
+	// attachedAt is the monoNow of the current attachment (see
+	// unsynced_hold_timeout in txhold.go); closeServer makes abandonTx
+	// close the server connection instead of rolling it back.
+	attachedAt  int64
+	closeServer bool
 	// out collects what the client pump sends the server for one message.
 	out []byte
 	// unread counts the bytes forwarded since someone last started
@@ -163,7 +168,9 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 		return err
 	}
 	t.pool = c.srv.pools().Get(c.database, c.ident.Role, c.txDialer(creds), c.poolLimits())
-	sc, err := t.pool.Acquire(ctx)
+	actx, cancel := loginWaitCtx(ctx)
+	sc, err := t.pool.Acquire(actx)
+	cancel()
 	if err != nil {
 		return c.acquireError(err, true)
 	}
@@ -181,7 +188,7 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	checkKey := bctx.Role + "\x00" + c.database
 	bctx.CheckRole = !c.srv.roleChecked(checkKey)
 	if err := c.applyErr(sc.Apply(bctx), bctx.Role); err != nil {
-		t.pool.Release(sc, false)
+		c.releaseServer(sc, false)
 		return err
 	}
 	if bctx.CheckRole {
@@ -190,7 +197,7 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	sc.Context, sc.Settings = t.ctxKey, settings
 	sc.UnnamedOwner = 0
 	err = c.sendReady(sc.Conn)
-	t.pool.Release(sc, sc.TxStatus == 'I')
+	c.releaseServer(sc, sc.TxStatus == 'I')
 	return err
 }
 
@@ -293,6 +300,16 @@ func (c *clientConn) acquireError(err error, login bool) *wire.Error {
 		return &wire.Error{Severity: sev, Code: wire.CodeTooManyConnections,
 			Message: fmt.Sprintf("no server connection became free within query_wait_timeout (%s)", c.lc.cfg.QueryWaitTimeout),
 			Hint:    "Retry later; or raise default_pool_size (and max_db_connections), or shorten your transactions."}
+	case errors.Is(err, pool.ErrQuotaWait):
+		cfg := c.srv.live.Load().cfg
+		return &wire.Error{Severity: sev, Code: wire.CodeTooManyConnections,
+			Message: fmt.Sprintf("tenant %q already holds max_tenant_server_connections (%d) server connections of pool %s/%s, and none was released within query_wait_timeout (%s)",
+				c.tl.name, cfg.MaxTenantServerConnections, c.database, c.ident.Role, cfg.QueryWaitTimeout),
+			Hint: "Retry later; shorten this tenant's transactions, or raise max_tenant_server_connections."}
+	case login && errors.Is(err, context.DeadlineExceeded):
+		return &wire.Error{Severity: sev, Code: wire.CodeTooManyConnections,
+			Message: fmt.Sprintf("no server connection became free before the login timed out (handshake_timeout = %s)", c.lc.cfg.HandshakeTimeout),
+			Hint:    "Retry later; or raise default_pool_size, or shorten your transactions."}
 	case errors.Is(err, pool.ErrClosed):
 		return wire.Fatal(wire.CodeAdminShutdown, "multigres is shutting down")
 	}

@@ -51,6 +51,9 @@ func (c *clientConn) relayTx() {
 
 func (c *clientConn) pumpClientTx(frames *wire.FrameReader) error {
 	for {
+		if frames.Buffered() == 0 {
+			c.armHold()
+		}
 		typ, frame, err := c.nextClientFrame(frames)
 		if err != nil {
 			return err
@@ -362,7 +365,9 @@ func (c *clientConn) withoutServer(typ byte, frame []byte) (bool, error) {
 	switch typ {
 	case 'S':
 		return true, c.answerLocally(&pgproto3.ReadyForQuery{TxStatus: t.status})
-	case 'H':
+	case 'H', 'd', 'c', 'f':
+		// PostgreSQL ignores COPY messages outside COPY; borrowing a
+		// server connection for them would hold it with nothing owed.
 		return true, nil
 	case 'C':
 		if kind, name, ok := closeTarget(frame); ok && kind == 'S' && name != "" {
@@ -394,7 +399,7 @@ func (c *clientConn) answerLocally(m pgproto3.BackendMessage) error {
 func (c *clientConn) attach(typ byte, frame []byte) error {
 	t := &c.tx
 	t.unlock()
-	sc, err := t.pool.Acquire(c.srv.shutdownCtx())
+	sc, err := c.acquireServer()
 	t.mu.Lock()
 	if err != nil {
 		we := c.acquireError(err, false)
@@ -412,15 +417,50 @@ func (c *clientConn) attach(typ byte, frame []byte) error {
 		return nil
 	}
 	t.server = sc
+	t.attachedAt = c.monoNow()
 	sc.Holder.Store(c.id)
 	t.unconfirmed = false
 	if t.q == nil {
 		t.q = make([]owed, 0, 8) // a switch and a short batch fit
 	}
 	if sc.Context != t.ctxKey || !maps.Equal(sc.Settings, t.settings) {
-		c.queueSwitch(sc, typ == 'Q' && !mayControlTransaction(frame))
+		c.queueSwitch(sc, typ == 'Q' && !mayControlTransaction(frame) && sameShaping(sc.Settings, t.settings))
 	}
 	return nil
+}
+
+// shapingSettings shape the transaction a statement starts, or bound the
+// statements in it: under the short switch the client's query runs in the
+// transaction the switch began, under the connection's previous values
+// (read-only, serializable, another client's statement_timeout timer).
+var shapingSettings = []string{"default_transaction_isolation", "default_transaction_read_only",
+	"default_transaction_deferrable", "statement_timeout", "lock_timeout"}
+
+// sameShaping reports whether a connection's settings and a client's agree
+// on every shaping setting, so the short switch may share the client's
+// transaction.
+func sameShaping(server, client map[string]string) bool {
+	for _, name := range shapingSettings {
+		sv, sok := server[name]
+		cv, cok := client[name]
+		if sok != cok || sv != cv {
+			return false
+		}
+	}
+	return true
+}
+
+// shapesTransactions reports whether a connection may carry another
+// client's transaction defaults (or unknown ones): the full switch then
+// opens its own transaction with explicit characteristics, so that it
+// never runs read-only, serializable or deferrable because of them.
+func shapesTransactions(server map[string]string) bool {
+	for _, name := range shapingSettings[:3] {
+		if _, ok := server[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // queueSwitch writes the context switch in front of the client's message,
@@ -466,11 +506,27 @@ func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 	if short {
 		c.injectPrepared(sc, "mg_switch_"+n, sql, params)
 	} else {
-		c.injectPrepared(sc, "mg_switchq_"+n, sql+quietCommit, params)
+		if shapesTransactions(sc.Settings) {
+			c.injectPrepared(sc, "mg_begin", switchBegin, nil)
+		}
+		if slices.Contains(bctx.Resets, "client_min_messages") {
+			// A reset and a local set of one setting in one transaction
+			// leave it marked as set by the session (PostgreSQL keeps the
+			// session source under the local value): this switch warns.
+			c.injectPrepared(sc, "mg_switchl_"+n, sql, params)
+		} else {
+			c.injectPrepared(sc, "mg_switchq_"+n, sql+quietCommit, params)
+		}
 		c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
 	}
 	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, t.settings, 0
 }
+
+// switchBegin opens the full switch's transaction with the defaults'
+// values spelled out, when the connection's previous client may have set
+// them: a read-only default would fail a signed switch, and a serializable
+// deferrable one could make it wait for a safe snapshot.
+const switchBegin = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE, NOT DEFERRABLE"
 
 // quietCommit keeps the full switch's COMMIT from sending its WARNING
 // ("there is no transaction in progress"): PostgreSQL flushes every notice
@@ -567,6 +623,7 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 			// fails, so forget the server's statements now.
 			sc.Prepared.Clear()
 			clear(sc.Internal)
+			clear(sc.Orphans)
 		}
 		t.q = append(t.q, owed{kind: 'Q', fx: fx})
 	case 'E':
@@ -649,21 +706,40 @@ func (c *clientConn) forwardParse(frame []byte, fx *sqlguard.Effects) error {
 // prepareOnServer sends st's Parse, closing the statement the LRU evicts.
 func (c *clientConn) prepareOnServer(st *txStmt, o owed) error {
 	t := &c.tx
-	if ev := t.server.Prepared.Add(st.srv); ev != "" {
-		if err := c.send(buildFrame('C', []byte{'S'}, []byte(ev), []byte{0})); err != nil {
-			return err
+	sc := t.server
+	if ev := sc.Prepared.Add(st.srv); ev != "" {
+		c.closeOnServer(ev)
+	}
+	for name := range sc.Orphans {
+		if name != st.srv {
+			c.closeOnServer(name)
 		}
-		t.q = append(t.q, owed{kind: 'C', action: owedSwallow})
 	}
 	// Close first: a statement of this name may be on the server although
-	// multigres forgot it (an eviction's Close skipped after an error);
-	// the server name is the SQL's hash, so it is the same statement, but
-	// Parse would fail with 42P05. Closing a missing statement is no error.
+	// multigres forgot it (an orphan); the server name is the SQL's hash,
+	// so it is the same statement, but Parse would fail with 42P05.
+	// Closing a missing statement is no error.
+	orphan := sc.Orphans[st.srv]
+	delete(sc.Orphans, st.srv)
 	if err := c.send(buildFrame('C', []byte{'S'}, []byte(st.srv), []byte{0})); err != nil {
 		return err
 	}
-	t.q = append(t.q, owed{kind: 'C', action: owedSwallow}, o)
+	closing := owed{kind: 'C', action: owedSwallow}
+	if orphan {
+		closing.srv = st.srv // skipped, it stays an orphan
+	}
+	t.q = append(t.q, closing, o)
 	return c.send(st.parse)
+}
+
+// closeOnServer queues the Close of a server statement multigres no longer
+// keeps (t.mu held); if an error makes the server skip it, skipToSync
+// records the statement as an orphan.
+func (c *clientConn) closeOnServer(name string) {
+	t := &c.tx
+	delete(t.server.Orphans, name)
+	t.out = append(t.out, buildFrame('C', []byte{'S'}, []byte(name), []byte{0})...)
+	t.q = append(t.q, owed{kind: 'C', action: owedSwallow, srv: name})
 }
 
 // ensurePrepared makes a statement the client refers to exist on the
@@ -886,7 +962,7 @@ func (c *clientConn) serverLost(sc *pool.Conn, err error) {
 	t.q = nil
 	t.unlock()
 	t.cancels.Wait()
-	t.pool.Release(sc, false)
+	c.releaseServer(sc, false)
 	if gone {
 		return
 	}
@@ -928,9 +1004,12 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 	forward := head.action == owedForward && !t.gone
 	pop := false
 	switch typ {
+	case 'S':
+		sc.NoteParameterStatus(frame)
+		forward = !t.gone
 	case 'N':
 		forward = !t.gone && !head.injected
-	case 'A', 'S':
+	case 'A':
 		forward = !t.gone
 	case 'G':
 		c.enterCopyIn()
@@ -962,11 +1041,19 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 	if forward {
 		err = c.forwardToClient(sc, typ, frame, false)
 	}
+	if typ == 'E' && (len(t.batchFx) > 0 || head.kind == 'Q' && head.fx != nil && len(head.fx.Settings) > 0) {
+		// Settings ran before this error in the same batch. Whether they
+		// rolled back depends on what else ran in between (a COMMIT, a
+		// simple Query, a procedure): multigres cannot know, so the
+		// connection's settings are unknown and the next switch resets
+		// them all. The client's own settings stay as they were.
+		sc.Settings = unknownSettings()
+	}
 	switch {
 	case typ == 'E' && head.kind == 'Q':
 		head.failed = true
 	case typ == 'E':
-		t.batchFx = nil // the implicit transaction rolls back
+		t.batchFx = nil
 		c.skipToSync()
 	case pop:
 		c.pop()
@@ -982,6 +1069,9 @@ func (c *clientConn) unownedFrame(sc *pool.Conn, typ byte, frame []byte) (bool, 
 	t := &c.tx
 	switch typ {
 	case 'N', 'A', 'S':
+		if typ == 'S' {
+			sc.NoteParameterStatus(frame)
+		}
 		err := c.forwardToClient(sc, typ, frame, true)
 		t.unlock()
 		return false, err
@@ -1043,14 +1133,16 @@ func (c *clientConn) emitSynth() {
 
 // skipToSync mirrors the server after an extended-protocol error: every
 // entry up to the next Sync gets no answer, simple Queries included (the
-// server discards them too). A failed Parse registers nothing; an
-// injected Close that never ran may leave its statement on the server,
-// which is harmless: every Parse of a server statement is preceded by a
-// Close of that name.
+// server discards them too). A failed Parse registers nothing; a
+// statement whose injected Close never ran stays on the server as an
+// orphan (closed by the next prepare).
 func (c *clientConn) skipToSync() {
 	t := &c.tx
 	for len(t.q) > 0 && t.q[0].kind != 'S' {
 		o := t.q[0]
+		if o.kind == 'C' && o.srv != "" {
+			t.server.Orphans[o.srv] = true
+		}
 		if o.kind == 'P' && o.srv != "" && o.action != owedSynth {
 			t.server.Prepared.Remove(o.srv)
 			if o.named && t.stmts[o.stmt] != nil && t.stmts[o.stmt].srv == o.srv {
@@ -1095,7 +1187,7 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 	if release {
 		t.clearInline(sc)
 		t.cancels.Wait()
-		t.pool.Release(sc, reusable)
+		c.releaseServer(sc, reusable)
 	}
 	return release, err
 }
@@ -1206,6 +1298,17 @@ func (c *clientConn) abandonTx() {
 	sc, done := t.server, t.pumpDone
 	switch {
 	case sc == nil:
+	case len(t.q) == 0 && (t.closeServer || c.tl.unsynced.Load()):
+		// Extended-protocol messages without their Sync: after an error
+		// the server skips a ROLLBACK until a Sync, and a Sync would
+		// commit what the client never synced. Closing aborts it.
+		sc.Close()
+		t.server = nil
+		if done == nil {
+			t.unlock()
+			c.releaseServer(sc, false)
+			return
+		}
 	case len(t.q) == 0:
 		_ = sc.SetDeadline(time.Now().Add(10 * time.Second))
 		sc.UnnamedOwner = 0
@@ -1229,7 +1332,7 @@ func (c *clientConn) abandonTx() {
 		t.server = nil
 		if done == nil { // no pump to give it back
 			t.unlock()
-			t.pool.Release(sc, false)
+			c.releaseServer(sc, false)
 			return
 		}
 	}
@@ -1251,7 +1354,7 @@ func (c *clientConn) abandonInline(sc *pool.Conn) {
 	}
 	t.unlock()
 	if stuck {
-		t.pool.Release(sc, false)
+		c.releaseServer(sc, false)
 	}
 }
 

@@ -120,7 +120,8 @@ func attach(raw string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PGTEST_DATABASE_URL: %w", err)
 	}
-	return &Server{Host: cfg.Host, Port: int(cfg.Port), User: cfg.User, Password: cfg.Password}, nil
+	s := &Server{Host: cfg.Host, Port: int(cfg.Port), User: cfg.User, Password: cfg.Password}
+	return s, s.installAudit()
 }
 
 // FindBinDir locates the PostgreSQL server binaries.
@@ -166,6 +167,10 @@ func startCluster(bin string) (*Server, error) {
 	}
 	s.Port = port
 	if err := s.launch(bin); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.installAudit(); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -448,5 +453,66 @@ func asPostgresUser(cmd *exec.Cmd, dir string) error {
 	}
 	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	cmd.Env = append(os.Environ(), "HOME="+dir)
+	return nil
+}
+
+// StateAuditSQL installs multigres_audit.session_state, which the proxy
+// calls after each transaction-mode release with state_audit on
+// (internal/frontend/txaudit.go); every cluster pgtest starts has it in
+// template1, so every test database does. It must be SECURITY DEFINER:
+// hardening revokes the functions behind pg_prepared_statements and
+// pg_cursors from tenant roles. It reports only its caller's own session.
+// Test databases only: on a shared connection it would show a tenant the
+// statements of the tenants before.
+const StateAuditSQL = `
+CREATE SCHEMA IF NOT EXISTS multigres_audit;
+GRANT USAGE ON SCHEMA multigres_audit TO PUBLIC;
+CREATE OR REPLACE FUNCTION multigres_audit.session_state(names text[], vals text[])
+RETURNS TABLE(kind text, name text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+AS $$
+DECLARE
+    i int;
+    canon text;
+BEGIN
+    RETURN QUERY SELECT 'setting'::text, s.name::text, pg_catalog.current_setting(s.name)
+        FROM pg_catalog.pg_settings s WHERE s.source = 'session';
+    RETURN QUERY SELECT 'prepared'::text, p.name::text, NULL::text FROM pg_catalog.pg_prepared_statements p;
+    RETURN QUERY SELECT 'cursor'::text, c.name::text, c.statement FROM pg_catalog.pg_cursors c;
+    RETURN QUERY SELECT 'lock'::text, l.classid::text || ':' || l.objid::text || ':' || l.objsubid::text, l.mode
+        FROM pg_catalog.pg_locks l WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'advisory';
+    RETURN QUERY SELECT 'listen'::text, ch::text, NULL::text FROM pg_catalog.pg_listening_channels() ch;
+    RETURN QUERY SELECT 'report'::text, n, pg_catalog.current_setting(n, true)
+        FROM pg_catalog.unnest(ARRAY['application_name', 'client_encoding', 'DateStyle', 'IntervalStyle',
+            'TimeZone', 'standard_conforming_strings', 'integer_datetimes', 'is_superuser', 'server_encoding',
+            'server_version', 'session_authorization', 'default_transaction_read_only', 'in_hot_standby']) n;
+    FOR i IN 1 .. coalesce(pg_catalog.array_length(names, 1), 0) LOOP
+        canon := NULL;
+        BEGIN
+            -- Local to a subtransaction that is rolled back: only the
+            -- canonical spelling of the model's value is kept.
+            canon := pg_catalog.set_config(names[i], vals[i], true);
+            RAISE EXCEPTION 'undo';
+        EXCEPTION WHEN OTHERS THEN
+            NULL;
+        END;
+        kind := 'canon'; name := names[i]; detail := canon;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+GRANT EXECUTE ON FUNCTION multigres_audit.session_state(text[], text[]) TO PUBLIC;
+`
+
+// installAudit puts StateAuditSQL in template1 (so every database created
+// later has it) and in postgres.
+func (s *Server) installAudit() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, db := range []string{"template1", "postgres"} {
+		if err := s.Exec(ctx, db, StateAuditSQL); err != nil {
+			return fmt.Errorf("install the state audit in %s: %w", db, err)
+		}
+	}
 	return nil
 }

@@ -58,3 +58,13 @@ func (l *LRU) Clear() {
 
 // Len is the number of names held.
 func (l *LRU) Len() int { return l.order.Len() }
+
+// Names lists the prepared names, most recently used first (for the state
+// audit).
+func (l *LRU) Names() []string {
+	out := make([]string, 0, l.order.Len())
+	for e := l.order.Front(); e != nil; e = e.Next() {
+		out = append(out, e.Value.(string))
+	}
+	return out
+}

@@ -56,6 +56,10 @@ type Conn struct {
 	// Internal are multigres' own statements prepared here (the context
 	// switch's), by name.
 	Internal map[string]bool
+	// Orphans are server statements that are no longer in Prepared but
+	// still exist on the server: the Close multigres sent for them was
+	// skipped after an error. The next prepare closes them.
+	Orphans map[string]bool
 	// UnnamedOwner identifies the client Parse that the server's unnamed
 	// statement holds (0: unknown or none).
 	UnnamedOwner uint64
@@ -67,6 +71,7 @@ type Conn struct {
 	pool     *Pool
 	created  time.Time
 	lastUsed time.Time
+	quotaKey string // the holder's tenant slot (AcquireQuota), "" for none
 }
 
 // Pool is the server connections of one (database, role).
@@ -83,6 +88,8 @@ type Pool struct {
 	open    int // idle + lent + dialling
 	waiters []chan *Conn
 	closed  bool
+
+	quota quota // max_tenant_server_connections
 }
 
 // Set is every pool, with the per-database connection limit.
@@ -296,7 +303,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		return nil, fmt.Errorf("pool %s/%s: %w", p.Database, p.Role, err)
 	}
 	now := time.Now()
-	c := &Conn{Conn: bc, Settings: map[string]string{}, Internal: map[string]bool{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
+	c := &Conn{Conn: bc, Settings: map[string]string{}, Internal: map[string]bool{}, Orphans: map[string]bool{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
 		pool: p, created: now, lastUsed: now}
 	p.mu.Lock()
 	p.conns[c] = struct{}{}
@@ -340,6 +347,10 @@ func (p *Pool) check(c *Conn) *Conn {
 func (p *Pool) Release(c *Conn, reusable bool) {
 	now := time.Now()
 	c.Holder.Store(0)
+	if c.quotaKey != "" {
+		p.giveQuota(c.quotaKey)
+		c.quotaKey = ""
+	}
 	if !reusable || (p.limits.Lifetime > 0 && now.Sub(c.created) > p.limits.Lifetime) {
 		p.drop(c) // wakes a waiter to dial a replacement
 		return

@@ -62,6 +62,9 @@ func SetupWith(t testing.TB, pg *pgtest.Server, db string, mutate func(*mgsql.Op
 	if err := mgsql.Init(ctx, conn, opts); err != nil {
 		t.Fatalf("proxytest: init: %v", err)
 	}
+	if _, err := conn.Exec(ctx, pgtest.StateAuditSQL); err != nil {
+		t.Fatalf("proxytest: install the state audit: %v", err)
+	}
 	// Roles are cluster-wide: re-setting the password would draw a new salt
 	// under the feet of other tests' proxies mid-login (SCRAM passthrough
 	// needs the verifier they looked up). Set it only when it differs.
@@ -92,6 +95,9 @@ func Config(pg *pgtest.Server) *config.Config {
 	cfg.AuthFailureDelay = 20 * time.Millisecond
 	cfg.ServerTLSMode = "disable"
 	cfg.HandshakeTimeout = 10 * time.Second
+	// Every test that pools in transaction mode checks the invariant that
+	// a server connection's session state is what the proxy believes.
+	cfg.StateAudit = true
 	return cfg
 }
 
@@ -175,6 +181,9 @@ func start(t testing.TB, pg *pgtest.Server, mutate func(*config.Config), setup f
 		_ = srv.Shutdown(ctx)
 		if err := <-served; err != nil && !errors.Is(err, frontend.ErrServerClosed) {
 			t.Errorf("proxytest: serve: %v", err)
+		}
+		for _, f := range srv.StateAuditFailures() {
+			t.Errorf("proxytest: state audit: %s", f)
 		}
 	})
 	p.Addr = l.Addr().String()

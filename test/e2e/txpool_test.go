@@ -261,7 +261,9 @@ func TestTxClientKilledMidTransaction(t *testing.T) {
 	if got := names(t, next, "SELECT name FROM contacts WHERE name = 'Uncommitted'"); len(got) != 0 {
 		t.Fatalf("the killed client's transaction committed: %v", got)
 	}
-	if got := names(t, next, "SELECT name FROM pg_cursors WHERE name <> ''"); len(got) != 0 {
+	// pg_cursors itself is hidden from tenants by hardening; the test
+	// harness's audit function reads it for this session.
+	if got := names(t, next, "SELECT name FROM multigres_audit.session_state(NULL, NULL) WHERE kind = 'cursor' AND name <> ''"); len(got) != 0 {
 		t.Fatalf("cursors left behind: %v", got)
 	}
 }

@@ -1,0 +1,279 @@
+package frontend
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/multigres-proxy/multigres/internal/pool"
+	"github.com/multigres-proxy/multigres/internal/sqlguard"
+)
+
+// The state audit (state_audit = on; a testing aid). Transaction pooling
+// rests on one invariant: when a server connection is handed to a client,
+// its observable session state is exactly what multigres believes it is.
+// With the audit on, every release of a reusable connection first reads
+// the connection's real state in one round trip and compares it with the
+// model: session settings (pg_settings with source 'session', values
+// compared after the server canonicalises the model's), the role and
+// session user, prepared statements, open cursors, advisory locks,
+// listened channels, the transaction status and what the ParameterStatus
+// messages reported. A difference is logged, recorded for tests
+// (Server.StateAuditFailures) and the connection closed.
+//
+// Where the model says "unknown" (a switch failed, a batch's effects could
+// not be known), the next switch resets everything of that kind, so the
+// audit does not compare it.
+
+// The audit calls multigres_audit.session_state, which the test harness
+// installs in every database of its clusters (pgtest.StateAuditSQL).
+
+// auditLog collects audit findings for the whole server.
+type auditLog struct {
+	mu       sync.Mutex
+	failures []string
+}
+
+// StateAuditFailures returns every difference the state audit found so far.
+func (s *Server) StateAuditFailures() []string {
+	s.audit.mu.Lock()
+	defer s.audit.mu.Unlock()
+	return slices.Clone(s.audit.failures)
+}
+
+// auditState runs the audit on sc and reports whether it may be pooled.
+func (c *clientConn) auditState(sc *pool.Conn) bool {
+	diffs, err := c.auditDiffs(sc)
+	if err != nil {
+		diffs = append(diffs, "audit failed: "+err.Error())
+	}
+	if len(diffs) == 0 {
+		return true
+	}
+	msg := fmt.Sprintf("server pid %d released by client %d (tenant %q): %s", sc.PID, c.id, c.tl.name, strings.Join(diffs, "; "))
+	c.srv.audit.mu.Lock()
+	if len(c.srv.audit.failures) < 1000 {
+		c.srv.audit.failures = append(c.srv.audit.failures, msg)
+	}
+	c.srv.audit.mu.Unlock()
+	c.logger().Error("state audit: a server connection differs from multigres' model; closing it", "diff", msg)
+	return false
+}
+
+// auditModel is what multigres believes of a connection's session.
+type auditModel struct {
+	exact  map[string]string // settings compared as text (custom variables, MACs)
+	canon  map[string]string // settings compared after the server canonicalises them
+	role   string            // "" when the context is unknown
+	ctxOK  bool
+	setsOK bool
+}
+
+func (c *clientConn) auditModel(sc *pool.Conn) auditModel {
+	t := &c.tx
+	m := auditModel{exact: map[string]string{}, canon: map[string]string{},
+		ctxOK: sc.Context != "" && sc.Context == t.ctxKey, setsOK: !isUnknownSettings(sc.Settings)}
+	if m.ctxOK {
+		for i, v := range t.ctx.Variables {
+			if strings.Contains(v, ".") {
+				m.exact[strings.ToLower(v)] = t.ctx.Values[i]
+			} else {
+				m.canon[strings.ToLower(v)] = t.ctx.Values[i]
+			}
+		}
+		for i, mac := range c.macs(sc.PID) {
+			m.exact[strings.ToLower(t.ctx.MACNames[i])] = mac
+		}
+		m.role = t.ctx.Role
+	}
+	if m.setsOK {
+		maps.Copy(m.canon, sc.Settings)
+	}
+	return m
+}
+
+// auditDiffs reads sc's session state and lists how it differs from the
+// model.
+func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
+	m := c.auditModel(sc)
+	rows, status, err := auditQuery(sc, m.canon)
+	if err != nil {
+		return nil, err
+	}
+	var diffs []string
+	if status != 'I' || sc.TxStatus != 'I' {
+		diffs = append(diffs, fmt.Sprintf("transaction status %q (multigres believes %q)", status, sc.TxStatus))
+	}
+	actual := map[string]string{}
+	prepared := map[string]bool{}
+	for _, r := range rows {
+		switch r[0] {
+		case "setting":
+			actual[strings.ToLower(r[1])] = r[2]
+		case "canon", "user", "report":
+		case "prepared":
+			prepared[r[1]] = true
+		default: // cursor, lock, listen: none may outlive a transaction
+			diffs = append(diffs, fmt.Sprintf("%s %s (%s) left in the session", r[0], r[1], r[2]))
+		}
+	}
+	diffs = append(diffs, m.settingDiffs(actual, rows)...)
+	diffs = append(diffs, preparedDiffs(sc, prepared)...)
+	diffs = append(diffs, c.identityDiffs(sc, m, rows)...)
+	return diffs, nil
+}
+
+// settingDiffs compares the session-level settings.
+func (m auditModel) settingDiffs(actual map[string]string, rows [][3]string) []string {
+	var diffs []string
+	for _, r := range rows {
+		if r[0] != "canon" {
+			continue
+		}
+		name := strings.ToLower(r[1])
+		if got, ok := actual[name]; !ok || got != r[2] {
+			diffs = append(diffs, fmt.Sprintf("setting %s is %q, multigres believes %q", name, got, r[2]))
+		}
+	}
+	for name, got := range actual {
+		if want, ok := m.exact[name]; ok {
+			if got != want {
+				diffs = append(diffs, fmt.Sprintf("setting %s is %q, multigres believes %q", name, got, want))
+			}
+			continue
+		}
+		_, canon := m.canon[name]
+		switch {
+		case canon, strings.HasPrefix(name, "multigres_fp."):
+		case !m.ctxOK && (strings.Contains(name, ".") || name == "role"):
+		case !m.setsOK && sqlguard.IsTracked(name):
+		default:
+			diffs = append(diffs, fmt.Sprintf("session setting %s = %q that multigres does not know of", name, got))
+		}
+	}
+	slices.Sort(diffs)
+	return diffs
+}
+
+// preparedDiffs compares the server's prepared statements with sc's
+// record of them.
+func preparedDiffs(sc *pool.Conn, onServer map[string]bool) []string {
+	model := map[string]bool{}
+	for _, n := range sc.Prepared.Names() {
+		model[n] = true
+	}
+	for n := range sc.Internal {
+		model[n] = true
+	}
+	for n := range sc.Orphans {
+		model[n] = true
+	}
+	var diffs []string
+	for n := range onServer {
+		if !model[n] {
+			diffs = append(diffs, fmt.Sprintf("prepared statement %s on the server that multigres does not know of", n))
+		}
+	}
+	for n := range model {
+		if !onServer[n] {
+			diffs = append(diffs, fmt.Sprintf("prepared statement %s missing on the server", n))
+		}
+	}
+	slices.Sort(diffs)
+	return diffs
+}
+
+// identityDiffs compares the role and the reported parameters.
+func (c *clientConn) identityDiffs(sc *pool.Conn, m auditModel, rows [][3]string) []string {
+	var diffs []string
+	for _, r := range rows {
+		switch r[0] {
+		case "user":
+			if m.role != "" && r[1] != m.role {
+				diffs = append(diffs, fmt.Sprintf("current_user is %q, multigres believes %q", r[1], m.role))
+			}
+			if r[2] != c.ident.Role {
+				diffs = append(diffs, fmt.Sprintf("session_user is %q, not the login role %q", r[2], c.ident.Role))
+			}
+		case "report":
+			for _, p := range sc.Params {
+				if strings.EqualFold(p.Name, r[1]) && p.Value != r[2] {
+					diffs = append(diffs, fmt.Sprintf("parameter %s was reported as %q but is %q", p.Name, p.Value, r[2]))
+				}
+			}
+		}
+	}
+	return diffs
+}
+
+// auditQuery runs the audit on sc and returns its rows and the
+// transaction status after it. The model's settings travel as literals in
+// a simple query (standard_conforming_strings is on on every server
+// connection multigres uses), so that no portal of the audit's own shows
+// in pg_cursors.
+func auditQuery(sc *pool.Conn, canon map[string]string) ([][3]string, byte, error) {
+	names := slices.Sorted(maps.Keys(canon))
+	vals := make([]string, len(names))
+	for i, n := range names {
+		vals[i] = canon[n]
+	}
+	sql := "SELECT kind, name, detail FROM multigres_audit.session_state(" + textArray(names) + ", " + textArray(vals) + ")" +
+		" UNION ALL SELECT 'user', current_user::text, session_user::text"
+	_ = sc.SetDeadline(time.Now().Add(10 * time.Second))
+	defer sc.SetDeadline(time.Time{})
+	buf, _ := (&pgproto3.Query{String: sql}).Encode(nil)
+	if _, err := sc.W.Write(buf); err != nil {
+		return nil, 0, err
+	}
+	if err := sc.W.Flush(); err != nil {
+		return nil, 0, err
+	}
+	sc.UnnamedOwner = 0 // a simple query drops the unnamed statement
+	var rows [][3]string
+	var firstErr error
+	for {
+		typ, frame, err := sc.Frames.Next()
+		if err != nil {
+			return nil, 0, err
+		}
+		switch typ {
+		case 'D':
+			var row pgproto3.DataRow
+			if err := row.Decode(frame[5:]); err != nil || len(row.Values) != 3 {
+				return nil, 0, errors.New("malformed audit row")
+			}
+			rows = append(rows, [3]string{string(row.Values[0]), string(row.Values[1]), string(row.Values[2])})
+		case 'E':
+			if firstErr == nil {
+				firstErr = decodeServerError(frame)
+			}
+		case 'S':
+			sc.NoteParameterStatus(frame)
+		case 'Z':
+			if firstErr != nil {
+				return nil, 0, firstErr
+			}
+			return rows, frame[5], nil
+		}
+	}
+}
+
+// textArray is a text[] literal of vals.
+func textArray(vals []string) string {
+	var b strings.Builder
+	b.WriteString("ARRAY[")
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("'" + strings.ReplaceAll(v, "'", "''") + "'")
+	}
+	b.WriteString("]::text[]")
+	return b.String()
+}

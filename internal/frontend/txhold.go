@@ -1,0 +1,118 @@
+package frontend
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/multigres-proxy/multigres/internal/pool"
+	"github.com/multigres-proxy/multigres/internal/wire"
+)
+
+// Fair use of a transaction-mode pool. A client holds a server connection
+// from its first message to the ReadyForQuery that ends its transaction;
+// two things bound how much of a pool one client or tenant can keep from
+// the others:
+//
+//   - max_tenant_server_connections caps the connections of one pool that
+//     one tenant holds at once (pool.AcquireQuota); its other clients wait
+//     up to query_wait_timeout, then get 53300, while other tenants are
+//     served.
+//   - unsynced_hold_timeout bounds how long a client may hold a connection
+//     outside a transaction block while the server waits for it (it sent
+//     extended-protocol messages, was answered, and sends no Sync). Inside
+//     a block, idle_in_transaction_session_timeout on the role is the
+//     bound, as in PostgreSQL.
+
+// acquireServer borrows a server connection for the client's next
+// transaction, within its tenant's share of the pool.
+func (c *clientConn) acquireServer() (*pool.Conn, error) {
+	cfg := c.srv.live.Load().cfg
+	ctx := c.srv.shutdownCtx()
+	if cfg.MaxTenantServerConnections > 0 && cfg.QueryWaitTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.QueryWaitTimeout)
+		defer cancel()
+	}
+	return c.tx.pool.AcquireQuota(ctx, c.tl.name, cfg.MaxTenantServerConnections)
+}
+
+// releaseServer gives sc back to the pool, after the state audit when it
+// is on (a connection that fails it is closed); the pool frees the
+// tenant's slot.
+func (c *clientConn) releaseServer(sc *pool.Conn, reusable bool) {
+	if reusable && c.lc.cfg.StateAudit {
+		reusable = c.auditState(sc)
+	}
+	c.tx.pool.Release(sc, reusable)
+}
+
+// loginWaitCtx bounds a login's wait for a pooled connection so that it
+// ends before the handshake does, leaving time to tell the client why.
+func loginWaitCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := time.Until(dl) / 10
+	if margin > time.Second {
+		margin = time.Second
+	}
+	return context.WithDeadline(ctx, dl.Add(-margin))
+}
+
+// holding reports whether the client holds a server connection outside a
+// transaction block, whether the server still owes it answers, and since
+// when it holds it.
+func (c *clientConn) holding() (held, owes bool, since int64) {
+	t := &c.tx
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.server != nil && t.status == 'I', len(t.q) > 0 || t.copyIn, t.attachedAt
+}
+
+// armHold puts unsynced_hold_timeout's deadline on the client socket before
+// the client pump blocks reading, when the client holds a connection
+// outside a transaction block. Clients that Sync each request never hold
+// one while the pump waits for them, so they pay no timer.
+func (c *clientConn) armHold() {
+	held, _, since := c.holding()
+	timeout := c.srv.live.Load().cfg.UnsyncedHoldTimeout
+	if !held || timeout <= 0 {
+		return
+	}
+	rest := max(timeout-time.Duration(c.monoNow()-since), time.Millisecond)
+	c.tl.armed.Store(true) // noteClientFrame clears it with the next message
+	_ = c.nc.SetReadDeadline(time.Now().Add(rest))
+}
+
+// holdReadError interprets a client read timeout while the client holds a
+// server connection outside a transaction block (held is false
+// otherwise). While the server still answers, or the bound is not reached
+// (a reload lengthened it), the pump reads again; past it the client is
+// ended and its server connection closed (abandonTx).
+func (c *clientConn) holdReadError(err error) (retry bool, out error, held bool) {
+	held, owes, since := c.holding()
+	timeout := c.srv.live.Load().cfg.UnsyncedHoldTimeout
+	if !held || timeout <= 0 {
+		return false, nil, false
+	}
+	elapsed := time.Duration(c.monoNow() - since)
+	// Only a timeout on a frame header can be retried (nothing consumed).
+	if strings.HasPrefix(err.Error(), "read frame header") && (owes || elapsed < timeout) {
+		rest := timeout - elapsed
+		if owes || rest < time.Millisecond {
+			rest = timeout
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(rest))
+		return true, nil, true
+	}
+	c.tx.mu.Lock()
+	c.tx.closeServer = true
+	c.tx.mu.Unlock()
+	c.logger().Info("ending a client that held a server connection without a Sync", "held", elapsed, "unsynced_hold_timeout", timeout)
+	return false, wire.Fatal(codeIdleSessionTimeout,
+		"terminating connection: it held a pooled server connection outside a transaction block for %s without sending Sync (unsynced_hold_timeout = %s)",
+		elapsed.Round(time.Millisecond), timeout).
+		WithHint("End every batch of extended-protocol messages with Sync; other clients are waiting for the connection."), true
+}
