@@ -116,6 +116,16 @@ func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
 		switch r[0] {
 		case "setting":
 			actual[strings.ToLower(r[1])] = r[2]
+		case "default":
+			// Marked as set by the session but at its default value (a
+			// PostgreSQL quirk after a reset and a local set in one
+			// transaction): what the model expects of a setting it does
+			// not list, and still compared when it does.
+			name := strings.ToLower(r[1])
+			_, exact := m.exact[name]
+			if _, canon := m.canon[name]; canon || exact {
+				actual[name] = r[2]
+			}
 		case "canon", "user", "report":
 		case "prepared":
 			prepared[r[1]] = true

@@ -509,14 +509,7 @@ func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 		if shapesTransactions(sc.Settings) {
 			c.injectPrepared(sc, "mg_begin", switchBegin, nil)
 		}
-		if slices.Contains(bctx.Resets, "client_min_messages") {
-			// A reset and a local set of one setting in one transaction
-			// leave it marked as set by the session (PostgreSQL keeps the
-			// session source under the local value): this switch warns.
-			c.injectPrepared(sc, "mg_switchl_"+n, sql, params)
-		} else {
-			c.injectPrepared(sc, "mg_switchq_"+n, sql+quietCommit, params)
-		}
+		c.injectPrepared(sc, "mg_switchq_"+n, sql+quietCommit, params)
 		c.injectPrepared(sc, "mg_commit", "COMMIT", nil)
 	}
 	sc.Context, sc.Settings, sc.UnnamedOwner = t.ctxKey, t.settings, 0

@@ -475,7 +475,11 @@ DECLARE
     i int;
     canon text;
 BEGIN
-    RETURN QUERY SELECT 'setting'::text, s.name::text, pg_catalog.current_setting(s.name)
+    -- A reset and a local set of one setting in one transaction leave it
+    -- marked as set by the session, at its default value: 'default' rows
+    -- say the value is the one RESET gives.
+    RETURN QUERY SELECT CASE WHEN s.setting IS NOT DISTINCT FROM s.reset_val THEN 'default' ELSE 'setting' END,
+        s.name::text, pg_catalog.current_setting(s.name)
         FROM pg_catalog.pg_settings s WHERE s.source = 'session';
     RETURN QUERY SELECT 'prepared'::text, p.name::text, NULL::text FROM pg_catalog.pg_prepared_statements p;
     RETURN QUERY SELECT 'cursor'::text, c.name::text, c.statement FROM pg_catalog.pg_cursors c;
