@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 	"time"
 
@@ -21,11 +22,11 @@ const (
 
 // AuditEvent is one entry of the auth event log.
 type AuditEvent struct {
-	TenantID     string
-	ID           string
+	TenantID     uuid.UUID
+	ID           uuid.UUID
 	Type         string // e.g. login, logout, login_failed, role_changed
-	UserID       *string
-	TargetUserID *string
+	UserID       *uuid.UUID
+	TargetUserID *uuid.UUID
 	Severity     string
 	Source       string
 	IPAddress    *string
@@ -37,9 +38,9 @@ type AuditEvent struct {
 // NewAuditEvent is the input of LogAuditEvent.
 type NewAuditEvent struct {
 	Type         string
-	UserID       string
-	TargetUserID string
-	Severity     string // default info
+	UserID       uuid.UUID // optional (uuid.Nil: none)
+	TargetUserID uuid.UUID // optional
+	Severity     string    // default info
 	Source       string
 	IPAddress    string
 	UserAgent    string
@@ -50,8 +51,8 @@ type NewAuditEvent struct {
 // inclusive, Until exclusive.
 type AuditFilter struct {
 	Type         string
-	UserID       string
-	TargetUserID string
+	UserID       uuid.UUID
+	TargetUserID uuid.UUID
 	Severity     string
 	Source       string
 	Since        time.Time
@@ -66,20 +67,17 @@ const (
 	MaxAuditLimit     = 1000
 )
 
-func optUUID(field, v string) (*string, error) {
-	if v == "" {
-		return nil, nil
+// optUUID maps an unset (nil) optional id to NULL.
+func optUUID(v uuid.UUID) *uuid.UUID {
+	if v == uuid.Nil {
+		return nil
 	}
-	id, err := normID(v)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s is not a UUID", ErrInvalidInput, field)
-	}
-	return &id, nil
+	return &v
 }
 
 // LogAuditEvent records an event with a UUID id and the database's
 // timestamp, and returns it.
-func (s *Store) LogAuditEvent(ctx context.Context, tenantID string, ev NewAuditEvent) (*AuditEvent, error) {
+func (s *Store) LogAuditEvent(ctx context.Context, tenantID uuid.UUID, ev NewAuditEvent) (*AuditEvent, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -87,14 +85,7 @@ func (s *Store) LogAuditEvent(ctx context.Context, tenantID string, ev NewAuditE
 	if strings.TrimSpace(ev.Type) == "" {
 		return nil, fmt.Errorf("LogAuditEvent: %w: empty type", ErrInvalidInput)
 	}
-	uid, err := optUUID("UserID", ev.UserID)
-	if err != nil {
-		return nil, fmt.Errorf("LogAuditEvent: %w", err)
-	}
-	target, err := optUUID("TargetUserID", ev.TargetUserID)
-	if err != nil {
-		return nil, fmt.Errorf("LogAuditEvent: %w", err)
-	}
+	uid, target := optUUID(ev.UserID), optUUID(ev.TargetUserID)
 	sev := ev.Severity
 	if sev == "" {
 		sev = SeverityInfo
@@ -137,19 +128,12 @@ func scanAudit(row pgx.Row) (*AuditEvent, error) {
 
 // ListAuditEvents returns matching events, newest first (ties by id), at
 // most Limit of them after skipping Offset.
-func (s *Store) ListAuditEvents(ctx context.Context, tenantID string, f AuditFilter) ([]*AuditEvent, error) {
+func (s *Store) ListAuditEvents(ctx context.Context, tenantID uuid.UUID, f AuditFilter) ([]*AuditEvent, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
 	}
-	uid, err := optUUID("UserID", f.UserID)
-	if err != nil {
-		return nil, fmt.Errorf("ListAuditEvents: %w", err)
-	}
-	target, err := optUUID("TargetUserID", f.TargetUserID)
-	if err != nil {
-		return nil, fmt.Errorf("ListAuditEvents: %w", err)
-	}
+	uid, target := optUUID(f.UserID), optUUID(f.TargetUserID)
 	limit := f.Limit
 	switch {
 	case limit <= 0:

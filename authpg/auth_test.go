@@ -2,6 +2,7 @@ package authpg_test
 
 import (
 	"errors"
+	"github.com/google/uuid"
 	"strings"
 	"sync"
 	"testing"
@@ -351,7 +352,7 @@ func TestAuditEvents(t *testing.T) {
 		return x
 	}
 	first := log(authpg.NewAuditEvent{Type: "login", UserID: u.ID, Source: "web", IPAddress: "192.0.2.1", UserAgent: "UA", Details: map[string]any{"mfa": true}})
-	if first.TenantID != tA || first.ID == "" || first.Severity != authpg.SeverityInfo || first.Details["mfa"] != true || first.CreatedAt.Before(before) {
+	if first.TenantID != tA || first.ID == uuid.Nil || first.Severity != authpg.SeverityInfo || first.Details["mfa"] != true || first.CreatedAt.Before(before) {
 		t.Fatalf("event = %+v", first)
 	}
 	log(authpg.NewAuditEvent{Type: "login_failed", UserID: u.ID, Severity: authpg.SeverityWarning, Source: "web"})

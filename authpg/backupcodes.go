@@ -3,6 +3,7 @@ package authpg
 import (
 	"context"
 	"fmt"
+	"github.com/google/uuid"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,15 +12,15 @@ import (
 
 // BackupCode is one stored (hashed) recovery code.
 type BackupCode struct {
-	ID       string
+	ID       uuid.UUID
 	CodeHash string `json:"-"`
 	UsedAt   *time.Time
 }
 
 // BackupCodeSet is a user's recovery codes.
 type BackupCodeSet struct {
-	TenantID  string
-	UserID    string
+	TenantID  uuid.UUID
+	UserID    uuid.UUID
 	Codes     []BackupCode
 	Remaining int // unused codes
 	CreatedAt time.Time
@@ -27,7 +28,7 @@ type BackupCodeSet struct {
 
 // SaveBackupCodes replaces a user's codes with the given bcrypt hashes (use
 // backupcode.Hash, or GenerateBackupCodes which does everything).
-func (s *Store) SaveBackupCodes(ctx context.Context, tenantID, userID string, hashes []string) error {
+func (s *Store) SaveBackupCodes(ctx context.Context, tenantID, userID uuid.UUID, hashes []string) error {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return err
@@ -56,7 +57,7 @@ func (s *Store) SaveBackupCodes(ctx context.Context, tenantID, userID string, ha
 // GenerateBackupCodes makes backupcode.Count fresh codes, stores their
 // hashes (replacing older codes) and returns the plaintext codes, to be
 // shown to the user once.
-func (s *Store) GenerateBackupCodes(ctx context.Context, tenantID, userID string) ([]string, error) {
+func (s *Store) GenerateBackupCodes(ctx context.Context, tenantID, userID uuid.UUID) ([]string, error) {
 	if _, err := normTenant(tenantID); err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func (s *Store) GenerateBackupCodes(ctx context.Context, tenantID, userID string
 
 // GetBackupCodes returns a user's codes, used ones included; none is
 // ErrNotFound.
-func (s *Store) GetBackupCodes(ctx context.Context, tenantID, userID string) (*BackupCodeSet, error) {
+func (s *Store) GetBackupCodes(ctx context.Context, tenantID, userID uuid.UUID) (*BackupCodeSet, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -122,7 +123,7 @@ func (s *Store) GetBackupCodes(ctx context.Context, tenantID, userID string) (*B
 }
 
 // DeleteBackupCodes removes all of a user's codes.
-func (s *Store) DeleteBackupCodes(ctx context.Context, tenantID, userID string) error {
+func (s *Store) DeleteBackupCodes(ctx context.Context, tenantID, userID uuid.UUID) error {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return err
@@ -145,7 +146,7 @@ func (s *Store) DeleteBackupCodes(ctx context.Context, tenantID, userID string) 
 // counts against the backup-code limit before any hash is compared (a
 // wrong code costs one bcrypt comparison per stored code), so a locked-out
 // user gets ErrTooManyAttempts at the price of one query.
-func (s *Store) ConsumeBackupCode(ctx context.Context, tenantID, userID, code string) (bool, error) {
+func (s *Store) ConsumeBackupCode(ctx context.Context, tenantID, userID uuid.UUID, code string) (bool, error) {
 	set, err := s.GetBackupCodes(ctx, tenantID, userID)
 	if err != nil {
 		if isNotFound(err) {
@@ -157,7 +158,7 @@ func (s *Store) ConsumeBackupCode(ctx context.Context, tenantID, userID, code st
 	if err != nil {
 		return false, err
 	}
-	if err := s.reserveAttempt(ctx, db, set.TenantID, AttemptBackupCode, set.UserID); err != nil {
+	if err := s.reserveAttempt(ctx, db, set.TenantID, AttemptBackupCode, set.UserID.String()); err != nil {
 		return false, fmt.Errorf("ConsumeBackupCode: %w", err)
 	}
 	for _, c := range set.Codes {
@@ -172,7 +173,7 @@ func (s *Store) ConsumeBackupCode(ctx context.Context, tenantID, userID, code st
 		if tag.RowsAffected() != 1 {
 			return false, nil
 		}
-		if err := clearAttempts(ctx, db, set.TenantID, AttemptBackupCode, set.UserID); err != nil {
+		if err := clearAttempts(ctx, db, set.TenantID, AttemptBackupCode, set.UserID.String()); err != nil {
 			return true, fmt.Errorf("ConsumeBackupCode: %w", err)
 		}
 		return true, nil

@@ -3,6 +3,7 @@ package authpg
 import (
 	"context"
 	"fmt"
+	"github.com/google/uuid"
 )
 
 // BootstrapUser is an initial admin for BootstrapUsers.
@@ -23,7 +24,7 @@ type BootstrapResult struct {
 // BootstrapUsers creates or updates the initial admins of a tenant, in one
 // transaction. It is idempotent: running it again with the same input
 // changes nothing (a password is re-hashed only if it no longer matches).
-func (s *Store) BootstrapUsers(ctx context.Context, tenantID string, users []BootstrapUser) ([]BootstrapResult, error) {
+func (s *Store) BootstrapUsers(ctx context.Context, tenantID uuid.UUID, users []BootstrapUser) ([]BootstrapResult, error) {
 	if _, err := normTenant(tenantID); err != nil {
 		return nil, err
 	}

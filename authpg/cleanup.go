@@ -3,6 +3,7 @@ package authpg
 import (
 	"context"
 	"fmt"
+	"github.com/google/uuid"
 	"time"
 )
 
@@ -69,7 +70,7 @@ func (s *Store) CleanupAllTenants(ctx context.Context) (CleanupResult, error) {
 // ListTenants returns every tenant that has a user, ordered. Like
 // CleanupAllTenants it needs a role that bypasses RLS (ErrForbidden
 // otherwise).
-func (s *Store) ListTenants(ctx context.Context) ([]string, error) {
+func (s *Store) ListTenants(ctx context.Context) ([]uuid.UUID, error) {
 	db, err := s.q()
 	if err != nil {
 		return nil, err
@@ -77,13 +78,13 @@ func (s *Store) ListTenants(ctx context.Context) ([]string, error) {
 	if err := requireBypass(ctx, db, "ListTenants"); err != nil {
 		return nil, err
 	}
-	rows, err := db.Query(ctx, `SELECT DISTINCT tenant_id::text FROM auth.users ORDER BY 1`)
+	rows, err := db.Query(ctx, `SELECT DISTINCT tenant_id FROM auth.users ORDER BY 1`)
 	if err != nil {
 		return nil, mapErr("ListTenants", err)
 	}
-	var out []string
+	var out []uuid.UUID
 	for rows.Next() {
-		var t string
+		var t uuid.UUID
 		if err := rows.Scan(&t); err != nil {
 			rows.Close()
 			return nil, mapErr("ListTenants", err)

@@ -43,9 +43,9 @@ func Example_direct() {
 	}
 	defer store.Close()
 
-	acme, globex := uuid.NewString(), uuid.NewString()
+	acme, globex := uuid.New(), uuid.New()
 	// The same handle in two tenants is two different users.
-	for _, tenant := range []string{acme, globex} {
+	for _, tenant := range []uuid.UUID{acme, globex} {
 		if _, err := store.CreateUser(ctx, tenant, authpg.NewUser{Handle: "jo", Password: "correct horse"}); err != nil {
 			log.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func Example_withTenant() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	tenant := uuid.NewString()
+	tenant := uuid.New()
 
 	// Store methods inside the tenant's transaction.
 	err = store.InTenant(ctx, tenant, func(s *authpg.Store) error {
@@ -109,7 +109,7 @@ func Example_withTenant() {
 // nothing and change nothing (writes fail with ErrForbidden).
 func Example_throughMultigres() {
 	ctx := context.Background()
-	tenant := "6f9619ff-8b86-4d01-b42d-00c04fc964ff"
+	tenant := uuid.MustParse("6f9619ff-8b86-4d01-b42d-00c04fc964ff")
 	// e.g. postgres://app_user.6f9619ff-...:app_user_password@multigres:6432/app
 	url := fmt.Sprintf("postgres://app_user.%s:%s@%s/%s", tenant, os.Getenv("APP_USER_PASSWORD"),
 		os.Getenv("MULTIGRES_ADDR"), os.Getenv("PGDATABASE"))
@@ -123,4 +123,58 @@ func Example_throughMultigres() {
 		log.Fatal(err)
 	}
 	fmt.Println(len(users))
+}
+
+// Login and logout on an RLS-bound role: Authenticate checks the password
+// (within the attempt limits) and starts a session; the cookie holds the
+// token, and logout deletes the session by that token. Inside InTenant a
+// failed login returns nil from fn, so that the transaction commits the
+// failure count instead of rolling it back.
+func ExampleStore_Authenticate() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, os.Getenv("APP_DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := authpg.New(pool, authpg.Options{SessionSecret: []byte(os.Getenv("SESSION_SECRET"))})
+	if err != nil {
+		log.Fatal(err)
+	}
+	tenant := uuid.New()
+	var cookie string
+	var loginErr error
+	err = store.InTenant(ctx, tenant, func(s *authpg.Store) error {
+		if _, err := s.CreateUser(ctx, tenant, authpg.NewUser{Handle: "ana", Email: "ana@example.test", Password: "s3cret"}); err != nil {
+			return err
+		}
+		// A wrong password: keep going, so that the failure is counted
+		// when this transaction commits.
+		_, loginErr = s.Authenticate(ctx, tenant, "ana", "wrong", nil)
+		login, err := s.Authenticate(ctx, tenant, "ANA@example.test", "s3cret", &authpg.SessionMetadata{IPAddress: "203.0.113.7"})
+		if err != nil {
+			return err
+		}
+		cookie = login.Session.Token
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Later requests: look the session up by the cookie; logout by it.
+	err = store.InTenant(ctx, tenant, func(s *authpg.Store) error {
+		if _, err := s.GetSession(ctx, tenant, cookie); err != nil {
+			return err
+		}
+		return s.DeleteSession(ctx, tenant, cookie)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = store.InTenant(ctx, tenant, func(s *authpg.Store) error {
+		_, err := s.GetSession(ctx, tenant, cookie)
+		return err
+	})
+	fmt.Println(errors.Is(loginErr, authpg.ErrInvalidCredentials), errors.Is(err, authpg.ErrNotFound))
+	// Output: true true
 }

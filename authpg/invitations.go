@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 	"time"
 
@@ -19,12 +20,12 @@ import (
 // reads the table cannot accept an invitation. Token is therefore set only
 // on the Invitation CreateInvitation returns: send it then.
 type Invitation struct {
-	TenantID   string
-	ID         string
+	TenantID   uuid.UUID
+	ID         uuid.UUID
 	Email      string
 	Token      string `json:"-"`
 	Role       string
-	InvitedBy  *string
+	InvitedBy  *uuid.UUID
 	ExpiresAt  time.Time
 	AcceptedAt *time.Time
 	CreatedAt  time.Time
@@ -34,7 +35,7 @@ type Invitation struct {
 type NewInvitation struct {
 	Email     string
 	Role      string        // default viewer
-	InvitedBy string        // optional user id of this tenant
+	InvitedBy uuid.UUID     // optional user id of this tenant (uuid.Nil: none)
 	ExpiresIn time.Duration // default DefaultInvitationTTL, from the database's now()
 	Token     string        // optional, at least 16 characters; a random 256-bit token when empty
 }
@@ -76,7 +77,7 @@ func newToken() (string, error) {
 }
 
 // CreateInvitation creates an invitation with a fresh token.
-func (s *Store) CreateInvitation(ctx context.Context, tenantID string, in NewInvitation) (*Invitation, error) {
+func (s *Store) CreateInvitation(ctx context.Context, tenantID uuid.UUID, in NewInvitation) (*Invitation, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -91,14 +92,7 @@ func (s *Store) CreateInvitation(ctx context.Context, tenantID string, in NewInv
 	if !ValidRole(role) {
 		return nil, fmt.Errorf("CreateInvitation: %w: %q", ErrInvalidRole, role)
 	}
-	var by *string
-	if in.InvitedBy != "" {
-		v, err := normID(in.InvitedBy)
-		if err != nil {
-			return nil, fmt.Errorf("CreateInvitation: invited_by: %w", err)
-		}
-		by = &v
-	}
+	by := optUUID(in.InvitedBy)
 	ttl := in.ExpiresIn
 	if ttl == 0 {
 		ttl = DefaultInvitationTTL
@@ -133,7 +127,7 @@ func (s *Store) CreateInvitation(ctx context.Context, tenantID string, in NewInv
 // GetInvitation returns the pending invitation with token: an expired
 // (database clock) or already accepted one is ErrNotFound, so a sign-up
 // page that shows what it finds never offers a used invitation.
-func (s *Store) GetInvitation(ctx context.Context, tenantID, token string) (*Invitation, error) {
+func (s *Store) GetInvitation(ctx context.Context, tenantID uuid.UUID, token string) (*Invitation, error) {
 	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
@@ -144,7 +138,7 @@ func (s *Store) GetInvitation(ctx context.Context, tenantID, token string) (*Inv
 }
 
 // GetInvitationByID returns an invitation by id, expired or not.
-func (s *Store) GetInvitationByID(ctx context.Context, tenantID, id string) (*Invitation, error) {
+func (s *Store) GetInvitationByID(ctx context.Context, tenantID, id uuid.UUID) (*Invitation, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -161,7 +155,7 @@ func (s *Store) GetInvitationByID(ctx context.Context, tenantID, id string) (*In
 	return x, mapErr("GetInvitationByID", err)
 }
 
-func (s *Store) listInv(ctx context.Context, op, tenantID, where string) ([]*Invitation, error) {
+func (s *Store) listInv(ctx context.Context, op string, tenantID uuid.UUID, where string) ([]*Invitation, error) {
 	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
@@ -175,18 +169,18 @@ func (s *Store) listInv(ctx context.Context, op, tenantID, where string) ([]*Inv
 }
 
 // ListInvitations returns all the tenant's invitations, newest first.
-func (s *Store) ListInvitations(ctx context.Context, tenantID string) ([]*Invitation, error) {
+func (s *Store) ListInvitations(ctx context.Context, tenantID uuid.UUID) ([]*Invitation, error) {
 	return s.listInv(ctx, "ListInvitations", tenantID, "")
 }
 
 // ListPendingInvitations returns invitations neither accepted nor expired.
-func (s *Store) ListPendingInvitations(ctx context.Context, tenantID string) ([]*Invitation, error) {
+func (s *Store) ListPendingInvitations(ctx context.Context, tenantID uuid.UUID) ([]*Invitation, error) {
 	return s.listInv(ctx, "ListPendingInvitations", tenantID, ` AND accepted_at IS NULL AND expires_at > now()`)
 }
 
 // UpdateInvitation updates the invitation with token; missing is
 // ErrNotFound.
-func (s *Store) UpdateInvitation(ctx context.Context, tenantID, token string, up InvitationUpdate) (*Invitation, error) {
+func (s *Store) UpdateInvitation(ctx context.Context, tenantID uuid.UUID, token string, up InvitationUpdate) (*Invitation, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -219,7 +213,7 @@ func (s *Store) UpdateInvitation(ctx context.Context, tenantID, token string, up
 
 // DeleteInvitation deletes the invitation with token; missing is
 // ErrNotFound.
-func (s *Store) DeleteInvitation(ctx context.Context, tenantID, token string) error {
+func (s *Store) DeleteInvitation(ctx context.Context, tenantID uuid.UUID, token string) error {
 	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return err
@@ -236,7 +230,7 @@ func (s *Store) DeleteInvitation(ctx context.Context, tenantID, token string) er
 
 // CleanupExpiredInvitations deletes expired, unaccepted invitations and
 // returns how many.
-func (s *Store) CleanupExpiredInvitations(ctx context.Context, tenantID string) (int64, error) {
+func (s *Store) CleanupExpiredInvitations(ctx context.Context, tenantID uuid.UUID) (int64, error) {
 	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return 0, err
@@ -253,7 +247,7 @@ func (s *Store) CleanupExpiredInvitations(ctx context.Context, tenantID string) 
 // the other gets ErrInvitationUsed. Expired or missing is ErrNotFound. To
 // create the invited user in the same transaction, use
 // AcceptInvitationWithUser.
-func (s *Store) AcceptInvitation(ctx context.Context, tenantID, token string) (*Invitation, error) {
+func (s *Store) AcceptInvitation(ctx context.Context, tenantID uuid.UUID, token string) (*Invitation, error) {
 	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
@@ -261,7 +255,7 @@ func (s *Store) AcceptInvitation(ctx context.Context, tenantID, token string) (*
 	return acceptInv(ctx, db, tid, token)
 }
 
-func acceptInv(ctx context.Context, db DB, tid, token string) (*Invitation, error) {
+func acceptInv(ctx context.Context, db DB, tid uuid.UUID, token string) (*Invitation, error) {
 	h := tokenHash(token)
 	x, err := scanInv(db.QueryRow(ctx, `
 		UPDATE auth.invitations SET accepted_at = now()
@@ -287,7 +281,7 @@ func acceptInv(ctx context.Context, db DB, tid, token string) (*Invitation, erro
 // user in one transaction: both happen or neither does (a taken handle
 // leaves the invitation pending). The user's Email and Role come from the
 // invitation; nu.Email and nu.Role must be empty or equal to them.
-func (s *Store) AcceptInvitationWithUser(ctx context.Context, tenantID, token string, nu NewUser) (*User, *Invitation, error) {
+func (s *Store) AcceptInvitationWithUser(ctx context.Context, tenantID uuid.UUID, token string, nu NewUser) (*User, *Invitation, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, nil, err

@@ -3,6 +3,7 @@ package authpg_test
 import (
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"testing"
 	"time"
 
@@ -16,8 +17,9 @@ import (
 
 // victim is tenant A's data, created through the superuser store.
 type victim struct {
-	tenant, userID, handle, email, sessionID, invToken, invID string
-	codes                                                     []string
+	tenant, userID, sessionID, invID uuid.UUID
+	handle, email, invToken          string
+	codes                            []string
 }
 
 func seedVictim(t *testing.T, e *env) victim {
@@ -52,7 +54,7 @@ func seedVictim(t *testing.T, e *env) victim {
 }
 
 // snapshot fingerprints every auth row of a tenant, as the superuser.
-func snapshot(t *testing.T, e *env, tenant string) string {
+func snapshot(t *testing.T, e *env, tenant uuid.UUID) string {
 	t.Helper()
 	var out string
 	for _, tbl := range []string{"users", "sessions", "totp_secrets", "backup_codes", "invitations", "audit_events"} {
@@ -74,7 +76,7 @@ func snapshot(t *testing.T, e *env, tenant string) string {
 // or touch tn's own rows, but the caller checks A's snapshot is unchanged.
 // bound is true when the connection's tenant (RLS) is not tn's... i.e. when
 // tn is A but the connection belongs to another tenant.
-func probe(t *testing.T, s *authpg.Store, tn string, v victim, bound bool) {
+func probe(t *testing.T, s *authpg.Store, tn uuid.UUID, v victim, bound bool) {
 	t.Helper()
 	ctx := testCtx(t)
 	notFound := func(name string, err error) {
@@ -134,10 +136,13 @@ func probe(t *testing.T, s *authpg.Store, tn string, v victim, bound bool) {
 	if _, err := s.CreateSession(ctx, tn, v.userID, nil); err == nil {
 		t.Error("CreateSession for A's user succeeded")
 	}
-	_, err = s.UpdateSession(ctx, tn, v.sessionID, authpg.SessionUpdate{Extend: true})
-	notFound("UpdateSession", err)
-	if err := s.DeleteSession(ctx, tn, v.sessionID); err != nil {
-		t.Errorf("DeleteSession: %v", err)
+	// A's session id, signed for tn (as if the secret leaked), and bare.
+	for _, ref := range []string{s.SignSessionID(tn, v.sessionID), v.sessionID.String()} {
+		_, err = s.UpdateSession(ctx, tn, ref, authpg.SessionUpdate{Extend: true})
+		notFound("UpdateSession", err)
+		if err := s.DeleteSession(ctx, tn, ref); err != nil {
+			t.Errorf("DeleteSession: %v", err)
+		}
 	}
 	if n, err := s.DeleteUserSessions(ctx, tn, v.userID); err != nil || n != 0 {
 		t.Errorf("DeleteUserSessions = %d, %v", n, err)
@@ -205,7 +210,7 @@ func TestIsolationWithTenant(t *testing.T) {
 	v := seedVictim(t, e)
 	before := snapshot(t, e, v.tenant)
 	tB := newTenant()
-	for _, tn := range []string{tB, v.tenant} {
+	for _, tn := range []uuid.UUID{tB, v.tenant} {
 		err := e.appSt.InTenant(ctx, tB, func(s *authpg.Store) error {
 			probe(t, s, tn, v, tn == v.tenant)
 			return errors.New("roll back the probe's own rows")
@@ -246,7 +251,7 @@ func TestIsolationWithTenant(t *testing.T) {
 // rlsOnly checks, with the explicit filter removed from the user queries,
 // that s (bound to tenant B by RLS) still cannot read or change A's user,
 // and that s sees B's own user.
-func rlsOnly(t *testing.T, s *authpg.Store, tB string, v victim) {
+func rlsOnly(t *testing.T, s *authpg.Store, tB uuid.UUID, v victim) {
 	t.Helper()
 	ctx := testCtx(t)
 	if _, err := s.GetUser(ctx, tB, v.userID); !errors.Is(err, authpg.ErrNotFound) {
@@ -296,9 +301,9 @@ func TestRLSAloneIsolatesWithTenant(t *testing.T) {
 
 // proxyEnv puts a multigres proxy in front of the env's database and
 // returns a Store connected through it as tenant (mode 3).
-func proxyStore(t *testing.T, e *env, p *proxytest.Proxy, tenant string) *authpg.Store {
+func proxyStore(t *testing.T, e *env, p *proxytest.Proxy, tenant uuid.UUID) *authpg.Store {
 	t.Helper()
-	pool := newPool(t, proxytest.URL(p.Addr, proxytest.AppUser+"."+tenant, proxytest.AppUserPassword, e.db), nil)
+	pool := newPool(t, proxytest.URL(p.Addr, proxytest.AppUser+"."+tenant.String(), proxytest.AppUserPassword, e.db), nil)
 	s, err := authpg.New(pool, opts())
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 
 	"github.com/multigres-proxy/multigres/authpg/totp"
@@ -66,18 +67,18 @@ func checkKeys(k TOTPKeys) error {
 
 // totpAAD binds a permanent secret to its row's tenant and user: a sealed
 // secret copied onto another user's row no longer opens.
-func totpAAD(tenantID, userID string) []byte {
-	return []byte("authpg-totp\x00" + tenantID + "\x00" + userID)
+func totpAAD(tenantID, userID uuid.UUID) []byte {
+	return []byte("authpg-totp\x00" + tenantID.String() + "\x00" + userID.String())
 }
 
 // tempAAD binds a session's enrolment secret to the session.
-func tempAAD(tenantID, sessionID string) []byte {
-	return []byte("authpg-temp-totp\x00" + tenantID + "\x00" + sessionID)
+func tempAAD(tenantID, sessionID uuid.UUID) []byte {
+	return []byte("authpg-temp-totp\x00" + tenantID.String() + "\x00" + sessionID.String())
 }
 
 // sealTemp encrypts an enrolment secret for the sessions.temp_totp_secret
 // column as "v1:<key id>:<iv>:<ciphertext+tag>" (base64).
-func (s *Store) sealTemp(tenantID, sessionID, secret string) (string, error) {
+func (s *Store) sealTemp(tenantID, sessionID uuid.UUID, secret string) (string, error) {
 	if s.keys == nil {
 		return "", ErrNoTOTPKeys
 	}
@@ -89,7 +90,7 @@ func (s *Store) sealTemp(tenantID, sessionID, secret string) (string, error) {
 	return "v1:" + id + ":" + e.IV + ":" + e.EncryptedSecret + ":" + e.AuthTag, nil
 }
 
-func (s *Store) openTemp(tenantID, sessionID, stored string) (string, error) {
+func (s *Store) openTemp(tenantID, sessionID uuid.UUID, stored string) (string, error) {
 	parts := strings.Split(stored, ":")
 	if len(parts) != 5 || parts[0] != "v1" {
 		return "", fmt.Errorf("temp TOTP secret: %w", totp.ErrDecrypt)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"time"
 )
 
@@ -107,7 +108,7 @@ const reserveSQL = `
 	   OR a.locked_until <= now()
 	RETURNING failures`
 
-func (s *Store) reserveAttempt(ctx context.Context, db DB, tid, kind, subject string) error {
+func (s *Store) reserveAttempt(ctx context.Context, db DB, tid uuid.UUID, kind, subject string) error {
 	l := s.limit(kind)
 	if l.MaxFailures < 0 {
 		return nil
@@ -124,7 +125,7 @@ func (s *Store) reserveAttempt(ctx context.Context, db DB, tid, kind, subject st
 }
 
 // clearAttempts forgets the failures of a subject after a success.
-func clearAttempts(ctx context.Context, db DB, tid, kind, subject string) error {
+func clearAttempts(ctx context.Context, db DB, tid uuid.UUID, kind, subject string) error {
 	_, err := db.Exec(ctx, `DELETE FROM auth.attempt_limits WHERE tenant_id = $1 AND kind = $2 AND subject = $3`,
 		tid, kind, subject)
 	return mapErr("clear attempts", err)
@@ -133,7 +134,7 @@ func clearAttempts(ctx context.Context, db DB, tid, kind, subject string) error 
 // UnlockUser clears every failed-attempt counter of a user (password, TOTP
 // and backup codes), e.g. after an administrator checked who they are. It
 // returns how many counters it cleared.
-func (s *Store) UnlockUser(ctx context.Context, tenantID, userID string) (int64, error) {
+func (s *Store) UnlockUser(ctx context.Context, tenantID, userID uuid.UUID) (int64, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return 0, err
@@ -146,7 +147,7 @@ func (s *Store) UnlockUser(ctx context.Context, tenantID, userID string) (int64,
 	if err != nil {
 		return 0, err
 	}
-	tag, err := db.Exec(ctx, `DELETE FROM auth.attempt_limits WHERE tenant_id = $1 AND subject = $2`, tid, uid)
+	tag, err := db.Exec(ctx, `DELETE FROM auth.attempt_limits WHERE tenant_id = $1 AND subject = $2`, tid, uid.String())
 	if err != nil {
 		return 0, mapErr("UnlockUser", err)
 	}

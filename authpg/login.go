@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -47,7 +48,7 @@ const (
 // counter is cleared, last_login_at is set (database clock), the session
 // is created and a "login" audit event recorded, in one transaction.
 // Failures record "login_failed" or "login_locked" (severity warning).
-func (s *Store) Authenticate(ctx context.Context, tenantID, login, password string, md *SessionMetadata) (*Login, error) {
+func (s *Store) Authenticate(ctx context.Context, tenantID uuid.UUID, login, password string, md *SessionMetadata) (*Login, error) {
 	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return nil, err
@@ -65,10 +66,10 @@ func (s *Store) Authenticate(ctx context.Context, tenantID, login, password stri
 	if err != nil && !isNotFound(mapErr("", err)) {
 		return nil, mapErr("Authenticate", err)
 	}
-	subject, uid := "login:"+strings.ToLower(login), ""
+	subject, uid := "login:"+strings.ToLower(login), uuid.Nil
 	hash := s.dummy.get()
 	if u != nil {
-		subject, uid = u.ID, u.ID
+		subject, uid = u.ID.String(), u.ID
 		if u.PasswordHash != "" {
 			hash = []byte(u.PasswordHash)
 		}

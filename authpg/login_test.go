@@ -2,6 +2,7 @@ package authpg_test
 
 import (
 	"errors"
+	"github.com/google/uuid"
 	"sort"
 	"strings"
 	"sync"
@@ -17,7 +18,7 @@ import (
 // unknown names and deactivated users are refused with typed errors.
 func TestAuthenticate(t *testing.T) {
 	t.Parallel()
-	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn string) {
+	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn uuid.UUID) {
 		ctx := testCtx(t)
 		u := mustUser(t, s, tn, "kim") // password pw-kim
 		md := &authpg.SessionMetadata{IPAddress: "203.0.113.5", UserAgent: "UA"}
@@ -78,7 +79,7 @@ func TestAttemptLimitsLockAndUnlock(t *testing.T) {
 	clock := time.Now()
 	o.Now = func() time.Time { return clock }
 	e := newEnv(t)
-	inModes(t, o, func(t *testing.T, s *authpg.Store, tn string) {
+	inModes(t, o, func(t *testing.T, s *authpg.Store, tn uuid.UUID) {
 		ctx := testCtx(t)
 		// Within InTenant everything is one transaction: now() stands
 		// still and other connections cannot see the counters.

@@ -149,9 +149,9 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
-func newTenant() string { return uuid.NewString() }
+func newTenant() uuid.UUID { return uuid.New() }
 
-func mustUser(t testing.TB, s *authpg.Store, tenant, handle string) *authpg.User {
+func mustUser(t testing.TB, s *authpg.Store, tenant uuid.UUID, handle string) *authpg.User {
 	t.Helper()
 	u, err := s.CreateUser(testCtx(t), tenant, authpg.NewUser{Handle: handle, Email: handle + "@example.test",
 		DisplayName: "User " + handle, Password: "pw-" + handle, Role: authpg.RoleEditor})

@@ -1,6 +1,7 @@
 package authpg_test
 
 import (
+	"github.com/google/uuid"
 	"testing"
 
 	"github.com/multigres-proxy/multigres/authpg"
@@ -14,7 +15,7 @@ import (
 //
 // An optional env is used instead of a new one, for tests that also reach
 // the database directly.
-func inModes(t *testing.T, o authpg.Options, fn func(t *testing.T, s *authpg.Store, tenant string), envs ...*env) {
+func inModes(t *testing.T, o authpg.Options, fn func(t *testing.T, s *authpg.Store, tenant uuid.UUID), envs ...*env) {
 	t.Helper()
 	var e *env
 	if len(envs) > 0 {
@@ -48,7 +49,7 @@ func inModes(t *testing.T, o authpg.Options, fn func(t *testing.T, s *authpg.Sto
 			p = startProxy(t, e)
 		}
 		tn := newTenant()
-		pool := newPool(t, proxytest.URL(p.Addr, proxytest.AppUser+"."+tn, proxytest.AppUserPassword, e.db), nil)
+		pool := newPool(t, proxytest.URL(p.Addr, proxytest.AppUser+"."+tn.String(), proxytest.AppUserPassword, e.db), nil)
 		s, err := authpg.New(pool, o)
 		if err != nil {
 			t.Fatal(err)

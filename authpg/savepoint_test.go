@@ -3,6 +3,7 @@ package authpg_test
 import (
 	"context"
 	"errors"
+	"github.com/google/uuid"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,7 +35,7 @@ func TestReadsOnATransactionSkipSavepoints(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := testCtx(t)
-	check := func(t *testing.T, s *authpg.Store, tn string, c *savepointCounter) {
+	check := func(t *testing.T, s *authpg.Store, tn uuid.UUID, c *savepointCounter) {
 		t.Helper()
 		u := mustUser(t, s, tn, "sal")
 		x := must(s.CreateSession(ctx, tn, u.ID, nil))
@@ -89,7 +90,7 @@ func TestReadsOnATransactionSkipSavepoints(t *testing.T) {
 	t.Run("multigres", func(t *testing.T) {
 		p := startProxy(t, e)
 		tn := newTenant()
-		pool, c := traced(t, proxytest.URL(p.Addr, proxytest.AppUser+"."+tn, proxytest.AppUserPassword, e.db))
+		pool, c := traced(t, proxytest.URL(p.Addr, proxytest.AppUser+"."+tn.String(), proxytest.AppUserPassword, e.db))
 		s, _ := authpg.New(pool, opts())
 		if err := s.InTenant(ctx, tn, func(s *authpg.Store) error { check(t, s, tn, c); return nil }); err != nil {
 			t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 // act on instead of reporting success.
 func TestLogoutWithTokenEndsSession(t *testing.T) {
 	t.Parallel()
-	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn string) {
+	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn uuid.UUID) {
 		ctx := testCtx(t)
 		u := mustUser(t, s, tn, "lou")
 		x := must(s.CreateSession(ctx, tn, u.ID, nil))
@@ -40,8 +40,8 @@ func TestLogoutWithTokenEndsSession(t *testing.T) {
 			t.Fatalf("second logout: %v", err)
 		}
 		y := must(s.CreateSession(ctx, tn, u.ID, nil))
-		forged := y.ID + ".AAAA"
-		for _, bad := range []string{"garbage", "", forged, strings.ToUpper(y.ID)[:30]} {
+		forged := y.ID.String() + ".AAAA"
+		for _, bad := range []string{"garbage", "", forged, strings.ToUpper(y.ID.String()), y.ID.String()[:30], uuid.Nil.String()} {
 			if err := s.DeleteSession(ctx, tn, bad); !errors.Is(err, authpg.ErrInvalidSession) {
 				t.Errorf("DeleteSession(%q) = %v, want ErrInvalidSession", bad, err)
 			}
@@ -52,17 +52,17 @@ func TestLogoutWithTokenEndsSession(t *testing.T) {
 		if _, err := s.GetSession(ctx, tn, y.Token); err != nil {
 			t.Fatalf("a refused delete removed the session: %v", err)
 		}
-		if n, err := s.DeleteUserSessions(ctx, tn, "not-a-uuid"); !errors.Is(err, authpg.ErrInvalidInput) || n != 0 {
-			t.Errorf("DeleteUserSessions(malformed) = %d, %v, want ErrInvalidInput", n, err)
+		if n, err := s.DeleteUserSessions(ctx, tn, uuid.Nil); !errors.Is(err, authpg.ErrInvalidInput) || n != 0 {
+			t.Errorf("DeleteUserSessions(nil id) = %d, %v, want ErrInvalidInput", n, err)
 		}
-		if err := s.DeleteBackupCodes(ctx, tn, "not-a-uuid"); !errors.Is(err, authpg.ErrInvalidInput) {
-			t.Errorf("DeleteBackupCodes(malformed) = %v, want ErrInvalidInput", err)
+		if err := s.DeleteBackupCodes(ctx, tn, uuid.Nil); !errors.Is(err, authpg.ErrInvalidInput) {
+			t.Errorf("DeleteBackupCodes(nil id) = %v, want ErrInvalidInput", err)
 		}
-		if _, err := s.ListSessionsByUser(ctx, tn, "not-a-uuid"); !errors.Is(err, authpg.ErrInvalidInput) {
-			t.Errorf("ListSessionsByUser(malformed) = %v, want ErrInvalidInput", err)
+		if _, err := s.ListSessionsByUser(ctx, tn, uuid.Nil); !errors.Is(err, authpg.ErrInvalidInput) {
+			t.Errorf("ListSessionsByUser(nil id) = %v, want ErrInvalidInput", err)
 		}
 		// The session id still works for the server-side callers.
-		if err := s.DeleteSession(ctx, tn, y.ID); err != nil {
+		if err := s.DeleteSession(ctx, tn, y.ID.String()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.GetSession(ctx, tn, y.Token); !errors.Is(err, authpg.ErrNotFound) {
@@ -106,7 +106,7 @@ func TestNestedInTenantCannotSwitchTenant(t *testing.T) {
 				if !errors.Is(err, authpg.ErrTenantMismatch) || ran {
 					t.Errorf("nested InTenant(B) = %v (ran %v), want ErrTenantMismatch", err, ran)
 				}
-				if cur := currentTenant(t, ctx, tx); cur != tA {
+				if cur := currentTenant(t, ctx, tx); cur != tA.String() {
 					t.Errorf("after nested InTenant(B) the transaction is in %q, want A", cur)
 				}
 				if err := s.InTenant(ctx, tA, func(ts *authpg.Store) error {
@@ -115,7 +115,7 @@ func TestNestedInTenantCannotSwitchTenant(t *testing.T) {
 				}); err != nil {
 					t.Errorf("nested InTenant(A): %v", err)
 				}
-				if cur := currentTenant(t, ctx, tx); cur != tA {
+				if cur := currentTenant(t, ctx, tx); cur != tA.String() {
 					t.Errorf("after nested InTenant(A): %q", cur)
 				}
 				return nil
@@ -143,7 +143,7 @@ func TestNestedInTenantCannotSwitchTenant(t *testing.T) {
 	}
 	t.Run("multigres", func(t *testing.T) {
 		p := startProxy(t, e)
-		pool := newPool(t, proxytest.URL(p.Addr, proxytest.AppUser+"."+tA, proxytest.AppUserPassword, e.db), nil)
+		pool := newPool(t, proxytest.URL(p.Addr, proxytest.AppUser+"."+tA.String(), proxytest.AppUserPassword, e.db), nil)
 		s, err := authpg.New(pool, opts())
 		if err != nil {
 			t.Fatal(err)
@@ -166,8 +166,8 @@ func TestNestedInTenantCannotSwitchTenant(t *testing.T) {
 // a tenant.
 func TestNilTenantIsRejected(t *testing.T) {
 	t.Parallel()
-	nilTenant := uuid.Nil.String()
-	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn string) {
+	nilTenant := uuid.Nil
+	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn uuid.UUID) {
 		ctx := testCtx(t)
 		if _, err := s.CreateUser(ctx, nilTenant, authpg.NewUser{Handle: "ghost"}); !errors.Is(err, authpg.ErrInvalidTenant) {
 			t.Errorf("CreateUser(nil tenant) = %v, want ErrInvalidTenant", err)
@@ -188,14 +188,14 @@ func TestNilTenantIsRejected(t *testing.T) {
 // "your devices" or "team" page) shows no token, hash or TOTP secret.
 func TestSecretsStayOutOfJSON(t *testing.T) {
 	t.Parallel()
-	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn string) {
+	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn uuid.UUID) {
 		ctx := testCtx(t)
 		u, err := s.CreateUser(ctx, tn, authpg.NewUser{Handle: "jay", Password: "pw-jay", PinHash: "pin-hash-value"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		x := must(s.CreateSession(ctx, tn, u.ID, nil))
-		if _, err := s.UpdateSession(ctx, tn, x.ID, authpg.SessionUpdate{TempTOTPSecret: ptr("ENROLSECRETXYZ23")}); err != nil {
+		if _, err := s.UpdateSession(ctx, tn, x.Token, authpg.SessionUpdate{TempTOTPSecret: ptr("ENROLSECRETXYZ23")}); err != nil {
 			t.Fatal(err)
 		}
 		inv := must(s.CreateInvitation(ctx, tn, authpg.NewInvitation{Email: "inv@example.test"}))
@@ -210,7 +210,7 @@ func TestSecretsStayOutOfJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := string(b)
-		if !strings.Contains(out, x.ID) || !strings.Contains(out, "jay") {
+		if !strings.Contains(out, x.ID.String()) || !strings.Contains(out, "jay") {
 			t.Fatalf("the encoding lost the visible fields: %s", out)
 		}
 		for name, secret := range map[string]string{"session token": x.Token, "password hash": u.PasswordHash,
@@ -227,7 +227,7 @@ func TestSecretsStayOutOfJSON(t *testing.T) {
 // longer is a typed error, not the library's.
 func TestPasswordOver72BytesIsInvalidInput(t *testing.T) {
 	t.Parallel()
-	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn string) {
+	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn uuid.UUID) {
 		ctx := testCtx(t)
 		long := strings.Repeat("p", 73)
 		if _, err := s.CreateUser(ctx, tn, authpg.NewUser{Handle: "long", Password: long}); !errors.Is(err, authpg.ErrInvalidInput) {
@@ -252,7 +252,7 @@ func TestPasswordOver72BytesIsInvalidInput(t *testing.T) {
 // does neither).
 func TestInvitationLifecycle(t *testing.T) {
 	t.Parallel()
-	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn string) {
+	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn uuid.UUID) {
 		ctx := testCtx(t)
 		inv := must(s.CreateInvitation(ctx, tn, authpg.NewInvitation{Email: "new@example.test", Role: authpg.RoleEditor}))
 		for _, d := range []time.Duration{-time.Hour, 0} {
@@ -322,7 +322,7 @@ func TestCleanupAllTenants(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := testCtx(t)
-	var tenants []string
+	var tenants []uuid.UUID
 	for i := 0; i < 3; i++ {
 		tn := newTenant()
 		tenants = append(tenants, tn)

@@ -21,10 +21,10 @@ import (
 // Token and TempTOTPSecret are bearer secrets and are left out of JSON, so
 // a page that encodes ListSessions shows devices, not credentials.
 type Session struct {
-	TenantID       string
-	ID             string
+	TenantID       uuid.UUID
+	ID             uuid.UUID
 	Token          string `json:"-"`
-	UserID         string
+	UserID         uuid.UUID
 	IPAddress      *string
 	UserAgent      *string
 	Metadata       map[string]any
@@ -78,71 +78,66 @@ func (s *Store) scanSession(row pgx.Row) (*Session, error) {
 	return x, nil
 }
 
-func (s *Store) mac(tenantID, id string) []byte {
+func (s *Store) mac(tenantID, id uuid.UUID) []byte {
 	m := hmac.New(sha256.New, s.secret)
 	m.Write([]byte("authpg-session\x00"))
-	m.Write([]byte(tenantID))
+	m.Write([]byte(tenantID.String()))
 	m.Write([]byte{0})
-	m.Write([]byte(id))
+	m.Write([]byte(id.String()))
 	return m.Sum(nil)
 }
 
 // SignSessionID returns the token for a session id of a tenant.
-func (s *Store) SignSessionID(tenantID, id string) string {
-	// Sign the canonical forms, as VerifySessionToken checks them.
-	if t, err := normTenant(tenantID); err == nil {
-		tenantID = t
-	}
-	if u, err := normID(id); err == nil {
-		id = u
-	}
-	return id + "." + base64.RawURLEncoding.EncodeToString(s.mac(tenantID, id))
+func (s *Store) SignSessionID(tenantID, id uuid.UUID) string {
+	return id.String() + "." + base64.RawURLEncoding.EncodeToString(s.mac(tenantID, id))
 }
 
 // VerifySessionToken checks a token's signature for tenant and returns the
 // session id. It runs no query.
-func (s *Store) VerifySessionToken(tenantID, token string) (string, error) {
+func (s *Store) VerifySessionToken(tenantID uuid.UUID, token string) (uuid.UUID, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
-		return "", err
+		return uuid.Nil, err
 	}
 	id, sig, ok := strings.Cut(token, ".")
 	if !ok {
-		return "", ErrInvalidSession
+		return uuid.Nil, ErrInvalidSession
 	}
+	// Only the canonical form was ever signed.
 	u, err := uuid.Parse(id)
 	if err != nil || len(id) != 36 || u.String() != id {
-		return "", ErrInvalidSession
+		return uuid.Nil, ErrInvalidSession
 	}
 	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, s.mac(tid, id)) {
-		return "", ErrInvalidSession
+	if err != nil || !hmac.Equal(got, s.mac(tid, u)) {
+		return uuid.Nil, ErrInvalidSession
 	}
-	return id, nil
+	return u, nil
 }
 
 // sessionRef resolves what a caller holds for a session: the signed token
-// (from the cookie) or the bare session id (from a Session the server
-// already loaded). Anything else is an error, never a silent no-op.
-func (s *Store) sessionRef(tenantID, ref string) (tid, sid string, err error) {
+// (from the cookie) or the session id in canonical text form,
+// Session.ID.String() (from a Session the server already loaded). Anything
+// else is ErrInvalidSession, never a silent no-op.
+func (s *Store) sessionRef(tenantID uuid.UUID, ref string) (tid, sid uuid.UUID, err error) {
 	tid, err = normTenant(tenantID)
 	if err != nil {
-		return "", "", err
+		return uuid.Nil, uuid.Nil, err
 	}
 	if strings.Contains(ref, ".") {
 		sid, err = s.VerifySessionToken(tid, ref)
 		return tid, sid, err
 	}
-	sid, err = normID(ref)
-	if err != nil {
-		return "", "", fmt.Errorf("%w: %w", ErrInvalidSession, err)
+	u, err := uuid.Parse(ref)
+	if err != nil || u.String() != ref || u == uuid.Nil {
+		return uuid.Nil, uuid.Nil, fmt.Errorf("%w: %q is neither a session token nor a session id", ErrInvalidSession, ref)
 	}
-	return tid, sid, nil
+	return tid, u, nil
 }
 
 // CreateSession starts a session for userID that expires SessionMaxAge
 // after the database's now().
-func (s *Store) CreateSession(ctx context.Context, tenantID, userID string, md *SessionMetadata) (*Session, error) {
+func (s *Store) CreateSession(ctx context.Context, tenantID, userID uuid.UUID, md *SessionMetadata) (*Session, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -177,7 +172,7 @@ func (s *Store) CreateSession(ctx context.Context, tenantID, userID string, md *
 // GetSession returns the live session named by token. A token with a bad
 // signature is ErrInvalidSession, before any query; an expired or missing
 // session is ErrNotFound.
-func (s *Store) GetSession(ctx context.Context, tenantID, token string) (*Session, error) {
+func (s *Store) GetSession(ctx context.Context, tenantID uuid.UUID, token string) (*Session, error) {
 	id, err := s.VerifySessionToken(tenantID, token)
 	if err != nil {
 		return nil, fmt.Errorf("GetSession: %w", err)
@@ -195,7 +190,7 @@ func (s *Store) GetSession(ctx context.Context, tenantID, token string) (*Sessio
 // UpdateSession updates a live session and records activity. session is
 // the token or the session id; a malformed one or a token with a bad
 // signature is ErrInvalidSession. Missing or expired is ErrNotFound.
-func (s *Store) UpdateSession(ctx context.Context, tenantID, session string, up SessionUpdate) (*Session, error) {
+func (s *Store) UpdateSession(ctx context.Context, tenantID uuid.UUID, session string, up SessionUpdate) (*Session, error) {
 	tid, sid, err := s.sessionRef(tenantID, session)
 	if err != nil {
 		return nil, fmt.Errorf("UpdateSession: %w", err)
@@ -254,7 +249,7 @@ func (s *Store) UpdateSession(ctx context.Context, tenantID, session string, up 
 // presented or the session id; a malformed one or a token with a bad
 // signature is ErrInvalidSession. Deleting a session that is already gone
 // is not an error, so logout is idempotent.
-func (s *Store) DeleteSession(ctx context.Context, tenantID, session string) error {
+func (s *Store) DeleteSession(ctx context.Context, tenantID uuid.UUID, session string) error {
 	tid, sid, err := s.sessionRef(tenantID, session)
 	if err != nil {
 		return fmt.Errorf("DeleteSession: %w", err)
@@ -268,7 +263,7 @@ func (s *Store) DeleteSession(ctx context.Context, tenantID, session string) err
 }
 
 // DeleteUserSessions ends every session of a user and returns how many.
-func (s *Store) DeleteUserSessions(ctx context.Context, tenantID, userID string) (int64, error) {
+func (s *Store) DeleteUserSessions(ctx context.Context, tenantID, userID uuid.UUID) (int64, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return 0, err
@@ -289,7 +284,7 @@ func (s *Store) DeleteUserSessions(ctx context.Context, tenantID, userID string)
 }
 
 // ListSessionsByUser returns a user's live sessions, newest first.
-func (s *Store) ListSessionsByUser(ctx context.Context, tenantID, userID string) ([]*Session, error) {
+func (s *Store) ListSessionsByUser(ctx context.Context, tenantID, userID uuid.UUID) ([]*Session, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -312,7 +307,7 @@ func (s *Store) ListSessionsByUser(ctx context.Context, tenantID, userID string)
 
 // ListSessions returns the tenant's live sessions, newest first (the
 // seed's getAllSessions).
-func (s *Store) ListSessions(ctx context.Context, tenantID string) ([]*Session, error) {
+func (s *Store) ListSessions(ctx context.Context, tenantID uuid.UUID) ([]*Session, error) {
 	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
@@ -327,7 +322,7 @@ func (s *Store) ListSessions(ctx context.Context, tenantID string) ([]*Session, 
 
 // CleanupExpiredSessions deletes the tenant's expired sessions (by the
 // database clock) and returns how many.
-func (s *Store) CleanupExpiredSessions(ctx context.Context, tenantID string) (int64, error) {
+func (s *Store) CleanupExpiredSessions(ctx context.Context, tenantID uuid.UUID) (int64, error) {
 	tid, db, err := s.scope(tenantID)
 	if err != nil {
 		return 0, err

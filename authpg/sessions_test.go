@@ -2,6 +2,7 @@ package authpg_test
 
 import (
 	"errors"
+	"github.com/google/uuid"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestSessions(t *testing.T) {
 	if d := x.ExpiresAt.Sub(x.CreatedAt); d != authpg.DefaultSessionMaxAge {
 		t.Fatalf("expires - created = %v", d)
 	}
-	if !strings.HasPrefix(x.Token, x.ID+".") {
+	if !strings.HasPrefix(x.Token, x.ID.String()+".") {
 		t.Fatalf("token %q does not start with id", x.Token)
 	}
 	got, err := s.GetSession(ctx, tA, x.Token)
@@ -41,17 +42,20 @@ func TestSessions(t *testing.T) {
 	}
 	// Bad signatures are refused before any query: a closed store would
 	// fail any query with ErrClosed, but here the signature check answers.
-	bad := []string{x.ID, x.ID + ".", x.ID + ".AAAA", strings.ToUpper(x.ID) + x.Token[36:], "garbage", ""}
+	id := x.ID.String()
+	bad := []string{id, id + ".", id + ".AAAA", strings.ToUpper(id) + x.Token[36:], "garbage", ""}
 	for _, tok := range bad {
 		if _, err := s.GetSession(ctx, tA, tok); !errors.Is(err, authpg.ErrInvalidSession) {
 			t.Errorf("GetSession(%q) = %v, want ErrInvalidSession", tok, err)
 		}
 	}
-	// Signing is over canonical forms: an upper-case tenant signs the same.
-	if tok := s.SignSessionID(strings.ToUpper(tA), x.ID); tok != x.Token {
+	// Signing is over canonical forms: a tenant parsed from upper case
+	// signs the same.
+	upper := uuid.MustParse(strings.ToUpper(tA.String()))
+	if tok := s.SignSessionID(upper, x.ID); tok != x.Token {
 		t.Fatalf("SignSessionID(upper tenant) = %q, want %q", tok, x.Token)
 	}
-	if _, err := s.GetSession(ctx, strings.ToUpper(tA), x.Token); err != nil {
+	if _, err := s.GetSession(ctx, upper, x.Token); err != nil {
 		t.Fatalf("GetSession with upper-case tenant: %v", err)
 	}
 	// A token is bound to its tenant.
@@ -64,7 +68,7 @@ func TestSessions(t *testing.T) {
 		t.Fatalf("foreign secret: %v", err)
 	}
 
-	up, err := s.UpdateSession(ctx, tA, x.ID, authpg.SessionUpdate{TempTOTPSecret: ptr("TEMPSECRET"), TOTPVerified: ptr(true),
+	up, err := s.UpdateSession(ctx, tA, x.Token, authpg.SessionUpdate{TempTOTPSecret: ptr("TEMPSECRET"), TOTPVerified: ptr(true),
 		IPAddress: ptr("198.51.100.1"), UserAgent: ptr("UA/2"), Metadata: map[string]any{"n": 1.0}})
 	if err != nil {
 		t.Fatal(err)
@@ -73,18 +77,18 @@ func TestSessions(t *testing.T) {
 		up.Metadata["n"] != 1.0 || !up.ExpiresAt.Equal(x.ExpiresAt) {
 		t.Fatalf("updated = %+v", up)
 	}
-	up, err = s.UpdateSession(ctx, tA, x.ID, authpg.SessionUpdate{TempTOTPSecret: ptr(""), ExpiresIn: ptr(time.Hour)})
+	up, err = s.UpdateSession(ctx, tA, x.Token, authpg.SessionUpdate{TempTOTPSecret: ptr(""), ExpiresIn: ptr(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if up.TempTOTPSecret != nil || up.ExpiresAt.Sub(up.LastActivityAt) != time.Hour {
 		t.Fatalf("cleared/expiry = %+v", up)
 	}
-	up, err = s.UpdateSession(ctx, tA, x.ID, authpg.SessionUpdate{Extend: true})
+	up, err = s.UpdateSession(ctx, tA, x.Token, authpg.SessionUpdate{Extend: true})
 	if err != nil || up.ExpiresAt.Sub(up.LastActivityAt) != authpg.DefaultSessionMaxAge {
 		t.Fatalf("extend = %+v, %v", up, err)
 	}
-	if _, err := s.UpdateSession(ctx, tB, x.ID, authpg.SessionUpdate{Extend: true}); !errors.Is(err, authpg.ErrNotFound) {
+	if _, err := s.UpdateSession(ctx, tB, x.ID.String(), authpg.SessionUpdate{Extend: true}); !errors.Is(err, authpg.ErrNotFound) {
 		t.Fatalf("UpdateSession across tenants: %v", err)
 	}
 
@@ -99,7 +103,7 @@ func TestSessions(t *testing.T) {
 	if all, err := s.ListSessions(ctx, tB); err != nil || len(all) != 0 {
 		t.Fatalf("ListSessions tenant B = %v, %v", all, err)
 	}
-	if err := s.DeleteSession(ctx, tA, y.ID); err != nil {
+	if err := s.DeleteSession(ctx, tA, y.ID.String()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetSession(ctx, tA, y.Token); !errors.Is(err, authpg.ErrNotFound) {
@@ -163,7 +167,7 @@ func TestSessionExpiryUsesDatabaseClock(t *testing.T) {
 			if _, err := s.GetSession(ctx, tA, dead.Token); !errors.Is(err, authpg.ErrNotFound) {
 				t.Fatalf("expired session returned: %v", err)
 			}
-			if _, err := s.UpdateSession(ctx, tA, dead.ID, authpg.SessionUpdate{Extend: true}); !errors.Is(err, authpg.ErrNotFound) {
+			if _, err := s.UpdateSession(ctx, tA, dead.Token, authpg.SessionUpdate{Extend: true}); !errors.Is(err, authpg.ErrNotFound) {
 				t.Fatalf("expired session extended: %v", err)
 			}
 			for _, list := range [][]*authpg.Session{must(s.ListSessions(ctx, tA)), must(s.ListSessionsByUser(ctx, tA, u.ID))} {

@@ -98,7 +98,7 @@ type Options struct {
 // Errors returned by Store methods. Test them with errors.Is.
 var (
 	ErrNotFound       = errors.New("authpg: not found")
-	ErrInvalidTenant  = errors.New("authpg: tenant id must be a non-nil UUID")
+	ErrInvalidTenant  = errors.New("authpg: tenant id must not be the nil UUID")
 	ErrInvalidSession = errors.New("authpg: invalid session token")
 	ErrHandleTaken    = errors.New("authpg: handle already taken in this tenant")
 	ErrEmailTaken     = errors.New("authpg: email already taken in this tenant")
@@ -261,7 +261,7 @@ const SetTenantSQL = `SELECT set_config('app.current_tenant_id', $1, true)`
 // the rest of the outer transaction in the inner tenant. Bound to the
 // same tenant, nothing is set again. Unbound, the tenant is set for fn
 // and cleared again before the savepoint is released.
-func WithTenant(ctx context.Context, db DB, tenantID string, fn func(tx pgx.Tx) error) error {
+func WithTenant(ctx context.Context, db DB, tenantID uuid.UUID, fn func(tx pgx.Tx) error) error {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return err
@@ -276,10 +276,10 @@ func WithTenant(ctx context.Context, db DB, tenantID string, fn func(tx pgx.Tx) 
 		return fmt.Errorf("authpg.WithTenant: read tenant: %w", err)
 	}
 	if prev != nil {
-		if p, err := uuid.Parse(*prev); err != nil || p.String() != tid {
+		if p, err := uuid.Parse(*prev); err != nil || p != tid {
 			return fmt.Errorf("authpg.WithTenant: %w (%s, not %s)", ErrTenantMismatch, *prev, tid)
 		}
-	} else if _, err := tx.Exec(ctx, SetTenantSQL, tid); err != nil {
+	} else if _, err := tx.Exec(ctx, SetTenantSQL, tid.String()); err != nil {
 		return fmt.Errorf("authpg.WithTenant: set tenant: %w", err)
 	}
 	if err := fn(tx); err != nil {
@@ -314,7 +314,7 @@ func isTx(db DB) bool {
 
 // InTenant is WithTenant on the Store's DB: fn receives a Store bound to the
 // tenant-scoped transaction, with the same options.
-func (s *Store) InTenant(ctx context.Context, tenantID string, fn func(*Store) error) error {
+func (s *Store) InTenant(ctx context.Context, tenantID uuid.UUID, fn func(*Store) error) error {
 	return WithTenant(ctx, s.db, tenantID, func(tx pgx.Tx) error {
 		c := *s
 		c.db, c.pool, c.closePool = &spDB{tx: tx}, nil, false
@@ -323,28 +323,25 @@ func (s *Store) InTenant(ctx context.Context, tenantID string, fn func(*Store) e
 	})
 }
 
-// normTenant validates a tenant id before any query, so that Postgres never
-// sees a malformed uuid (22P02), and returns its canonical form.
-func normTenant(tenantID string) (string, error) {
-	u, err := uuid.Parse(tenantID)
-	if err != nil || len(tenantID) != 36 || u == uuid.Nil {
-		// The all-zero UUID is what an unset uuid.UUID field formats
-		// as; accepting it would file rows under a tenant nobody owns.
-		return "", fmt.Errorf("%w: %q", ErrInvalidTenant, tenantID)
+// normTenant refuses the all-zero UUID before any query: it is what an
+// unset uuid.UUID field holds, and accepting it would file rows under a
+// tenant nobody owns.
+func normTenant(tenantID uuid.UUID) (uuid.UUID, error) {
+	if tenantID == uuid.Nil {
+		return uuid.Nil, fmt.Errorf("%w: %s", ErrInvalidTenant, tenantID)
 	}
-	return u.String(), nil
+	return tenantID, nil
 }
 
-// normID canonicalises a row id. A malformed id cannot name a row: the
-// error is both ErrNotFound (so lookups read as "no such row") and
-// ErrInvalidInput (so no method reports success on it), never a leaked
-// 22P02.
-func normID(id string) (string, error) {
-	u, err := uuid.Parse(id)
-	if err != nil || len(id) != 36 {
-		return "", fmt.Errorf("%w: %w: id %q is not a UUID", ErrInvalidInput, ErrNotFound, id)
+// normID refuses the all-zero UUID as a row id: no row has it (ids come
+// from gen_random_uuid), and it is what an unset field holds. The error is
+// both ErrNotFound (so lookups read as "no such row") and ErrInvalidInput
+// (so no method reports success on it).
+func normID(id uuid.UUID) (uuid.UUID, error) {
+	if id == uuid.Nil {
+		return uuid.Nil, fmt.Errorf("%w: %w: nil id", ErrInvalidInput, ErrNotFound)
 	}
-	return u.String(), nil
+	return id, nil
 }
 
 // tx runs fn in a transaction (a savepoint when the Store is already on one).
@@ -369,20 +366,20 @@ func (s *Store) tx(ctx context.Context, fn func(q DB) error) error {
 // q returns the DB for a single statement.
 // scope is the preamble of the tenant-scoped methods: it validates
 // tenantID before any query, then returns the connection to use.
-func (s *Store) scope(tenantID string) (string, DB, error) {
+func (s *Store) scope(tenantID uuid.UUID) (uuid.UUID, DB, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
-		return "", nil, err
+		return uuid.Nil, nil, err
 	}
 	db, err := s.q()
 	return tid, db, err
 }
 
 // readScope is scope for a single read-only statement (see r).
-func (s *Store) readScope(tenantID string) (string, DB, error) {
+func (s *Store) readScope(tenantID uuid.UUID) (uuid.UUID, DB, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
-		return "", nil, err
+		return uuid.Nil, nil, err
 	}
 	db, err := s.r()
 	return tid, db, err

@@ -103,7 +103,7 @@ func TestConstruction(t *testing.T) {
 	}
 }
 
-// TestInvalidTenant calls every method with a malformed tenant on a Store
+// TestInvalidTenant calls every method with the nil tenant on a Store
 // whose pool points at a closed port: ErrInvalidTenant proves validation
 // happens before any query (a query would fail to connect instead).
 func TestInvalidTenant(t *testing.T) {
@@ -116,9 +116,10 @@ func TestInvalidTenant(t *testing.T) {
 	}
 	defer pool.Close()
 	s, _ := authpg.New(pool, opts())
-	const id = "6f1c1f1e-0000-4000-8000-000000000001"
-	for _, bad := range []string{"", "acme", "6f1c1f1e-0000-4000-8000-00000000000", "'; DROP TABLE x; --", "6f1c1f1e000040008000000000000001",
-		uuid.Nil.String()} {
+	id := uuid.MustParse("6f1c1f1e-0000-4000-8000-000000000001")
+	// Ids are uuid.UUID, so a malformed tenant cannot be passed at all;
+	// the one invalid value left is the nil UUID, an unset field.
+	for _, bad := range []uuid.UUID{uuid.Nil} {
 		calls := map[string]func() error{
 			"GetUser":                   func() error { _, err := s.GetUser(ctx, bad, id); return err },
 			"GetUserByHandle":           func() error { _, err := s.GetUserByHandle(ctx, bad, "h"); return err },
@@ -129,9 +130,9 @@ func TestInvalidTenant(t *testing.T) {
 			"ListUsers":                 func() error { _, err := s.ListUsers(ctx, bad); return err },
 			"HasUsers":                  func() error { _, err := s.HasUsers(ctx, bad); return err },
 			"CreateSession":             func() error { _, err := s.CreateSession(ctx, bad, id, nil); return err },
-			"GetSession":                func() error { _, err := s.GetSession(ctx, bad, id+".x"); return err },
-			"UpdateSession":             func() error { _, err := s.UpdateSession(ctx, bad, id, authpg.SessionUpdate{}); return err },
-			"DeleteSession":             func() error { return s.DeleteSession(ctx, bad, id) },
+			"GetSession":                func() error { _, err := s.GetSession(ctx, bad, id.String()+".x"); return err },
+			"UpdateSession":             func() error { _, err := s.UpdateSession(ctx, bad, id.String(), authpg.SessionUpdate{}); return err },
+			"DeleteSession":             func() error { return s.DeleteSession(ctx, bad, id.String()) },
 			"DeleteUserSessions":        func() error { _, err := s.DeleteUserSessions(ctx, bad, id); return err },
 			"ListSessionsByUser":        func() error { _, err := s.ListSessionsByUser(ctx, bad, id); return err },
 			"ListSessions":              func() error { _, err := s.ListSessions(ctx, bad); return err },
@@ -172,7 +173,7 @@ func TestInvalidTenant(t *testing.T) {
 		}
 		for name, call := range calls {
 			if err := call(); !errors.Is(err, authpg.ErrInvalidTenant) {
-				t.Errorf("%s(%q) = %v, want ErrInvalidTenant", name, bad, err)
+				t.Errorf("%s(%s) = %v, want ErrInvalidTenant", name, bad, err)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package authpg_test
 
 import (
 	"errors"
+	"github.com/google/uuid"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ const enrolSecret = "JBSWY3DPEHPK3PXP"
 // and a new user who takes the old handle does not inherit it.
 func TestTOTPSecretFollowsUserNotHandle(t *testing.T) {
 	t.Parallel()
-	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn string) {
+	inModes(t, opts(), func(t *testing.T, s *authpg.Store, tn uuid.UUID) {
 		ctx := testCtx(t)
 		u := mustUser(t, s, tn, "alice")
 		if err := s.SaveTOTPSecret(ctx, tn, u.ID, enrolSecret); err != nil {
@@ -128,7 +129,7 @@ func TestTOTPKeyRotation(t *testing.T) {
 		Passphrase: "old passphrase"})
 	now := time.Now()
 	code, _ := totp.Code(enrolSecret, now)
-	for _, id := range []string{u.ID, legacy.ID} {
+	for _, id := range []uuid.UUID{u.ID, legacy.ID} {
 		if ok, err := both.VerifyTOTP(ctx, tn, id, code); err != nil || !ok {
 			t.Fatalf("verify with the rotated keyring = %v, %v", ok, err)
 		}
@@ -146,7 +147,7 @@ func TestTOTPKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{u.ID, legacy.ID} {
+	for _, id := range []uuid.UUID{u.ID, legacy.ID} {
 		if ok, err := retired.VerifyTOTP(ctx, tn, id, later); err != nil || !ok {
 			t.Fatalf("verify after retiring the old key = %v, %v", ok, err)
 		}

@@ -3,6 +3,7 @@ package authpg
 import (
 	"context"
 	"fmt"
+	"github.com/google/uuid"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,8 +14,8 @@ import (
 // user id, so renaming a user keeps it and a new user who takes an old
 // handle does not inherit it.
 type TOTPSecret struct {
-	TenantID string
-	UserID   string
+	TenantID uuid.UUID
+	UserID   uuid.UUID
 	// KeyID names the TOTPKeys key the secret is sealed with; nil for a
 	// row in the legacy passphrase format (TypeScript package,
 	// totp.Encrypt).
@@ -40,7 +41,7 @@ func scanTOTP(row pgx.Row) (*TOTPSecret, error) {
 // SaveTOTPSecret seals secret (base32, as from totp.GenerateKey) with the
 // current key of Options.TOTPKeys, bound to the tenant and user, and stores
 // it (replacing any previous one). A new secret resets replay protection.
-func (s *Store) SaveTOTPSecret(ctx context.Context, tenantID, userID, secret string) error {
+func (s *Store) SaveTOTPSecret(ctx context.Context, tenantID, userID uuid.UUID, secret string) error {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return err
@@ -67,7 +68,7 @@ func (s *Store) SaveTOTPSecret(ctx context.Context, tenantID, userID, secret str
 // passphrase format (the TypeScript package's rows, or totp.Encrypt), to
 // be opened with TOTPKeys.LegacyPassphrase. It is re-sealed with the
 // current key on its first successful VerifyTOTP.
-func (s *Store) ImportTOTPSecret(ctx context.Context, tenantID, userID string, enc totp.EncryptedSecret) error {
+func (s *Store) ImportTOTPSecret(ctx context.Context, tenantID, userID uuid.UUID, enc totp.EncryptedSecret) error {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return err
@@ -82,7 +83,7 @@ func (s *Store) ImportTOTPSecret(ctx context.Context, tenantID, userID string, e
 	return s.saveTOTP(ctx, "ImportTOTPSecret", tid, uid, nil, enc)
 }
 
-func (s *Store) saveTOTP(ctx context.Context, op, tid, uid string, kid *string, enc totp.EncryptedSecret) error {
+func (s *Store) saveTOTP(ctx context.Context, op string, tid, uid uuid.UUID, kid *string, enc totp.EncryptedSecret) error {
 	db, err := s.q()
 	if err != nil {
 		return err
@@ -99,8 +100,8 @@ func (s *Store) saveTOTP(ctx context.Context, op, tid, uid string, kid *string, 
 }
 
 // GetTOTPSecret returns a user's stored secret; none is ErrNotFound (a
-// malformed user id too).
-func (s *Store) GetTOTPSecret(ctx context.Context, tenantID, userID string) (*TOTPSecret, error) {
+// nil user id too).
+func (s *Store) GetTOTPSecret(ctx context.Context, tenantID, userID uuid.UUID) (*TOTPSecret, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -119,7 +120,7 @@ func (s *Store) GetTOTPSecret(ctx context.Context, tenantID, userID string) (*TO
 }
 
 // DeleteTOTPSecret removes a user's secret; a missing one is ErrNotFound.
-func (s *Store) DeleteTOTPSecret(ctx context.Context, tenantID, userID string) error {
+func (s *Store) DeleteTOTPSecret(ctx context.Context, tenantID, userID uuid.UUID) error {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return err
@@ -183,7 +184,7 @@ func (s *Store) openTOTP(x *TOTPSecret) (plain string, reseal *totp.EncryptedSec
 // single conditional UPDATE, so two concurrent uses of one code cannot both
 // pass. A secret sealed with an old key (or in the legacy format) is
 // re-sealed with the current key by that same UPDATE.
-func (s *Store) VerifyTOTP(ctx context.Context, tenantID, userID, code string) (bool, error) {
+func (s *Store) VerifyTOTP(ctx context.Context, tenantID, userID uuid.UUID, code string) (bool, error) {
 	sec, err := s.GetTOTPSecret(ctx, tenantID, userID)
 	if err != nil {
 		return false, fmt.Errorf("VerifyTOTP: %w", err)
@@ -192,7 +193,7 @@ func (s *Store) VerifyTOTP(ctx context.Context, tenantID, userID, code string) (
 	if err != nil {
 		return false, err
 	}
-	if err := s.reserveAttempt(ctx, db, sec.TenantID, AttemptTOTP, sec.UserID); err != nil {
+	if err := s.reserveAttempt(ctx, db, sec.TenantID, AttemptTOTP, sec.UserID.String()); err != nil {
 		return false, fmt.Errorf("VerifyTOTP: %w", err)
 	}
 	plain, reseal, err := s.openTOTP(sec)
@@ -223,7 +224,7 @@ func (s *Store) VerifyTOTP(ctx context.Context, tenantID, userID, code string) (
 	if tag.RowsAffected() != 1 {
 		return false, nil
 	}
-	if err := clearAttempts(ctx, db, sec.TenantID, AttemptTOTP, sec.UserID); err != nil {
+	if err := clearAttempts(ctx, db, sec.TenantID, AttemptTOTP, sec.UserID.String()); err != nil {
 		return true, fmt.Errorf("VerifyTOTP: %w", err)
 	}
 	return true, nil

@@ -55,8 +55,8 @@ func TestUpgradeMovesExistingData(t *testing.T) {
 	// The previous version's rows, written as its Store wrote them.
 	super := newPool(t, pg.SuperURL(db), nil)
 	tn, t2 := newTenant(), newTenant()
-	alice, bob, newAlice := uuid.NewString(), uuid.NewString(), uuid.NewString()
-	sessionID := uuid.NewString()
+	alice, bob, newAlice := uuid.New(), uuid.New(), uuid.New()
+	sessionID := uuid.New()
 	const pass = "previous passphrase"
 	encAlice, _ := totp.Encrypt("GEZDGNBVGY3TQOJQ", pass)
 	encAliceNew, _ := totp.Encrypt(enrolSecret, pass)
@@ -101,7 +101,7 @@ func TestUpgradeMovesExistingData(t *testing.T) {
 		t.Fatalf("%d TOTP rows after the upgrade, want 2 (alicia's newest, bob's): %v", rows, err)
 	}
 	now := time.Now()
-	for id, secret := range map[string]string{alice: enrolSecret, bob: "KRSXG5CTMVRXEZLU"} {
+	for id, secret := range map[uuid.UUID]string{alice: enrolSecret, bob: "KRSXG5CTMVRXEZLU"} {
 		code, _ := totp.Code(secret, now)
 		if ok, err := s.VerifyTOTP(ctx, tn, id, code); err != nil || !ok {
 			t.Errorf("VerifyTOTP(%s) after the upgrade = %v, %v", id, ok, err)
@@ -111,7 +111,7 @@ func TestUpgradeMovesExistingData(t *testing.T) {
 		t.Errorf("the new holder of the handle alice has a secret: %v", err)
 	}
 
-	for tenant, tok := range map[string]string{tn: "plain-token-0123456789", t2: "other-tenant-token-0123"} {
+	for tenant, tok := range map[uuid.UUID]string{tn: "plain-token-0123456789", t2: "other-tenant-token-0123"} {
 		if inv, err := s.GetInvitation(ctx, tenant, tok); err != nil || inv.TenantID != tenant {
 			t.Errorf("GetInvitation(old token) after the upgrade = %+v, %v", inv, err)
 		}

@@ -3,6 +3,7 @@ package authpg
 import (
 	"context"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 	"time"
 
@@ -29,8 +30,8 @@ func ValidRole(r string) bool {
 
 // User is an admin user of one tenant (the seed's AdminUser).
 type User struct {
-	TenantID        string
-	ID              string
+	TenantID        uuid.UUID
+	ID              uuid.UUID
 	Handle          string
 	Email           *string
 	DisplayName     string
@@ -49,7 +50,7 @@ type User struct {
 // NewUser is the input of CreateUser. Exactly one of PasswordHash and
 // Password may be set; Password is hashed with bcrypt.
 type NewUser struct {
-	ID              string // optional UUID; generated when empty
+	ID              uuid.UUID // optional; generated when uuid.Nil
 	Handle          string
 	Email           string // optional
 	DisplayName     string
@@ -105,7 +106,7 @@ func (s *Store) tenantFilter() string {
 }
 
 // GetUser returns the user with id in tenant, or ErrNotFound.
-func (s *Store) GetUser(ctx context.Context, tenantID, id string) (*User, error) {
+func (s *Store) GetUser(ctx context.Context, tenantID, id uuid.UUID) (*User, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -123,7 +124,7 @@ func (s *Store) GetUser(ctx context.Context, tenantID, id string) (*User, error)
 }
 
 // GetUserByHandle finds a user by handle, case-insensitively.
-func (s *Store) GetUserByHandle(ctx context.Context, tenantID, handle string) (*User, error) {
+func (s *Store) GetUserByHandle(ctx context.Context, tenantID uuid.UUID, handle string) (*User, error) {
 	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
@@ -133,7 +134,7 @@ func (s *Store) GetUserByHandle(ctx context.Context, tenantID, handle string) (*
 }
 
 // GetUserByEmail finds a user by email, case-insensitively.
-func (s *Store) GetUserByEmail(ctx context.Context, tenantID, email string) (*User, error) {
+func (s *Store) GetUserByEmail(ctx context.Context, tenantID uuid.UUID, email string) (*User, error) {
 	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
@@ -151,19 +152,12 @@ func nullIfEmpty(s string) *string {
 
 // CreateUser inserts a user. A handle or email already used in the tenant
 // (case-insensitively) is ErrHandleTaken or ErrEmailTaken.
-func (s *Store) CreateUser(ctx context.Context, tenantID string, nu NewUser) (*User, error) {
+func (s *Store) CreateUser(ctx context.Context, tenantID uuid.UUID, nu NewUser) (*User, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
 	}
-	var id *string
-	if nu.ID != "" {
-		v, err := normID(nu.ID)
-		if err != nil {
-			return nil, fmt.Errorf("CreateUser: %w: bad id", ErrInvalidInput)
-		}
-		id = &v
-	}
+	id := optUUID(nu.ID)
 	if strings.TrimSpace(nu.Handle) == "" {
 		return nil, fmt.Errorf("CreateUser: %w: empty handle", ErrInvalidInput)
 	}
@@ -206,7 +200,7 @@ func (s *Store) CreateUser(ctx context.Context, tenantID string, nu NewUser) (*U
 
 // UpdateUser applies a partial update and returns the new row; a missing
 // user is ErrNotFound.
-func (s *Store) UpdateUser(ctx context.Context, tenantID, id string, up UserUpdate) (*User, error) {
+func (s *Store) UpdateUser(ctx context.Context, tenantID, id uuid.UUID, up UserUpdate) (*User, error) {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return nil, err
@@ -256,7 +250,7 @@ func (s *Store) UpdateUser(ctx context.Context, tenantID, id string, up UserUpda
 
 // DeleteUser deletes a user and, by cascade, their sessions, TOTP secret
 // and backup codes. A missing user is ErrNotFound.
-func (s *Store) DeleteUser(ctx context.Context, tenantID, id string) error {
+func (s *Store) DeleteUser(ctx context.Context, tenantID, id uuid.UUID) error {
 	tid, err := normTenant(tenantID)
 	if err != nil {
 		return err
@@ -281,7 +275,7 @@ func (s *Store) DeleteUser(ctx context.Context, tenantID, id string) error {
 
 // ListUsers returns the tenant's users ordered by handle (the seed's
 // getAllUsers).
-func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*User, error) {
+func (s *Store) ListUsers(ctx context.Context, tenantID uuid.UUID) ([]*User, error) {
 	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return nil, err
@@ -294,7 +288,7 @@ func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*User, error)
 }
 
 // HasUsers reports whether the tenant has any user.
-func (s *Store) HasUsers(ctx context.Context, tenantID string) (bool, error) {
+func (s *Store) HasUsers(ctx context.Context, tenantID uuid.UUID) (bool, error) {
 	tid, db, err := s.readScope(tenantID)
 	if err != nil {
 		return false, err

@@ -2,6 +2,7 @@ package authpg_test
 
 import (
 	"errors"
+	"github.com/google/uuid"
 	"testing"
 
 	"github.com/multigres-proxy/multigres/authpg"
@@ -55,8 +56,8 @@ func TestUsers(t *testing.T) {
 	if _, err := s.GetUser(ctx, tA, b.ID); !errors.Is(err, authpg.ErrNotFound) {
 		t.Fatalf("GetUser of other tenant's id: %v", err)
 	}
-	if _, err := s.GetUser(ctx, tA, "not-a-uuid"); !errors.Is(err, authpg.ErrNotFound) {
-		t.Fatalf("GetUser malformed id: %v", err)
+	if _, err := s.GetUser(ctx, tA, uuid.Nil); !errors.Is(err, authpg.ErrNotFound) {
+		t.Fatalf("GetUser nil id: %v", err)
 	}
 
 	// Every field can be updated alone.

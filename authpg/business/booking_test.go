@@ -294,7 +294,7 @@ func TestBusinessTenantIsolation(t *testing.T) {
 	}
 	// Mode 2: RLS on a connection bound to B hides A even when the query
 	// names A.
-	err = authpg.WithTenant(ctx, e.app, b.tenant.String(), func(tx pgxTx) error {
+	err = authpg.WithTenant(ctx, e.app, b.tenant, func(tx pgxTx) error {
 		q := business.New(e.app).WithTx(tx)
 		if _, err := q.GetBooking(ctx, a.tenant, bk.ID); !errors.Is(err, authpg.ErrNotFound) {
 			t.Errorf("RLS: B reads A's booking: %v", err)

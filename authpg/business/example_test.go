@@ -75,7 +75,7 @@ func Example_withTenant() {
 	}
 	defer pool.Close()
 	tenant := uuid.New()
-	err = authpg.WithTenant(ctx, pool, tenant.String(), func(tx pgx.Tx) error {
+	err = authpg.WithTenant(ctx, pool, tenant, func(tx pgx.Tx) error {
 		q := business.New(tx)
 		if _, err := q.CreateService(ctx, business.CreateServiceParams{TenantID: tenant, Slug: "deep-60",
 			Name: "Deep tissue", DurationMinutes: 60, PriceCents: 11000}); err != nil {

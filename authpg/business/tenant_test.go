@@ -44,10 +44,10 @@ func TestUnsetTenantIDIsRejected(t *testing.T) {
 	t.Run("WithTenant", func(t *testing.T) {
 		// Bound to uuid.Nil the RLS check would even accept the insert,
 		// so the refusal must come first.
-		if err := authpg.WithTenant(ctx, e.app, uuid.Nil.String(), func(pgx.Tx) error { return nil }); !errors.Is(err, authpg.ErrInvalidTenant) {
+		if err := authpg.WithTenant(ctx, e.app, uuid.Nil, func(pgx.Tx) error { return nil }); !errors.Is(err, authpg.ErrInvalidTenant) {
 			t.Errorf("WithTenant(uuid.Nil) = %v, want ErrInvalidTenant", err)
 		}
-		err := authpg.WithTenant(ctx, e.app, uuid.NewString(), func(tx pgx.Tx) error {
+		err := authpg.WithTenant(ctx, e.app, uuid.New(), func(tx pgx.Tx) error {
 			check(t, business.New(tx))
 			return nil
 		})
