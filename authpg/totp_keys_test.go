@@ -3,6 +3,7 @@ package authpg_test
 import (
 	"errors"
 	"github.com/google/uuid"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,47 @@ func TestTOTPKeyRotation(t *testing.T) {
 	if _, err := authpg.New(e.super, authpg.Options{SessionSecret: secret,
 		TOTPKeys: &authpg.TOTPKeyring{CurrentID: "short", Keys: map[string][]byte{"short": []byte("too short")}}}); !errors.Is(err, authpg.ErrInvalidInput) {
 		t.Fatalf("short key accepted: %v", err)
+	}
+}
+
+// TestVerifyTOTPDerivesNoKeyPerCall: with the keyring taken once at New, a
+// verification costs round trips, not an scrypt derivation (tens of
+// milliseconds by design). Medians, compared with a derivation measured in
+// the same run, so the bound holds on a loaded machine.
+func TestVerifyTOTPDerivesNoKeyPerCall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testCtx(t)
+	o := opts()
+	o.Limits.TOTP.MaxFailures = -1
+	s, _ := authpg.New(e.super, o)
+	tn := newTenant()
+	u := mustUser(t, s, tn, "fast")
+	if err := s.SaveTOTPSecret(ctx, tn, u.ID, enrolSecret); err != nil {
+		t.Fatal(err)
+	}
+	median := func(n int, f func()) time.Duration {
+		d := make([]time.Duration, n)
+		for i := range d {
+			start := time.Now()
+			f()
+			d[i] = time.Since(start)
+		}
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[n/2]
+	}
+	derive := median(5, func() {
+		if _, err := totp.DeriveKey("passphrase", []byte("salt-salt-salt-s")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	verify := median(9, func() {
+		if ok, err := s.VerifyTOTP(ctx, tn, u.ID, "000000"); ok || err != nil {
+			t.Fatalf("VerifyTOTP(wrong) = %v, %v", ok, err)
+		}
+	})
+	t.Logf("scrypt derivation %v, VerifyTOTP %v", derive, verify)
+	if verify*2 > derive {
+		t.Fatalf("VerifyTOTP takes %v, at least half an scrypt derivation (%v)", verify, derive)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +53,17 @@ func TestMigrateCLI(t *testing.T) {
 		t.Fatalf("status after = %q, %v", out, err)
 	}
 
+	// cleanup as the superuser: every tenant's expired rows go.
+	out, err = runOut("cleanup")
+	if err != nil || strings.TrimSpace(out) != "deleted 0 expired sessions, 0 expired invitations, 0 stale attempt counters" {
+		t.Fatalf("cleanup = %q, %v", out, err)
+	}
+	for _, args := range [][]string{{"cleanup", "-modules", "auth"}, {"cleanup", "extra"}} {
+		if _, err := runOut(args...); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want usage", args, err)
+		}
+	}
+
 	for _, args := range [][]string{{}, {"migrate"}, {"migrate", "down"}, {"serve"}, {"migrate", "up", "extra"}, {"migrate", "up", "-bogus"}} {
 		if _, err := runOut(args...); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want usage", args, err)
@@ -62,5 +75,48 @@ func TestMigrateCLI(t *testing.T) {
 	}
 	if _, err := runOut("migrate", "up", "-modules", "billing"); err == nil {
 		t.Fatal("unknown module accepted")
+	}
+}
+
+// TestCleanupCLI: `authpg cleanup` removes every tenant's expired sessions
+// on a role that bypasses RLS, and refuses a role that does not.
+func TestCleanupCLI(t *testing.T) {
+	s := pgtest.Shared()
+	db := s.CreateDB(t)
+	url := s.SuperURL(db)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := func(string) string { return url }
+	var out bytes.Buffer
+	if err := run(ctx, []string{"migrate", "up", "-modules", "auth"}, env, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	conn := s.Connect(t, db)
+	role := fmt.Sprintf("authpg_cli_%d", os.Getpid())
+	for _, q := range []string{
+		`INSERT INTO auth.users (tenant_id, id, handle) VALUES ('11111111-1111-4111-8111-111111111111', '11111111-1111-4111-8111-111111111112', 'a'),
+			('22222222-2222-4222-8222-222222222222', '22222222-2222-4222-8222-222222222223', 'b')`,
+		`INSERT INTO auth.sessions (tenant_id, user_id, expires_at) SELECT tenant_id, id, now() - interval '1 s' FROM auth.users`,
+		`INSERT INTO auth.sessions (tenant_id, user_id, expires_at) SELECT tenant_id, id, now() + interval '1 day' FROM auth.users`,
+		fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD 'pw' NOSUPERUSER NOBYPASSRLS`, role),
+		fmt.Sprintf(`GRANT USAGE ON SCHEMA auth TO %[1]s; GRANT SELECT, DELETE ON ALL TABLES IN SCHEMA auth TO %[1]s`, role),
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP OWNED BY "+role+"; DROP ROLE "+role) })
+	rlsBound := s.URL(role, "pw", db)
+	out.Reset()
+	if err := run(ctx, []string{"cleanup", "-database-url", rlsBound}, env, &out, &out); err == nil || !strings.Contains(err.Error(), "BYPASSRLS") {
+		t.Fatalf("cleanup on an RLS-bound role = %v, want a refusal naming BYPASSRLS", err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"cleanup"}, env, &out, &out); err != nil || !strings.HasPrefix(out.String(), "deleted 2 expired sessions") {
+		t.Fatalf("cleanup = %q, %v", out.String(), err)
+	}
+	var left int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM auth.sessions`).Scan(&left); err != nil || left != 2 {
+		t.Fatalf("%d sessions left, want the 2 live ones: %v", left, err)
 	}
 }
