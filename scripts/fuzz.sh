@@ -21,3 +21,13 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
     fi
   done
 done
+
+# The model-based test of transaction pooling (test/e2e txmodel_test.go):
+# a longer run with a random seed, printed so that a failure can be
+# replayed with MULTIGRES_MODEL_SEED.
+if [ -z "$only" ] || [[ "test/e2e" == *"$only"* ]]; then
+  seed="${MULTIGRES_MODEL_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
+  steps="${MULTIGRES_MODEL_STEPS:-100000}"
+  echo "== ./test/e2e TestTxModelRandomSequences (seed $seed, $steps steps per pool size)"
+  MULTIGRES_MODEL_SEED="$seed" MULTIGRES_MODEL_STEPS="$steps" go test -count=1 -timeout 60m -run '^TestTxModelRandomSequences$' ./test/e2e
+fi

@@ -689,8 +689,10 @@ func (c *clientConn) forwardParse(frame []byte, fx *sqlguard.Effects) error {
 		t.stmts = map[string]*txStmt{}
 	}
 	t.stmts[name] = st
-	if t.server.Prepared.Has(srv) {
-		c.owe(owed{kind: 'P', action: owedSynth, synth: parseComplete})
+	// In an aborted transaction block the server refuses a Parse (25P02),
+	// so multigres must not answer for it.
+	if t.status != 'E' && t.server.Prepared.Has(srv) {
+		c.owe(owed{kind: 'P', action: owedSynth, synth: parseComplete, stmt: name, srv: srv, named: true})
 		return nil
 	}
 	return c.prepareOnServer(st, owed{kind: 'P', stmt: name, srv: srv, named: true})
@@ -1136,11 +1138,11 @@ func (c *clientConn) skipToSync() {
 		if o.kind == 'C' && o.srv != "" {
 			t.server.Orphans[o.srv] = true
 		}
+		if o.kind == 'P' && o.named && t.stmts[o.stmt] != nil && t.stmts[o.stmt].srv == o.srv {
+			delete(t.stmts, o.stmt) // the server would not have created it
+		}
 		if o.kind == 'P' && o.srv != "" && o.action != owedSynth {
 			t.server.Prepared.Remove(o.srv)
-			if o.named && t.stmts[o.stmt] != nil && t.stmts[o.stmt].srv == o.srv {
-				delete(t.stmts, o.stmt)
-			}
 		}
 		t.q = t.q[1:]
 	}
