@@ -2,12 +2,12 @@ package authpg_test
 
 import (
 	"errors"
-	"github.com/google/uuid"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/multigres-proxy/multigres/authpg"

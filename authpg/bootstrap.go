@@ -3,6 +3,7 @@ package authpg
 import (
 	"context"
 	"fmt"
+
 	"github.com/google/uuid"
 )
 

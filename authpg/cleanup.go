@@ -3,8 +3,9 @@ package authpg
 import (
 	"context"
 	"fmt"
-	"github.com/google/uuid"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // CleanupResult counts what CleanupAllTenants deleted.

@@ -3,10 +3,10 @@ package authpg_test
 import (
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/multigres-proxy/multigres/authpg"

@@ -2,12 +2,13 @@ package authpg_test
 
 import (
 	"errors"
-	"github.com/google/uuid"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/multigres-proxy/multigres/authpg"
 	"github.com/multigres-proxy/multigres/authpg/totp"

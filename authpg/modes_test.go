@@ -1,8 +1,9 @@
 package authpg_test
 
 import (
-	"github.com/google/uuid"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/multigres-proxy/multigres/authpg"
 	"github.com/multigres-proxy/multigres/internal/proxytest"

@@ -3,11 +3,11 @@ package authpg_test
 import (
 	"context"
 	"errors"
-	"github.com/google/uuid"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 

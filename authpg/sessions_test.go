@@ -2,11 +2,11 @@ package authpg_test
 
 import (
 	"errors"
-	"github.com/google/uuid"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/multigres-proxy/multigres/authpg"

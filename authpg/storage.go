@@ -2,6 +2,7 @@ package authpg
 
 import (
 	"context"
+
 	"github.com/google/uuid"
 
 	"github.com/multigres-proxy/multigres/authpg/totp"

@@ -16,6 +16,17 @@
 //     (app_user.<tenant>); a call naming another tenant finds nothing and can
 //     change nothing.
 //
+// The tables FORCE row-level security, so a Store used directly needs a
+// superuser or BYPASSRLS role; an ordinary role sees nothing outside
+// InTenant, WithTenant or a multigres connection. The migrations need
+// PostgreSQL 15 or later.
+//
+// Ids are uuid.UUID, as in authpg/business; the nil UUID is refused as a
+// tenant (ErrInvalidTenant) and as a row id. Authenticate logs users in
+// within attempt limits kept in the database (Options.Limits); TOTP
+// secrets are sealed with keys given once (Options.TOTPKeys). See
+// docs/authpg.md for the security parameters.
+//
 // Expiry (sessions, invitations, slot holds, gift certificates) is always
 // computed with the database clock (now() in SQL), never the app server's.
 package authpg

@@ -4,10 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"github.com/google/uuid"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -276,13 +276,42 @@ func flow(t *testing.T, name string, s *authpg.Store) {
 	if ok, err := s.ConsumeBackupCode(ctx, tA, u.ID, codes[3]); err != nil || !ok {
 		t.Fatalf("%s: consume: %v %v", name, ok, err)
 	}
-	if n, err := s.DeleteUserSessions(ctx, tA, u.ID); err != nil || n != 1 {
+	// The login flow: attempt counters (upserts), sealed secrets, hashed
+	// invitation tokens.
+	if _, err := s.Authenticate(ctx, tA, "flow-"+name, "wrong", nil); !errors.Is(err, authpg.ErrInvalidCredentials) {
+		t.Fatalf("%s: Authenticate(wrong) = %v", name, err)
+	}
+	login, err := s.Authenticate(ctx, tA, "flow-"+name, "p", nil)
+	if err != nil {
+		t.Fatalf("%s: Authenticate: %v", name, err)
+	}
+	if _, err := s.UpdateSession(ctx, tA, login.Session.Token, authpg.SessionUpdate{TempTOTPSecret: ptr("JBSWY3DPEHPK3PXP")}); err != nil {
+		t.Fatalf("%s: UpdateSession(temp secret): %v", name, err)
+	}
+	if got, err := s.GetSession(ctx, tA, login.Session.Token); err != nil || got.TempTOTPSecret == nil || *got.TempTOTPSecret != "JBSWY3DPEHPK3PXP" {
+		t.Fatalf("%s: GetSession(temp secret) = %+v, %v", name, got, err)
+	}
+	if err := s.SaveTOTPSecret(ctx, tA, u.ID, "JBSWY3DPEHPK3PXP"); err != nil {
+		t.Fatalf("%s: SaveTOTPSecret: %v", name, err)
+	}
+	code, _ := totp.Code("JBSWY3DPEHPK3PXP", time.Now())
+	if ok, err := s.VerifyTOTP(ctx, tA, u.ID, code); err != nil || !ok {
+		t.Fatalf("%s: VerifyTOTP = %v, %v", name, ok, err)
+	}
+	inv, err := s.CreateInvitation(ctx, tA, authpg.NewInvitation{Email: "flow-" + name + "@example.test"})
+	if err != nil {
+		t.Fatalf("%s: CreateInvitation: %v", name, err)
+	}
+	if _, _, err := s.AcceptInvitationWithUser(ctx, tA, inv.Token, authpg.NewUser{Handle: "invited-" + name, Password: "p"}); err != nil {
+		t.Fatalf("%s: AcceptInvitationWithUser: %v", name, err)
+	}
+	if n, err := s.DeleteUserSessions(ctx, tA, u.ID); err != nil || n != 2 {
 		t.Fatalf("%s: DeleteUserSessions = %d, %v", name, n, err)
 	}
 	if ev, err := s.LogAuditEvent(ctx, tA, authpg.NewAuditEvent{Type: "t", Details: map[string]any{"n": 1}}); err != nil || ev.Details["n"] != 1.0 {
 		t.Fatalf("%s: LogAuditEvent = %+v, %v", name, ev, err)
 	}
-	if list, err := s.ListUsers(ctx, tA); err != nil || len(list) != 1 {
+	if list, err := s.ListUsers(ctx, tA); err != nil || len(list) != 2 {
 		t.Fatalf("%s: ListUsers = %v, %v", name, list, err)
 	}
 }

@@ -2,11 +2,12 @@ package authpg_test
 
 import (
 	"errors"
-	"github.com/google/uuid"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/multigres-proxy/multigres/authpg"
 	"github.com/multigres-proxy/multigres/authpg/totp"

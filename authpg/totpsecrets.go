@@ -3,10 +3,11 @@ package authpg
 import (
 	"context"
 	"fmt"
-	"github.com/google/uuid"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
 	"github.com/multigres-proxy/multigres/authpg/totp"
 )
 

@@ -2,8 +2,9 @@ package authpg_test
 
 import (
 	"errors"
-	"github.com/google/uuid"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/multigres-proxy/multigres/authpg"
 )
