@@ -12,6 +12,7 @@ import (
 
 	"github.com/multigres-proxy/multigres/authpg"
 	"github.com/multigres-proxy/multigres/authpg/totp"
+	"github.com/multigres-proxy/multigres/internal/proxytest"
 )
 
 // TestAuthenticate: login by handle or e-mail, case-insensitively, starts a
@@ -163,72 +164,115 @@ func TestAttemptLimitsLockAndUnlock(t *testing.T) {
 }
 
 // TestAttemptLimitHoldsAcrossStores: concurrent wrong attempts through two
-// Stores (two app servers) run exactly MaxFailures checks between them;
-// the rest are refused without a check.
+// Stores on two pools (two app servers) run exactly MaxFailures checks
+// between them; the rest are refused without a check. Directly, with each
+// attempt in its own InTenant transaction on the RLS-bound role, and
+// through multigres.
 func TestAttemptLimitHoldsAcrossStores(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := testCtx(t)
 	o := opts()
 	o.Limits.Password.MaxFailures = 5
 	o.Limits.BackupCode.MaxFailures = 4
-	s1, _ := authpg.New(e.super, o)
-	s2, _ := authpg.New(newPool(t, e.super.Config().ConnString(), nil), o)
-	tn := newTenant()
-	u := mustUser(t, s1, tn, "pat")
-	if _, err := s1.GenerateBackupCodes(ctx, tn, u.ID); err != nil {
-		t.Fatal(err)
+	// attempt wraps one call for the mode.
+	type attempt func(s *authpg.Store, tn uuid.UUID, f func(*authpg.Store) error) error
+	direct := func(s *authpg.Store, _ uuid.UUID, f func(*authpg.Store) error) error { return f(s) }
+	inTenant := func(s *authpg.Store, tn uuid.UUID, f func(*authpg.Store) error) error {
+		var callErr error
+		// Commit whatever the call did, as an app handling a failed
+		// login inside InTenant must.
+		if err := s.InTenant(testCtx(t), tn, func(s *authpg.Store) error { callErr = f(s); return nil }); err != nil {
+			return err
+		}
+		return callErr
 	}
-	const n = 16
-	run := func(try func(s *authpg.Store) error) map[string]int {
-		var mu sync.Mutex
-		out := map[string]int{}
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := 0; i < n; i++ {
-			s := s1
-			if i%2 == 1 {
-				s = s2
+	var p *proxytest.Proxy
+	modes := []struct {
+		name  string
+		pools func(tn uuid.UUID) (string, string)
+		wrap  attempt
+	}{
+		{"direct", func(uuid.UUID) (string, string) {
+			return e.super.Config().ConnString(), e.super.Config().ConnString()
+		}, direct},
+		{"WithTenant", func(uuid.UUID) (string, string) {
+			return e.app.Config().ConnString(), e.app.Config().ConnString()
+		}, inTenant},
+		{"multigres", func(tn uuid.UUID) (string, string) {
+			if p == nil {
+				p = startProxy(t, e)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				err := try(s)
-				k := "other: "
-				switch {
-				case errors.Is(err, authpg.ErrInvalidCredentials):
-					k = "checked"
-				case errors.Is(err, authpg.ErrTooManyAttempts):
-					k = "locked"
-				case err != nil:
-					k += err.Error()
+			u := proxytest.URL(p.Addr, proxytest.AppUser+"."+tn.String(), proxytest.AppUserPassword, e.db)
+			return u, u
+		}, direct},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			tn := newTenant()
+			url1, url2 := m.pools(tn)
+			s1, _ := authpg.New(newPool(t, url1, nil), o)
+			s2, _ := authpg.New(newPool(t, url2, nil), o)
+			var u *authpg.User
+			if err := m.wrap(s1, tn, func(s *authpg.Store) error {
+				u = mustUser(t, s, tn, "pat")
+				_, err := s.GenerateBackupCodes(ctx, tn, u.ID)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			const n = 16
+			run := func(try func(s *authpg.Store) error) map[string]int {
+				var mu sync.Mutex
+				out := map[string]int{}
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for i := 0; i < n; i++ {
+					s := s1
+					if i%2 == 1 {
+						s = s2
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						err := m.wrap(s, tn, try)
+						k := "other: "
+						switch {
+						case errors.Is(err, authpg.ErrInvalidCredentials):
+							k = "checked"
+						case errors.Is(err, authpg.ErrTooManyAttempts):
+							k = "locked"
+						case err != nil:
+							k += err.Error()
+						}
+						mu.Lock()
+						out[k]++
+						mu.Unlock()
+					}()
 				}
-				mu.Lock()
-				out[k]++
-				mu.Unlock()
-			}()
-		}
-		close(start)
-		wg.Wait()
-		return out
-	}
-	got := run(func(s *authpg.Store) error {
-		_, err := s.Authenticate(ctx, tn, "pat", "wrong", nil)
-		return err
-	})
-	if got["checked"] != 5 || got["locked"] != n-5 {
-		t.Fatalf("passwords: %v, want 5 checked and %d locked", got, n-5)
-	}
-	got = run(func(s *authpg.Store) error {
-		ok, err := s.ConsumeBackupCode(ctx, tn, u.ID, "AAAAA-AAAAA")
-		if err == nil && !ok {
-			return authpg.ErrInvalidCredentials // counted as a check
-		}
-		return err
-	})
-	if got["checked"] != 4 || got["locked"] != n-4 {
-		t.Fatalf("backup codes: %v, want 4 checked and %d locked", got, n-4)
+				close(start)
+				wg.Wait()
+				return out
+			}
+			got := run(func(s *authpg.Store) error {
+				_, err := s.Authenticate(ctx, tn, "pat", "wrong", nil)
+				return err
+			})
+			if got["checked"] != 5 || got["locked"] != n-5 {
+				t.Fatalf("passwords: %v, want 5 checked and %d locked", got, n-5)
+			}
+			got = run(func(s *authpg.Store) error {
+				ok, err := s.ConsumeBackupCode(ctx, tn, u.ID, "AAAAA-AAAAA")
+				if err == nil && !ok {
+					return authpg.ErrInvalidCredentials // counted as a check
+				}
+				return err
+			})
+			if got["checked"] != 4 || got["locked"] != n-4 {
+				t.Fatalf("backup codes: %v, want 4 checked and %d locked", got, n-4)
+			}
+		})
 	}
 }
 

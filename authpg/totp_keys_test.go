@@ -46,58 +46,61 @@ func TestTOTPSecretFollowsUserNotHandle(t *testing.T) {
 }
 
 // TestTOTPRowsAreBoundToTheirUser: a sealed secret copied onto another
-// user's row (someone who can write the table) does not open, and the
+// user's row (by someone who can write the table) does not open, and the
 // enrolment secret held in a session is encrypted and bound to it.
 func TestTOTPRowsAreBoundToTheirUser(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	ctx := testCtx(t)
-	s := e.store
-	tn := newTenant()
-	victim, attacker := mustUser(t, s, tn, "vic"), mustUser(t, s, tn, "mallory")
-	if err := s.SaveTOTPSecret(ctx, tn, victim.ID, enrolSecret); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SaveTOTPSecret(ctx, tn, attacker.ID, "KRSXG5CTMVRXEZLU"); err != nil {
-		t.Fatal(err)
-	}
-	// Mallory copies her own row onto the victim's, to log in as the
-	// victim with her own authenticator.
-	e.superExec(t, `UPDATE auth.totp_secrets v SET encrypted_secret = m.encrypted_secret, iv = m.iv, auth_tag = m.auth_tag
-		FROM auth.totp_secrets m WHERE v.user_id = $1 AND m.user_id = $2`, victim.ID, attacker.ID)
-	code, _ := totp.Code("KRSXG5CTMVRXEZLU", time.Now())
-	if ok, err := s.VerifyTOTP(ctx, tn, victim.ID, code); ok || !errors.Is(err, totp.ErrDecrypt) {
-		t.Fatalf("swapped row: VerifyTOTP = %v, %v, want ErrDecrypt", ok, err)
-	}
-
-	// The enrolment secret: encrypted at rest, readable through the Store,
-	// bound to its session.
-	x := must(s.CreateSession(ctx, tn, victim.ID, nil))
-	y := must(s.CreateSession(ctx, tn, attacker.ID, nil))
-	if _, err := s.UpdateSession(ctx, tn, x.Token, authpg.SessionUpdate{TempTOTPSecret: ptr(enrolSecret)}); err != nil {
-		t.Fatal(err)
-	}
-	var raw string
-	if err := e.super.QueryRow(ctx, `SELECT temp_totp_secret FROM auth.sessions WHERE id = $1`, x.ID).Scan(&raw); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(raw, enrolSecret) || !strings.HasPrefix(raw, "v1:test:") {
-		t.Fatalf("temp_totp_secret stored as %q", raw)
-	}
-	if got, err := s.GetSession(ctx, tn, x.Token); err != nil || got.TempTOTPSecret == nil || *got.TempTOTPSecret != enrolSecret {
-		t.Fatalf("GetSession = %+v, %v", got, err)
-	}
-	e.superExec(t, `UPDATE auth.sessions SET temp_totp_secret = $1 WHERE id = $2`, raw, y.ID)
-	if _, err := s.GetSession(ctx, tn, y.Token); !errors.Is(err, totp.ErrDecrypt) {
-		t.Fatalf("enrolment secret copied to another session: %v, want ErrDecrypt", err)
-	}
-	// Without keys the enrolment secret cannot be stored at all.
-	o := opts()
-	o.TOTPKeys = nil
-	nokeys, _ := authpg.New(e.super, o)
-	if _, err := nokeys.UpdateSession(ctx, tn, x.Token, authpg.SessionUpdate{TempTOTPSecret: ptr("X")}); !errors.Is(err, authpg.ErrNoTOTPKeys) {
-		t.Fatalf("UpdateSession without keys = %v, want ErrNoTOTPKeys", err)
-	}
+	inModesCommitted(t, opts(), func(t *testing.T, e *env, run func(func(*authpg.Store)), tn uuid.UUID) {
+		ctx := testCtx(t)
+		var victim, attacker *authpg.User
+		var x, y *authpg.Session
+		run(func(s *authpg.Store) {
+			victim, attacker = mustUser(t, s, tn, "vic"), mustUser(t, s, tn, "mallory")
+			if err := s.SaveTOTPSecret(ctx, tn, victim.ID, enrolSecret); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SaveTOTPSecret(ctx, tn, attacker.ID, "KRSXG5CTMVRXEZLU"); err != nil {
+				t.Fatal(err)
+			}
+			x = must(s.CreateSession(ctx, tn, victim.ID, nil))
+			y = must(s.CreateSession(ctx, tn, attacker.ID, nil))
+			if _, err := s.UpdateSession(ctx, tn, x.Token, authpg.SessionUpdate{TempTOTPSecret: ptr(enrolSecret)}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		// Mallory copies her own sealed secret onto the victim's row, to
+		// pass the victim's second factor with her own authenticator, and
+		// the victim's enrolment secret onto her session.
+		e.superExec(t, `UPDATE auth.totp_secrets v SET encrypted_secret = m.encrypted_secret, iv = m.iv, auth_tag = m.auth_tag
+			FROM auth.totp_secrets m WHERE v.user_id = $1 AND m.user_id = $2`, victim.ID, attacker.ID)
+		var raw string
+		if err := e.super.QueryRow(ctx, `SELECT temp_totp_secret FROM auth.sessions WHERE id = $1`, x.ID).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(raw, enrolSecret) || !strings.HasPrefix(raw, "v1:test:") {
+			t.Fatalf("temp_totp_secret stored as %q", raw)
+		}
+		e.superExec(t, `UPDATE auth.sessions SET temp_totp_secret = $1 WHERE id = $2`, raw, y.ID)
+		run(func(s *authpg.Store) {
+			code, _ := totp.Code("KRSXG5CTMVRXEZLU", time.Now())
+			if ok, err := s.VerifyTOTP(ctx, tn, victim.ID, code); ok || !errors.Is(err, totp.ErrDecrypt) {
+				t.Errorf("swapped row: VerifyTOTP = %v, %v, want ErrDecrypt", ok, err)
+			}
+			if got, err := s.GetSession(ctx, tn, x.Token); err != nil || got.TempTOTPSecret == nil || *got.TempTOTPSecret != enrolSecret {
+				t.Errorf("GetSession = %+v, %v", got, err)
+			}
+			if _, err := s.GetSession(ctx, tn, y.Token); !errors.Is(err, totp.ErrDecrypt) {
+				t.Errorf("enrolment secret copied to another session: %v, want ErrDecrypt", err)
+			}
+		})
+		// Without keys the enrolment secret cannot be stored at all.
+		o := opts()
+		o.TOTPKeys = nil
+		nokeys, _ := authpg.New(e.super, o)
+		if _, err := nokeys.UpdateSession(ctx, tn, x.Token, authpg.SessionUpdate{TempTOTPSecret: ptr("X")}); !errors.Is(err, authpg.ErrNoTOTPKeys) {
+			t.Fatalf("UpdateSession without keys = %v, want ErrNoTOTPKeys", err)
+		}
+	})
 }
 
 // TestTOTPKeyRotation: after a new key becomes current, secrets sealed with
