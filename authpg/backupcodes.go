@@ -11,7 +11,8 @@ import (
 	"github.com/multigres-proxy/multigres/authpg/backupcode"
 )
 
-// BackupCode is one stored (hashed) recovery code.
+// BackupCode is one stored (hashed) recovery code; the hash is left out of
+// JSON.
 type BackupCode struct {
 	ID       uuid.UUID
 	CodeHash string `json:"-"`

@@ -12,8 +12,8 @@ import (
 // Limit bounds failed attempts of one kind against one subject (a user,
 // or for passwords an unknown login name): after MaxFailures failures
 // within Window, further attempts are refused with ErrTooManyAttempts
-// until Lockout has passed since the last counted one. A success clears
-// the count. The counters live in auth.attempt_limits and are updated
+// until Lockout has passed since the attempt that reached the limit. A
+// success clears the count. The counters live in auth.attempt_limits and are updated
 // with single conditional statements on the database clock, so every app
 // server sharing the database shares them, and concurrent attempts can
 // never run more than MaxFailures checks.

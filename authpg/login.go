@@ -19,6 +19,10 @@ var (
 	ErrUserInactive = errors.New("authpg: user is not active")
 )
 
+// maxLoginLen bounds the login name (the longest e-mail address is 320
+// bytes): it becomes the key of an attempt counter for unknown names.
+const maxLoginLen = 320
+
 // Login is the result of a successful Authenticate.
 type Login struct {
 	User    *User
@@ -54,8 +58,8 @@ func (s *Store) Authenticate(ctx context.Context, tenantID uuid.UUID, login, pas
 		return nil, err
 	}
 	login = strings.TrimSpace(login)
-	if login == "" {
-		return nil, fmt.Errorf("Authenticate: %w: empty login name", ErrInvalidInput)
+	if login == "" || len(login) > maxLoginLen {
+		return nil, fmt.Errorf("Authenticate: %w: empty or over-long login name", ErrInvalidInput)
 	}
 	if md == nil {
 		md = &SessionMetadata{}
@@ -89,7 +93,10 @@ func (s *Store) Authenticate(ctx context.Context, tenantID uuid.UUID, login, pas
 		}
 		return nil, fmt.Errorf("Authenticate: %w", err)
 	}
-	ok := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	// bcrypt reads only 72 bytes, so a longer password could match a
+	// stored 72-byte one by its prefix; it can never have been set, so it
+	// is wrong (compared all the same, for the timing).
+	ok := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && len(password) <= 72
 	if u == nil || u.PasswordHash == "" || !ok {
 		return fail(EventLoginFailed, ErrInvalidCredentials)
 	}

@@ -41,8 +41,19 @@ func TestAuthenticate(t *testing.T) {
 				t.Errorf("Authenticate(%q, %q) = %v, want ErrInvalidCredentials", c.login, c.password, err)
 			}
 		}
-		if _, err := s.Authenticate(ctx, tn, "", "x", nil); !errors.Is(err, authpg.ErrInvalidInput) {
-			t.Errorf("empty login name: %v", err)
+		for _, name := range []string{"", strings.Repeat("k", 321)} {
+			if _, err := s.Authenticate(ctx, tn, name, "x", nil); !errors.Is(err, authpg.ErrInvalidInput) {
+				t.Errorf("login name of %d bytes: %v, want ErrInvalidInput", len(name), err)
+			}
+		}
+		// bcrypt reads 72 bytes: a longer password never matches a
+		// 72-byte one by its prefix.
+		p72 := strings.Repeat("x", 72)
+		if _, err := s.CreateUser(ctx, tn, authpg.NewUser{Handle: "p72", Password: p72}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Authenticate(ctx, tn, "p72", p72+"extra", nil); !errors.Is(err, authpg.ErrInvalidCredentials) {
+			t.Errorf("72-byte prefix plus more = %v, want ErrInvalidCredentials", err)
 		}
 		off, err := s.CreateUser(ctx, tn, authpg.NewUser{Handle: "off", Password: "pw-off", IsActive: ptr(false)})
 		if err != nil {
@@ -63,7 +74,7 @@ func TestAuthenticate(t *testing.T) {
 		}
 		ok := must(s.ListAuditEvents(ctx, tn, authpg.AuditFilter{Type: authpg.EventLogin, UserID: u.ID}))
 		failed := must(s.ListAuditEvents(ctx, tn, authpg.AuditFilter{Type: authpg.EventLoginFailed}))
-		if len(ok) != 3 || len(failed) != 4 || failed[0].Severity != authpg.SeverityWarning {
+		if len(ok) != 3 || len(failed) != 5 || failed[0].Severity != authpg.SeverityWarning {
 			t.Fatalf("audit: %d logins, %d failures (%+v)", len(ok), len(failed), failed)
 		}
 	})

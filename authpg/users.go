@@ -28,7 +28,9 @@ func ValidRole(r string) bool {
 	return false
 }
 
-// User is an admin user of one tenant (the seed's AdminUser).
+// User is an admin user of one tenant (the seed's AdminUser). The hashes
+// are left out of JSON: a hash that reaches a browser can be cracked
+// offline.
 type User struct {
 	TenantID        uuid.UUID
 	ID              uuid.UUID
