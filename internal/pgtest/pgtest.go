@@ -463,7 +463,8 @@ func asPostgresUser(cmd *exec.Cmd, dir string) error {
 // hardening revokes the functions behind pg_prepared_statements and
 // pg_cursors from tenant roles. It reports only its caller's own session.
 // Test databases only: on a shared connection it would show a tenant the
-// statements of the tenants before.
+// statements of the tenants before. Tests that check their own session's
+// statements or cursors (hidden from tenants by hardening) read them here.
 const StateAuditSQL = `
 CREATE SCHEMA IF NOT EXISTS multigres_audit;
 GRANT USAGE ON SCHEMA multigres_audit TO PUBLIC;
@@ -481,7 +482,7 @@ BEGIN
     RETURN QUERY SELECT CASE WHEN s.setting IS NOT DISTINCT FROM s.reset_val THEN 'default' ELSE 'setting' END,
         s.name::text, pg_catalog.current_setting(s.name)
         FROM pg_catalog.pg_settings s WHERE s.source = 'session';
-    RETURN QUERY SELECT 'prepared'::text, p.name::text, NULL::text FROM pg_catalog.pg_prepared_statements p;
+    RETURN QUERY SELECT 'prepared'::text, p.name::text, p.statement FROM pg_catalog.pg_prepared_statements p;
     RETURN QUERY SELECT 'cursor'::text, c.name::text, c.statement FROM pg_catalog.pg_cursors c;
     RETURN QUERY SELECT 'lock'::text, l.classid::text || ':' || l.objid::text || ':' || l.objsubid::text, l.mode
         FROM pg_catalog.pg_locks l WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'advisory';

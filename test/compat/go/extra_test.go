@@ -74,7 +74,8 @@ func TestPgxPoolPerTenant(t *testing.T) {
 
 // TestPgxPrepareDeallocate: pgx's explicit named Prepare, used several times,
 // then Deallocate (a protocol-level Close message) and DeallocateAll (the
-// DEALLOCATE ALL statement); the server's pg_prepared_statements follows,
+// DEALLOCATE ALL statement); the server's pg_prepared_statements (read
+// through multigres_audit.session_state, as hardening hides the view) follows,
 // and the connection keeps working and stays scoped.
 func TestPgxPrepareDeallocate(t *testing.T) {
 	t.Parallel()
@@ -96,7 +97,7 @@ func TestPgxPrepareDeallocate(t *testing.T) {
 				return n
 			}
 			var n int
-			if err := acme.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
+			if err := acme.QueryRow(ctx, "SELECT count(*) FROM (SELECT name, detail AS statement FROM multigres_audit.session_state(NULL, NULL) WHERE kind = 'prepared') ps", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
 				t.Fatalf("pg_prepared_statements: %v", err)
 			}
 			return n

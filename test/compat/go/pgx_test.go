@@ -77,7 +77,7 @@ func TestPgxQueryExecModes(t *testing.T) {
 				if e.mode == "transaction" {
 					filter = " AND name NOT LIKE 'mg\\_%'"
 				}
-				if err := acme.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1"+filter,
+				if err := acme.QueryRow(ctx, "SELECT count(*) FROM (SELECT name, detail AS statement FROM multigres_audit.session_state(NULL, NULL) WHERE kind = 'prepared') ps WHERE statement = $1"+filter,
 					pgx.QueryExecModeSimpleProtocol, byID).Scan(&named); err != nil {
 					t.Fatalf("pg_prepared_statements: %v", err)
 				}

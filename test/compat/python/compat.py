@@ -104,7 +104,7 @@ class Compat(unittest.TestCase):
                 cur.execute("SELECT name, tenant_id FROM contacts ORDER BY name")
                 first = cur.fetchmany(7)
                 # It is a real server-side cursor of this transaction.
-                self.assertEqual(column(conn, "SELECT name FROM pg_cursors"), ["contacts_cur"])
+                self.assertEqual(column(conn, "SELECT name FROM multigres_audit.session_state(NULL, NULL) WHERE kind = 'cursor'"), ["contacts_cur"])
                 rest = list(cur)
             self.assertEqual(conn.get_transaction_status(), psycopg2.extensions.TRANSACTION_STATUS_INTRANS)
             rows = first + rest
