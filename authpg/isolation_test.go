@@ -164,6 +164,18 @@ func probe(t *testing.T, s *authpg.Store, tn uuid.UUID, v victim, bound bool) {
 	notFound("UpdateInvitation", err)
 	_, err = s.AcceptInvitation(ctx, tn, v.invToken)
 	notFound("AcceptInvitation", err)
+	_, _, err = s.AcceptInvitationWithUser(ctx, tn, v.invToken, authpg.NewUser{Handle: "intruder", Password: "pw"})
+	notFound("AcceptInvitationWithUser", err)
+	// A's user, A's password: no session, whatever the error.
+	if l, err := s.Authenticate(ctx, tn, v.handle, "pw", nil); err == nil {
+		t.Errorf("Authenticate as A's user succeeded: %+v", l.Session)
+	}
+	if n, err := s.UnlockUser(ctx, tn, v.userID); err != nil || n != 0 {
+		t.Errorf("UnlockUser = %d, %v", n, err)
+	}
+	if err := s.ImportTOTPSecret(ctx, tn, v.userID, totp.EncryptedSecret{EncryptedSecret: "x", IV: "x", AuthTag: "x", Salt: "x"}); err == nil {
+		t.Error("ImportTOTPSecret for A's user succeeded")
+	}
 	notFound("DeleteInvitation", s.DeleteInvitation(ctx, tn, v.invToken))
 	if n, err := s.CleanupExpiredInvitations(ctx, tn); err != nil || n != 0 {
 		t.Errorf("CleanupExpiredInvitations = %d, %v", n, err)
