@@ -68,7 +68,8 @@ func (s *Store) CleanupAllTenants(ctx context.Context) (CleanupResult, error) {
 	return r, nil
 }
 
-// ListTenants returns every tenant that has a user, ordered. Like
+// ListTenants returns every tenant that has a user, an invitation or an
+// audit event, ordered (for a job that works tenant by tenant). Like
 // CleanupAllTenants it needs a role that bypasses RLS (ErrForbidden
 // otherwise).
 func (s *Store) ListTenants(ctx context.Context) ([]uuid.UUID, error) {
@@ -79,7 +80,8 @@ func (s *Store) ListTenants(ctx context.Context) ([]uuid.UUID, error) {
 	if err := requireBypass(ctx, db, "ListTenants"); err != nil {
 		return nil, err
 	}
-	rows, err := db.Query(ctx, `SELECT DISTINCT tenant_id FROM auth.users ORDER BY 1`)
+	rows, err := db.Query(ctx, `SELECT tenant_id FROM auth.users UNION SELECT tenant_id FROM auth.invitations
+		UNION SELECT tenant_id FROM auth.audit_events ORDER BY 1`)
 	if err != nil {
 		return nil, mapErr("ListTenants", err)
 	}
