@@ -47,6 +47,12 @@ func TestConstruction(t *testing.T) {
 		"short secret":   {SessionSecret: []byte("short")},
 		"negative age":   {SessionSecret: secret, SessionMaxAge: -time.Second},
 		"bad bcryptcost": {SessionSecret: secret, BcryptCost: 99},
+		"negative limit window": {SessionSecret: secret,
+			Limits: authpg.Limits{Password: authpg.Limit{Window: -time.Minute}}},
+		"TOTP key id with a colon": {SessionSecret: secret,
+			TOTPKeys: &authpg.TOTPKeyring{CurrentID: "a:b", Keys: map[string][]byte{"a:b": testKey(1)}}},
+		"no current TOTP key": {SessionSecret: secret,
+			TOTPKeys: &authpg.TOTPKeyring{CurrentID: "gone", Keys: map[string][]byte{"k": testKey(1)}}},
 	} {
 		if _, err := authpg.New(e.super, o); !errors.Is(err, authpg.ErrInvalidInput) {
 			t.Errorf("%s: %v", name, err)

@@ -84,3 +84,41 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("RFC 6238 vector = %s", c)
 	}
 }
+
+// TestSealOpen: a secret sealed with a key opens with the same key and
+// associated data only.
+func TestSealOpen(t *testing.T) {
+	key := make([]byte, KeySize)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	other := append([]byte(nil), key...)
+	other[0] ^= 1
+	aad := []byte("tenant\x00user")
+	e, err := Seal("JBSWY3DPEHPK3PXP", key, aad)
+	if err != nil || e.Salt != "" {
+		t.Fatalf("Seal = %+v, %v", e, err)
+	}
+	if got, err := Open(e, key, aad); err != nil || got != "JBSWY3DPEHPK3PXP" {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	if _, err := Open(e, other, aad); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("Open with another key: %v, want ErrDecrypt", err)
+	}
+	if _, err := Open(e, key, []byte("tenant\x00someone else")); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("Open with other associated data: %v, want ErrDecrypt", err)
+	}
+	if _, err := Seal("x", key[:16], nil); err == nil {
+		t.Fatal("Seal accepted a 16-byte key")
+	}
+	e2, _ := Seal("JBSWY3DPEHPK3PXP", key, aad)
+	if e2.IV == e.IV || e2.EncryptedSecret == e.EncryptedSecret {
+		t.Fatal("two seals of one secret share a nonce or ciphertext")
+	}
+	if k1, err := DeriveKey("pass", []byte("salt")); err != nil || len(k1) != KeySize {
+		t.Fatalf("DeriveKey = %d bytes, %v", len(k1), err)
+	}
+	if _, err := DeriveKey("pass", nil); err == nil {
+		t.Fatal("DeriveKey accepted an empty salt")
+	}
+}
