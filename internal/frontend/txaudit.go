@@ -102,9 +102,23 @@ func (c *clientConn) auditModel(sc *pool.Conn) auditModel {
 // model.
 func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
 	m := c.auditModel(sc)
+	var timer *sessionTimer
+	if needsTimerReset(sc.Settings, nil) {
+		// The audit would run under the client's own short timeout.
+		var err error
+		if timer, err = pauseStatementTimeout(sc); err != nil {
+			return nil, err
+		}
+	}
 	rows, status, err := auditQuery(sc, m.canon)
 	if err != nil {
 		return nil, err
+	}
+	if timer != nil {
+		if err := timer.restore(sc); err != nil {
+			return nil, err
+		}
+		rows = timer.fix(rows)
 	}
 	var diffs []string
 	if status != 'I' || sc.TxStatus != 'I' {
@@ -235,6 +249,12 @@ func auditQuery(sc *pool.Conn, canon map[string]string) ([][3]string, byte, erro
 	}
 	sql := "SELECT kind, name, detail FROM multigres_audit.session_state(" + textArray(names) + ", " + textArray(vals) + ")" +
 		" UNION ALL SELECT 'user', current_user::text, session_user::text"
+	return runAuditSQL(sc, sql)
+}
+
+// runAuditSQL runs a simple query of the audit on sc and returns its rows
+// (the first three columns, NULL as "") and the status after it.
+func runAuditSQL(sc *pool.Conn, sql string) ([][3]string, byte, error) {
 	_ = sc.SetDeadline(time.Now().Add(10 * time.Second))
 	defer sc.SetDeadline(time.Time{})
 	buf, _ := (&pgproto3.Query{String: sql}).Encode(nil)
@@ -255,10 +275,14 @@ func auditQuery(sc *pool.Conn, canon map[string]string) ([][3]string, byte, erro
 		switch typ {
 		case 'D':
 			var row pgproto3.DataRow
-			if err := row.Decode(frame[5:]); err != nil || len(row.Values) != 3 {
+			if err := row.Decode(frame[5:]); err != nil || len(row.Values) > 3 {
 				return nil, 0, errors.New("malformed audit row")
 			}
-			rows = append(rows, [3]string{string(row.Values[0]), string(row.Values[1]), string(row.Values[2])})
+			var r [3]string
+			for i, v := range row.Values {
+				r[i] = string(v)
+			}
+			rows = append(rows, r)
 		case 'E':
 			if firstErr == nil {
 				firstErr = decodeServerError(frame)
@@ -286,4 +310,65 @@ func textArray(vals []string) string {
 	}
 	b.WriteString("]::text[]")
 	return b.String()
+}
+
+// sessionTimer is a connection's statement_timeout as the audit found it
+// before turning it off for its own query.
+type sessionTimer struct {
+	value   string
+	session bool // set by the session (else the default)
+}
+
+// pauseStatementTimeout reads statement_timeout and sets it to 0, retrying
+// while the short timeout cancels that statement itself.
+func pauseStatementTimeout(sc *pool.Conn) (*sessionTimer, error) {
+	rows, err := auditRetry(sc, "SELECT pg_catalog.current_setting('statement_timeout'), "+
+		"(SELECT source FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'), "+
+		"pg_catalog.set_config('statement_timeout', '0', false)")
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != 1 {
+		return nil, errors.New("reading statement_timeout: no row")
+	}
+	return &sessionTimer{value: rows[0][0], session: rows[0][1] == "session"}, nil
+}
+
+// restore puts statement_timeout back as it was.
+func (st *sessionTimer) restore(sc *pool.Conn) error {
+	value := "NULL"
+	if st.session {
+		value = "'" + strings.ReplaceAll(st.value, "'", "''") + "'"
+	}
+	_, err := auditRetry(sc, "SELECT pg_catalog.set_config('statement_timeout', "+value+", false)")
+	return err
+}
+
+// fix replaces the audit's view of statement_timeout (its own 0) with the
+// value found before.
+func (st *sessionTimer) fix(rows [][3]string) [][3]string {
+	out := rows[:0]
+	for _, r := range rows {
+		if (r[0] == "setting" || r[0] == "default") && strings.EqualFold(r[1], "statement_timeout") {
+			continue
+		}
+		out = append(out, r)
+	}
+	if st.session {
+		out = append(out, [3]string{"setting", "statement_timeout", st.value})
+	}
+	return out
+}
+
+// auditRetry runs a one-row query, retrying up to 20 times when it fails
+// (a millisecond statement_timeout can cancel even a trivial statement).
+func auditRetry(sc *pool.Conn, sql string) ([][3]string, error) {
+	var err error
+	for range 20 {
+		var rows [][3]string
+		if rows, _, err = runAuditSQL(sc, sql); err == nil {
+			return rows, nil
+		}
+	}
+	return nil, err
 }

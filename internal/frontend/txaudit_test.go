@@ -112,3 +112,31 @@ func TestTextArray(t *testing.T) {
 		t.Errorf("empty textArray = %s", got)
 	}
 }
+
+// TestNeedsTimerReset: a previous client's short timeout is reset before
+// the switch unless the client shares it; long ones and "off" are left to
+// the switch.
+func TestNeedsTimerReset(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		server, client map[string]string
+		want           bool
+	}{
+		{nil, nil, false},
+		{map[string]string{"statement_timeout": "1"}, nil, true},
+		{map[string]string{"statement_timeout": "1ms"}, map[string]string{"statement_timeout": "1ms"}, false},
+		{map[string]string{"lock_timeout": "500 ms"}, nil, true},
+		{map[string]string{"lock_timeout": "0.5s"}, nil, true},
+		{map[string]string{"statement_timeout": "900us"}, nil, true},
+		{map[string]string{"statement_timeout": "30s"}, nil, false},
+		{map[string]string{"statement_timeout": "1min"}, nil, false},
+		{map[string]string{"statement_timeout": "0"}, nil, false},
+		{map[string]string{"statement_timeout": "soon"}, nil, true},
+		{unknownSettings(), nil, true},
+	}
+	for _, c := range cases {
+		if got := needsTimerReset(c.server, c.client); got != c.want {
+			t.Errorf("server %v, client %v: %v, want %v", c.server, c.client, got, c.want)
+		}
+	}
+}

@@ -34,7 +34,18 @@ func (c *clientConn) acquireServer() (*pool.Conn, error) {
 		ctx, cancel = context.WithTimeout(ctx, cfg.QueryWaitTimeout)
 		defer cancel()
 	}
-	return c.tx.pool.AcquireQuota(ctx, c.tl.name, cfg.MaxTenantServerConnections)
+	for {
+		sc, err := c.tx.pool.AcquireQuota(ctx, c.tl.name, cfg.MaxTenantServerConnections)
+		if err != nil || !needsTimerReset(sc.Settings, c.tx.settings) {
+			return sc, err
+		}
+		if err := resetTimers(sc); err != nil {
+			c.logger().Info("closing a pooled connection whose timeouts could not be reset", "err", err)
+			c.tx.pool.Release(sc, false)
+			continue
+		}
+		return sc, nil
+	}
 }
 
 // releaseServer gives sc back to the pool, after the state audit when it

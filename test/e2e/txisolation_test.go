@@ -335,3 +335,27 @@ func TestTxLoginWaitingForPoolGetsAnError(t *testing.T) {
 	}
 	mustExec(t, holder, "COMMIT")
 }
+
+// A millisecond statement_timeout or lock_timeout left by one tenant is
+// reset before the next tenant's context switch runs under it; the next
+// tenant's own statements run under its own timeouts.
+func TestTxShortTimeoutsOfPreviousClientDoNotReachTheSwitch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	attacker := e.connect(t, "app_user.acme")
+	victim := e.connect(t, "app_user.globex")
+	for vname, vmode := range victimModes {
+		for i := range 30 {
+			mustExec(t, attacker, "SET statement_timeout = '1ms'")
+			mustExec(t, attacker, "SET lock_timeout = '1ms'")
+			if v := victimSetting(t, victim, vmode, "statement_timeout"); v != "0" {
+				t.Fatalf("%s round %d: globex runs under statement_timeout %q", vname, i, v)
+			}
+			if v := victimSetting(t, victim, vmode, "lock_timeout"); v != "0" {
+				t.Fatalf("%s round %d: globex runs under lock_timeout %q", vname, i, v)
+			}
+			mustExec(t, attacker, "RESET statement_timeout")
+			mustExec(t, attacker, "RESET lock_timeout")
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package frontend
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/multigres-proxy/multigres/internal/pool"
+	"github.com/multigres-proxy/multigres/internal/sqlguard"
+)
+
+// Timers a previous client leaves on a pooled connection. The context
+// switch runs on the connection before the client's statements, so it
+// runs under the previous client's statement_timeout and lock_timeout: a
+// tenant that set them to a millisecond could make the next tenant's
+// switch time out, and that tenant would be ended. When a connection
+// carries such a short timer that the client does not share, multigres
+// resets both in a round trip of their own first. Nothing of the client's
+// has been sent yet, so if the reset itself times out it is retried, and
+// past that the connection is closed and another one used.
+
+// shortTimer is the bound below which a previous client's timeout is
+// reset before a switch: a switch takes microseconds, so only a server
+// stalled longer than this could time it out.
+const shortTimer = time.Second
+
+var timerSettings = []string{"statement_timeout", "lock_timeout"}
+
+// needsTimerReset reports whether server carries a short timer the client
+// does not share (or unknown timers).
+func needsTimerReset(server, client map[string]string) bool {
+	for _, name := range timerSettings {
+		v, ok := server[name]
+		if !ok || v == client[name] {
+			continue
+		}
+		if d, err := parseGUCDuration(v); err != nil || d > 0 && d < shortTimer {
+			return true
+		}
+	}
+	return false
+}
+
+// parseGUCDuration reads a time setting as PostgreSQL does: a number with
+// an optional unit (us, ms, s, min, h, d), milliseconds when none.
+func parseGUCDuration(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' && r != '-' && r != '+' })
+	num, unit := v, "ms"
+	if i >= 0 {
+		num, unit = v[:i], strings.TrimSpace(v[i:])
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("time setting %q: %w", v, err)
+	}
+	scale := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second,
+		"min": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[unit]
+	if scale == 0 {
+		return 0, fmt.Errorf("time setting %q: unknown unit", v)
+	}
+	return time.Duration(f * float64(scale)), nil
+}
+
+// resetTimersSQL puts both timers back to their defaults.
+var resetTimersQuery = mustEncode(&pgproto3.Query{String: "SELECT pg_catalog.set_config('statement_timeout', NULL, false), " +
+	"pg_catalog.set_config('lock_timeout', NULL, false)"})
+
+var errTimerReset = errors.New("resetting a previous client's timeouts failed")
+
+// resetTimers runs resetTimersQuery on sc (held by the caller, nothing
+// else in flight) up to three times and records the result in sc.Settings.
+func resetTimers(sc *pool.Conn) error {
+	_ = sc.SetDeadline(time.Now().Add(5 * time.Second))
+	defer sc.SetDeadline(time.Time{})
+	for range 3 {
+		if _, err := sc.W.Write(resetTimersQuery); err != nil {
+			return err
+		}
+		if err := sc.W.Flush(); err != nil {
+			return err
+		}
+		sc.UnnamedOwner = 0
+		failed, err := readUntilReady(sc)
+		if err != nil {
+			return err
+		}
+		if !failed {
+			changes := make([]sqlguard.Setting, len(timerSettings))
+			for i, name := range timerSettings {
+				changes[i] = sqlguard.Setting{Name: name, Reset: true}
+			}
+			if !isUnknownSettings(sc.Settings) {
+				sc.Settings = withSettings(sc.Settings, changes)
+			}
+			return nil
+		}
+	}
+	return errTimerReset
+}
+
+// readUntilReady reads sc's answers to one simple query; failed reports an
+// ErrorResponse among them.
+func readUntilReady(sc *pool.Conn) (failed bool, err error) {
+	for {
+		typ, frame, err := sc.Frames.Next()
+		if err != nil {
+			return false, err
+		}
+		switch typ {
+		case 'E':
+			failed = true
+		case 'S':
+			sc.NoteParameterStatus(frame)
+		case 'Z':
+			sc.TxStatus = frame[5]
+			if sc.TxStatus != 'I' {
+				return false, fmt.Errorf("server not idle after a reset (status %q)", sc.TxStatus)
+			}
+			return failed, nil
+		}
+	}
+}
