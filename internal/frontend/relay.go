@@ -81,6 +81,10 @@ func (c *clientConn) nextClientFrame(frames *wire.FrameReader) (byte, []byte, er
 			if retry {
 				continue
 			}
+			var bl *wire.BadLengthError
+			if errors.As(ierr, &bl) {
+				return 0, nil, wire.Fatal(wire.CodeProtocolViolation, "%s", bl.Error())
+			}
 			var tl *wire.TooLargeError
 			if errors.As(ierr, &tl) {
 				return 0, nil, wire.Fatal(wire.CodeProtocolViolation, "message too large: %d bytes exceeds max_message_size (%d)", tl.Len, tl.Max).

@@ -63,20 +63,66 @@ func (f *FrameReader) Next() (byte, []byte, error) {
 	typ := hdr[0]
 	n := int64(binary.BigEndian.Uint32(hdr[1:5]))
 	if n < 4 {
-		return 0, nil, fmt.Errorf("invalid message length %d for type %q", n, typ)
+		return 0, nil, &BadLengthError{Type: typ, Len: n}
 	}
 	if n-4 > f.maxLen {
 		return 0, nil, &TooLargeError{Type: typ, Len: n - 4, Max: f.maxLen}
 	}
-	total := int(n) + 1
-	if cap(f.buf) < total {
-		f.buf = make([]byte, total)
-	}
-	f.buf = f.buf[:total]
-	if _, err := io.ReadFull(f.r, f.buf); err != nil {
+	if err := f.readBody(int(n) + 1); err != nil {
 		return 0, nil, fmt.Errorf("read frame body: %w", err)
 	}
 	return typ, f.buf, nil
+}
+
+// growStep is the most a frame's buffer grows ahead of the bytes that
+// arrived: a header declaring a gigabyte costs nothing until the gigabyte
+// comes.
+const growStep = 64 << 10
+
+// readBody reads a whole frame of total bytes into f.buf. Below growStep,
+// or when the buffer is already large enough, it reads at once; above, the
+// buffer grows as the bytes arrive (at most doubling what was received),
+// so memory follows what the peer actually sent, not what it declared.
+func (f *FrameReader) readBody(total int) error {
+	if total <= growStep || cap(f.buf) >= total {
+		if cap(f.buf) < total {
+			f.buf = make([]byte, total)
+		}
+		f.buf = f.buf[:total]
+		_, err := io.ReadFull(f.r, f.buf)
+		return err
+	}
+	if cap(f.buf) < growStep {
+		f.buf = make([]byte, 0, growStep)
+	}
+	f.buf = f.buf[:0]
+	for len(f.buf) < total {
+		if len(f.buf) == cap(f.buf) {
+			next := make([]byte, len(f.buf), min(2*cap(f.buf), total))
+			copy(next, f.buf)
+			f.buf = next
+		}
+		n, err := f.r.Read(f.buf[len(f.buf):cap(f.buf)])
+		f.buf = f.buf[:len(f.buf)+n]
+		if err != nil && len(f.buf) < total {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// BadLengthError reports a length field below 4, which no message has: a
+// protocol violation.
+type BadLengthError struct {
+	Type byte
+	Len  int64
+}
+
+func (e *BadLengthError) Error() string {
+	return fmt.Sprintf("invalid message length %d for message type %q", e.Len, e.Type)
 }
 
 // Buffered reports whether more input is already buffered, which lets the

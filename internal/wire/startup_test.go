@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -149,8 +150,35 @@ func TestFrameReader(t *testing.T) {
 		t.Fatalf("want TooLargeError, got %v", err)
 	}
 	bad := NewFrameReader(bufio.NewReader(bytes.NewReader([]byte{'Q', 0, 0, 0, 3})), 100)
-	if _, _, err := bad.Next(); err == nil {
-		t.Fatal("length < 4 accepted")
+	var bl *BadLengthError
+	if _, _, err := bad.Next(); !errors.As(err, &bl) || bl.Len != 3 {
+		t.Fatalf("length < 4: want BadLengthError, got %v", err)
+	}
+}
+
+// TestFrameReaderAllocatesWhatArrives: a header that declares 800 MB and
+// is followed by a few bytes costs about what arrived, not what was
+// declared; a frame larger than the growth step still arrives whole.
+func TestFrameReaderAllocatesWhatArrives(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	hdr := []byte{'Q', 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(hdr[1:], 800<<20)
+	fr := NewFrameReader(bufio.NewReader(io.MultiReader(bytes.NewReader(hdr), strings.NewReader("SELECT"))), 1<<30)
+	if _, _, err := fr.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated huge frame: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Fatalf("reading a 6-byte body of a frame declared at 800 MB allocated %d bytes", grew)
+	}
+	body := bytes.Repeat([]byte("0123456789"), 50000) // 500 kB, past growStep
+	frame := append([]byte{'d', 0, 0, 0, 0}, body...)
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(body)+4))
+	fr = NewFrameReader(bufio.NewReaderSize(bytes.NewReader(frame), 4096), 1<<30)
+	typ, got, err := fr.Next()
+	if err != nil || typ != 'd' || !bytes.Equal(got, frame) {
+		t.Fatalf("large frame: %q, %d bytes, %v", typ, len(got), err)
 	}
 }
 

@@ -298,3 +298,24 @@ func TestValuePatternIsAnchored(t *testing.T) {
 		t.Fatalf("acme sees %v", got)
 	}
 }
+
+// TestBadMessageLengthIsAProtocolViolation: a logged-in client whose
+// message declares a length below 4 gets FATAL 08P01, in both pool modes.
+func TestBadMessageLengthIsAProtocolViolation(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, func(c *config.Config) { c.PoolMode = mode })
+			w := txrHijack(t, e.connect(t, "app_user.acme"))
+			if _, err := w.hc.Conn.Write([]byte{'Q', 0, 0, 0, 2}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := w.fe.Receive()
+			er, ok := m.(*pgproto3.ErrorResponse)
+			if err != nil || !ok || er.Code != "08P01" || !strings.Contains(er.Message, "invalid message length") {
+				t.Fatalf("want FATAL 08P01 invalid message length, got %#v %v", m, err)
+			}
+		})
+	}
+}
