@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -238,7 +239,7 @@ func (s *Server) startConn(nc net.Conn) {
 	}
 	if limit := s.live.Load().cfg.MaxClientConn; limit > 0 && len(s.conns) >= limit {
 		s.mu.Unlock()
-		go refuseConn(nc, wire.Fatal(wire.CodeTooManyConnections, "no more connections allowed (max_client_conn)").
+		go s.refuseConn(nc, wire.Fatal(wire.CodeTooManyConnections, "no more connections allowed (max_client_conn)").
 			WithHint("Retry later, or raise max_client_conn."))
 		return
 	}
@@ -265,12 +266,37 @@ func (s *Server) startConn(nc net.Conn) {
 }
 
 // refuseConn answers a connection over max_client_conn with err and closes
-// it. The error goes out before the startup packet is read: libpq and pgx
-// report an ErrorResponse whenever it arrives, even in place of the answer
-// to an SSLRequest.
-func refuseConn(nc net.Conn, err *wire.Error) {
+// it, as PgBouncer does: an SSLRequest or GSSENCRequest first gets 'N'
+// (psql with sslmode=prefer would otherwise show only "server sent an
+// error response during SSL exchange"), then the error follows in answer
+// to the startup packet. A CancelRequest is still served: cancelling must
+// work when the proxy is full. A client that sends nothing within a second
+// gets the error anyway.
+func (s *Server) refuseConn(nc net.Conn, err *wire.Error) {
 	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(time.Second))
+	_ = nc.SetReadDeadline(time.Now().Add(time.Second))
+	rd := bufio.NewReaderSize(nc, 64)
+	for range 2 {
+		body, rerr := wire.ReadStartup(rd)
+		if rerr != nil {
+			break
+		}
+		st, perr := wire.ParseStartup(body)
+		if perr != nil {
+			break
+		}
+		if st.Kind == wire.KindCancel {
+			s.handleCancel(st.ProcessID, st.SecretKey)
+			return
+		}
+		if st.Kind != wire.KindSSLRequest && st.Kind != wire.KindGSSENCRequest {
+			break
+		}
+		if _, werr := nc.Write([]byte{'N'}); werr != nil {
+			return
+		}
+	}
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 	if b, encErr := err.Response().Encode(nil); encErr == nil {
 		_, _ = nc.Write(b)
 	}

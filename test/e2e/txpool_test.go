@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -585,6 +586,16 @@ func TestMaxClientConn(t *testing.T) {
 	e.connect(t, "app_user.globex")
 	_, err := e.tryConnect(t, "app_user.acme", "app_user_password")
 	wantPgError(t, err, "53300", "no more connections allowed (max_client_conn)")
+	// With sslmode=prefer (psql's default) the SSLRequest is answered 'N'
+	// first, so the client reads the refusal as the answer to its startup.
+	r := rawDial(t, e.proxy.Addr)
+	r.write([]byte{0, 0, 0, 8, 4, 210, 22, 47})
+	one := make([]byte, 1)
+	if _, err := io.ReadFull(r.nc, one); err != nil || one[0] != 'N' {
+		t.Fatalf("SSLRequest past max_client_conn: got %q, %v; want N", one, err)
+	}
+	r.write(encode(t, startupMsg("app_user.acme", e.db)))
+	r.wantFatal("53300", "no more connections allowed (max_client_conn)")
 	if got := names(t, a, "SELECT name FROM contacts ORDER BY name"); !eq(got, []string{"Alice", "Bob"}) {
 		t.Fatalf("after a refused client: %v", got)
 	}
