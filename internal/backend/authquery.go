@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/multigres-proxy/multigres/internal/auth"
@@ -57,6 +59,11 @@ func (a *AuthQuery) Lookup(ctx context.Context, database, role string) (auth.Sec
 	}
 	var name, passwd *string
 	err = pool.QueryRow(ctx, a.Query, role).Scan(&name, &passwd)
+	if err != nil && retryable(err) && ctx.Err() == nil {
+		// A pooled connection the server ended (a restart): the pool has
+		// dropped it, and the next one is fresh.
+		err = pool.QueryRow(ctx, a.Query, role).Scan(&name, &passwd)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return auth.Secret{}, false, nil
 	}
@@ -190,4 +197,15 @@ func libpqSSLMode(mode string) string {
 	default:
 		return mode
 	}
+}
+
+// retryable reports whether a lookup failed on its connection rather than
+// in its query: no error from the server, or the server's own "terminating
+// connection" (57P01, 57P02) or a lost connection (class 08).
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return !errors.Is(err, pgx.ErrNoRows)
+	}
+	return pe.Code == "57P01" || pe.Code == "57P02" || strings.HasPrefix(pe.Code, "08")
 }

@@ -64,6 +64,10 @@ type Conn struct {
 	addr      string
 }
 
+// Quiet reports whether an idle connection has nothing unread: no
+// buffered frame and a silent socket (see netio.Silent).
+func (c *Conn) Quiet() bool { return c.Frames.Buffered() == 0 && netio.Silent(c.Conn) }
+
 // Addr returns the upstream address the connection was dialled to.
 func (c *Conn) Addr() string { return c.addr }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/multigres-proxy/multigres/internal/auth"
@@ -28,13 +29,13 @@ func (c *clientConn) authenticate(ctx context.Context) (backend.Credentials, err
 			"password authentication over an unencrypted connection is not allowed").
 			WithHint("Connect with sslmode=require, or set allow_plaintext_password = true.")
 	}
-	secret, found, err := c.srv.secrets.lookup(ctx, c.lookupDatabase(), role)
+	lctx, cancel := context.WithTimeout(ctx, c.lc.cfg.ServerConnectTimeout)
+	secret, found, err := c.srv.secrets.lookup(lctx, c.lookupDatabase(), role)
+	cancel()
 	if err != nil {
 		c.logger().Error("credential lookup failed", "err", err)
 		c.srv.authFailure(AuthReasonLookup)
-		return backend.Credentials{}, wire.Fatal(wire.CodeConnectionFailure,
-			"multigres could not look up the credentials for this user").
-			WithHint("Check auth_user, auth_password and auth_query (see multigres init); the multigres log has the cause.")
+		return backend.Credentials{}, c.lookupError(err)
 	}
 	var creds backend.Credentials
 	switch cfg.AuthType {
@@ -192,4 +193,26 @@ func (c *clientConn) readAuthMessage(m pgproto3.FrontendMessage) error {
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid password packet: %v", err)
 	}
 	return nil
+}
+
+// lookupError is what a client sees when its credentials could not be
+// looked up: that the database is unreachable, slow or starting when that
+// is the cause, and otherwise a pointer to the auth_query settings.
+func (c *clientConn) lookupError(err error) *wire.Error {
+	cfg := c.lc.cfg
+	var pe *pgconn.PgError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return wire.Fatal(wire.CodeConnectionFailure,
+			"the database server did not answer the credential lookup within server_connect_timeout (%s)", cfg.ServerConnectTimeout).
+			WithHint("Check that PostgreSQL at the upstream address is running and not overloaded; retry later.")
+	case errors.As(err, &pe) && (pe.Code == "57P03" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "53300"):
+		return wire.Fatal(pe.Code, "the database server cannot accept connections now: %s", pe.Message).
+			WithHint("Retry later.")
+	case errors.As(err, &pe):
+		return wire.Fatal(wire.CodeConnectionFailure, "multigres could not look up the credentials for this user").
+			WithHint("Check auth_user, auth_password and auth_query (see multigres init); the multigres log has the cause.")
+	}
+	return wire.Fatal(wire.CodeConnectionFailure, "the database server is unreachable, so multigres could not look up the credentials for this user").
+		WithHint(fmt.Sprintf("Check that PostgreSQL is running at %s; retry later.", cfg.UpstreamAddr()))
 }

@@ -138,3 +138,31 @@ func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 		}
 	}
 }
+
+// Silent reports whether nothing can be read from c right now: no data and
+// no end of stream. A pooled server connection must be silent while idle;
+// one that is not has been ended by the server (a restart sends FATAL
+// 57P01 and closes; a crash closes). It peeks without consuming and
+// without waiting. Connections that are not sockets (or a TLS connection
+// over one, checked on the socket underneath, where any record at all
+// means the server spoke) count as silent when they cannot be checked.
+func Silent(c net.Conn) bool {
+	if t, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = t.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	silent := true
+	var one [1]byte
+	_ = rc.Control(func(fd uintptr) {
+		n, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		silent = n <= 0 && err == syscall.EAGAIN
+	})
+	return silent
+}

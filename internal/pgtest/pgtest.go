@@ -60,6 +60,7 @@ type Server struct {
 	logPath string
 	dbSeq   atomic.Int64
 	stopped sync.Once
+	halted  bool // Halt stopped the server; Restart starts it again
 }
 
 var shared *Server
@@ -329,7 +330,7 @@ func (s *Server) waitReady(limit time.Duration) error {
 // directory. It is safe to call more than once.
 func (s *Server) Stop() {
 	s.stopped.Do(func() {
-		if s.cmd != nil && s.cmd.Process != nil {
+		if s.cmd != nil && s.cmd.Process != nil && !s.halted {
 			_ = s.cmd.Process.Signal(syscall.SIGINT)
 			select {
 			case <-s.done:
@@ -520,4 +521,62 @@ func (s *Server) installAudit() error {
 		}
 	}
 	return nil
+}
+
+// Restart stops the server and starts it again on the same port and data:
+// a fast shutdown (SIGINT, as pg_ctl restart -m fast), or with crash an
+// immediate one (SIGQUIT: backends die without a clean exit, and the
+// server recovers at start). Clusters started by Start or StartAt only.
+func (s *Server) Restart(crash bool) error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return errors.New("restart: not a cluster started here")
+	}
+	sig := syscall.SIGINT
+	if crash {
+		sig = syscall.SIGQUIT
+	}
+	if !s.halted {
+		if err := s.cmd.Process.Signal(sig); err != nil {
+			return fmt.Errorf("restart: signal: %w", err)
+		}
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			return errors.New("restart: the server did not stop within 30 s")
+		}
+	}
+	s.halted = false
+	bin, err := FindBinDir()
+	if err != nil {
+		return err
+	}
+	return s.launch(bin)
+}
+
+// Signal sends sig to the postmaster (SIGSTOP and SIGCONT make a server
+// that accepts nothing new while its backends go on). Clusters started by
+// Start or StartAt only.
+func (s *Server) Signal(sig os.Signal) error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return errors.New("signal: not a cluster started here")
+	}
+	return s.cmd.Process.Signal(sig)
+}
+
+// Halt stops the server (fast shutdown) without removing its data, so
+// that Restart can start it again.
+func (s *Server) Halt() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return errors.New("halt: not a cluster started here")
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		return err
+	}
+	select {
+	case <-s.done:
+		s.halted = true
+		return nil
+	case <-time.After(30 * time.Second):
+		return errors.New("halt: the server did not stop within 30 s")
+	}
 }

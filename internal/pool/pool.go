@@ -327,10 +327,25 @@ func (p *Pool) forget(c *Conn) {
 	p.set.freeDBSlot(p.Database)
 }
 
-// check runs the health check on a connection idle longer than CheckDelay;
-// a failed one is closed and nil returned.
+// quietCheckAfter is the idle time past which a connection is checked
+// for anything the server sent while nobody read it. Under load,
+// connections come back within microseconds and skip the system call.
+const quietCheckAfter = 100 * time.Millisecond
+
+// check runs the health checks on an idle connection before it is handed
+// out: one idle past quietCheckAfter must have nothing to read (a server
+// that restarted or crashed has closed it, after a FATAL); one idle past
+// CheckDelay must answer an empty query. A failed one is closed, the other
+// idle connections are swept the same way (they likely died with it), and
+// nil returned.
 func (p *Pool) check(c *Conn) *Conn {
-	if time.Since(c.lastUsed) < p.limits.CheckDelay {
+	idle := time.Since(c.lastUsed)
+	if idle >= quietCheckAfter && !c.Quiet() {
+		p.drop(c)
+		p.sweepIdle()
+		return nil
+	}
+	if idle < p.limits.CheckDelay {
 		return c
 	}
 	if err := c.Ping(5 * time.Second); err != nil {
@@ -512,4 +527,24 @@ func (s *Set) Servers() []Server {
 		p.mu.Unlock()
 	}
 	return out
+}
+
+// sweepIdle closes every idle connection the server has ended.
+func (p *Pool) sweepIdle() {
+	p.mu.Lock()
+	var dead []*Conn
+	kept := p.idle[:0]
+	for _, c := range p.idle {
+		if c.Quiet() {
+			kept = append(kept, c)
+		} else {
+			dead = append(dead, c)
+		}
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+	p.mu.Unlock()
+	for _, c := range dead {
+		p.drop(c)
+	}
 }

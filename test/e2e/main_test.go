@@ -31,7 +31,12 @@ type env struct {
 
 func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 	t.Helper()
-	pg := pgtest.Shared()
+	return newEnvOn(t, pgtest.Shared(), mutate)
+}
+
+// newEnvOn is newEnv on cluster pg (a test's own, when it restarts it).
+func newEnvOn(t *testing.T, pg *pgtest.Server, mutate func(*config.Config)) *env {
+	t.Helper()
 	db := pg.CreateDB(t)
 	setupDB(t, pg, db)
 	ctx := testCtx(t)
@@ -49,11 +54,11 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 // runs would race on CREATE ROLE.
 var (
 	setupMu     sync.Mutex
-	passwordSet bool
+	passwordSet = map[*pgtest.Server]bool{}
 )
 
 // setupDB is proxytest.Setup, except that app_user's password is set once
-// per test binary. proxytest.Setup sets it on every call, and each ALTER
+// per cluster. proxytest.Setup sets it on every call, and each ALTER
 // ROLE ... PASSWORD draws a new SCRAM salt: a parallel test's setup landing
 // between a proxy's auth_query lookup and its upstream SCRAM passthrough
 // login (which reuses the looked-up salt's ClientKey) makes that login fail.
@@ -70,11 +75,11 @@ func setupDB(t *testing.T, pg *pgtest.Server, db string) {
 	if err := mgsql.Init(ctx, conn, mgsql.Options{AuthPassword: proxytest.AuthPassword, Harden: true}); err != nil {
 		t.Fatalf("setup: init: %v", err)
 	}
-	if !passwordSet {
+	if !passwordSet[pg] {
 		if _, err := conn.Exec(ctx, "ALTER ROLE app_user PASSWORD '"+proxytest.AppUserPassword+"'"); err != nil {
 			t.Fatalf("setup: password: %v", err)
 		}
-		passwordSet = true
+		passwordSet[pg] = true
 	}
 }
 

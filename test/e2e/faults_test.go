@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/pgtest"
+)
+
+// TestTxIdleClientsSurviveDatabaseRestart: a warm transaction-mode pool
+// whose server restarts (fast shutdown, or a crash) while nobody uses it
+// hands out no dead connection: every idle client's next query succeeds
+// on a fresh one.
+func TestTxIdleClientsSurviveDatabaseRestart(t *testing.T) {
+	t.Parallel()
+	for _, crash := range []bool{false, true} {
+		name := "fast restart"
+		if crash {
+			name = "crash"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pg, err := pgtest.Start()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(pg.Stop)
+			e := newEnvOn(t, pg, txMode(2))
+			tenants := []string{"acme", "globex", "acme", "globex"}
+			cs := make([]*pgx.Conn, len(tenants))
+			for i, tn := range tenants {
+				cs[i] = e.connect(t, "app_user."+tn)
+			}
+			// Warm both server connections: one held in a transaction while
+			// the other serves.
+			mustExec(t, cs[0], "BEGIN")
+			mustExec(t, cs[0], "SELECT 1")
+			mustExec(t, cs[1], "SELECT 1")
+			mustExec(t, cs[0], "COMMIT")
+			if n := e.serverConns(t); n != 2 {
+				t.Fatalf("%d server connections before the restart, want 2", n)
+			}
+			// Test clusters run with synchronous_commit off: make the
+			// setup durable before an immediate shutdown.
+			e.exec(t, "CHECKPOINT")
+			if err := pg.Restart(crash); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, len(cs))
+			for _, c := range cs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := c.Exec(testCtx(t), "SELECT count(*) FROM contacts"); err != nil {
+						errs <- err
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("an idle client after the restart: %v", err)
+			}
+			// A new login looks up its credentials on a fresh connection.
+			if _, err := e.tryConnect(t, "app_user.acme", "app_user_password"); err != nil {
+				t.Errorf("a new login after the restart: %v", err)
+			}
+		})
+	}
+}
+
+// TestLoginWhileDatabaseDownOrHung: with the database down, a login is
+// told the database is unreachable (08006), not that auth_user is wrong;
+// with the database hung, the credential lookup ends within
+// server_connect_timeout with that reason, well before handshake_timeout.
+func TestLoginWhileDatabaseDownOrHung(t *testing.T) {
+	t.Parallel()
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	e := newEnvOn(t, pg, func(c *config.Config) {
+		c.ServerConnectTimeout = 500 * time.Millisecond
+		c.HandshakeTimeout = 5 * time.Second
+	})
+	if err := pg.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = e.tryConnect(t, "app_user.acme", "app_user_password")
+	took := time.Since(start)
+	if err := pg.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	wantPgError(t, err, "08006", "the database server did not answer the credential lookup within server_connect_timeout (500ms)")
+	if took > 3*time.Second {
+		t.Errorf("the hung lookup took %s", took)
+	}
+	if err := pg.Halt(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.tryConnect(t, "app_user.acme", "app_user_password")
+	wantPgError(t, err, "08006", "the database server is unreachable, so multigres could not look up the credentials for this user")
+	if err := pg.Restart(false); err != nil {
+		t.Fatal(err)
+	}
+}
