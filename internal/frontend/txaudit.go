@@ -104,23 +104,38 @@ func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
 	m := c.auditModel(sc)
 	var timer *sessionTimer
 	if needsTimerReset(sc.Settings, nil) {
-		// The audit would run under the client's own short timeout.
+		// The audit would run under the client's own short timeout: turn
+		// it off, and compare the value found with the model separately.
 		var err error
 		if timer, err = pauseStatementTimeout(sc); err != nil {
 			return nil, err
 		}
+		timer.model, timer.inModel = m.canon["statement_timeout"]
+		delete(m.canon, "statement_timeout")
 	}
-	rows, status, err := auditQuery(sc, m.canon)
+	canon := m.canon
+	if timer != nil {
+		canon = maps.Clone(m.canon)
+		canon["statement_timeout"] = auditDefault
+		if timer.inModel {
+			canon["statement_timeout"] = timer.model
+		}
+	}
+	rows, status, err := auditQuery(sc, canon)
 	if err != nil {
 		return nil, err
 	}
+	var timerDiff string
 	if timer != nil {
 		if err := timer.restore(sc); err != nil {
 			return nil, err
 		}
-		rows = timer.fix(rows)
+		rows, timerDiff = timer.check(rows)
 	}
 	var diffs []string
+	if timerDiff != "" {
+		diffs = append(diffs, timerDiff)
+	}
 	if status != 'I' || sc.TxStatus != 'I' {
 		diffs = append(diffs, fmt.Sprintf("transaction status %q (multigres believes %q)", status, sc.TxStatus))
 	}
@@ -312,18 +327,22 @@ func textArray(vals []string) string {
 	return b.String()
 }
 
+// auditDefault asks the audit function for a setting's default (RESET)
+// value in place of a model value.
+const auditDefault = "multigres:default"
+
 // sessionTimer is a connection's statement_timeout as the audit found it
-// before turning it off for its own query.
+// before turning it off for its own query, and the model's value.
 type sessionTimer struct {
-	value   string
-	session bool // set by the session (else the default)
+	found   string // current_setting before the audit
+	model   string
+	inModel bool // the model lists statement_timeout (else: the default)
 }
 
-// pauseStatementTimeout reads statement_timeout and sets it to 0, retrying
-// while the short timeout cancels that statement itself.
+// pauseStatementTimeout reads statement_timeout and sets it to 0 in one
+// trivial statement, retried while the short timeout cancels even that.
 func pauseStatementTimeout(sc *pool.Conn) (*sessionTimer, error) {
 	rows, err := auditRetry(sc, "SELECT pg_catalog.current_setting('statement_timeout'), "+
-		"(SELECT source FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'), "+
 		"pg_catalog.set_config('statement_timeout', '0', false)")
 	if err != nil {
 		return nil, err
@@ -331,33 +350,36 @@ func pauseStatementTimeout(sc *pool.Conn) (*sessionTimer, error) {
 	if len(rows) != 1 {
 		return nil, errors.New("reading statement_timeout: no row")
 	}
-	return &sessionTimer{value: rows[0][0], session: rows[0][1] == "session"}, nil
+	return &sessionTimer{found: rows[0][0]}, nil
 }
 
-// restore puts statement_timeout back as it was.
+// restore puts statement_timeout back as the model has it (the model is
+// what the next client's switch starts from; a difference fails anyway).
 func (st *sessionTimer) restore(sc *pool.Conn) error {
 	value := "NULL"
-	if st.session {
-		value = "'" + strings.ReplaceAll(st.value, "'", "''") + "'"
+	if st.inModel {
+		value = "'" + strings.ReplaceAll(st.model, "'", "''") + "'"
 	}
 	_, err := auditRetry(sc, "SELECT pg_catalog.set_config('statement_timeout', "+value+", false)")
 	return err
 }
 
-// fix replaces the audit's view of statement_timeout (its own 0) with the
-// value found before.
-func (st *sessionTimer) fix(rows [][3]string) [][3]string {
+// check compares the value found before the audit with the model's
+// canonical value (or the default), and drops the audit's own view of
+// statement_timeout (the 0 it set) from rows.
+func (st *sessionTimer) check(rows [][3]string) ([][3]string, string) {
 	out := rows[:0]
+	diff := ""
 	for _, r := range rows {
-		if (r[0] == "setting" || r[0] == "default") && strings.EqualFold(r[1], "statement_timeout") {
+		if !strings.EqualFold(r[1], "statement_timeout") {
+			out = append(out, r)
 			continue
 		}
-		out = append(out, r)
+		if r[0] == "canon" && r[2] != st.found {
+			diff = fmt.Sprintf("setting statement_timeout is %q, multigres believes %q", st.found, r[2])
+		}
 	}
-	if st.session {
-		out = append(out, [3]string{"setting", "statement_timeout", st.value})
-	}
-	return out
+	return out, diff
 }
 
 // auditRetry runs a one-row query, retrying up to 20 times when it fails

@@ -496,8 +496,9 @@ BEGIN
         canon := NULL;
         BEGIN
             -- Local to a subtransaction that is rolled back: only the
-            -- canonical spelling of the model's value is kept.
-            canon := pg_catalog.set_config(names[i], vals[i], true);
+            -- canonical spelling of the model's value (or of the default,
+            -- for 'multigres:default') is kept.
+            canon := pg_catalog.set_config(names[i], NULLIF(vals[i], 'multigres:default'), true);
             RAISE EXCEPTION 'undo';
         EXCEPTION WHEN OTHERS THEN
             NULL;
