@@ -311,6 +311,9 @@ func (c *clientConn) idleReadError(err error) (retry bool, out error) {
 	if c.ident.Bypass || !errors.As(err, &ne) || !ne.Timeout() {
 		return false, err
 	}
+	if retry, out, handled := c.shutdownReadError(err); handled {
+		return retry, out
+	}
 	if retry, out, held := c.holdReadError(err); held {
 		return retry, out
 	}

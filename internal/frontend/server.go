@@ -315,6 +315,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		delete(s.lns, l)
 	}
 	s.mu.Unlock()
+	s.wakeTxClients()
 	done := make(chan struct{})
 	go func() { s.connWG.Wait(); close(done) }()
 	var err error

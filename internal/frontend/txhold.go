@@ -27,6 +27,9 @@ import (
 // acquireServer borrows a server connection for the client's next
 // transaction, within its tenant's share of the pool.
 func (c *clientConn) acquireServer() (*pool.Conn, error) {
+	if c.srv.inShut.Load() {
+		return nil, pool.ErrClosed // no new transaction once shutdown began
+	}
 	cfg := c.srv.live.Load().cfg
 	ctx := c.srv.shutdownCtx()
 	if cfg.MaxTenantServerConnections > 0 && cfg.QueryWaitTimeout > 0 {
@@ -126,4 +129,55 @@ func (c *clientConn) holdReadError(err error) (retry bool, out error, held bool)
 		"terminating connection: it held a pooled server connection outside a transaction block for %s without sending Sync (unsynced_hold_timeout = %s)",
 		elapsed.Round(time.Millisecond), timeout).
 		WithHint("End every batch of extended-protocol messages with Sync; other clients are waiting for the connection."), true
+}
+
+// Shutdown in transaction mode (PgBouncer's safe shutdown): no client's
+// transaction is cut. Once Shutdown begins, a client between transactions
+// is ended with 57P01 (woken from its read by wakeTxClients); one inside a
+// transaction, or with a statement running, goes on until the transaction
+// ends, and is ended then; a message that would start a new transaction
+// gets the same FATAL instead of a server connection.
+
+var errShuttingDown = wire.Fatal(wire.CodeAdminShutdown, "terminating connection because multigres is shutting down").
+	WithHint("Reconnect: another multigres process (or this one after its restart) will serve you.")
+
+// atBoundary reports whether the client is between transactions: no server
+// connection held.
+func (c *clientConn) atBoundary() bool {
+	c.tx.mu.Lock()
+	defer c.tx.mu.Unlock()
+	return c.tx.server == nil
+}
+
+// shutdownReadError interprets a client read timeout once Shutdown began:
+// between transactions the client is ended; otherwise its read goes on
+// without a deadline (handled=false leaves other deadlines to the caller).
+func (c *clientConn) shutdownReadError(err error) (retry bool, out error, handled bool) {
+	if !c.srv.inShut.Load() || !c.tx.relaying.Load() {
+		return false, nil, false
+	}
+	if c.atBoundary() {
+		return false, errShuttingDown, true
+	}
+	if !strings.HasPrefix(err.Error(), "read frame header") {
+		return false, nil, false
+	}
+	if held, _, _ := c.holding(); held {
+		return false, nil, false // unsynced_hold_timeout still applies
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return true, nil, true
+}
+
+// wakeTxClients makes every transaction-mode client's blocked read return
+// at once, so that those between transactions end now (Shutdown).
+func (s *Server) wakeTxClients() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.tx.relaying.Load() {
+			c.tl.armed.Store(true)
+			_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+		}
+	}
 }

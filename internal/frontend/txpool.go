@@ -34,6 +34,9 @@ import (
 // queue of owed responses, the status, statements and settings.
 type txConn struct {
 	pool *pool.Pool
+	// relaying is set once the client is past login and relayTx runs (read
+	// by Shutdown from another goroutine).
+	relaying atomic.Bool
 
 	mu     sync.Mutex
 	server *pool.Conn

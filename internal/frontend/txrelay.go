@@ -38,6 +38,7 @@ func (c *clientConn) relayTx() {
 	// The startup parameters served the login (txParams, observe); server
 	// connections are dialled with the role and database only.
 	c.params = nil
+	c.tx.relaying.Store(true)
 	if err == nil {
 		err = c.pumpClientTx(wire.NewFrameReader(src, c.lc.cfg.MaxMessageSize))
 	}
@@ -52,6 +53,9 @@ func (c *clientConn) relayTx() {
 func (c *clientConn) pumpClientTx(frames *wire.FrameReader) error {
 	for {
 		if frames.Buffered() == 0 {
+			if c.srv.inShut.Load() && c.atBoundary() {
+				return errShuttingDown
+			}
 			c.armHold()
 		}
 		typ, frame, err := c.nextClientFrame(frames)

@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
@@ -111,4 +115,88 @@ func TestLoginWhileDatabaseDownOrHung(t *testing.T) {
 	if err := pg.Restart(false); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTxShutdownAtTransactionBoundaries: Shutdown in transaction mode
+// cuts no transaction. An idle client is ended at once with 57P01; a
+// client inside a transaction commits it and is ended at its next
+// statement; a client running transactions in a loop sees each one either
+// committed or refused before it started; Shutdown returns long before
+// shutdown_timeout would.
+func TestTxShutdownAtTransactionBoundaries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(2))
+	e.exec(t, "CREATE TABLE acks (id int PRIMARY KEY, tenant_id text NOT NULL DEFAULT current_setting('app.current_tenant_id'))")
+	e.exec(t, "SELECT multigres_protect('acks', 'tenant_id')")
+	idle := e.connect(t, "app_user.acme")
+	inTx := e.connect(t, "app_user.globex")
+	loop := e.connect(t, "app_user.acme")
+	mustExec(t, inTx, "BEGIN")
+	mustExec(t, inTx, "INSERT INTO acks (id) VALUES (-1)")
+
+	var acked []int
+	loopDone := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			if i == 20 {
+				close(started)
+			}
+			_, err := loop.Exec(context.Background(), "INSERT INTO acks (id) VALUES ($1)", i)
+			if err != nil {
+				loopDone <- err
+				return
+			}
+			acked = append(acked, i)
+		}
+	}()
+	<-started
+	shut := make(chan error, 1)
+	begin := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shut <- e.proxy.Server.Shutdown(ctx)
+	}()
+	if _, err := idle.Exec(testCtx(t), "SELECT 1"); !isAdminShutdown(err) {
+		t.Errorf("idle client after shutdown began: %v, want 57P01", err)
+	}
+	if _, err := inTx.Exec(testCtx(t), "INSERT INTO acks (id) VALUES (-2)"); err != nil {
+		t.Fatalf("the open transaction's next statement: %v", err)
+	}
+	if _, err := inTx.Exec(testCtx(t), "COMMIT"); err != nil {
+		t.Fatalf("the open transaction's COMMIT: %v", err)
+	}
+	if _, err := inTx.Exec(testCtx(t), "SELECT 1"); !isAdminShutdown(err) {
+		t.Errorf("after its COMMIT: %v, want 57P01", err)
+	}
+	if err := <-loopDone; !isAdminShutdown(err) {
+		t.Errorf("the looping client ended with %v, want 57P01", err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if took := time.Since(begin); took > 10*time.Second {
+		t.Errorf("Shutdown took %s", took)
+	}
+	rows, err := e.super(t).Query(testCtx(t), "SELECT id FROM acks ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int32{-2, -1}
+	for _, id := range acked {
+		want = append(want, int32(id))
+	}
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Errorf("committed rows %v, acknowledged %v", ids, want)
+	}
+}
+
+func isAdminShutdown(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "57P01"
 }
