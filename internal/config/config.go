@@ -89,6 +89,7 @@ type Config struct {
 	MaxPreparedStatements      int           // max_prepared_statements
 	MaxTenantServerConnections int           // max_tenant_server_connections
 	UnsyncedHoldTimeout        time.Duration // unsynced_hold_timeout
+	ClientWriteTimeout         time.Duration // client_write_timeout
 	StateAudit                 bool          // state_audit
 
 	AdminListen       string   // admin_listen

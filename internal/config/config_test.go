@@ -63,6 +63,7 @@ func TestDefaults(t *testing.T) {
 		ServerCheckDelay:      30 * time.Second,
 		MaxPreparedStatements: 200,
 		UnsyncedHoldTimeout:   10 * time.Second,
+		ClientWriteTimeout:    60 * time.Second,
 		MetricsMaxTenants:     1000,
 		AdminUsers:            []string{},
 		TenantAllow:           []string{},

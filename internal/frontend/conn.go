@@ -37,6 +37,7 @@ type clientConn struct {
 	srv *Server
 	id  uint64
 	nc  net.Conn
+	raw *netio.Conn // the socket under nc (and under TLS), nil if not one
 	rd  *bufio.Reader
 	w   *clientWriter
 	wmu sync.Mutex // guards w once the relay runs two goroutines
@@ -80,7 +81,9 @@ type clientConn struct {
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
 	c := &clientConn{srv: s, id: s.nextID.Add(1), lc: s.live.Load(), epoch: time.Now()}
-	c.nc = countingConn{Conn: netio.Wrap(nc), in: &s.bytesIn, out: &s.bytesOut, cin: &c.ad.in, cout: &c.ad.out}
+	wrapped := netio.Wrap(nc)
+	c.raw, _ = wrapped.(*netio.Conn)
+	c.nc = countingConn{Conn: wrapped, in: &s.bytesIn, out: &s.bytesOut, cin: &c.ad.in, cout: &c.ad.out}
 	c.rd = bufio.NewReaderSize(c.nc, clientReadBuffer)
 	c.w = newClientWriter(c.nc)
 	return c

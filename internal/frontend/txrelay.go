@@ -39,6 +39,10 @@ func (c *clientConn) relayTx() {
 	// connections are dialled with the role and database only.
 	c.params = nil
 	c.tx.relaying.Store(true)
+	if c.raw != nil {
+		// A client that stops reading must not pin its server connection.
+		c.raw.SetStallTimeout(c.lc.cfg.ClientWriteTimeout)
+	}
 	if err == nil {
 		err = c.pumpClientTx(wire.NewFrameReader(src, c.lc.cfg.MaxMessageSize))
 	}

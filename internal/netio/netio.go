@@ -19,7 +19,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -29,7 +31,17 @@ import (
 type Conn struct {
 	net.Conn
 	rc syscall.RawConn
+	// stall bounds how long one Write waits for a full socket to drain
+	// (0: forever); see SetStallTimeout.
+	stall atomic.Int64
 }
+
+// SetStallTimeout bounds how long a Write may wait for the peer to read
+// (the socket's send buffer is full): past d the Write fails with
+// os.ErrDeadlineExceeded. Writes that find room cost nothing extra; the
+// deadline is set only when one must wait. The caller must set no write
+// deadline of its own meanwhile (the stall's replaces it). 0 turns it off.
+func (c *Conn) SetStallTimeout(d time.Duration) { c.stall.Store(int64(d)) }
 
 var (
 	_ net.Conn      = (*Conn)(nil)
@@ -81,10 +93,20 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	written := 0
 	var errno syscall.Errno
+	stalled := false
+	defer func() {
+		if stalled {
+			_ = c.Conn.SetWriteDeadline(time.Time{})
+		}
+	}()
 	err := c.rc.Write(func(fd uintptr) bool {
 		for written < len(p) {
 			n, e := rawWrite(fd, p[written:])
 			if e == syscall.EAGAIN {
+				if d := c.stall.Load(); d > 0 && !stalled {
+					stalled = true
+					_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Duration(d)))
+				}
 				return false
 			}
 			if e != 0 {

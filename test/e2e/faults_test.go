@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"syscall"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
@@ -199,4 +201,36 @@ func TestTxShutdownAtTransactionBoundaries(t *testing.T) {
 func isAdminShutdown(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "57P01"
+}
+
+// TestTxSlowReaderReleasesItsServerConnection: a client that sends a query
+// with a large result and stops reading is ended after
+// client_write_timeout and its server connection given up, so the other
+// tenants of a pool of one are served.
+func TestTxSlowReaderReleasesItsServerConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) {
+		txMode(1)(c)
+		c.ClientWriteTimeout = 300 * time.Millisecond
+	})
+	victim := e.connect(t, "app_user.globex")
+	w := txrHijack(t, e.connect(t, "app_user.acme"))
+	if tc, ok := w.hc.Conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	w.send(&pgproto3.Query{String: "SELECT repeat('x', 1000) FROM generate_series(1, 200000)"})
+	// The result is streaming (acme holds the one server connection);
+	// from here on acme reads nothing.
+	if m, err := w.fe.Receive(); err != nil {
+		t.Fatalf("acme's result: %T %v", m, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := victim.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("globex behind a client that stopped reading: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("globex waited %s", took)
+	}
 }
