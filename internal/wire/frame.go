@@ -77,7 +77,7 @@ func (f *FrameReader) Next() (byte, []byte, error) {
 // growStep is the most a frame's buffer grows ahead of the bytes that
 // arrived: a header declaring a gigabyte costs nothing until the gigabyte
 // comes.
-const growStep = 64 << 10
+const growStep = 8 << 10
 
 // readBody reads a whole frame of total bytes into f.buf. Below growStep,
 // or when the buffer is already large enough, it reads at once; above, the

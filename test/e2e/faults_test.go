@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -232,5 +233,86 @@ func TestTxSlowReaderReleasesItsServerConnection(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("globex waited %s", took)
+	}
+}
+
+// TestInflatedHeadersCostWhatArrived: logged-in clients that each send a
+// message header declaring 800 MB, and then only a few bytes, make the
+// proxy allocate about what arrived, not what was declared (2,000 of them
+// in transaction mode, 100 in session mode, where each has a backend).
+func TestInflatedHeadersCostWhatArrived(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		n    int
+	}{{"transaction", 2000}, {"session", 100}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			e := newEnv(t, func(c *config.Config) {
+				c.PoolMode = tc.mode
+				c.DefaultPoolSize = 4
+			})
+			conns := make([]net.Conn, tc.n)
+			var wg sync.WaitGroup
+			errs := make(chan error, tc.n)
+			sem := make(chan struct{}, 8)
+			for i := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					conn, err := e.tryConnect(t, "app_user.acme", "app_user_password")
+					if err != nil {
+						errs <- err
+						return
+					}
+					hc, err := conn.PgConn().Hijack()
+					if err != nil {
+						errs <- err
+						return
+					}
+					conns[i] = hc.Conn
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("login: %v", err)
+			}
+			t.Cleanup(func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			})
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			received, _ := e.proxy.Server.ClientBytes()
+			hdr := []byte{'Q', 0x32, 0, 0, 0, 'S', 'E', 'L', 'E', 'C', 'T'} // declares 838,860,800 bytes
+			for _, c := range conns {
+				if _, err := c.Write(hdr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The proxy reads each header and starts the body at once:
+			// wait (bounded) until it has taken every byte sent.
+			want := received + uint64(len(hdr)*len(conns))
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for deadline := time.Now().Add(20 * time.Second); ; {
+				if got, _ := e.proxy.Server.ClientBytes(); got >= want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the proxy did not read the headers within 20 s")
+				}
+				<-tick.C
+			}
+			runtime.ReadMemStats(&after)
+			grew := int64(after.HeapSys) - int64(before.HeapSys)
+			t.Logf("%d inflated headers: heap +%d KiB", tc.n, grew>>10)
+			if grew > 100<<20 {
+				t.Fatalf("%d inflated headers grew the heap by %d MB", tc.n, grew>>20)
+			}
+		})
 	}
 }
