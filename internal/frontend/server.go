@@ -69,6 +69,9 @@ type Server struct {
 	shutStop context.CancelFunc
 
 	audit auditLog // state_audit findings (txaudit.go)
+	// maxByFiles is the most client connections the open-files limit
+	// leaves room for (fdlimit.go); 0: no limit known.
+	maxByFiles int
 }
 
 // pools returns the transaction-pooling pool set, making it on first use.
@@ -114,6 +117,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.live.Store(lc)
+	s.maxByFiles = raiseFileLimit(logger)
 	if cfg.AuthType == "trust" {
 		logger.Warn("auth_type = trust: clients are not authenticated; use this for the demo only")
 	}
@@ -241,6 +245,12 @@ func (s *Server) startConn(nc net.Conn) {
 		s.mu.Unlock()
 		go s.refuseConn(nc, wire.Fatal(wire.CodeTooManyConnections, "no more connections allowed (max_client_conn)").
 			WithHint("Retry later, or raise max_client_conn."))
+		return
+	}
+	if s.maxByFiles > 0 && len(s.conns) >= s.maxByFiles {
+		s.mu.Unlock()
+		go s.refuseConn(nc, wire.Fatal(wire.CodeTooManyConnections, "no more connections allowed (open-files limit)").
+			WithHint("Retry later, or raise the process's open-files limit (LimitNOFILE in systemd, ulimit -n)."))
 		return
 	}
 	s.conns[c] = struct{}{}

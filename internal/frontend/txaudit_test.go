@@ -140,3 +140,17 @@ func TestNeedsTimerReset(t *testing.T) {
 		}
 	}
 }
+
+// TestClientsForFiles: two descriptors a client after the reserve; tiny
+// limits still leave some room; no real limit means none.
+func TestClientsForFiles(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		n    uint64
+		want int
+	}{{40, 10}, {1024, 384}, {1 << 20, (1<<20 - fdReserve) / 2}, {1 << 40, 0}} {
+		if got := clientsForFiles(c.n); got != c.want {
+			t.Errorf("clientsForFiles(%d) = %d, want %d", c.n, got, c.want)
+		}
+	}
+}
