@@ -87,6 +87,12 @@ type txConn struct {
 	// portal; batchFx those executed since the last Sync (server pump).
 	portalFx *sqlguard.Effects
 	batchFx  []*sqlguard.Effects
+	// portalKnown: the unnamed portal holds the client's unnamed statement,
+	// whose effects portalFx are (a named statement's are not tracked).
+	portalKnown bool
+	// batchTx: a statement that may control the transaction completed in
+	// the current batch (server pump; see noteEffects).
+	batchTx bool
 }
 
 // txStmt is a client's prepared statement: its server name and the Parse
@@ -111,6 +117,13 @@ type owed struct {
 	failed bool
 	// injected: part of the context switch; any error is fatal.
 	injected bool
+	// unnamed: a Parse of the unnamed statement; skipped, the server keeps
+	// whatever unnamed statement it had.
+	unnamed bool
+	// txc: an Execute that may control the transaction (its statement's
+	// effects are unknown or include BEGIN/COMMIT/ROLLBACK/savepoints), so
+	// SETs in the same batch may be undone or committed by it.
+	txc bool
 }
 
 const (

@@ -619,18 +619,12 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 	case 'Q':
 		// A simple query drops the server's unnamed statement.
 		sc.UnnamedOwner = 0
-		if fx != nil && fx.DeallocateAll {
-			// Not transactional: it takes effect even if the query then
-			// fails, so forget the server's statements now.
-			sc.Prepared.Clear()
-			clear(sc.Internal)
-			clear(sc.Orphans)
-		}
 		t.q = append(t.q, owed{kind: 'Q', fx: fx})
 	case 'E':
-		o := owed{kind: 'E'}
-		if len(frame) > 5 && frame[5] == 0 { // the unnamed portal
+		o := owed{kind: 'E', txc: true}
+		if len(frame) > 5 && frame[5] == 0 && t.portalKnown { // the unnamed portal, the client's unnamed statement
 			o.fx = t.portalFx
+			o.txc = o.fx != nil && o.fx.TxControl
 		}
 		t.q = append(t.q, o)
 	case 'S':
@@ -684,7 +678,7 @@ func (c *clientConn) forwardParse(frame []byte, fx *sqlguard.Effects) error {
 	if name == "" {
 		t.unnamed = &txStmt{parse: slices.Clone(frame), id: unnamedIDs.Add(1), fx: fx}
 		t.server.UnnamedOwner = t.unnamed.id
-		t.q = append(t.q, owed{kind: 'P'})
+		t.q = append(t.q, owed{kind: 'P', unnamed: true})
 		return c.send(frame)
 	}
 	if _, dup := t.stmts[name]; dup {
@@ -757,7 +751,7 @@ func (c *clientConn) ensurePrepared(name string) (string, bool, error) {
 		}
 		if t.server.UnnamedOwner != t.unnamed.id {
 			t.server.UnnamedOwner = t.unnamed.id
-			t.q = append(t.q, owed{kind: 'P', action: owedSwallow})
+			t.q = append(t.q, owed{kind: 'P', action: owedSwallow, unnamed: true})
 			return "", true, c.send(t.unnamed.parse)
 		}
 		return "", true, nil
@@ -794,7 +788,7 @@ func (c *clientConn) forwardBind(frame []byte) error {
 	}
 	c.tx.q = append(c.tx.q, owed{kind: 'B'})
 	if portal == "" {
-		c.tx.portalFx = nil
+		c.tx.portalFx, c.tx.portalKnown = nil, stmt == ""
 		if stmt == "" {
 			c.tx.portalFx = c.tx.unnamed.fx
 		}
@@ -1038,7 +1032,11 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 			if head.fx != nil && typ == 'C' {
 				t.batchFx = append(t.batchFx, head.fx)
 			}
+			t.batchTx = t.batchTx || head.txc
 			pop = true
+		}
+		if typ == 'C' && head.kind == 'Q' && head.fx != nil && head.fx.DeallocateAll && bytes.HasPrefix(frame[5:], []byte("DEALLOCATE ALL\x00")) {
+			c.deallocatedAll(sc)
 		}
 	}
 	if forward {
@@ -1146,6 +1144,12 @@ func (c *clientConn) skipToSync() {
 		if o.kind == 'C' && o.srv != "" {
 			t.server.Orphans[o.srv] = true
 		}
+		if o.unnamed {
+			// The server never replaced its unnamed statement (or dropped
+			// it, when this Parse is the one that failed): whoever's it
+			// is, it is not this client's.
+			t.server.UnnamedOwner = 0
+		}
 		if o.kind == 'P' && o.named && t.stmts[o.stmt] != nil && t.stmts[o.stmt].srv == o.srv {
 			delete(t.stmts, o.stmt) // the server would not have created it
 		}
@@ -1195,10 +1199,30 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 	return release, err
 }
 
+// deallocatedAll: DEALLOCATE ALL ran (its CommandComplete came), which is
+// not transactional: the server and the client have no statements left.
+// Until then the model stays, since the server may skip or refuse it.
+func (c *clientConn) deallocatedAll(sc *pool.Conn) {
+	sc.Prepared.Clear()
+	clear(sc.Internal)
+	clear(sc.Orphans)
+	clear(c.tx.stmts)
+}
+
 // noteEffects records, at a ReadyForQuery, what the query or batch it ends
 // did to the session.
 func (c *clientConn) noteEffects(sc *pool.Conn, head owed, status byte) {
 	t := &c.tx
+	txc := t.batchTx || head.kind == 'Q' && head.fx != nil && head.fx.TxControl
+	t.batchTx = false
+	if txc && len(t.batchFx) > 0 {
+		// A ROLLBACK (or COMMIT, or a statement multigres cannot see
+		// into) ran in the same batch as SETs: they may have been undone
+		// or committed. The connection's settings are unknown; the
+		// client's stay as they were.
+		sc.Settings = unknownSettings()
+		t.batchFx = nil
+	}
 	if head.kind == 'Q' && head.fx != nil && !head.failed {
 		c.commitEffects(sc, head.fx, status)
 	}
@@ -1226,9 +1250,6 @@ func (c *clientConn) noteEffects(sc *pool.Conn, head owed, status byte) {
 // may yet roll back, so the connection's settings become unknown.
 func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status byte) {
 	t := &c.tx
-	if fx.DeallocateAll {
-		clear(t.stmts)
-	}
 	if len(fx.Settings) == 0 {
 		return
 	}
