@@ -75,7 +75,8 @@ var sessionAdvisory = map[string]bool{
 }
 
 // txTokens extend the pre-filter in transaction mode.
-var txTokens = []string{"u&", "listen", "setseed", "discard", "declare", "prepare", "deallocate", "execute", "pg_advisory", "pg_try_advisory", "temp"}
+var txTokens = []string{"u&", "listen", "setseed", "discard", "declare", "prepare", "deallocate", "execute", "pg_advisory", "pg_try_advisory", "temp",
+	"do", "pg_settings"}
 
 const txHint = "In transaction pooling a server connection serves other clients between your transactions; see docs/pooling.md."
 
@@ -99,6 +100,17 @@ func (g *Guard) inspectTx(m proto.Message, fx *Effects) *Violation {
 			return &Violation{Rule: "session_set_config", Message: "set_config with is_local = false is not allowed in transaction pooling",
 				Hint: "Use set_config(name, value, true) or SET LOCAL, or SET in its own statement outside a transaction block. " + txHint}
 		}
+	case *pg_query.DoStmt:
+		// Even with the guard off: a DO block can set_config, LISTEN, take
+		// session locks or PREPARE where these rules cannot see.
+		return &Violation{Rule: "do_block", Message: "DO blocks are not allowed in transaction pooling: multigres cannot see the session state they leave",
+			Hint: "Run the statements directly, or use a session-mode database. " + txHint}
+	case *pg_query.UpdateStmt:
+		return txSettingsDML(n.Relation)
+	case *pg_query.InsertStmt:
+		return txSettingsDML(n.Relation)
+	case *pg_query.DeleteStmt:
+		return txSettingsDML(n.Relation)
 	case *pg_query.ListenStmt:
 		return &Violation{Rule: "listen", Message: "LISTEN is not allowed in transaction pooling: the server connection would keep listening for other clients",
 			Hint: "Listen on a session-mode connection (a superuser_bypass user, or pool_mode_databases). " + txHint}
@@ -262,4 +274,15 @@ func quoteIdent(s string) string {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// txSettingsDML refuses changing pg_settings (its rule calls set_config at
+// session level) in transaction pooling, even with the guard off.
+func txSettingsDML(rel *pg_query.RangeVar) *Violation {
+	if v := checkSettingsDML(rel); v != nil {
+		v.Message = "changing pg_settings is not allowed in transaction pooling: it sets parameters for the session"
+		v.Hint = "Use SET LOCAL, or SET of a tracked parameter on its own. " + txHint
+		return v
+	}
+	return nil
 }
