@@ -39,12 +39,10 @@ func (c *clientConn) acquireServer() (*pool.Conn, error) {
 	}
 	for {
 		sc, err := c.tx.pool.AcquireQuota(ctx, c.tl.name, cfg.MaxTenantServerConnections)
-		if err != nil || !needsTimerReset(sc.Settings, c.tx.settings) {
-			return sc, err
+		if err != nil {
+			return nil, err
 		}
-		if err := resetTimers(sc); err != nil {
-			c.logger().Info("closing a pooled connection whose timeouts could not be reset", "err", err)
-			c.tx.pool.Release(sc, false)
+		if !c.preReset(sc, false) {
 			continue
 		}
 		return sc, nil
@@ -180,4 +178,20 @@ func (s *Server) wakeTxClients() {
 			_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 		}
 	}
+}
+
+// preReset resets what sc's previous client left that this client's
+// switch must not run under (preSwitchResets). A connection where that
+// fails is closed (false), and the caller takes another.
+func (c *clientConn) preReset(sc *pool.Conn, login bool) bool {
+	names := preSwitchResets(sc.Settings, c.tx.settings, login)
+	if len(names) == 0 {
+		return true
+	}
+	if err := resetSettings(sc, names, c.tx.settings); err != nil {
+		c.logger().Info("closing a pooled connection whose previous client's settings could not be reset", "err", err)
+		c.tx.pool.Release(sc, false)
+		return false
+	}
+	return true
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/pool"
@@ -185,10 +186,19 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	}
 	t.pool = c.srv.pools().Get(c.database, c.ident.Role, c.txDialer(creds), c.poolLimits())
 	actx, cancel := loginWaitCtx(ctx)
-	sc, err := t.pool.Acquire(actx)
-	cancel()
-	if err != nil {
-		return c.acquireError(err, true)
+	defer cancel()
+	var sc *pool.Conn
+	for sc == nil {
+		if sc, err = t.pool.Acquire(actx); err != nil {
+			return c.acquireError(err, true)
+		}
+		if !c.preReset(sc, true) {
+			sc = nil
+		}
+	}
+	// The login's Apply waits for the server no longer than the login.
+	if dl, ok := actx.Deadline(); ok {
+		_ = sc.SetDeadline(dl)
 	}
 	sc.Holder.Store(c.id)
 	// No Session.Connected: in transaction mode the client holds no server
@@ -203,7 +213,9 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	bctx.Resets = resetsFor(sc.Settings, settings)
 	checkKey := bctx.Role + "\x00" + c.database
 	bctx.CheckRole = !c.srv.roleChecked(checkKey)
-	if err := c.applyErr(sc.Apply(bctx), bctx.Role); err != nil {
+	applyErr := sc.Apply(bctx)
+	_ = sc.SetDeadline(time.Time{})
+	if err := c.applyErr(applyErr, bctx.Role); err != nil {
 		c.releaseServer(sc, false)
 		return err
 	}

@@ -13,7 +13,8 @@ import (
 	"github.com/multigres-proxy/multigres/internal/sqlguard"
 )
 
-// Timers a previous client leaves on a pooled connection. The context
+// Settings a previous client leaves on a pooled connection that the next
+// client's switch would run under. Timers first. The context
 // switch runs on the connection before the client's statements, so it
 // runs under the previous client's statement_timeout and lock_timeout: a
 // tenant that set them to a millisecond could make the next tenant's
@@ -66,19 +67,58 @@ func parseGUCDuration(v string) (time.Duration, error) {
 	return time.Duration(f * float64(scale)), nil
 }
 
-// resetTimersSQL puts both timers back to their defaults.
-var resetTimersQuery = mustEncode(&pgproto3.Query{String: "SELECT pg_catalog.set_config('statement_timeout', NULL, false), " +
-	"pg_catalog.set_config('lock_timeout', NULL, false)"})
+var errPreReset = errors.New("resetting a previous client's settings before the switch failed")
 
-var errTimerReset = errors.New("resetting a previous client's timeouts failed")
+// preSwitchResets lists the settings a connection carries from its
+// previous client that the next client's switch must not run under, to be
+// reset in a round trip of their own first: a short timer (see above); a
+// client_encoding the client does not share, since the server decodes the
+// switch's bound values with it (LATIN1 would turn "Zürich" into
+// "ZÃ¼rich"); and, for a login (which applies its context without the
+// switch's own BEGIN), transaction defaults. Unknown settings reset all.
+func preSwitchResets(server, client map[string]string, login bool) []string {
+	if isUnknownSettings(server) {
+		return []string{"statement_timeout", "lock_timeout", "client_encoding",
+			"default_transaction_isolation", "default_transaction_read_only", "default_transaction_deferrable"}
+	}
+	var out []string
+	if needsTimerReset(server, client) {
+		out = append(out, timerSettings...)
+	}
+	if v, ok := server["client_encoding"]; ok && v != client["client_encoding"] {
+		out = append(out, "client_encoding")
+	}
+	if login && shapesTransactions(server) {
+		out = append(out, shapingSettings[:3]...)
+	}
+	return out
+}
 
-// resetTimers runs resetTimersQuery on sc (held by the caller, nothing
-// else in flight) up to three times and records the result in sc.Settings.
-func resetTimers(sc *pool.Conn) error {
+// resetSettings prepares sc for the client before its switch (sc held by
+// the caller, nothing else in flight): each of names is put back to its
+// default, except client_encoding, which takes the client's own value so
+// that the switch's bound values are read in it. It runs as SET and RESET
+// statements, which take no snapshot (a SELECT under another client's
+// serializable deferrable default would wait for a safe snapshot), tried
+// up to three times (a short timeout can cancel it), and records the
+// result in sc.Settings.
+func resetSettings(sc *pool.Conn, names []string, client map[string]string) error {
+	var q strings.Builder
+	var changes []sqlguard.Setting
+	for _, name := range names { // names are multigres' own constants
+		if v, ok := client[name]; ok && name == "client_encoding" {
+			q.WriteString("SET " + name + " = '" + strings.ReplaceAll(v, "'", "''") + "'; ")
+			changes = append(changes, sqlguard.Setting{Name: name, Value: v})
+			continue
+		}
+		q.WriteString("RESET " + name + "; ")
+		changes = append(changes, sqlguard.Setting{Name: name, Reset: true})
+	}
+	query := mustEncode(&pgproto3.Query{String: q.String()})
 	_ = sc.SetDeadline(time.Now().Add(5 * time.Second))
 	defer sc.SetDeadline(time.Time{})
 	for range 3 {
-		if _, err := sc.W.Write(resetTimersQuery); err != nil {
+		if _, err := sc.W.Write(query); err != nil {
 			return err
 		}
 		if err := sc.W.Flush(); err != nil {
@@ -90,17 +130,13 @@ func resetTimers(sc *pool.Conn) error {
 			return err
 		}
 		if !failed {
-			changes := make([]sqlguard.Setting, len(timerSettings))
-			for i, name := range timerSettings {
-				changes[i] = sqlguard.Setting{Name: name, Reset: true}
-			}
 			if !isUnknownSettings(sc.Settings) {
 				sc.Settings = withSettings(sc.Settings, changes)
 			}
 			return nil
 		}
 	}
-	return errTimerReset
+	return errPreReset
 }
 
 // readUntilReady reads sc's answers to one simple query; failed reports an

@@ -235,11 +235,17 @@ func txaValue(t *testing.T, w *txrWire, sql string) string {
 func TestTxAttackClientEncodingManglesNextSwitch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
+	// search_path keeps non-ASCII text as given (application_name would
+	// replace it with question marks).
 	victim, err := e.connectWith(t, "app_user.globex", proxytest.AppUserPassword, func(c *pgx.ConnConfig) {
-		c.RuntimeParams["application_name"] = "Zürich"
+		c.RuntimeParams["search_path"] = `"Zürich", public`
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	before := txrSetting(t, victim, "search_path")
+	if before != `"Zürich", public` {
+		t.Fatalf("globex's search_path before: %q", before)
 	}
 	attacker := e.connect(t, "app_user.acme")
 	w := txrHijack(t, attacker)
@@ -247,8 +253,8 @@ func TestTxAttackClientEncodingManglesNextSwitch(t *testing.T) {
 	if r := w.until(1); len(r.errors) > 0 {
 		t.Fatalf("SET client_encoding: %v", r.errors)
 	}
-	if v := txrSetting(t, victim, "application_name"); v != "Zürich" {
-		t.Errorf("globex's application_name after acme's client_encoding: %q", v)
+	if v := txrSetting(t, victim, "search_path"); v != before {
+		t.Errorf("globex's search_path after acme's client_encoding: %q, was %q", v, before)
 	}
 }
 
