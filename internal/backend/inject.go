@@ -3,6 +3,7 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -24,6 +25,12 @@ type Context struct {
 	// Resets are settings put back to their defaults (set_config with a
 	// NULL value), after the variables.
 	Resets []string
+	// PreResets are settings among Variables (past the signed ones) that
+	// are put back to their defaults right before they are set: a
+	// DateStyle of "ISO" keeps the order (DMY, MDY) already in effect, so
+	// applied on top of another client's value it would mean something
+	// else.
+	PreResets []string
 	// CheckRole adds a check, in the same round trip, that neither the
 	// session user nor the effective role can bypass RLS.
 	CheckRole bool
@@ -118,8 +125,11 @@ func SetConfigParams(ctx Context, withRole bool) [][]byte {
 	if withRole {
 		n++
 	}
-	params := make([][]byte, 0, 2*n)
+	params := make([][]byte, 0, 2*(n+len(ctx.PreResets)))
 	for i, name := range ctx.Variables {
+		if i >= ctx.Primed && slices.Contains(ctx.PreResets, name) {
+			params = append(params, []byte(name), nil)
+		}
 		params = append(params, []byte(name), []byte(ctx.Values[i]))
 	}
 	for i, name := range ctx.MACNames {

@@ -211,6 +211,7 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 		bctx.Values = append(bctx.Values, settings[name])
 	}
 	bctx.Resets = resetsFor(sc.Settings, settings)
+	bctx.PreResets = preResets(settings)
 	checkKey := bctx.Role + "\x00" + c.database
 	bctx.CheckRole = !c.srv.roleChecked(checkKey)
 	applyErr := sc.Apply(bctx)
@@ -389,3 +390,15 @@ func serverName(parseBody []byte) string {
 	sum := sha256.Sum256(parseBody)
 	return "mg_" + hex.EncodeToString(sum[:16])
 }
+
+// preResets are the client's settings that must be reset right before
+// they are applied (backend.Context.PreResets): DateStyle, whose value may
+// name only one of its two halves.
+func preResets(settings map[string]string) []string {
+	if _, ok := settings["datestyle"]; ok {
+		return datestyleOnly
+	}
+	return nil
+}
+
+var datestyleOnly = []string{"datestyle"}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -504,6 +505,7 @@ func (c *clientConn) queueSwitch(sc *pool.Conn, short bool) {
 		bctx.Values = append(bctx.Values, t.settings[n])
 	}
 	bctx.Resets = resetsFor(sc.Settings, t.settings)
+	bctx.PreResets = preResets(t.settings)
 	params := backend.SetConfigParams(bctx, true)
 	n := strconv.Itoa(len(params) / 2)
 	if bctx.Primed > 0 {
@@ -1260,6 +1262,16 @@ func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status b
 	// The server ran the client's SETs on top of the client's settings
 	// (the switch made them equal), so both now hold the same new set.
 	t.settings = withSettings(t.settings, fx.Settings)
+	if _, ok := t.settings["datestyle"]; ok {
+		// A partial DateStyle ("SQL") keeps the other half in effect:
+		// keep the whole value the server reported, which means the same
+		// wherever it is applied.
+		for _, p := range sc.Params {
+			if strings.EqualFold(p.Name, "DateStyle") {
+				t.settings["datestyle"] = p.Value
+			}
+		}
+	}
 	sc.Settings = t.settings
 }
 
