@@ -687,7 +687,7 @@ func (c *clientConn) forwardParse(frame []byte, fx *sqlguard.Effects) error {
 		return c.refuseTx('P', &wire.Error{Severity: wire.SeverityError, Code: wire.CodeDuplicatePreparedStatement,
 			Message: fmt.Sprintf("prepared statement %q already exists", name)})
 	}
-	srv := serverName(rest)
+	srv := serverName(t.salt, rest)
 	st := &txStmt{srv: srv, parse: buildFrame('P', []byte(srv), []byte{0}, rest)}
 	if t.stmts == nil {
 		t.stmts = map[string]*txStmt{}
@@ -1273,6 +1273,7 @@ func (c *clientConn) commitEffects(sc *pool.Conn, fx *sqlguard.Effects, status b
 		}
 	}
 	sc.Settings = t.settings
+	t.salt = stmtSalt(t.ctxKey, t.settings)
 }
 
 // forwardToClient writes a server frame to the client, flushing when the
