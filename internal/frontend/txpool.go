@@ -51,6 +51,9 @@ type txConn struct {
 	// copyIn: the server is reading COPY data and ignores Sync (see
 	// enterCopyIn).
 	copyIn bool
+	// copySyncs counts the Syncs the client sent during COPY IN, which the
+	// server answers only if the copy fails (see copyFailed).
+	copySyncs int
 	// attachedAt is the monoNow of the current attachment (see
 	// unsynced_hold_timeout in txhold.go); closeServer makes abandonTx
 	// close the server connection instead of rolling it back.

@@ -609,6 +609,9 @@ var executeUnnamed = mustEncode(&pgproto3.Execute{})
 func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) error {
 	t := &c.tx
 	sc := t.server
+	if t.copyIn && typ != 'd' && typ != 'c' && typ != 'f' && typ != 'H' && typ != 'S' {
+		return errCopyPipelined
+	}
 	switch typ {
 	case 'P':
 		return c.forwardParse(frame, fx)
@@ -632,10 +635,12 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 	case 'S':
 		if !t.copyIn { // during COPY IN the server ignores Sync
 			t.q = append(t.q, owed{kind: 'S'})
+		} else {
+			t.copySyncs++ // unless the copy fails (copyFailed)
 		}
 	case 'c', 'f':
 		if t.copyIn {
-			t.copyIn = false
+			t.copyIn, t.copySyncs = false, 0
 		} else {
 			// The copy may not have started yet: mark where its data
 			// ends (see enterCopyIn).
@@ -975,6 +980,8 @@ func (c *clientConn) serverLost(sc *pool.Conn, err error) {
 			WithHint(contextHint(err.Error(), "Reconnect. If this persists, check the server log and the role's grants.")))
 	case errors.Is(err, errServerClosing):
 		c.logger().Info("server ended the session")
+	case errors.Is(err, errCopyPipelined):
+		c.fail(errCopyPipelined)
 	case !isClosed(err):
 		c.logger().Info("server connection ended", "err", err)
 		c.fail(wire.Fatal(wire.CodeConnectionFailure, "the server connection was lost").WithHint("Reconnect."))
@@ -1011,13 +1018,19 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 	case 'A':
 		forward = !t.gone
 	case 'G':
-		c.enterCopyIn()
+		if err := c.enterCopyIn(); err != nil {
+			t.unlock()
+			return false, err
+		}
 	case 'E':
 		if head.injected {
 			t.unlock()
 			return false, fmt.Errorf("%w: %s", errSwitchFailed, pgMessage(decodeServerError(frame)))
 		}
 		forward = !t.gone
+		if t.copyIn {
+			c.copyFailed()
+		}
 		t.copyIn = false
 	case 'Z':
 		if head.kind != 'S' && head.kind != 'Q' {
@@ -1099,9 +1112,17 @@ func (c *clientConn) unownedFrame(sc *pool.Conn, typ byte, frame []byte) (bool, 
 // ignores Sync and Flush. Syncs the client already pipelined behind the
 // COPY (before its CopyDone) will get no ReadyForQuery, so they are owed
 // nothing; neither are Syncs it sends before CopyDone.
-func (c *clientConn) enterCopyIn() {
+//
+// If the copy then fails, the server leaves COPY IN and answers those
+// Syncs after all (copySyncs counts them; see copyFailed). Anything else
+// the client sent between the COPY and its CopyDone the server would read
+// as COPY data or fail on: PostgreSQL clients never do it, and multigres
+// cannot tell what the server will then do, so it ends the client
+// (errCopyPipelined) rather than guess.
+func (c *clientConn) enterCopyIn() error {
 	t := &c.tx
 	t.copyIn = true
+	t.copySyncs = 0
 	kept := t.q[:1]
 	for k, o := range t.q[1:] {
 		if o.kind == 'c' { // the client's CopyDone/CopyFail: copy data ended there
@@ -1110,10 +1131,34 @@ func (c *clientConn) enterCopyIn() {
 			break
 		}
 		if o.kind != 'S' {
-			kept = append(kept, o)
+			return errCopyPipelined
 		}
+		t.copySyncs++
+	}
+	if !t.copyIn {
+		t.copySyncs = 0 // the copy ends normally: those Syncs get nothing
 	}
 	t.q = kept
+	return nil
+}
+
+var errCopyPipelined = wire.Fatal(wire.CodeProtocolViolation, "only COPY data, CopyDone, CopyFail, Flush and Sync may be sent during COPY FROM STDIN")
+
+// copyFailed: the server failed a COPY IN and left it, and now answers the
+// Syncs the client sent during the copy (which a successful copy ignores):
+// they are owed again, right behind the COPY's own entry.
+func (c *clientConn) copyFailed() {
+	t := &c.tx
+	if t.copySyncs == 0 || len(t.q) == 0 {
+		t.copySyncs = 0
+		return
+	}
+	syncs := make([]owed, t.copySyncs)
+	for i := range syncs {
+		syncs[i] = owed{kind: 'S'}
+	}
+	t.q = append(t.q[:1], append(syncs, t.q[1:]...)...)
+	t.copySyncs = 0
 }
 
 // pop removes the head entry and emits synthesized answers now due.
