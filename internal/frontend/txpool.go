@@ -51,9 +51,11 @@ type txConn struct {
 	// copyIn: the server is reading COPY data and ignores Sync (see
 	// enterCopyIn).
 	copyIn bool
-	// copySyncs counts the Syncs the client sent during COPY IN, which the
-	// server answers only if the copy fails (see copyFailed).
+	// copySyncs counts the Syncs the client sent after COPY data during
+	// COPY IN (see copyFailed); copyData: COPY data was sent since the last
+	// CopyDone or CopyFail.
 	copySyncs int
+	copyData  bool
 	// attachedAt is the monoNow of the current attachment (see
 	// unsynced_hold_timeout in txhold.go); closeServer makes abandonTx
 	// close the server connection instead of rolling it back.
@@ -125,6 +127,8 @@ type owed struct {
 	// unnamed: a Parse of the unnamed statement; skipped, the server keeps
 	// whatever unnamed statement it had.
 	unnamed bool
+	// afterData: a Sync sent after COPY data (see enterCopyIn).
+	afterData bool
 	// txc: an Execute that may control the transaction (its statement's
 	// effects are unknown or include BEGIN/COMMIT/ROLLBACK/savepoints), so
 	// SETs in the same batch may be undone or committed by it.

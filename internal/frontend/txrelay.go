@@ -634,11 +634,14 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 		t.q = append(t.q, o)
 	case 'S':
 		if !t.copyIn { // during COPY IN the server ignores Sync
-			t.q = append(t.q, owed{kind: 'S'})
-		} else {
-			t.copySyncs++ // unless the copy fails (copyFailed)
+			t.q = append(t.q, owed{kind: 'S', afterData: t.copyData})
+		} else if t.copyData {
+			t.copySyncs++ // see copyFailed
 		}
+	case 'd':
+		t.copyData = true
 	case 'c', 'f':
+		t.copyData = false
 		if t.copyIn {
 			t.copyIn, t.copySyncs = false, 0
 		} else {
@@ -646,7 +649,7 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 			// ends (see enterCopyIn).
 			t.q = append(t.q, owed{kind: 'c'})
 		}
-	case 'H', 'd':
+	case 'H':
 	default:
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
 	}
@@ -980,8 +983,8 @@ func (c *clientConn) serverLost(sc *pool.Conn, err error) {
 			WithHint(contextHint(err.Error(), "Reconnect. If this persists, check the server log and the role's grants.")))
 	case errors.Is(err, errServerClosing):
 		c.logger().Info("server ended the session")
-	case errors.Is(err, errCopyPipelined):
-		c.fail(errCopyPipelined)
+	case errors.Is(err, errCopyPipelined), errors.Is(err, errCopyUncertain):
+		c.fail(err)
 	case !isClosed(err):
 		c.logger().Info("server connection ended", "err", err)
 		c.fail(wire.Fatal(wire.CodeConnectionFailure, "the server connection was lost").WithHint("Reconnect."))
@@ -1028,10 +1031,16 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 			return false, fmt.Errorf("%w: %s", errSwitchFailed, pgMessage(decodeServerError(frame)))
 		}
 		forward = !t.gone
+		var copyErr error
 		if t.copyIn {
-			c.copyFailed()
+			copyErr = c.copyFailed()
 		}
 		t.copyIn = false
+		if copyErr != nil {
+			_ = c.forwardToClient(sc, typ, frame, true) // the copy's own error first
+			t.unlock()
+			return false, copyErr
+		}
 	case 'Z':
 		if head.kind != 'S' && head.kind != 'Q' {
 			t.unlock()
@@ -1113,8 +1122,10 @@ func (c *clientConn) unownedFrame(sc *pool.Conn, typ byte, frame []byte) (bool, 
 // COPY (before its CopyDone) will get no ReadyForQuery, so they are owed
 // nothing; neither are Syncs it sends before CopyDone.
 //
-// If the copy then fails, the server leaves COPY IN and answers those
-// Syncs after all (copySyncs counts them; see copyFailed). Anything else
+// A Sync that follows COPY data is ambiguous: if that data fails, the
+// server may or may not have read (and ignored) the Sync before it
+// noticed, so whether it answers it is unknown (copySyncs counts them; see
+// copyFailed). Anything else
 // the client sent between the COPY and its CopyDone the server would read
 // as COPY data or fail on: PostgreSQL clients never do it, and multigres
 // cannot tell what the server will then do, so it ends the client
@@ -1133,7 +1144,9 @@ func (c *clientConn) enterCopyIn() error {
 		if o.kind != 'S' {
 			return errCopyPipelined
 		}
-		t.copySyncs++
+		if o.afterData {
+			t.copySyncs++
+		}
 	}
 	if !t.copyIn {
 		t.copySyncs = 0 // the copy ends normally: those Syncs get nothing
@@ -1144,22 +1157,22 @@ func (c *clientConn) enterCopyIn() error {
 
 var errCopyPipelined = wire.Fatal(wire.CodeProtocolViolation, "only COPY data, CopyDone, CopyFail, Flush and Sync may be sent during COPY FROM STDIN")
 
-// copyFailed: the server failed a COPY IN and left it, and now answers the
-// Syncs the client sent during the copy (which a successful copy ignores):
-// they are owed again, right behind the COPY's own entry.
-func (c *clientConn) copyFailed() {
+// copyFailed: the server failed a COPY IN. Syncs sent before any COPY
+// data were read and ignored in copy mode; one sent after data may or may
+// not be answered now. With any such Sync, multigres cannot know which
+// answers come, so it ends the client and closes the connection.
+func (c *clientConn) copyFailed() error {
 	t := &c.tx
-	if t.copySyncs == 0 || len(t.q) == 0 {
-		t.copySyncs = 0
-		return
-	}
-	syncs := make([]owed, t.copySyncs)
-	for i := range syncs {
-		syncs[i] = owed{kind: 'S'}
-	}
-	t.q = append(t.q[:1], append(syncs, t.q[1:]...)...)
+	n := t.copySyncs
 	t.copySyncs = 0
+	if n > 0 {
+		return errCopyUncertain
+	}
+	return nil
 }
+
+var errCopyUncertain = wire.Fatal(wire.CodeProtocolViolation, "a COPY failed after a Sync was sent with its data, so multigres cannot tell which answers follow; the connection is closed").
+	WithHint("Send Sync only after CopyDone or CopyFail.")
 
 // pop removes the head entry and emits synthesized answers now due.
 func (c *clientConn) pop() {
@@ -1232,7 +1245,7 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 		}
 		t.q = nil // an idle client keeps no queue (attach makes one)
 		t.server = nil
-		t.copyIn = false
+		t.copyIn, t.copyData = false, false
 		if t.gone {
 			_ = sc.SetDeadline(time.Time{}) // abandonTx's rollback deadline
 		}

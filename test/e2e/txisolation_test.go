@@ -359,3 +359,62 @@ func TestTxShortTimeoutsOfPreviousClientDoNotReachTheSwitch(t *testing.T) {
 		}
 	}
 }
+
+// A failed COPY: the extended-protocol COPY's own pipelined Sync is read
+// and ignored in copy mode, so a client (libpq's way) that ends the failed
+// copy with CopyDone and Sync goes on normally; a Sync sent after COPY data
+// may or may not be answered once that data fails, so that client is
+// ended and the connection closed rather than guessed about. Either way
+// the next tenant is served on a clean connection.
+func TestTxFailedCopyWithSyncs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	e.exec(t, "CREATE TABLE copyin (x int); GRANT INSERT ON copyin TO app_user")
+	victim := e.connect(t, "app_user.globex")
+	copyIn := func(w *txrWire) {
+		w.send(&pgproto3.Parse{Query: "COPY copyin FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		for {
+			m, err := w.fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.(*pgproto3.CopyInResponse); ok {
+				return
+			}
+		}
+	}
+	// libpq's way: data, CopyDone, Sync.
+	w := txrHijack(t, e.connect(t, "app_user.acme"))
+	copyIn(w)
+	w.send(&pgproto3.CopyData{Data: []byte("not-a-number\n")}, &pgproto3.CopyDone{}, &pgproto3.Sync{})
+	if r := w.until(1); len(r.errors) != 1 || !strings.HasPrefix(r.errors[0], "22P02") || r.status != 'I' {
+		t.Fatalf("failed copy: %v %q", r.errors, r.status)
+	}
+	w.send(&pgproto3.Query{String: "SELECT 1"})
+	if r := w.until(1); len(r.errors) != 0 {
+		t.Fatalf("after the failed copy: %v", r.errors)
+	}
+	if got := names(t, victim, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
+		t.Fatalf("globex sees %v", got)
+	}
+	// A Sync right behind the bad data.
+	w2 := txrHijack(t, e.connect(t, "app_user.acme"))
+	copyIn(w2)
+	w2.send(&pgproto3.CopyData{Data: []byte("not-a-number\n")}, &pgproto3.Sync{})
+	var codes []string
+	for {
+		m, err := w2.fe.Receive()
+		if err != nil {
+			break
+		}
+		if er, ok := m.(*pgproto3.ErrorResponse); ok {
+			codes = append(codes, er.Code)
+		}
+	}
+	if len(codes) == 0 || codes[len(codes)-1] != "08P01" {
+		t.Errorf("a Sync after failed COPY data: errors %v, want the 08P01 that ends the client", codes)
+	}
+	if got := names(t, victim, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
+		t.Fatalf("globex sees %v", got)
+	}
+}
