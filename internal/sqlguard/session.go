@@ -262,18 +262,31 @@ func flattenArgs(name string, args []*pg_query.Node) (string, bool) {
 	return strings.Join(parts, ", "), true
 }
 
-// quoteIdent quotes like quote_identifier: only names that are not plain
-// lower-case identifiers.
+// quoteIdent quotes like quote_identifier: names that are not plain
+// lower-case identifiers, and keywords other than unreserved ones (the
+// server records search_path = 'default' as "default").
 func quoteIdent(s string) string {
 	plain := s != ""
 	for i := 0; i < len(s) && plain; i++ {
 		ch := s[i]
 		plain = ch >= 'a' && ch <= 'z' || ch == '_' || i > 0 && ch >= '0' && ch <= '9'
 	}
-	if plain {
+	if plain && !reservedKeyword(s) {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// reservedKeyword reports whether a plain identifier is a keyword that
+// quote_identifier quotes (any kind but unreserved), by PostgreSQL's own
+// scanner.
+func reservedKeyword(s string) bool {
+	res, err := pg_query.Scan(s)
+	if err != nil || len(res.Tokens) != 1 {
+		return false
+	}
+	k := res.Tokens[0].KeywordKind
+	return k != pg_query.KeywordKind_NO_KEYWORD && k != pg_query.KeywordKind_UNRESERVED_KEYWORD
 }
 
 // txSettingsDML refuses changing pg_settings (its rule calls set_config at

@@ -80,13 +80,14 @@ func TestTxEffects(t *testing.T) {
 	t.Parallel()
 	g := newTxGuard(false)
 	cases := map[string]Effects{
-		`SET search_path TO "$user", public, "My Schema"`: {Settings: []Setting{{Name: "search_path", Value: `"$user", public, "My Schema"`}}},
-		"SET TIME ZONE 'UTC'; RESET statement_timeout":    {Settings: []Setting{{Name: "timezone", Value: "UTC"}, {Name: "statement_timeout", Reset: true}}},
-		"SET statement_timeout = 5000":                    {Settings: []Setting{{Name: "statement_timeout", Value: "5000"}}},
-		"SET extra_float_digits = 2.5":                    {Settings: []Setting{{Name: "extra_float_digits", Value: "2.5"}}},
-		"SET jit TO on; SET DateStyle TO DEFAULT":         {Settings: []Setting{{Name: "jit", Value: "on"}, {Name: "datestyle", Reset: true}}},
-		"BEGIN; SET application_name = 'x'; COMMIT":       {Settings: []Setting{{Name: "application_name", Value: "x"}}, TxControl: true},
-		"DEALLOCATE ALL":                                  {DeallocateAll: true},
+		`SET search_path TO "$user", public, "My Schema"`:     {Settings: []Setting{{Name: "search_path", Value: `"$user", public, "My Schema"`}}},
+		`SET search_path = 'default', 'user', public, 'name'`: {Settings: []Setting{{Name: "search_path", Value: `"default", "user", public, name`}}},
+		"SET TIME ZONE 'UTC'; RESET statement_timeout":        {Settings: []Setting{{Name: "timezone", Value: "UTC"}, {Name: "statement_timeout", Reset: true}}},
+		"SET statement_timeout = 5000":                        {Settings: []Setting{{Name: "statement_timeout", Value: "5000"}}},
+		"SET extra_float_digits = 2.5":                        {Settings: []Setting{{Name: "extra_float_digits", Value: "2.5"}}},
+		"SET jit TO on; SET DateStyle TO DEFAULT":             {Settings: []Setting{{Name: "jit", Value: "on"}, {Name: "datestyle", Reset: true}}},
+		"BEGIN; SET application_name = 'x'; COMMIT":           {Settings: []Setting{{Name: "application_name", Value: "x"}}, TxControl: true},
+		"DEALLOCATE ALL": {DeallocateAll: true},
 	}
 	for sql, want := range cases {
 		fx, err := g.CheckTx([]byte(sql))
