@@ -83,6 +83,16 @@ func (c *clientConn) holding() (held, owes bool, since int64) {
 	return t.server != nil && t.status == 'I', len(t.q) > 0 || t.copyIn, t.attachedAt
 }
 
+// copyWaiting reports whether the server is in COPY IN waiting for the
+// client's data (inside a transaction block too), and since when the
+// client pump has waited for it.
+func (c *clientConn) copyWaiting() (bool, int64) {
+	t := &c.tx
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.server != nil && t.copyIn, t.copyWaitSince
+}
+
 // armHold puts unsynced_hold_timeout's deadline on the client socket before
 // the client pump blocks reading, when the client holds a connection
 // outside a transaction block. Clients that Sync each request never hold
@@ -90,7 +100,20 @@ func (c *clientConn) holding() (held, owes bool, since int64) {
 func (c *clientConn) armHold() {
 	held, _, since := c.holding()
 	timeout := c.srv.live.Load().cfg.UnsyncedHoldTimeout
-	if !held || timeout <= 0 {
+	if timeout <= 0 {
+		return
+	}
+	if copying, _ := c.copyWaiting(); copying {
+		// COPY FROM STDIN: the server waits for data, outside a block or
+		// in one (idle_in_transaction_session_timeout does not run then).
+		c.tx.mu.Lock()
+		c.tx.copyWaitSince = c.monoNow()
+		c.tx.mu.Unlock()
+		c.tl.armed.Store(true)
+		_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+		return
+	}
+	if !held {
 		return
 	}
 	rest := max(timeout-time.Duration(c.monoNow()-since), time.Millisecond)
@@ -106,7 +129,13 @@ func (c *clientConn) armHold() {
 func (c *clientConn) holdReadError(err error) (retry bool, out error, held bool) {
 	held, owes, since := c.holding()
 	timeout := c.srv.live.Load().cfg.UnsyncedHoldTimeout
-	if !held || timeout <= 0 {
+	if timeout <= 0 {
+		return false, nil, false
+	}
+	if copying, waitSince := c.copyWaiting(); copying {
+		return c.copyReadError(err, timeout, waitSince)
+	}
+	if !held {
 		return false, nil, false
 	}
 	elapsed := time.Duration(c.monoNow() - since)
@@ -194,4 +223,21 @@ func (c *clientConn) preReset(sc *pool.Conn, login bool) bool {
 		return false
 	}
 	return true
+}
+
+// copyReadError: the client sent no COPY data for unsynced_hold_timeout
+// while the server waited for it; it is ended and the connection closed.
+func (c *clientConn) copyReadError(err error, timeout time.Duration, since int64) (bool, error, bool) {
+	waited := time.Duration(c.monoNow() - since)
+	if strings.HasPrefix(err.Error(), "read frame header") && waited < timeout {
+		_ = c.nc.SetReadDeadline(time.Now().Add(timeout - waited))
+		return true, nil, true
+	}
+	c.tx.mu.Lock()
+	c.tx.closeServer = true
+	c.tx.mu.Unlock()
+	c.logger().Info("ending a client that sent no COPY data", "waited", waited, "unsynced_hold_timeout", timeout)
+	return false, wire.Fatal(codeIdleSessionTimeout,
+		"terminating connection: COPY FROM STDIN received no data for %s (unsynced_hold_timeout = %s)", waited.Round(time.Millisecond), timeout).
+		WithHint("Send COPY data without long pauses, then CopyDone; other clients are waiting for the connection."), true
 }

@@ -59,8 +59,9 @@ type txConn struct {
 	// attachedAt is the monoNow of the current attachment (see
 	// unsynced_hold_timeout in txhold.go); closeServer makes abandonTx
 	// close the server connection instead of rolling it back.
-	attachedAt  int64
-	closeServer bool
+	attachedAt    int64
+	copyWaitSince int64 // monoNow when the client pump began waiting for COPY data
+	closeServer   bool
 	// out collects what the client pump sends the server for one message.
 	out []byte
 	// unread counts the bytes forwarded since someone last started

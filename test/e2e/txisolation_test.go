@@ -9,6 +9,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -342,20 +343,20 @@ func TestTxLoginWaitingForPoolGetsAnError(t *testing.T) {
 func TestTxShortTimeoutsOfPreviousClientDoNotReachTheSwitch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
-	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
 	for vname, vmode := range victimModes {
 		for i := range 30 {
-			mustExec(t, attacker, "SET statement_timeout = '1ms'")
-			mustExec(t, attacker, "SET lock_timeout = '1ms'")
+			// The attacker's own later statements would run under its
+			// millisecond timer: it sets both and leaves.
+			attacker := e.connect(t, "app_user.acme")
+			mustExec(t, attacker, "SET lock_timeout = '1ms'; SET statement_timeout = '1ms'")
+			attacker.Close(testCtx(t))
 			if v := victimSetting(t, victim, vmode, "statement_timeout"); v != "0" {
 				t.Fatalf("%s round %d: globex runs under statement_timeout %q", vname, i, v)
 			}
 			if v := victimSetting(t, victim, vmode, "lock_timeout"); v != "0" {
 				t.Fatalf("%s round %d: globex runs under lock_timeout %q", vname, i, v)
 			}
-			mustExec(t, attacker, "RESET statement_timeout")
-			mustExec(t, attacker, "RESET lock_timeout")
 		}
 	}
 }
@@ -416,5 +417,47 @@ func TestTxFailedCopyWithSyncs(t *testing.T) {
 	}
 	if got := names(t, victim, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
 		t.Fatalf("globex sees %v", got)
+	}
+}
+
+// A COPY FROM STDIN that receives no data holds its server connection for
+// at most unsynced_hold_timeout, inside a transaction block too.
+func TestTxIdleCopyIsBounded(t *testing.T) {
+	t.Parallel()
+	for _, block := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in a block %v", block), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, func(c *config.Config) {
+				txMode(1)(c)
+				c.UnsyncedHoldTimeout = 300 * time.Millisecond
+			})
+			e.exec(t, "CREATE TABLE copyidle (x int); GRANT INSERT ON copyidle TO app_user")
+			victim := e.connect(t, "app_user.globex")
+			w := txrHijack(t, e.connect(t, "app_user.acme"))
+			if block {
+				w.send(&pgproto3.Query{String: "BEGIN"})
+				w.until(1)
+			}
+			w.send(&pgproto3.Query{String: "COPY copyidle FROM STDIN"})
+			for {
+				m, err := w.fe.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := m.(*pgproto3.CopyInResponse); ok {
+					break
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := victim.Exec(ctx, "SELECT 1"); err != nil {
+				t.Fatalf("globex behind an idle COPY: %v", err)
+			}
+			m, err := w.fe.Receive()
+			er, ok := m.(*pgproto3.ErrorResponse)
+			if err != nil || !ok || er.Code != "57P05" || !strings.Contains(er.Message, "COPY FROM STDIN received no data") {
+				t.Fatalf("acme: %#v %v", m, err)
+			}
+		})
 	}
 }
