@@ -1,13 +1,11 @@
 package e2e
 
-// Independent attack review of transaction pooling (pool_mode =
-// transaction): tenant isolation on shared server connections.
-//
-// Every test asserts the SAFE behaviour; a failing test demonstrates a
-// real problem (its comment explains the attack and, where known, the
-// cause). Tests that pass are attacks that held, kept as regression tests.
-// All run with state_audit on (proxytest), unless a test says otherwise to
-// show what a production proxy (audit off) would hand the next tenant.
+// Attacks on transaction pooling (pool_mode = transaction): one tenant
+// trying to read, change or stall another through a shared server
+// connection. Every test asserts the safe behaviour; each comment explains
+// the attack and what once let it through. All run with state_audit on
+// (proxytest), unless a test says otherwise to show what a production
+// proxy (audit off) hands the next tenant.
 
 import (
 	"context"
