@@ -93,32 +93,40 @@ func (c *clientConn) copyWaiting() (bool, int64) {
 	return t.server != nil && t.copyIn, t.copyWaitSince
 }
 
-// armHold puts unsynced_hold_timeout's deadline on the client socket before
-// the client pump blocks reading, when the client holds a connection
-// outside a transaction block. Clients that Sync each request never hold
-// one while the pump waits for them, so they pay no timer.
-func (c *clientConn) armHold() {
-	held, _, since := c.holding()
+// beforeRead runs before the client pump blocks reading the client. Between
+// transactions once Shutdown began, the client is ended. While the client
+// holds a server connection outside a transaction block (or the server
+// waits for its COPY data), unsynced_hold_timeout's deadline goes on the
+// socket. Clients that Sync each request hold no connection while the pump
+// waits for them, so the common case costs one lock and no timer.
+func (c *clientConn) beforeRead() error {
+	t := &c.tx
+	t.mu.Lock()
+	attached, held, copying, since := t.server != nil, t.server != nil && t.status == 'I', t.server != nil && t.copyIn, t.attachedAt
+	if copying {
+		t.copyWaitSince = c.monoNow()
+	}
+	t.mu.Unlock()
+	if !attached {
+		if c.srv.inShut.Load() {
+			return errShuttingDown
+		}
+		return nil
+	}
 	timeout := c.srv.live.Load().cfg.UnsyncedHoldTimeout
-	if timeout <= 0 {
-		return
+	if timeout <= 0 || !held && !copying {
+		return nil
 	}
-	if copying, _ := c.copyWaiting(); copying {
-		// COPY FROM STDIN: the server waits for data, outside a block or
-		// in one (idle_in_transaction_session_timeout does not run then).
-		c.tx.mu.Lock()
-		c.tx.copyWaitSince = c.monoNow()
-		c.tx.mu.Unlock()
-		c.tl.armed.Store(true)
-		_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
-		return
+	rest := timeout
+	if !copying {
+		// COPY FROM STDIN (inside a block too, where idle_in_transaction_
+		// session_timeout does not run) waits for data at most timeout;
+		// otherwise the bound counts from the attachment.
+		rest = max(timeout-time.Duration(c.monoNow()-since), time.Millisecond)
 	}
-	if !held {
-		return
-	}
-	rest := max(timeout-time.Duration(c.monoNow()-since), time.Millisecond)
 	c.tl.armed.Store(true) // noteClientFrame clears it with the next message
 	_ = c.nc.SetReadDeadline(time.Now().Add(rest))
+	return nil
 }
 
 // holdReadError interprets a client read timeout while the client holds a

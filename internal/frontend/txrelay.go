@@ -58,10 +58,9 @@ func (c *clientConn) relayTx() {
 func (c *clientConn) pumpClientTx(frames *wire.FrameReader) error {
 	for {
 		if frames.Buffered() == 0 {
-			if c.srv.inShut.Load() && c.atBoundary() {
-				return errShuttingDown
+			if err := c.beforeRead(); err != nil {
+				return err
 			}
-			c.armHold()
 		}
 		typ, frame, err := c.nextClientFrame(frames)
 		if err != nil {
