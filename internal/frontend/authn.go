@@ -32,6 +32,9 @@ func (c *clientConn) authenticate(ctx context.Context) (backend.Credentials, err
 	lctx, cancel := context.WithTimeout(ctx, c.lc.cfg.ServerConnectTimeout)
 	secret, found, err := c.srv.secrets.lookup(lctx, c.lookupDatabase(), role)
 	cancel()
+	if c.ad.isAdmin {
+		secret, found, err = c.adminSecret(role, secret, found, err)
+	}
 	if err != nil {
 		c.logger().Error("credential lookup failed", "err", err)
 		c.srv.authFailure(AuthReasonLookup)
@@ -215,4 +218,23 @@ func (c *clientConn) lookupError(err error) *wire.Error {
 	}
 	return wire.Fatal(wire.CodeConnectionFailure, "the database server is unreachable, so multigres could not look up the credentials for this user").
 		WithHint(fmt.Sprintf("Check that PostgreSQL is running at %s; retry later.", cfg.UpstreamAddr()))
+}
+
+// adminSecret keeps the console reachable when the database is not, which
+// is when an operator needs SHOW POOLS: an admin user whose lookup failed
+// authenticates against the secret of its last successful lookup (users in
+// auth_file need no lookup at all). A password changed meanwhile takes
+// effect once the database answers again.
+func (c *clientConn) adminSecret(role string, sec auth.Secret, found bool, err error) (auth.Secret, bool, error) {
+	if err == nil {
+		if found {
+			c.srv.secrets.rememberAdmin(role, sec)
+		}
+		return sec, found, nil
+	}
+	if cached, ok := c.srv.secrets.cachedAdmin(role); ok {
+		c.logger().Warn("credential lookup failed; the admin user authenticates with its cached verifier", "err", err)
+		return cached, true, nil
+	}
+	return sec, found, err
 }

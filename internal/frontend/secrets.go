@@ -30,6 +30,29 @@ type secretStore struct {
 	pgpass    *pgpassfile.Passfile
 	host      string
 	port      string
+	// admins are the secrets admin_users last authenticated with through
+	// auth_query, for console logins while the database is unreachable
+	// (bounded by the admin_users list).
+	adminMu sync.Mutex
+	admins  map[string]auth.Secret
+}
+
+// rememberAdmin keeps an admin user's secret from a successful lookup.
+func (st *secretStore) rememberAdmin(role string, sec auth.Secret) {
+	st.adminMu.Lock()
+	defer st.adminMu.Unlock()
+	if st.admins == nil {
+		st.admins = map[string]auth.Secret{}
+	}
+	st.admins[role] = sec
+}
+
+// cachedAdmin is the secret an admin user last authenticated with.
+func (st *secretStore) cachedAdmin(role string) (auth.Secret, bool) {
+	st.adminMu.Lock()
+	defer st.adminMu.Unlock()
+	sec, ok := st.admins[role]
+	return sec, ok
 }
 
 func newSecretStore(cfg *config.Config) (*secretStore, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
+	"github.com/multigres-proxy/multigres/internal/proxytest"
 )
 
 // TestTxIdleClientsSurviveDatabaseRestart: a warm transaction-mode pool
@@ -314,5 +315,55 @@ func TestInflatedHeadersCostWhatArrived(t *testing.T) {
 				t.Fatalf("%d inflated headers grew the heap by %d MB", tc.n, grew>>20)
 			}
 		})
+	}
+}
+
+// TestAdminConsoleWhileDatabaseDown: an admin user who logged in to the
+// console before can log in again while the database is down (SHOW POOLS
+// works), while tenants are told the database is unreachable.
+func TestAdminConsoleWhileDatabaseDown(t *testing.T) {
+	t.Parallel()
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	setupDB(t, pg, "postgres") // admin users are looked up there
+	e := newEnvOn(t, pg, func(c *config.Config) {
+		txMode(2)(c)
+		c.AdminUsers = []string{"app_user"}
+		c.ServerConnectTimeout = 500 * time.Millisecond
+	})
+	console := func() error {
+		cfg, err := pgx.ParseConfig(proxytest.URL(e.proxy.Addr, "app_user", proxytest.AppUserPassword, "multigres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		conn, err := pgx.ConnectConfig(testCtx(t), cfg)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		rows, err := conn.Query(testCtx(t), "SHOW POOLS")
+		if err != nil {
+			return err
+		}
+		rows.Close()
+		return rows.Err()
+	}
+	if err := console(); err != nil {
+		t.Fatalf("console with the database up: %v", err)
+	}
+	if err := pg.Halt(); err != nil {
+		t.Fatal(err)
+	}
+	if err := console(); err != nil {
+		t.Errorf("console with the database down: %v", err)
+	}
+	_, err = e.tryConnect(t, "app_user.acme", "app_user_password")
+	wantPgError(t, err, "08006", "the database server is unreachable, so multigres could not look up the credentials for this user")
+	if err := pg.Restart(false); err != nil {
+		t.Fatal(err)
 	}
 }
