@@ -13,6 +13,7 @@ import (
 
 	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/sqlguard"
+	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
 // The state audit (state_audit = on; a testing aid). Transaction pooling
@@ -50,6 +51,13 @@ func (s *Server) StateAuditFailures() []string {
 // auditState runs the audit on sc and reports whether it may be pooled.
 func (c *clientConn) auditState(sc *pool.Conn) bool {
 	diffs, err := c.auditDiffs(sc)
+	var we *wire.Error
+	if err != nil && !errors.As(err, &we) {
+		// The connection failed under the audit (a server restart): it
+		// is closed, which is all the audit would have done.
+		c.logger().Info("state audit: the server connection failed; closing it", "err", err)
+		return false
+	}
 	if err != nil {
 		diffs = append(diffs, "audit failed: "+err.Error())
 	}

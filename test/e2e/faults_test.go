@@ -367,3 +367,137 @@ func TestAdminConsoleWhileDatabaseDown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNoAcknowledgedCommitLost: clients insert in a loop through a
+// transaction-mode proxy while the database restarts, then crashes, and
+// then the proxy itself is stopped hard (its shutdown timeout cut short);
+// clients reconnect after each failure. Every insert a client saw
+// acknowledged is in the table at the end.
+func TestNoAcknowledgedCommitLost(t *testing.T) {
+	t.Parallel()
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	e := newEnvOn(t, pg, txMode(4))
+	e.exec(t, "CREATE TABLE acked (client int, n int, tenant_id text NOT NULL DEFAULT current_setting('app.current_tenant_id'), PRIMARY KEY (client, n))")
+	e.exec(t, "SELECT multigres_protect('acked', 'tenant_id')")
+	// A crash may lose commits PostgreSQL itself did not flush: make the
+	// test database flush them, so that any loss would be the proxy's.
+	e.exec(t, "ALTER DATABASE "+e.db+" SET synchronous_commit = on")
+
+	const clients = 4
+	var mu sync.Mutex
+	acks := map[[2]int]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	addr := func() string { return e.proxy.Addr }
+	var addrMu sync.Mutex
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var conn *pgx.Conn
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					if conn != nil {
+						conn.Close(context.Background())
+					}
+					return
+				default:
+				}
+				if conn == nil {
+					addrMu.Lock()
+					url := proxytest.URL(addr(), "app_user.acme", proxytest.AppUserPassword, e.db)
+					addrMu.Unlock()
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					conn, _ = pgx.Connect(ctx, url)
+					cancel()
+					if conn == nil {
+						continue
+					}
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := conn.Exec(ctx, "INSERT INTO acked (client, n) VALUES ($1, $2)", c, n)
+				cancel()
+				if err != nil {
+					conn.Close(context.Background())
+					conn = nil
+					continue
+				}
+				mu.Lock()
+				acks[[2]int{c, n}] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	waitAcks := func(more int) {
+		mu.Lock()
+		want := len(acks) + more
+		mu.Unlock()
+		deadline := time.Now().Add(30 * time.Second)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			mu.Lock()
+			n := len(acks)
+			mu.Unlock()
+			if n >= want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d acknowledged inserts of %d within 30 s", n, want)
+			}
+			<-tick.C
+		}
+	}
+	waitAcks(200)
+	if err := pg.Restart(false); err != nil {
+		t.Fatal(err)
+	}
+	waitAcks(200)
+	e.exec(t, "CHECKPOINT")
+	if err := pg.Restart(true); err != nil {
+		t.Fatal(err)
+	}
+	waitAcks(200)
+	// Stop the proxy hard and start another on a new port.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	_ = e.proxy.Server.Shutdown(ctx)
+	cancel()
+	next := proxytest.StartProxy(t, pg, txMode(4))
+	addrMu.Lock()
+	e.proxy = next
+	addrMu.Unlock()
+	waitAcks(200)
+	close(stop)
+	wg.Wait()
+
+	rows, err := e.super(t).Query(testCtx(t), "SELECT client, n FROM acked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[[2]int]bool{}
+	for rows.Next() {
+		var c, n int
+		if err := rows.Scan(&c, &n); err != nil {
+			t.Fatal(err)
+		}
+		stored[[2]int{c, n}] = true
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for k := range acks {
+		if !stored[k] {
+			lost++
+		}
+	}
+	t.Logf("%d acknowledged inserts, %d stored", len(acks), len(stored))
+	if lost > 0 {
+		t.Fatalf("%d acknowledged inserts are not in the table", lost)
+	}
+}
