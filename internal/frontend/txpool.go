@@ -44,6 +44,9 @@ type txConn struct {
 	q      []owed // responses the client is owed, oldest first
 	status byte   // transaction status as the client last saw it
 	skip   bool   // discarding client messages until Sync
+	// serverSkipping: the server ignores messages until the client's next
+	// Sync (an extended-protocol error with no Sync owed after it).
+	serverSkipping bool
 	gone   bool   // the client is gone; the server pump cleans up
 	// unconfirmed: a short context switch rides on a query whose
 	// ReadyForQuery has not come yet (see queueSwitch).

@@ -276,6 +276,14 @@ func (c *clientConn) txMessageLocked(typ byte, frame []byte, fx *sqlguard.Effect
 		}
 		return nil, nil
 	}
+	if t.server != nil && t.serverSkipping {
+		// The server ignores everything until a Sync after an
+		// extended-protocol error: so does the relay, owing nothing.
+		if typ != 'S' {
+			return nil, nil
+		}
+		t.serverSkipping = false
+	}
 	if t.server == nil {
 		if done, err := c.withoutServer(typ, frame); done || err != nil {
 			return nil, err
@@ -425,6 +433,7 @@ func (c *clientConn) attach(typ byte, frame []byte) error {
 		return nil
 	}
 	t.server = sc
+	t.serverSkipping = false
 	t.attachedAt = c.monoNow()
 	sc.Holder.Store(c.id)
 	t.unconfirmed = false
@@ -1047,6 +1056,13 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 		}
 		return c.readyTx(sc, frame, forward)
 	case '1', '2', '3':
+		// ParseComplete answers a Parse, BindComplete a Bind,
+		// CloseComplete a Close: anything else means the relay's queue and
+		// the server disagree, and the connection cannot be trusted.
+		if want := map[byte]byte{'1': 'P', '2': 'B', '3': 'C'}[typ]; head.kind != want {
+			t.unlock()
+			return false, fmt.Errorf("server sent %q where %q was owed", typ, head.kind)
+		}
 		pop = true
 	case 'T', 'n':
 		pop = head.kind == 'D'
@@ -1198,6 +1214,11 @@ func (c *clientConn) emitSynth() {
 // orphan (closed by the next prepare).
 func (c *clientConn) skipToSync() {
 	t := &c.tx
+	defer func() {
+		// No Sync owed: the server skips whatever the client sends until
+		// its next Sync (see txMessageLocked).
+		t.serverSkipping = len(t.q) == 0
+	}()
 	for len(t.q) > 0 && t.q[0].kind != 'S' {
 		o := t.q[0]
 		if o.kind == 'C' && o.srv != "" {

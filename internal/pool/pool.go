@@ -366,6 +366,11 @@ func (p *Pool) Release(c *Conn, reusable bool) {
 		p.giveQuota(c.quotaKey)
 		c.quotaKey = ""
 	}
+	// A connection released with server bytes still unread is out of step
+	// with whoever held it: never hand it on.
+	if c.Frames.Buffered() > 0 {
+		reusable = false
+	}
 	if !reusable || (p.limits.Lifetime > 0 && now.Sub(c.created) > p.limits.Lifetime) {
 		p.drop(c) // wakes a waiter to dial a replacement
 		return
