@@ -76,7 +76,7 @@ var sessionAdvisory = map[string]bool{
 
 // txTokens extend the pre-filter in transaction mode.
 var txTokens = []string{"u&", "listen", "setseed", "discard", "declare", "prepare", "deallocate", "execute", "pg_advisory", "pg_try_advisory", "temp",
-	"do", "pg_settings"}
+	"do", "pg_settings", "seed", "set_config"}
 
 const txHint = "In transaction pooling a server connection serves other clients between your transactions; see docs/pooling.md."
 
@@ -88,17 +88,31 @@ func (g *Guard) inspectTx(m proto.Message, fx *Effects) *Violation {
 		return sessionSet(n, fx)
 	case *pg_query.FuncCall:
 		name := funcName(n)
-		if sessionAdvisory[name] {
-			return &Violation{Rule: "session_advisory_lock", Message: fmt.Sprintf("%s is not allowed in transaction pooling: a session-level advisory lock outlives the transaction", name),
-				Hint: "Use pg_advisory_xact_lock or pg_try_advisory_xact_lock. " + txHint}
-		}
-		if name == "setseed" {
-			return &Violation{Rule: "session_setseed", Message: "setseed is not allowed in transaction pooling: the seed would carry over to other clients' random()",
-				Hint: "Seed in your application, or use a session-mode database. " + txHint}
+		if v := txFuncRule(name); v != nil {
+			return v
 		}
 		if name == "set_config" && len(n.Args) == 3 && !isTrue(n.Args[2]) {
 			return &Violation{Rule: "session_set_config", Message: "set_config with is_local = false is not allowed in transaction pooling",
 				Hint: "Use set_config(name, value, true) or SET LOCAL, or SET in its own statement outside a transaction block. " + txHint}
+		}
+		if name == "set_config" && len(n.Args) == 3 {
+			setting, ok := constString(n.Args[0])
+			if !ok {
+				return &Violation{Rule: "session_set_config", Message: "set_config with a setting name that is not a constant is not allowed in transaction pooling",
+					Hint: "Name the setting as a string literal. " + txHint}
+			}
+			if normalizeGUC(setting) == "seed" {
+				return seedViolation()
+			}
+		}
+	case *pg_query.A_Indirection:
+		// (expr).func is func(expr) in attribute notation.
+		for _, ind := range n.Indirection {
+			if str := ind.GetString_(); str != nil {
+				if v := txFuncRule(strings.ToLower(str.Sval)); v != nil {
+					return v
+				}
+			}
 		}
 	case *pg_query.DoStmt:
 		// Even with the guard off: a DO block can set_config, LISTEN, take
@@ -189,13 +203,38 @@ func isTrue(n *pg_query.Node) bool {
 	return false
 }
 
+// txFuncRule refuses, by name, the functions whose effect outlives the
+// transaction: session advisory locks and setseed.
+func txFuncRule(name string) *Violation {
+	if sessionAdvisory[name] {
+		return &Violation{Rule: "session_advisory_lock", Message: fmt.Sprintf("%s is not allowed in transaction pooling: a session-level advisory lock outlives the transaction", name),
+			Hint: "Use pg_advisory_xact_lock or pg_try_advisory_xact_lock. " + txHint}
+	}
+	if name == "setseed" {
+		return &Violation{Rule: "session_setseed", Message: "setseed is not allowed in transaction pooling: the seed would carry over to other clients' random()",
+			Hint: "Seed in your application, or use a session-mode database. " + txHint}
+	}
+	return nil
+}
+
+// seedViolation: setting seed seeds random() for the session, and the
+// generator keeps that state when a local setting reverts at commit.
+func seedViolation() *Violation {
+	return &Violation{Rule: "session_setseed", Message: "setting seed is not allowed in transaction pooling, even locally: the seed would carry over to other clients' random()",
+		Hint: "Seed in your application, or use a session-mode database. " + txHint}
+}
+
 // sessionSet classifies a SET/RESET: transaction-scoped ones pass, tracked
-// session ones become effects, the rest are refused.
+// session ones become effects, the rest are refused. seed is refused in
+// every form.
 func sessionSet(n *pg_query.VariableSetStmt, fx *Effects) *Violation {
+	name := normalizeGUC(n.Name)
+	if name == "seed" {
+		return seedViolation()
+	}
 	if n.IsLocal {
 		return nil
 	}
-	name := normalizeGUC(n.Name)
 	switch n.Kind {
 	case pg_query.VariableSetKind_VAR_RESET_ALL:
 		return &Violation{Rule: "reset_all", Message: "RESET ALL is not allowed in transaction pooling",

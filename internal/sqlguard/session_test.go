@@ -18,6 +18,12 @@ func newTxGuard(poolingOnly bool) *Guard {
 // tenant rules are on; transaction-scoped forms pass.
 func TestTxRefusals(t *testing.T) {
 	t.Parallel()
+	// With the guard off, the pooling rules refuse a set_config whose
+	// setting they cannot name (it could be seed).
+	var v *Violation
+	if err := newTxGuard(true).Check("SELECT set_config('se' || 'ed', '0.5', true)"); !errors.As(err, &v) || v.Rule != "session_set_config" {
+		t.Errorf("dynamic set_config name with the guard off: %v", err)
+	}
 	refuse := map[string]string{
 		"SET work_mem = '1MB'; SET enable_seqscan = off; SET jit_above_cost = 1": "session_set",
 		"SET SESSION jit_above_cost = 1":                                         "session_set",
@@ -41,6 +47,11 @@ func TestTxRefusals(t *testing.T) {
 		"DO $$ BEGIN PERFORM set_config('work_mem', '1MB', false); END $$": "do_block",
 		"UPDATE pg_settings SET setting = '1MB' WHERE name = 'work_mem'":   "pg_settings_dml",
 		"update PG_CATALOG.pg_settings set setting = 'x'":                  "pg_settings_dml",
+		"SELECT (0.5::float8).setseed":                                     "session_setseed",
+		"SELECT (4242::bigint).pg_advisory_lock":                           "session_advisory_lock",
+		"SET LOCAL seed = 0.5":                                             "session_setseed",
+		"SET seed TO 0.5":                                                  "session_setseed",
+		"SELECT set_config('seed', '0.5', true)":                           "session_setseed",
 	}
 	allow := []string{
 		"SET LOCAL work_mem = '1MB'", "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
