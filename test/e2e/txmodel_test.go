@@ -55,7 +55,8 @@ func (s step) String() string {
 }
 
 var stepKinds = []string{"check", "check", "checkNamed", "closeNamed", "set", "setLocal", "reset", "begin", "commit",
-	"rollback", "savepoint", "rollbackTo", "error", "batchLeak", "pipeline", "insertOther", "reconnect"}
+	"rollback", "savepoint", "rollbackTo", "error", "batchLeak", "pipeline", "insertOther", "reconnect", "errorThenSkipped",
+	"batchRollback"}
 
 func genSteps(rng *rand.Rand, n, clients int) []step {
 	names := slices.Sorted(maps.Keys(modelSettings))
@@ -355,6 +356,47 @@ func (r *modelRun) do(s step) string {
 		if len(rows) != 1 || !slices.Equal(rows[0], exp) {
 			return fmt.Sprintf("%s: pipeline observed %v, model expects %v", s, rows, exp)
 		}
+	case "errorThenSkipped":
+		// An extended-protocol error answered before any Sync; what the
+		// client sends next is ignored by the server until its Sync.
+		if c.status == 'E' {
+			return ""
+		}
+		_, _, code := c.exchange(0, &pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
+		if code != "" {
+			return fmt.Sprintf("%s: %s", s, code)
+		}
+		for {
+			m, err := c.w.fe.Receive()
+			if err != nil {
+				return fmt.Sprintf("%s: waiting for the error: %v", s, err)
+			}
+			if er, ok := m.(*pgproto3.ErrorResponse); ok {
+				if er.Code != "22012" {
+					return fmt.Sprintf("%s: error %s %s", s, er.Code, er.Message)
+				}
+				break
+			}
+		}
+		msgs := []pgproto3.FrontendMessage{&pgproto3.Query{String: modelCheck}}
+		if s.alt {
+			msgs = []pgproto3.FrontendMessage{&pgproto3.Parse{Query: modelCheck}, &pgproto3.Bind{}, &pgproto3.Execute{}}
+		}
+		rows, status, code := c.exchange(1, append(msgs, &pgproto3.Sync{})...)
+		c.failed()
+		if len(rows) != 0 {
+			return fmt.Sprintf("%s: a message sent after the error ran: %v", s, rows)
+		}
+		return want("", c.status, code, status)
+	case "batchRollback":
+		// A SET undone by a ROLLBACK in the same batch is not carried.
+		if c.status != 'I' {
+			return ""
+		}
+		_, status, code := c.exchange(1, &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: "SET " + s.name + " = '" + s.value + "'"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		return want("", 'I', code, status)
 	case "insertOther":
 		other := modelTenants[(slices.Index(modelTenants, c.tenant)+1)%len(modelTenants)]
 		sql := "INSERT INTO public.contacts (tenant_id, name) VALUES ('" + other + "', 'intruder')"
