@@ -47,7 +47,7 @@ type txConn struct {
 	// serverSkipping: the server ignores messages until the client's next
 	// Sync (an extended-protocol error with no Sync owed after it).
 	serverSkipping bool
-	gone   bool   // the client is gone; the server pump cleans up
+	gone           bool // the client is gone; the server pump cleans up
 	// unconfirmed: a short context switch rides on a query whose
 	// ReadyForQuery has not come yet (see queueSwitch).
 	unconfirmed bool
