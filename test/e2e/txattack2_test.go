@@ -1,10 +1,10 @@
 package e2e
 
-// Second round of attacks on transaction pooling (pool_mode = transaction):
-// one tenant trying to read, change, stall or kill another through a
-// shared server connection. Every test asserts the SAFE behaviour, so a
-// failing test demonstrates a real problem; the comment of each explains
-// the attack.
+// More attacks on transaction pooling (pool_mode = transaction): one
+// tenant trying to read, change, stall or kill another through a shared
+// server connection, through the relay's queue of owed answers, attribute
+// notation and the seed setting. Every test asserts the safe behaviour;
+// the comment of each explains the attack and what once let it through.
 
 import (
 	"context"
