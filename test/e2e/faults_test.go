@@ -501,3 +501,39 @@ func TestNoAcknowledgedCommitLost(t *testing.T) {
 		t.Fatalf("%d acknowledged inserts are not in the table", lost)
 	}
 }
+
+// TestTxStoppedBackendCostsOthersNothing: a tenant whose server backend
+// is stopped (SIGSTOP) mid-transaction holds that one connection; the
+// other tenants are served by the rest of the pool with their usual
+// latency.
+func TestTxStoppedBackendCostsOthersNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(2))
+	stuck := e.connect(t, "app_user.acme")
+	mustExec(t, stuck, "BEGIN")
+	var pid int
+	if err := stuck.QueryRow(testCtx(t), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Skipf("cannot stop the backend (tests run as another user than the server?): %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	go func() { _, _ = stuck.Exec(context.Background(), "SELECT 1") }() // waits on the stopped backend
+	victim := e.connect(t, "app_user.globex")
+	var worst time.Duration
+	for range 50 {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := victim.Exec(ctx, "SELECT name FROM contacts")
+		cancel()
+		if err != nil {
+			t.Fatalf("globex while acme's backend is stopped: %v", err)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	t.Logf("worst of 50 queries: %s", worst)
+	if worst > time.Second {
+		t.Errorf("globex's worst query took %s", worst)
+	}
+}
