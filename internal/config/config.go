@@ -54,6 +54,7 @@ type Config struct {
 	ServerTLSCA   string // server_tls_ca
 
 	MaxMessageSize   int64         // max_message_size
+	MaxMessageMemory int64         // max_message_memory
 	HandshakeTimeout time.Duration // handshake_timeout
 	ShutdownTimeout  time.Duration // shutdown_timeout
 

@@ -40,6 +40,7 @@ func TestDefaults(t *testing.T) {
 		ClientTLSMode:      "allow",
 		ServerTLSMode:      "prefer",
 		MaxMessageSize:     1 << 30,
+		MaxMessageMemory:   1 << 30,
 		HandshakeTimeout:   30 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
 		AuthType:           "scram-sha-256",

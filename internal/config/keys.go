@@ -119,6 +119,9 @@ var keyTable = []keyDef{
 	{Key: Key{Name: "max_message_size", Field: "MaxMessageSize", Default: "1GB", Reloadable: true,
 		Doc: "Largest protocol message accepted from a client; bytes or with unit kB, MB, GB."},
 		kind: sizeKind{min: 1 << 10, max: 1 << 30}}, // PostgreSQL itself refuses messages over 1GB
+	{Key: Key{Name: "max_message_memory", Field: "MaxMessageMemory", Default: "1GB",
+		Doc: "Most memory the buffers of client messages over 8 KiB may hold together, over all clients; a message that would take more ends its client with 53200 (the others go on). Memory is charged as bytes arrive, not as headers declare. 0 means no bound. Restart to change."},
+		kind: sizeKind{min: 0, max: 1 << 40}},
 	{Key: Key{Name: "handshake_timeout", Field: "HandshakeTimeout", Default: "30s", Reloadable: true,
 		Doc: "Time allowed for startup, authentication and context injection."},
 		kind: durKind{min: time.Millisecond}},

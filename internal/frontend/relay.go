@@ -14,7 +14,8 @@ import (
 // client keeps its server connection for its whole life).
 func (c *clientConn) relay() {
 	server := c.currentServer()
-	frames := wire.NewFrameReader(c.rd, c.lc.cfg.MaxMessageSize)
+	frames := wire.NewFrameReader(c.rd, c.lc.cfg.MaxMessageSize).WithBudget(&c.srv.msgBudget)
+	defer frames.Close()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -80,6 +81,10 @@ func (c *clientConn) nextClientFrame(frames *wire.FrameReader) (byte, []byte, er
 			retry, ierr := c.idleReadError(err)
 			if retry {
 				continue
+			}
+			if errors.Is(ierr, wire.ErrBudget) {
+				return 0, nil, wire.Fatal(wire.CodeOutOfMemory, "out of memory: multigres' buffers for large messages are full (max_message_memory = %d bytes)", c.srv.msgBudget.Limit).
+					WithHint("Retry later, or send smaller messages; an operator can raise max_message_memory.")
 			}
 			var bl *wire.BadLengthError
 			if errors.As(ierr, &bl) {

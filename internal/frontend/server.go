@@ -72,6 +72,9 @@ type Server struct {
 	// maxByFiles is the most client connections the open-files limit
 	// leaves room for (fdlimit.go); 0: no limit known.
 	maxByFiles int
+	// msgBudget bounds the memory of large client messages over all
+	// clients (max_message_memory).
+	msgBudget wire.Budget
 }
 
 // pools returns the transaction-pooling pool set, making it on first use.
@@ -118,6 +121,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.live.Store(lc)
 	s.maxByFiles = raiseFileLimit(logger)
+	s.msgBudget.Limit = cfg.MaxMessageMemory
 	if cfg.AuthType == "trust" {
 		logger.Warn("auth_type = trust: clients are not authenticated; use this for the demo only")
 	}

@@ -45,7 +45,9 @@ func (c *clientConn) relayTx() {
 		c.raw.SetStallTimeout(c.lc.cfg.ClientWriteTimeout)
 	}
 	if err == nil {
-		err = c.pumpClientTx(wire.NewFrameReader(src, c.lc.cfg.MaxMessageSize))
+		frames := wire.NewFrameReader(src, c.lc.cfg.MaxMessageSize).WithBudget(&c.srv.msgBudget)
+		err = c.pumpClientTx(frames)
+		frames.Close()
 	}
 	if err != nil && !isClosed(err) {
 		c.logger().Info("client connection ended", "err", err)

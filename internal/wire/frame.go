@@ -3,8 +3,10 @@ package wire
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // FrameReader reads whole protocol messages (type byte, length, body)
@@ -14,6 +16,74 @@ type FrameReader struct {
 	r      BufferedReader
 	maxLen int64
 	buf    []byte
+	budget *Budget
+	held   int64 // bytes of buf charged to budget
+}
+
+// Budget bounds the memory that the frame buffers of many readers hold
+// together: a buffer beyond growStep is charged as it grows and refunded
+// when it is dropped or the reader is closed. The zero value, or nil,
+// bounds nothing.
+type Budget struct {
+	Limit int64 // 0: no bound
+	used  atomic.Int64
+}
+
+// Used reports the bytes charged now.
+func (b *Budget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.used.Load()
+}
+
+func (b *Budget) take(n int64) bool {
+	if b == nil || b.Limit <= 0 {
+		return true
+	}
+	if b.used.Add(n) > b.Limit {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *Budget) give(n int64) {
+	if b != nil && b.Limit > 0 {
+		b.used.Add(-n)
+	}
+}
+
+// ErrBudget means a message did not fit in what the budget had left.
+var ErrBudget = errors.New("message buffers are at their memory limit")
+
+// WithBudget charges this reader's large buffers to b; Close refunds them.
+func (f *FrameReader) WithBudget(b *Budget) *FrameReader {
+	f.budget = b
+	return f
+}
+
+// Close gives back the reader's buffer and its charge; the reader must not
+// be used afterwards.
+func (f *FrameReader) Close() {
+	f.budget.give(f.held)
+	f.held, f.buf = 0, nil
+}
+
+// setBuf replaces the buffer, settling its charge: growth is charged (and
+// may be refused), a smaller buffer refunds the difference.
+func (f *FrameReader) setBuf(b []byte) bool {
+	charge := int64(0)
+	if cap(b) > growStep {
+		charge = int64(cap(b))
+	}
+	if d := charge - f.held; d > 0 && !f.budget.take(d) {
+		return false
+	} else if d < 0 {
+		f.budget.give(-d)
+	}
+	f.held, f.buf = charge, b
+	return true
 }
 
 // BufferedReader is what a FrameReader reads from: a *bufio.Reader, or a
@@ -58,7 +128,7 @@ func (f *FrameReader) Next() (byte, []byte, error) {
 	// Drop a buffer left behind by one huge message, so an idle connection
 	// does not pin it.
 	if cap(f.buf) > 1<<20 {
-		f.buf = nil
+		f.setBuf(nil)
 	}
 	typ := hdr[0]
 	n := int64(binary.BigEndian.Uint32(hdr[1:5]))
@@ -86,21 +156,23 @@ const growStep = 8 << 10
 func (f *FrameReader) readBody(total int) error {
 	if total <= growStep || cap(f.buf) >= total {
 		if cap(f.buf) < total {
-			f.buf = make([]byte, total)
+			f.setBuf(make([]byte, total)) // at most growStep: never refused
 		}
 		f.buf = f.buf[:total]
 		_, err := io.ReadFull(f.r, f.buf)
 		return err
 	}
 	if cap(f.buf) < growStep {
-		f.buf = make([]byte, 0, growStep)
+		f.setBuf(make([]byte, 0, growStep))
 	}
 	f.buf = f.buf[:0]
 	for len(f.buf) < total {
 		if len(f.buf) == cap(f.buf) {
 			next := make([]byte, len(f.buf), min(2*cap(f.buf), total))
 			copy(next, f.buf)
-			f.buf = next
+			if !f.setBuf(next) {
+				return ErrBudget
+			}
 		}
 		n, err := f.r.Read(f.buf[len(f.buf):cap(f.buf)])
 		f.buf = f.buf[:len(f.buf)+n]

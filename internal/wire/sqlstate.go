@@ -11,6 +11,7 @@ const (
 	CodeInsufficientPrivilege      = "42501"
 	CodeSyntaxError                = "42601"
 	CodeTooManyConnections         = "53300"
+	CodeOutOfMemory                = "53200"
 	CodeQueryCanceled              = "57014"
 	CodeAdminShutdown              = "57P01"
 	CodeCannotConnectNow           = "57P03"

@@ -235,3 +235,40 @@ func FuzzFrameReader(f *testing.F) {
 		}
 	})
 }
+
+// TestFrameReaderBudget: large buffers are charged to a shared budget as
+// they grow; a message that does not fit fails with ErrBudget, and Close
+// refunds what a reader held.
+func TestFrameReaderBudget(t *testing.T) {
+	t.Parallel()
+	frame := func(n int) []byte {
+		f := append([]byte{'Q', 0, 0, 0, 0}, bytes.Repeat([]byte("x"), n)...)
+		binary.BigEndian.PutUint32(f[1:], uint32(n+4))
+		return f
+	}
+	b := &Budget{Limit: 200 << 10}
+	a := NewFrameReader(bufio.NewReader(bytes.NewReader(frame(150<<10))), 1<<30).WithBudget(b)
+	if _, _, err := a.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if used := b.Used(); used < 150<<10 || used > 200<<10 {
+		t.Fatalf("after a 150 kB message the budget holds %d", used)
+	}
+	c := NewFrameReader(bufio.NewReader(bytes.NewReader(frame(100<<10))), 1<<30).WithBudget(b)
+	if _, _, err := c.Next(); !errors.Is(err, ErrBudget) {
+		t.Fatalf("a message past the budget: %v", err)
+	}
+	c.Close()
+	a.Close()
+	if used := b.Used(); used != 0 {
+		t.Fatalf("after Close the budget holds %d", used)
+	}
+	d := NewFrameReader(bufio.NewReader(bytes.NewReader(frame(100<<10))), 1<<30).WithBudget(b)
+	if _, _, err := d.Next(); err != nil {
+		t.Fatalf("after the refund: %v", err)
+	}
+	small := NewFrameReader(bufio.NewReader(bytes.NewReader(frame(100))), 1<<30).WithBudget(&Budget{Limit: 1})
+	if _, _, err := small.Next(); err != nil {
+		t.Fatalf("small messages are not charged: %v", err)
+	}
+}

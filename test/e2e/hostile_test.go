@@ -319,3 +319,35 @@ func TestBadMessageLengthIsAProtocolViolation(t *testing.T) {
 		})
 	}
 }
+
+// TestMessageMemoryLimit: a message that would take the proxy's large
+// message buffers past max_message_memory ends that client with FATAL
+// 53200; other clients go on, and the memory is given back.
+func TestMessageMemoryLimit(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, func(c *config.Config) {
+				c.PoolMode = mode
+				c.MaxMessageMemory = 1 << 20
+			})
+			other := e.connect(t, "app_user.globex")
+			w := txrHijack(t, e.connect(t, "app_user.acme"))
+			w.send(&pgproto3.Query{String: "SELECT '" + strings.Repeat("x", 2<<20) + "'"})
+			m, err := w.fe.Receive()
+			er, ok := m.(*pgproto3.ErrorResponse)
+			if err != nil || !ok || er.Code != "53200" || !strings.Contains(er.Message, "max_message_memory") {
+				t.Fatalf("want FATAL 53200 naming max_message_memory, got %#v %v", m, err)
+			}
+			if got := names(t, other, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
+				t.Fatalf("the other client: %v", got)
+			}
+			w2 := txrHijack(t, e.connect(t, "app_user.acme"))
+			w2.send(&pgproto3.Query{String: "SELECT '" + strings.Repeat("x", 512<<10) + "'"})
+			if r := w2.until(1); len(r.errors) != 0 {
+				t.Fatalf("a message within the limit after the refusal: %v", r.errors)
+			}
+		})
+	}
+}
