@@ -91,6 +91,7 @@ type Config struct {
 	MaxTenantServerConnections int           // max_tenant_server_connections
 	UnsyncedHoldTimeout        time.Duration // unsynced_hold_timeout
 	ClientWriteTimeout         time.Duration // client_write_timeout
+	IdleTransactionTimeout     time.Duration // idle_transaction_timeout
 	StateAudit                 bool          // state_audit
 
 	AdminListen       string   // admin_listen

@@ -167,7 +167,7 @@ func TestReloadableSet(t *testing.T) {
 		"allow_plaintext_password", "auth_file", "auth_user", "auth_password", "auth_query",
 		"auth_dbname", "auth_failure_delay", "server_password", "server_pgpass",
 		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions",
-		"admin_users", "max_tenant_server_connections", "unsynced_hold_timeout",
+		"admin_users", "max_tenant_server_connections", "unsynced_hold_timeout", "idle_transaction_timeout",
 		"tenant_allow", "tenant_deny", "tenant_max_connections", "tenant_rate_limit", "tenant_statement_timeout", "tenant_idle_timeout"}
 	var got []string
 	secret := map[string]bool{}

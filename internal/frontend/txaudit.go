@@ -141,6 +141,11 @@ func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
 		rows, timerDiff = timer.check(rows)
 	}
 	var diffs []string
+	if !slices.ContainsFunc(rows, func(r [3]string) bool { return r[0] == "user" }) {
+		// Its last row is missing: what was read was not (all) the
+		// audit's own answer, so the connection is out of step.
+		diffs = append(diffs, "the audit's answer is incomplete: the connection's answers are out of step with its requests")
+	}
 	if timerDiff != "" {
 		diffs = append(diffs, timerDiff)
 	}

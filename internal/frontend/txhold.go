@@ -113,8 +113,12 @@ func (c *clientConn) beforeRead() error {
 		}
 		return nil
 	}
+	if !held && !copying {
+		c.armBlockIdle()
+		return nil
+	}
 	timeout := c.srv.live.Load().cfg.UnsyncedHoldTimeout
-	if timeout <= 0 || !held && !copying {
+	if timeout <= 0 {
 		return nil
 	}
 	rest := timeout
@@ -136,6 +140,9 @@ func (c *clientConn) beforeRead() error {
 // ended and its server connection closed (abandonTx).
 func (c *clientConn) holdReadError(err error) (retry bool, out error, held bool) {
 	held, owes, since := c.holding()
+	if r, o, ok := c.blockReadError(err); ok {
+		return r, o, true
+	}
 	timeout := c.srv.live.Load().cfg.UnsyncedHoldTimeout
 	if timeout <= 0 {
 		return false, nil, false
@@ -248,4 +255,121 @@ func (c *clientConn) copyReadError(err error, timeout time.Duration, since int64
 	return false, wire.Fatal(codeIdleSessionTimeout,
 		"terminating connection: COPY FROM STDIN received no data for %s (unsynced_hold_timeout = %s)", waited.Round(time.Millisecond), timeout).
 		WithHint("Send COPY data without long pauses, then CopyDone; other clients are waiting for the connection."), true
+}
+
+// Inside a transaction block. A client idle in a block holds its server
+// connection, as with PgBouncer; three things bound it. The server's
+// idle_in_transaction_session_timeout ends the backend, but nobody reads
+// an idle client's server connection, so its FATAL would sit unread (and
+// the connection count as held) until the client spoke: while a client is
+// idle in a block its read wakes every blockPoll to look. A client that
+// sent extended-protocol messages without a Sync is not idle for the
+// server (which never starts that timer): unsynced_hold_timeout ends it
+// after that long without a message. And idle_transaction_timeout, when
+// set, ends any client idle in a block that long (a tenant can lower its
+// own idle_in_transaction_session_timeout; it cannot lower this).
+
+// blockPoll is how often the read of a client idle in a block wakes to see
+// whether the server ended the session.
+const blockPoll = time.Second
+
+// inBlock reports whether the client holds a server connection inside a
+// transaction block (not in COPY), the connection, and whether the server
+// still owes the client answers (then the client is not idle yet).
+func (c *clientConn) inBlock() (sc *pool.Conn, in, owes bool) {
+	t := &c.tx
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.server, t.server != nil && t.status != 'I' && !t.copyIn, len(t.q) > 0
+}
+
+// blockBound is the bound on the current idleness in a block and the name
+// of its key (0: none).
+func (c *clientConn) blockBound() (time.Duration, string) {
+	cfg := c.srv.live.Load().cfg
+	if c.tl.unsynced.Load() && cfg.UnsyncedHoldTimeout > 0 {
+		return cfg.UnsyncedHoldTimeout, "unsynced_hold_timeout"
+	}
+	if cfg.IdleTransactionTimeout > 0 {
+		return cfg.IdleTransactionTimeout, "idle_transaction_timeout"
+	}
+	return 0, ""
+}
+
+// armBlockIdle puts the poll (or the bound, if sooner) on the client read
+// of a client idle in a block.
+func (c *clientConn) armBlockIdle() {
+	if _, in, _ := c.inBlock(); !in {
+		return
+	}
+	c.tx.mu.Lock()
+	c.tx.blockIdleSince = c.monoNow()
+	c.tx.mu.Unlock()
+	wait := blockPoll
+	if bound, _ := c.blockBound(); bound > 0 {
+		wait = min(wait, bound)
+	}
+	c.tl.armed.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
+}
+
+// blockReadError handles a read timeout of a client idle in a block: a
+// server that spoke (a FATAL) gets its server pump, which relays it and
+// ends the client; past its bound the client is ended; otherwise the read
+// goes on.
+func (c *clientConn) blockReadError(err error) (bool, error, bool) {
+	sc, in, owes := c.inBlock()
+	if !in {
+		return false, nil, false
+	}
+	header := strings.HasPrefix(err.Error(), "read frame header")
+	if owes {
+		// Answers are still coming: the client is not idle yet.
+		if !header {
+			return false, nil, false
+		}
+		c.tx.mu.Lock()
+		c.tx.blockIdleSince = c.monoNow()
+		c.tx.mu.Unlock()
+		_ = c.nc.SetReadDeadline(time.Now().Add(blockPoll))
+		return true, nil, true
+	}
+	if !sc.Quiet() {
+		c.tx.mu.Lock()
+		if c.tx.server == sc && c.tx.pumpDone == nil {
+			c.startServerPump(sc)
+		}
+		c.tx.mu.Unlock()
+		if header {
+			_ = c.nc.SetReadDeadline(time.Time{})
+			return true, nil, true
+		}
+	}
+	c.tx.mu.Lock()
+	since := c.tx.blockIdleSince
+	c.tx.mu.Unlock()
+	elapsed := time.Duration(c.monoNow() - since)
+	bound, key := c.blockBound()
+	if header && (bound == 0 || elapsed < bound) {
+		wait := blockPoll
+		if bound > 0 {
+			wait = min(wait, bound-elapsed)
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(max(wait, time.Millisecond)))
+		return true, nil, true
+	}
+	if key == "" {
+		return false, nil, false // a timeout mid-message: the caller's error
+	}
+	c.logger().Info("ending a client idle in a transaction block", "idle", elapsed, key, bound)
+	code := "25P03" // idle_in_transaction_session_timeout
+	if key == "unsynced_hold_timeout" {
+		c.tx.mu.Lock()
+		c.tx.closeServer = true
+		c.tx.mu.Unlock()
+		code = codeIdleSessionTimeout
+	}
+	return false, wire.Fatal(code, "terminating connection: idle in a transaction block for %s holding a pooled server connection (%s = %s)",
+		elapsed.Round(time.Millisecond), key, bound).
+		WithHint("Finish transactions promptly (and end extended-protocol batches with Sync); other clients are waiting for the connection."), true
 }

@@ -54,17 +54,21 @@ type txConn struct {
 	// copyIn: the server is reading COPY data and ignores Sync (see
 	// enterCopyIn).
 	copyIn bool
-	// copySyncs counts the Syncs the client sent after COPY data during
-	// COPY IN (see copyFailed); copyData: COPY data was sent since the last
-	// CopyDone or CopyFail.
-	copySyncs int
-	copyData  bool
+	// copySyncs counts the Syncs the client sent in a COPY IN's window
+	// (see copyFailed); copyOpen: that COPY's outcome (CommandComplete or
+	// ErrorResponse) has not come yet.
+	copySyncs    int
+	copyOpen     bool
+	copyFailSent bool // the client ended the copy with CopyFail
 	// attachedAt is the monoNow of the current attachment (see
 	// unsynced_hold_timeout in txhold.go); closeServer makes abandonTx
 	// close the server connection instead of rolling it back.
 	attachedAt    int64
 	copyWaitSince int64 // monoNow when the client pump began waiting for COPY data
-	closeServer   bool
+	// blockIdleSince: monoNow when the client, idle in a block, was last
+	// heard from (txhold.go).
+	blockIdleSince int64
+	closeServer    bool
 	// out collects what the client pump sends the server for one message.
 	out []byte
 	// unread counts the bytes forwarded since someone last started
@@ -131,8 +135,6 @@ type owed struct {
 	// unnamed: a Parse of the unnamed statement; skipped, the server keeps
 	// whatever unnamed statement it had.
 	unnamed bool
-	// afterData: a Sync sent after COPY data (see enterCopyIn).
-	afterData bool
 	// txc: an Execute that may control the transaction (its statement's
 	// effects are unknown or include BEGIN/COMMIT/ROLLBACK/savepoints), so
 	// SETs in the same batch may be undone or committed by it.

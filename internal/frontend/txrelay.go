@@ -644,22 +644,20 @@ func (c *clientConn) forwardTx(typ byte, frame []byte, fx *sqlguard.Effects) err
 		t.q = append(t.q, o)
 	case 'S':
 		if !t.copyIn { // during COPY IN the server ignores Sync
-			t.q = append(t.q, owed{kind: 'S', afterData: t.copyData})
-		} else if t.copyData {
+			t.q = append(t.q, owed{kind: 'S'})
+		} else {
 			t.copySyncs++ // see copyFailed
 		}
-	case 'd':
-		t.copyData = true
 	case 'c', 'f':
-		t.copyData = false
 		if t.copyIn {
-			t.copyIn, t.copySyncs = false, 0
+			t.copyIn = false // copySyncs stays until the COPY's outcome is known
+			t.copyFailSent = typ == 'f'
 		} else {
 			// The copy may not have started yet: mark where its data
 			// ends (see enterCopyIn).
 			t.q = append(t.q, owed{kind: 'c'})
 		}
-	case 'H':
+	case 'H', 'd':
 	default:
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
 	}
@@ -1042,10 +1040,10 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 		}
 		forward = !t.gone
 		var copyErr error
-		if t.copyIn {
-			copyErr = c.copyFailed()
+		if t.copyOpen {
+			copyErr = c.copyFailed(frame)
 		}
-		t.copyIn = false
+		t.copyIn, t.copyOpen = false, false
 		if copyErr != nil {
 			_ = c.forwardToClient(sc, typ, frame, true) // the copy's own error first
 			t.unlock()
@@ -1069,6 +1067,11 @@ func (c *clientConn) serverFrameTx(sc *pool.Conn, typ byte, frame []byte) (relea
 	case 'T', 'n':
 		pop = head.kind == 'D'
 	case 'C', 'I', 's':
+		if typ == 'C' && t.copyOpen {
+			// The COPY succeeded: Syncs sent in its window were read and
+			// ignored in copy mode.
+			t.copyOpen, t.copySyncs, t.copyFailSent = false, 0, false
+		}
 		if head.kind == 'E' {
 			if head.fx != nil && typ == 'C' {
 				t.batchFx = append(t.batchFx, head.fx)
@@ -1139,9 +1142,8 @@ func (c *clientConn) unownedFrame(sc *pool.Conn, typ byte, frame []byte) (bool, 
 // COPY (before its CopyDone) will get no ReadyForQuery, so they are owed
 // nothing; neither are Syncs it sends before CopyDone.
 //
-// A Sync that follows COPY data is ambiguous: if that data fails, the
-// server may or may not have read (and ignored) the Sync before it
-// noticed, so whether it answers it is unknown (copySyncs counts them; see
+// Whether the server answers such a Sync depends on whether the copy
+// fails before the server reads it (copySyncs counts them; see
 // copyFailed). Anything else
 // the client sent between the COPY and its CopyDone the server would read
 // as COPY data or fail on: PostgreSQL clients never do it, and multigres
@@ -1149,7 +1151,7 @@ func (c *clientConn) unownedFrame(sc *pool.Conn, typ byte, frame []byte) (bool, 
 // (errCopyPipelined) rather than guess.
 func (c *clientConn) enterCopyIn() error {
 	t := &c.tx
-	t.copyIn = true
+	t.copyIn, t.copyOpen = true, true
 	t.copySyncs = 0
 	kept := t.q[:1]
 	for k, o := range t.q[1:] {
@@ -1161,12 +1163,7 @@ func (c *clientConn) enterCopyIn() error {
 		if o.kind != 'S' {
 			return errCopyPipelined
 		}
-		if o.afterData {
-			t.copySyncs++
-		}
-	}
-	if !t.copyIn {
-		t.copySyncs = 0 // the copy ends normally: those Syncs get nothing
+		t.copySyncs++
 	}
 	t.q = kept
 	return nil
@@ -1174,22 +1171,32 @@ func (c *clientConn) enterCopyIn() error {
 
 var errCopyPipelined = wire.Fatal(wire.CodeProtocolViolation, "only COPY data, CopyDone, CopyFail, Flush and Sync may be sent during COPY FROM STDIN")
 
-// copyFailed: the server failed a COPY IN. Syncs sent before any COPY
-// data were read and ignored in copy mode; one sent after data may or may
-// not be answered now. With any such Sync, multigres cannot know which
-// answers come, so it ends the client and closes the connection.
-func (c *clientConn) copyFailed() error {
+// copyFailed: the server failed a COPY IN. A Sync the client sent in the
+// COPY's window was read and ignored in copy mode if the server read it
+// before it failed, and is answered now if not: a COPY can fail before
+// reading anything (COPY FREEZE's checks come after CopyInResponse), or
+// after the data that followed the Sync. With any such Sync multigres
+// cannot know which answers come, so it ends the client and closes the
+// connection. Clients that COPY with a simple query send no Sync then.
+//
+// One failure is certain: the client's own CopyFail (57014), which the
+// server reads after everything the client sent before it, in copy mode.
+func (c *clientConn) copyFailed(errFrame []byte) error {
 	t := &c.tx
-	n := t.copySyncs
-	t.copySyncs = 0
-	if n > 0 {
-		return errCopyUncertain
+	n, failSent := t.copySyncs, t.copyFailSent
+	t.copySyncs, t.copyFailSent = 0, false
+	if n == 0 {
+		return nil
 	}
-	return nil
+	var we *wire.Error
+	if failSent && errors.As(decodeServerError(errFrame), &we) && we.Code == wire.CodeQueryCanceled {
+		return nil
+	}
+	return errCopyUncertain
 }
 
-var errCopyUncertain = wire.Fatal(wire.CodeProtocolViolation, "a COPY failed after a Sync was sent with its data, so multigres cannot tell which answers follow; the connection is closed").
-	WithHint("Send Sync only after CopyDone or CopyFail.")
+var errCopyUncertain = wire.Fatal(wire.CodeProtocolViolation, "a COPY failed while a Sync sent with it was pending, so multigres cannot tell which answers follow; the connection is closed").
+	WithHint("Start COPY FROM STDIN with a simple query, or send Sync only after CopyDone or CopyFail.")
 
 // pop removes the head entry and emits synthesized answers now due.
 func (c *clientConn) pop() {
@@ -1267,7 +1274,7 @@ func (c *clientConn) readyTx(sc *pool.Conn, frame []byte, forward bool) (bool, e
 		}
 		t.q = nil // an idle client keeps no queue (attach makes one)
 		t.server = nil
-		t.copyIn, t.copyData = false, false
+		t.copyIn, t.copyOpen, t.copySyncs = false, false, 0
 		if t.gone {
 			_ = sc.SetDeadline(time.Time{}) // abandonTx's rollback deadline
 		}

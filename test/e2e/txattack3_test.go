@@ -87,8 +87,11 @@ func TestTxAttack3CopyFailingBeforeDataOwesNoStaleReadyForQuery(t *testing.T) {
 				})
 				e.exec(t, "CREATE TABLE copysink (x int); GRANT INSERT ON copysink TO app_user")
 				victim := e.connect(t, "app_user.globex")
-				w := txrHijack(t, e.connect(t, "app_user.acme"))
 				for i := range 15 {
+					// Each round a new acme: multigres ends the one whose
+					// COPY failed with Syncs pending (it cannot know which
+					// answers follow) and closes its server connection.
+					w := txrHijack(t, e.connect(t, "app_user.acme"))
 					r := tx3CopyThenSyncs(t, w, "COPY copysink FROM STDIN (FREEZE)", syncs, extended)
 					if i == 0 {
 						t.Logf("acme saw %v %v", r.types, r.errors)
@@ -140,6 +143,11 @@ func TestTxAttack3BlockHoldIsBounded(t *testing.T) {
 				txMode(1)(c)
 				c.UnsyncedHoldTimeout = 300 * time.Millisecond
 				c.QueryWaitTimeout = 4 * time.Second
+				if name == "set" {
+					// A tenant can lower its own idle_in_transaction_
+					// session_timeout; the proxy's bound it cannot.
+					c.IdleTransactionTimeout = 300 * time.Millisecond
+				}
 			})
 			e.exec(t, "ALTER ROLE app_user IN DATABASE "+pgx.Identifier{e.db}.Sanitize()+
 				" SET idle_in_transaction_session_timeout = '300ms'")

@@ -361,12 +361,13 @@ func TestTxShortTimeoutsOfPreviousClientDoNotReachTheSwitch(t *testing.T) {
 	}
 }
 
-// A failed COPY: the extended-protocol COPY's own pipelined Sync is read
-// and ignored in copy mode, so a client (libpq's way) that ends the failed
-// copy with CopyDone and Sync goes on normally; a Sync sent after COPY data
-// may or may not be answered once that data fails, so that client is
-// ended and the connection closed rather than guessed about. Either way
-// the next tenant is served on a clean connection.
+// A failed COPY: a client that starts COPY FROM STDIN with a simple
+// query and ends the failed copy with CopyDone goes on normally. A Sync
+// sent in a COPY's window (an extended-protocol COPY's own, or one after
+// its data) is answered or not depending on whether the copy failed before
+// the server read it, so when such a COPY fails that client is ended and
+// the connection closed rather than guessed about. Either way the next
+// tenant is served on a clean connection.
 func TestTxFailedCopyWithSyncs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
@@ -384,10 +385,19 @@ func TestTxFailedCopyWithSyncs(t *testing.T) {
 			}
 		}
 	}
-	// libpq's way: data, CopyDone, Sync.
+	// A simple-query COPY: data, CopyDone.
 	w := txrHijack(t, e.connect(t, "app_user.acme"))
-	copyIn(w)
-	w.send(&pgproto3.CopyData{Data: []byte("not-a-number\n")}, &pgproto3.CopyDone{}, &pgproto3.Sync{})
+	w.send(&pgproto3.Query{String: "COPY copyin FROM STDIN"})
+	for {
+		m, err := w.fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*pgproto3.CopyInResponse); ok {
+			break
+		}
+	}
+	w.send(&pgproto3.CopyData{Data: []byte("not-a-number\n")}, &pgproto3.CopyDone{})
 	if r := w.until(1); len(r.errors) != 1 || !strings.HasPrefix(r.errors[0], "22P02") || r.status != 'I' {
 		t.Fatalf("failed copy: %v %q", r.errors, r.status)
 	}
@@ -398,10 +408,10 @@ func TestTxFailedCopyWithSyncs(t *testing.T) {
 	if got := names(t, victim, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
 		t.Fatalf("globex sees %v", got)
 	}
-	// A Sync right behind the bad data.
+	// An extended-protocol COPY (its Sync pipelined behind it), bad data.
 	w2 := txrHijack(t, e.connect(t, "app_user.acme"))
 	copyIn(w2)
-	w2.send(&pgproto3.CopyData{Data: []byte("not-a-number\n")}, &pgproto3.Sync{})
+	w2.send(&pgproto3.CopyData{Data: []byte("not-a-number\n")}, &pgproto3.CopyDone{}, &pgproto3.Sync{})
 	var codes []string
 	for {
 		m, err := w2.fe.Receive()
