@@ -1,9 +1,10 @@
 package e2e
 
-// A third round of attacks on transaction pooling (pool_mode =
-// transaction): one tenant (acme) trying to read, change, stall or kill
-// another (globex) through a shared server connection. Every test asserts
-// the safe behaviour; the comment of each explains the attack.
+// Attacks on transaction pooling (pool_mode = transaction) through COPY's
+// answers and through holding a connection inside a transaction block:
+// one tenant (acme) trying to stall or kill another (globex). Every test
+// asserts the safe behaviour; the comment of each explains the attack and
+// what once let it through.
 
 import (
 	"context"
