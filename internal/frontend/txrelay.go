@@ -290,7 +290,7 @@ func (c *clientConn) txMessageLocked(typ byte, frame []byte, fx *sqlguard.Effect
 		if done, err := c.withoutServer(typ, frame); done || err != nil {
 			return nil, err
 		}
-		if err := c.attach(typ, frame); err != nil {
+		if err := c.attach(typ, frame, fx); err != nil {
 			return nil, err
 		}
 		if t.server == nil { // no server: the error was sent
@@ -414,7 +414,7 @@ func (c *clientConn) answerLocally(m pgproto3.BackendMessage) error {
 // attach borrows a server connection for the client (t.mu held; released
 // while waiting). If none can be had, the client gets the error and, for
 // extended-protocol messages, the rest up to Sync is discarded.
-func (c *clientConn) attach(typ byte, frame []byte) error {
+func (c *clientConn) attach(typ byte, frame []byte, fx *sqlguard.Effects) error {
 	t := &c.tx
 	t.unlock()
 	sc, err := c.acquireServer()
@@ -443,7 +443,13 @@ func (c *clientConn) attach(typ byte, frame []byte) error {
 		t.q = make([]owed, 0, 8) // a switch and a short batch fit
 	}
 	if sc.Context != t.ctxKey || !maps.Equal(sc.Settings, t.settings) {
-		c.queueSwitch(sc, typ == 'Q' && !mayControlTransaction(frame) && sameShaping(sc.Settings, t.settings))
+		// A query that SETs gets the full form: under the short form, a
+		// command pipelined behind it is re-switched from the client's
+		// settings before that SET is known, which would undo it on the
+		// server while multigres records it.
+		short := typ == 'Q' && !mayControlTransaction(frame) && sameShaping(sc.Settings, t.settings) &&
+			(fx == nil || len(fx.Settings) == 0)
+		c.queueSwitch(sc, short)
 	}
 	return nil
 }
