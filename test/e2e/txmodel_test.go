@@ -56,7 +56,7 @@ func (s step) String() string {
 
 var stepKinds = []string{"check", "check", "checkNamed", "closeNamed", "set", "setLocal", "reset", "begin", "commit",
 	"rollback", "savepoint", "rollbackTo", "error", "batchLeak", "pipeline", "insertOther", "reconnect", "errorThenSkipped",
-	"batchRollback"}
+	"batchRollback", "setPipelined"}
 
 func genSteps(rng *rand.Rand, n, clients int) []step {
 	names := slices.Sorted(maps.Keys(modelSettings))
@@ -388,6 +388,28 @@ func (r *modelRun) do(s step) string {
 			return fmt.Sprintf("%s: a message sent after the error ran: %v", s, rows)
 		}
 		return want("", c.status, code, status)
+	case "setPipelined":
+		// A SET (or RESET) and a check pipelined behind it in one write.
+		if c.status != 'I' {
+			return ""
+		}
+		sql := "SET " + s.name + " = '" + s.value + "'"
+		if s.alt {
+			sql = "RESET " + s.name
+		}
+		rows, status, code := c.exchange(2, &pgproto3.Query{String: sql}, &pgproto3.Query{String: modelCheck})
+		if s.alt {
+			c.settings[s.name] = r.defaults[s.name]
+		} else {
+			c.settings[s.name] = s.value
+		}
+		if v := want("", 'I', code, status); v != "" {
+			return v
+		}
+		exp := []string{c.tenant, c.tenant, c.effective("application_name"), c.effective("extra_float_digits"), c.effective("work_mem")}
+		if len(rows) != 1 || !slices.Equal(rows[0], exp) {
+			return fmt.Sprintf("%s: observed %v, model expects %v", s, rows, exp)
+		}
 	case "batchRollback":
 		// A SET undone by a ROLLBACK in the same batch is not carried.
 		if c.status != 'I' {
