@@ -354,8 +354,9 @@ func (c *clientConn) acquireError(err error, login bool) *wire.Error {
 		return &wire.Error{Severity: sev, Code: wire.CodeTooManyConnections,
 			Message: fmt.Sprintf("no server connection became free before the login timed out (handshake_timeout = %s)", c.lc.cfg.HandshakeTimeout),
 			Hint:    "Retry later; or raise default_pool_size, or shorten your transactions."}
-	case errors.Is(err, pool.ErrClosed):
-		return wire.Fatal(wire.CodeAdminShutdown, "multigres is shutting down")
+	case errors.Is(err, pool.ErrClosed), errors.Is(err, context.Canceled) && c.srv.inShut.Load():
+		// A wait that Shutdown cut short ends like a refused one.
+		return errShuttingDown
 	}
 	c.logger().Warn("opening a pooled server connection failed", "err", err)
 	we := wire.ToClient(fmt.Errorf("connect upstream as %s: %w", c.ident.Role, err))
