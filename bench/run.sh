@@ -11,7 +11,7 @@
 #
 # Suites (BENCH_SUITES, default "transaction switching memory"; "all" adds
 # "session"):
-#   transaction  issue 4: pgbench -S (-M simple, extended, prepared) and -S -C
+#   transaction  pgbench -S (-M simple, extended, prepared) and -S -C
 #                with 64 clients over 8 server connections: multigres in
 #                transaction mode (default_pool_size=8, guard on, every client
 #                another tenant: 64 pgbench processes with -c 1, users
@@ -19,12 +19,12 @@
 #                (default_pool_size=8) and direct PostgreSQL, each driven by
 #                the same 64 processes; plus direct and PgBouncer driven by
 #                one pgbench -c 64 -j 2, to show what the process shape costs
-#   switching    issue 4: bench/tenantload through multigres in transaction
+#   switching    bench/tenantload through multigres in transaction
 #                mode, 1,000 client connections, 64 in flight: 1,000 tenants
 #                rotating vs one tenant
-#   memory       issue 4: proxy VmRSS with 10,000 idle tenant connections
+#   memory       proxy VmRSS with 10,000 idle tenant connections
 #                (bench/idleconns), KiB per connection over the baseline
-#   session      issues 2 and 3: pgbench -c 16 against direct, PgBouncer and
+#   session      pgbench -c 16 against direct, PgBouncer and
 #                multigres in session mode (guard on, guard off, signed)
 #
 # Usage: bash bench/run.sh [--quick] [--no-docs]
@@ -503,7 +503,7 @@ target sw_rotating "$SWITCH_TENANTS tenants rotating" conn_tx_multigres
 target sw_one      "1 tenant"                         conn_tx_multigres
 TARGET_TENANTS[sw_rotating]=$SWITCH_TENANTS
 TARGET_TENANTS[sw_one]=1
-# session suite (issues 2 and 3): -c 16, DB.
+# session suite: -c 16, DB.
 conn_direct()     { echo "127.0.0.1 $PG_PORT app_user"; }
 conn_pgbouncer()  { echo "127.0.0.1 ${PGB_PORT[session]} app_user"; }
 conn_multigres()  { echo "127.0.0.1 ${MG_PORT[session]} app_user.$TENANT"; }
@@ -1115,7 +1115,7 @@ memory_table() {
   done
 }
 
-# Issue 4 targets, from the medians.
+# Transaction pooling targets, from the medians.
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
   if (v == "") { print "not measured"; exit }
   ok = (op == ">=" ? v >= t : (op == ">" ? v > t : v <= t)); print (ok ? "**met**" : "**missed**") }'; }
@@ -1210,14 +1210,14 @@ fi
 if has_suite transaction || has_suite switching || has_suite memory; then
   SECTION+="
 
-### Issue 4 targets
+### Transaction pooling targets
 
 $(targets_table)"
 fi
 if has_suite session; then
   SECTION+="
 
-### Session mode (issues 2 and 3): pgbench -n -c $CLIENTS -j $THREADS -T $SECS
+### Session mode: pgbench -n -c $CLIENTS -j $THREADS -T $SECS
 
 multigres signed: database \`$SIGNED_DB\`, context reader \`${SIGNED_READER:-?}\`; multigres signed, PL/pgSQL reader: \`$SIGNED_PL_DB\`, the portable reader forced. Both through the same multigres instance (\`--context-signing=on\`).
 
