@@ -371,25 +371,65 @@ func SendCancel(ctx context.Context, addr string, pid uint32, secret []byte) err
 // Ping sends an empty query and waits for its ReadyForQuery, bounded by
 // timeout: the health check of a pooled connection.
 func (c *Conn) Ping(timeout time.Duration) error {
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	defer c.SetDeadline(time.Time{})
-	if err := c.SendFlush(&pgproto3.Query{String: ""}); err != nil {
+	if _, err := c.SimpleQuery("", timeout); err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
+	return nil
+}
+
+// ErrNotIdle: a query of the proxy's own left the server in a transaction,
+// which means the connection was not in the state its holder believed.
+var ErrNotIdle = errors.New("server not idle after a query of multigres' own")
+
+// SimpleQuery runs sql as one simple query of the proxy's own on an idle
+// connection nobody else reads, bounded by timeout, and returns its rows
+// (every column as text, NULL as ""). The first ErrorResponse comes back
+// as a *pgconn.PgError once the ReadyForQuery is read, so the connection
+// stays usable; a read or write failure (or a server left in a
+// transaction) is returned as is and the connection must be closed.
+// ParameterStatus messages update Params.
+func (c *Conn) SimpleQuery(sql string, timeout time.Duration) ([][]string, error) {
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	defer c.SetDeadline(time.Time{})
+	if err := c.SendFlush(&pgproto3.Query{String: sql}); err != nil {
+		return nil, err
+	}
+	var rows [][]string
+	var firstErr error
 	for {
 		typ, frame, err := c.Frames.Next()
 		if err != nil {
-			return fmt.Errorf("ping: %w", err)
+			return nil, err
 		}
 		switch typ {
-		case 'E':
-			return fmt.Errorf("ping: %w", decodeError(frame[5:]))
-		case 'Z':
-			if len(frame) != 6 || frame[5] != 'I' {
-				return errors.New("ping: server not idle")
+		case 'D':
+			var row pgproto3.DataRow
+			if err := row.Decode(frame[5:]); err != nil {
+				return nil, fmt.Errorf("decode DataRow: %w", err)
 			}
-			c.TxStatus = 'I'
-			return nil
+			r := make([]string, len(row.Values))
+			for i, v := range row.Values {
+				r[i] = string(v)
+			}
+			rows = append(rows, r)
+		case 'E':
+			if firstErr == nil {
+				firstErr = decodeError(frame[5:])
+			}
+		case 'S':
+			c.NoteParameterStatus(frame)
+		case 'Z':
+			if len(frame) != 6 {
+				return nil, errors.New("malformed ReadyForQuery")
+			}
+			c.TxStatus = frame[5]
+			if c.TxStatus != 'I' {
+				return nil, fmt.Errorf("%w (status %q)", ErrNotIdle, c.TxStatus)
+			}
+			if firstErr != nil {
+				return nil, firstErr
+			}
+			return rows, nil
 		}
 	}
 }

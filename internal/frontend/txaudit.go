@@ -9,11 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/sqlguard"
-	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
 // The state audit (state_audit = on; a testing aid). Transaction pooling
@@ -51,8 +51,8 @@ func (s *Server) StateAuditFailures() []string {
 // auditState runs the audit on sc and reports whether it may be pooled.
 func (c *clientConn) auditState(sc *pool.Conn) bool {
 	diffs, err := c.auditDiffs(sc)
-	var we *wire.Error
-	if err != nil && !errors.As(err, &we) {
+	var pe *pgconn.PgError
+	if err != nil && !errors.As(err, &pe) && !errors.Is(err, backend.ErrNotIdle) {
 		// The connection failed under the audit (a server restart): it
 		// is closed, which is all the audit would have done.
 		c.logger().Info("state audit: the server connection failed; closing it", "err", err)
@@ -129,7 +129,7 @@ func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
 			canon["statement_timeout"] = timer.model
 		}
 	}
-	rows, status, err := auditQuery(sc, canon)
+	rows, err := auditQuery(sc, canon)
 	if err != nil {
 		return nil, err
 	}
@@ -149,9 +149,7 @@ func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
 	if timerDiff != "" {
 		diffs = append(diffs, timerDiff)
 	}
-	if status != 'I' || sc.TxStatus != 'I' {
-		diffs = append(diffs, fmt.Sprintf("transaction status %q (multigres believes %q)", status, sc.TxStatus))
-	}
+
 	actual := map[string]string{}
 	prepared := map[string]bool{}
 	for _, r := range rows {
@@ -264,12 +262,12 @@ func (c *clientConn) identityDiffs(sc *pool.Conn, m auditModel, rows [][3]string
 	return diffs
 }
 
-// auditQuery runs the audit on sc and returns its rows and the
-// transaction status after it. The model's settings travel as literals in
+// auditQuery runs the audit on sc and returns its rows (a server left in a
+// transaction is backend.ErrNotIdle). The model's settings travel as literals in
 // a simple query (standard_conforming_strings is on on every server
 // connection multigres uses), so that no portal of the audit's own shows
 // in pg_cursors.
-func auditQuery(sc *pool.Conn, canon map[string]string) ([][3]string, byte, error) {
+func auditQuery(sc *pool.Conn, canon map[string]string) ([][3]string, error) {
 	names := slices.Sorted(maps.Keys(canon))
 	vals := make([]string, len(names))
 	for i, n := range names {
@@ -281,49 +279,21 @@ func auditQuery(sc *pool.Conn, canon map[string]string) ([][3]string, byte, erro
 }
 
 // runAuditSQL runs a simple query of the audit on sc and returns its rows
-// (the first three columns, NULL as "") and the status after it.
-func runAuditSQL(sc *pool.Conn, sql string) ([][3]string, byte, error) {
-	_ = sc.SetDeadline(time.Now().Add(10 * time.Second))
-	defer sc.SetDeadline(time.Time{})
-	buf, _ := (&pgproto3.Query{String: sql}).Encode(nil)
-	if _, err := sc.W.Write(buf); err != nil {
-		return nil, 0, err
-	}
-	if err := sc.W.Flush(); err != nil {
-		return nil, 0, err
-	}
+// (the first three columns, NULL as "").
+func runAuditSQL(sc *pool.Conn, sql string) ([][3]string, error) {
 	sc.UnnamedOwner = 0 // a simple query drops the unnamed statement
-	var rows [][3]string
-	var firstErr error
-	for {
-		typ, frame, err := sc.Frames.Next()
-		if err != nil {
-			return nil, 0, err
-		}
-		switch typ {
-		case 'D':
-			var row pgproto3.DataRow
-			if err := row.Decode(frame[5:]); err != nil || len(row.Values) > 3 {
-				return nil, 0, errors.New("malformed audit row")
-			}
-			var r [3]string
-			for i, v := range row.Values {
-				r[i] = string(v)
-			}
-			rows = append(rows, r)
-		case 'E':
-			if firstErr == nil {
-				firstErr = decodeServerError(frame)
-			}
-		case 'S':
-			sc.NoteParameterStatus(frame)
-		case 'Z':
-			if firstErr != nil {
-				return nil, 0, firstErr
-			}
-			return rows, frame[5], nil
-		}
+	rows, err := sc.SimpleQuery(sql, 10*time.Second)
+	if err != nil {
+		return nil, err
 	}
+	out := make([][3]string, len(rows))
+	for i, r := range rows {
+		if len(r) > 3 {
+			return nil, errors.New("malformed audit row")
+		}
+		copy(out[i][:], r)
+	}
+	return out, nil
 }
 
 // textArray is a text[] literal of vals.
@@ -401,7 +371,7 @@ func auditRetry(sc *pool.Conn, sql string) ([][3]string, error) {
 	var err error
 	for range 20 {
 		var rows [][3]string
-		if rows, _, err = runAuditSQL(sc, sql); err == nil {
+		if rows, err = runAuditSQL(sc, sql); err == nil {
 			return rows, nil
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/sqlguard"
@@ -114,50 +114,20 @@ func resetSettings(sc *pool.Conn, names []string, client map[string]string) erro
 		q.WriteString("RESET " + name + "; ")
 		changes = append(changes, sqlguard.Setting{Name: name, Reset: true})
 	}
-	query := mustEncode(&pgproto3.Query{String: q.String()})
-	_ = sc.SetDeadline(time.Now().Add(5 * time.Second))
-	defer sc.SetDeadline(time.Time{})
 	for range 3 {
-		if _, err := sc.W.Write(query); err != nil {
-			return err
+		sc.UnnamedOwner = 0 // a simple query drops the unnamed statement
+		_, err := sc.SimpleQuery(q.String(), 5*time.Second)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			continue // the server refused it (a short timeout): try again
 		}
-		if err := sc.W.Flush(); err != nil {
-			return err
-		}
-		sc.UnnamedOwner = 0
-		failed, err := readUntilReady(sc)
 		if err != nil {
 			return err
 		}
-		if !failed {
-			if !isUnknownSettings(sc.Settings) {
-				sc.Settings = withSettings(sc.Settings, changes)
-			}
-			return nil
+		if !isUnknownSettings(sc.Settings) {
+			sc.Settings = withSettings(sc.Settings, changes)
 		}
+		return nil
 	}
 	return errPreReset
-}
-
-// readUntilReady reads sc's answers to one simple query; failed reports an
-// ErrorResponse among them.
-func readUntilReady(sc *pool.Conn) (failed bool, err error) {
-	for {
-		typ, frame, err := sc.Frames.Next()
-		if err != nil {
-			return false, err
-		}
-		switch typ {
-		case 'E':
-			failed = true
-		case 'S':
-			sc.NoteParameterStatus(frame)
-		case 'Z':
-			sc.TxStatus = frame[5]
-			if sc.TxStatus != 'I' {
-				return false, fmt.Errorf("server not idle after a reset (status %q)", sc.TxStatus)
-			}
-			return failed, nil
-		}
-	}
 }
