@@ -73,25 +73,33 @@ func loginWaitCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(ctx, dl.Add(-margin))
 }
 
-// holding reports whether the client holds a server connection outside a
-// transaction block, whether the server still owes it answers, and since
-// when it holds it.
-func (c *clientConn) holding() (held, owes bool, since int64) {
-	t := &c.tx
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.server != nil && t.status == 'I', len(t.q) > 0 || t.copyIn, t.attachedAt
+// holdState is what the hold bounds read of a client's attachment, taken
+// under one lock.
+type holdState struct {
+	server                                    *pool.Conn
+	status                                    byte
+	owes, copyIn                              bool // answers still owed; COPY IN running
+	attachedAt, copyWaitSince, blockIdleSince int64
 }
 
-// copyWaiting reports whether the server is in COPY IN waiting for the
-// client's data (inside a transaction block too), and since when the
-// client pump has waited for it.
-func (c *clientConn) copyWaiting() (bool, int64) {
+func (c *clientConn) holdState() holdState {
 	t := &c.tx
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.server != nil && t.copyIn, t.copyWaitSince
+	return holdState{server: t.server, status: t.status, owes: len(t.q) > 0, copyIn: t.copyIn,
+		attachedAt: t.attachedAt, copyWaitSince: t.copyWaitSince, blockIdleSince: t.blockIdleSince}
 }
+
+// outsideBlock: the client holds a server connection outside a transaction
+// block.
+func (h holdState) outsideBlock() bool { return h.server != nil && h.status == 'I' }
+
+// copying: the server waits for the client's COPY data (in a block too).
+func (h holdState) copying() bool { return h.server != nil && h.copyIn }
+
+// inBlock: the client holds a server connection inside a transaction block
+// (not in COPY).
+func (h holdState) inBlock() bool { return h.server != nil && h.status != 'I' && !h.copyIn }
 
 // beforeRead runs before the client pump blocks reading the client. Between
 // transactions once Shutdown began, the client is ended. While the client
@@ -139,7 +147,8 @@ func (c *clientConn) beforeRead() error {
 // (a reload lengthened it), the pump reads again; past it the client is
 // ended and its server connection closed (abandonTx).
 func (c *clientConn) holdReadError(err error) (retry bool, out error, held bool) {
-	held, owes, since := c.holding()
+	h := c.holdState()
+	held, owes, since := h.outsideBlock(), h.owes || h.copyIn, h.attachedAt
 	if r, o, ok := c.blockReadError(err); ok {
 		return r, o, true
 	}
@@ -147,8 +156,8 @@ func (c *clientConn) holdReadError(err error) (retry bool, out error, held bool)
 	if timeout <= 0 {
 		return false, nil, false
 	}
-	if copying, waitSince := c.copyWaiting(); copying {
-		return c.copyReadError(err, timeout, waitSince)
+	if h.copying() {
+		return c.copyReadError(err, timeout, h.copyWaitSince)
 	}
 	if !held {
 		return false, nil, false
@@ -183,14 +192,6 @@ func (c *clientConn) holdReadError(err error) (retry bool, out error, held bool)
 var errShuttingDown = wire.Fatal(wire.CodeAdminShutdown, "terminating connection because multigres is shutting down").
 	WithHint("Reconnect: another multigres process (or this one after its restart) will serve you.")
 
-// atBoundary reports whether the client is between transactions: no server
-// connection held.
-func (c *clientConn) atBoundary() bool {
-	c.tx.mu.Lock()
-	defer c.tx.mu.Unlock()
-	return c.tx.server == nil
-}
-
 // shutdownReadError interprets a client read timeout once Shutdown began:
 // between transactions the client is ended; otherwise its read goes on
 // without a deadline (handled=false leaves other deadlines to the caller).
@@ -198,13 +199,14 @@ func (c *clientConn) shutdownReadError(err error) (retry bool, out error, handle
 	if !c.srv.inShut.Load() || !c.tx.relaying.Load() {
 		return false, nil, false
 	}
-	if c.atBoundary() {
+	h := c.holdState()
+	if h.server == nil { // between transactions
 		return false, errShuttingDown, true
 	}
 	if !strings.HasPrefix(err.Error(), "read frame header") {
 		return false, nil, false
 	}
-	if held, _, _ := c.holding(); held {
+	if h.outsideBlock() {
 		return false, nil, false // unsynced_hold_timeout still applies
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
@@ -273,16 +275,6 @@ func (c *clientConn) copyReadError(err error, timeout time.Duration, since int64
 // whether the server ended the session.
 const blockPoll = time.Second
 
-// inBlock reports whether the client holds a server connection inside a
-// transaction block (not in COPY), the connection, and whether the server
-// still owes the client answers (then the client is not idle yet).
-func (c *clientConn) inBlock() (sc *pool.Conn, in, owes bool) {
-	t := &c.tx
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.server, t.server != nil && t.status != 'I' && !t.copyIn, len(t.q) > 0
-}
-
 // blockBound is the bound on the current idleness in a block and the name
 // of its key (0: none).
 func (c *clientConn) blockBound() (time.Duration, string) {
@@ -299,7 +291,7 @@ func (c *clientConn) blockBound() (time.Duration, string) {
 // armBlockIdle puts the poll (or the bound, if sooner) on the client read
 // of a client idle in a block.
 func (c *clientConn) armBlockIdle() {
-	if _, in, _ := c.inBlock(); !in {
+	if !c.holdState().inBlock() {
 		return
 	}
 	c.tx.mu.Lock()
@@ -318,8 +310,9 @@ func (c *clientConn) armBlockIdle() {
 // ends the client; past its bound the client is ended; otherwise the read
 // goes on.
 func (c *clientConn) blockReadError(err error) (bool, error, bool) {
-	sc, in, owes := c.inBlock()
-	if !in {
+	h := c.holdState()
+	sc, owes := h.server, h.owes
+	if !h.inBlock() {
 		return false, nil, false
 	}
 	header := strings.HasPrefix(err.Error(), "read frame header")
@@ -345,10 +338,7 @@ func (c *clientConn) blockReadError(err error) (bool, error, bool) {
 			return true, nil, true
 		}
 	}
-	c.tx.mu.Lock()
-	since := c.tx.blockIdleSince
-	c.tx.mu.Unlock()
-	elapsed := time.Duration(c.monoNow() - since)
+	elapsed := time.Duration(c.monoNow() - h.blockIdleSince)
 	bound, key := c.blockBound()
 	if header && (bound == 0 || elapsed < bound) {
 		wait := blockPoll
