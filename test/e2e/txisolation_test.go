@@ -471,3 +471,58 @@ func TestTxIdleCopyIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// A client idle inside a transaction block past idle_transaction_timeout
+// is told why with 25P03 naming the key, and the pool serves the next
+// tenant; a client that sends a query in the middle of COPY FROM STDIN is
+// told with 08P01 what may be sent then.
+func TestTxBlockIdleAndCopyRefusalsSayWhy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) {
+		txMode(1)(c)
+		c.IdleTransactionTimeout = 300 * time.Millisecond
+	})
+	e.exec(t, "CREATE TABLE copymix (x int); GRANT INSERT ON copymix TO app_user")
+	victim := e.connect(t, "app_user.globex")
+	w := txrHijack(t, e.connect(t, "app_user.acme"))
+	w.send(&pgproto3.Query{String: "BEGIN"})
+	w.until(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := victim.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("globex behind a client idle in a block: %v", err)
+	}
+	m, err := w.fe.Receive()
+	er, ok := m.(*pgproto3.ErrorResponse)
+	if err != nil || !ok || er.Code != "25P03" || !strings.Contains(er.Message, "idle_transaction_timeout") {
+		t.Fatalf("idle in a block: %#v %v", m, err)
+	}
+
+	w2 := txrHijack(t, e.connect(t, "app_user.acme"))
+	w2.send(&pgproto3.Query{String: "COPY copymix FROM STDIN"})
+	for {
+		m, err := w2.fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*pgproto3.CopyInResponse); ok {
+			break
+		}
+	}
+	w2.send(&pgproto3.CopyData{Data: []byte("1\n")}, &pgproto3.Query{String: "SELECT 1"})
+	for {
+		m, err := w2.fe.Receive()
+		if err != nil {
+			t.Fatalf("no refusal before the connection ended: %v", err)
+		}
+		if er, ok := m.(*pgproto3.ErrorResponse); ok {
+			if er.Code != "08P01" || !strings.Contains(er.Message, "only COPY data, CopyDone, CopyFail, Flush and Sync") {
+				t.Fatalf("a query during COPY: %s %s", er.Code, er.Message)
+			}
+			break
+		}
+	}
+	if got := names(t, victim, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
+		t.Fatalf("globex sees %v", got)
+	}
+}
