@@ -3,38 +3,16 @@ package backend
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/multigres-proxy/multigres/internal/setconfig"
 )
 
-// Context is what multigres applies to a tenant's server connection before
-// the client may send anything: context variables, then the role.
-type Context struct {
-	Variables []string
-	Values    []string
-	Role      string
-	// MACNames/MACs are extra settings applied with the variables: the
-	// signed-context MACs (see sql.ContextMAC), or nil.
-	MACNames, MACs []string
-	// Primed is how many of the first Variables are signed: after the
-	// set_config calls, multigres.context_prime runs for each of them (see
-	// SetConfigSQL). 0 without context signing.
-	Primed int
-	// Resets are settings put back to their defaults (set_config with a
-	// NULL value), after the variables.
-	Resets []string
-	// PreResets are settings among Variables (past the signed ones) that
-	// are put back to their defaults right before they are set: a
-	// DateStyle of "ISO" keeps the order (DMY, MDY) already in effect, so
-	// applied on top of another client's value it would mean something
-	// else.
-	PreResets []string
-	// CheckRole adds a check, in the same round trip, that neither the
-	// session user nor the effective role can bypass RLS.
-	CheckRole bool
-}
+// Context is what multigres applies to a tenant's server connection (see
+// setconfig.Context).
+type Context = setconfig.Context
 
 // ErrRoleBypassesRLS means the tenant role is SUPERUSER or BYPASSRLS, so RLS
 // would not filter its queries.
@@ -118,53 +96,11 @@ func setConfigMessages(ctx Context, withRole bool) []pgproto3.FrontendMessage {
 	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: SetConfigSQL(len(params)/2, ctx.Primed)}, &pgproto3.Bind{Parameters: params}, &pgproto3.Execute{}}
 }
 
-// SetConfigParams are the (name, value) parameter pairs that apply ctx: the
-// variables, the MACs, the resets (NULL values) and, with role, the role.
-func SetConfigParams(ctx Context, withRole bool) [][]byte {
-	n := len(ctx.Variables) + len(ctx.MACNames) + len(ctx.Resets)
-	if withRole {
-		n++
-	}
-	params := make([][]byte, 0, 2*(n+len(ctx.PreResets)))
-	for i, name := range ctx.Variables {
-		if i >= ctx.Primed && slices.Contains(ctx.PreResets, name) {
-			params = append(params, []byte(name), nil)
-		}
-		params = append(params, []byte(name), []byte(ctx.Values[i]))
-	}
-	for i, name := range ctx.MACNames {
-		params = append(params, []byte(name), []byte(ctx.MACs[i]))
-	}
-	for _, name := range ctx.Resets {
-		params = append(params, []byte(name), nil)
-	}
-	if withRole {
-		params = append(params, []byte("role"), []byte(ctx.Role))
-	}
-	return params
-}
+// SetConfigParams: see setconfig.Params.
+func SetConfigParams(ctx Context, withRole bool) [][]byte { return setconfig.Params(ctx, withRole) }
 
-// SetConfigSQL is a SELECT of n set_config calls over parameters $1..$2n,
-// then, with signed context, multigres.context_prime for each of the first
-// primed variables (parameters $1, $3, …). Priming verifies the MAC once
-// and leaves a per-session fingerprint, so the signed reader needs neither
-// the key nor an HMAC on every statement (see sql/setup.sql). Target
-// entries are evaluated in order, so every MAC is set before the first
-// prime.
-func SetConfigSQL(n, primed int) string {
-	var sql strings.Builder
-	sql.WriteString("SELECT ")
-	for i := range n {
-		if i > 0 {
-			sql.WriteString(", ")
-		}
-		fmt.Fprintf(&sql, "pg_catalog.set_config($%d, $%d, false)", 2*i+1, 2*i+2)
-	}
-	for i := range primed {
-		fmt.Fprintf(&sql, ", multigres.context_prime($%d)", 2*i+1)
-	}
-	return sql.String()
-}
+// SetConfigSQL: see setconfig.SQL.
+func SetConfigSQL(n, primed int) string { return setconfig.SQL(n, primed) }
 
 func (c *Conn) readApplyResult(checkStage int) error {
 	var firstErr error
@@ -246,4 +182,14 @@ func (c *Conn) NoteParameterStatus(frame []byte) {
 	if len(frame) > 5 && ps.Decode(frame[5:]) == nil {
 		c.setParam(ps.Name, ps.Value)
 	}
+}
+
+// Param returns the value the server last reported for a parameter.
+func (c *Conn) Param(name string) (string, bool) {
+	for _, p := range c.Params {
+		if p.Name == name {
+			return p.Value, true
+		}
+	}
+	return "", false
 }

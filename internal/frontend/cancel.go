@@ -72,7 +72,7 @@ func (s *Server) handleCancel(pid uint32, secret []byte) {
 		return
 	}
 	if c != nil && c.tx.pool != nil {
-		sent := c.cancelTx()
+		sent := c.tx.cancel()
 		if s.Hooks.Cancel != nil {
 			s.Hooks.Cancel(sent)
 		}

@@ -72,7 +72,7 @@ type clientConn struct {
 	tl                            tenantConn // per-tenant controls (limits.go)
 
 	ad adminConn // admin console, PAUSE and SHOW state (admin.go)
-	tx txConn    // transaction pooling state (txpool.go)
+	tx txRelay   // transaction pooling state (txrelay.go)
 
 	mu     sync.Mutex
 	server *backend.Conn
@@ -86,6 +86,7 @@ func newClientConn(s *Server, nc net.Conn) *clientConn {
 	c.nc = countingConn{Conn: wrapped, in: &s.bytesIn, out: &s.bytesOut, cin: &c.ad.in, cout: &c.ad.out}
 	c.rd = bufio.NewReaderSize(c.nc, clientReadBuffer)
 	c.w = newClientWriter(c.nc)
+	c.tx.c = c
 	return c
 }
 
@@ -140,7 +141,7 @@ func (c *clientConn) serve() (next func()) {
 	case c.ad.isAdmin:
 		run = c.serveAdmin
 	case c.tx.pool != nil:
-		run = c.relayTx
+		run = c.tx.run
 	}
 	return func() {
 		defer c.close()
@@ -469,6 +470,13 @@ func (c *clientConn) writeMsg(m pgproto3.BackendMessage) {
 	if err == nil {
 		_, _ = c.w.Write(buf)
 	}
+}
+
+// writeRaw buffers encoded messages for the client.
+func (c *clientConn) writeRaw(frames []byte) {
+	c.wmu.Lock()
+	_, _ = c.w.Write(frames)
+	c.wmu.Unlock()
 }
 
 func (c *clientConn) flush() error {

@@ -311,10 +311,10 @@ func (c *clientConn) idleReadError(err error) (retry bool, out error) {
 	if c.ident.Bypass || !errors.As(err, &ne) || !ne.Timeout() {
 		return false, err
 	}
-	if retry, out, handled := c.shutdownReadError(err); handled {
+	if retry, out, handled := c.tx.shutdownReadError(err); handled {
 		return retry, out
 	}
-	if retry, out, held := c.holdReadError(err); held {
+	if retry, out, held := c.tx.holdReadError(err); held {
 		return retry, out
 	}
 	timeout := c.srv.live.Load().cfg.TenantIdleTimeout

@@ -2,7 +2,6 @@ package frontend
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/multigres-proxy/multigres/internal/txstate"
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
@@ -38,7 +38,7 @@ func sqlOf(typ byte, frame []byte) ([]byte, error) {
 // that described the statement first, as pgx does, sees the error at
 // Parse). The relay then swaps that syntax error for the guard's error.
 // Nothing the client or the guard wrote is ever put into SQL.
-const refusalPrefix = "mg_refused_"
+const refusalPrefix = txstate.RefusalPrefix
 
 // refusalTokenHex is the length of a token's random part in hex digits.
 const refusalTokenHex = 24
@@ -102,27 +102,13 @@ func (c *clientConn) refuse(typ byte, frame []byte, cause error) []byte {
 // statement name and parameter types are kept.
 func refusalFrame(typ byte, frame []byte, tok string) []byte {
 	if typ != 'P' {
-		return buildFrame('Q', []byte(tok), []byte{0})
+		return wire.Build('Q', []byte(tok), []byte{0})
 	}
 	body := frame[5:]
 	nameEnd := bytes.IndexByte(body, 0) + 1
 	rest := body[nameEnd:]
 	queryEnd := bytes.IndexByte(rest, 0) + 1
-	return buildFrame('P', body[:nameEnd], []byte(tok), []byte{0}, rest[queryEnd:])
-}
-
-func buildFrame(typ byte, parts ...[]byte) []byte {
-	n := 4
-	for _, p := range parts {
-		n += len(p)
-	}
-	out := make([]byte, 5, n+1)
-	out[0] = typ
-	binary.BigEndian.PutUint32(out[1:], uint32(n))
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
+	return wire.Build('P', body[:nameEnd], []byte(tok), []byte{0}, rest[queryEnd:])
 }
 
 // translateRefusal replaces the server's syntax error for a refusal token

@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/sqlguard"
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
@@ -52,12 +53,12 @@ func (c *clientConn) pumpClient(frames *wire.FrameReader, server *backend.Conn) 
 		if err != nil {
 			return err
 		}
-		if typ == 'X' {
+		if wire.ClientType(typ) == wire.Terminate {
 			_, _ = server.W.Write(frame)
 			_ = server.W.Flush()
 			return errSilent
 		}
-		if frame, err = c.guard(typ, frame); err != nil {
+		if _, frame, err = c.guardMessage(c.lc.guard, typ, frame); err != nil {
 			return err
 		}
 		if _, err := server.W.Write(frame); err != nil {
@@ -149,40 +150,58 @@ func (c *clientConn) pumpServer(server *backend.Conn) error {
 	}
 }
 
-// guard runs the Guard on SQL-carrying messages of tenant connections. A
-// refused statement is replaced by one that makes the server raise the
-// guard's error, so transaction and pipeline semantics (aborted
-// transaction, skip to Sync) stay exactly PostgreSQL's.
-func (c *clientConn) guard(typ byte, frame []byte) ([]byte, error) {
-	g := c.lc.guard
+// guardMessage is the guard seam of both pool modes: every SQL-carrying
+// message of a tenant connection passes here. A refused statement is
+// replaced by one that makes the server raise the guard's error, so
+// transaction and pipeline semantics (aborted transaction, skip to Sync)
+// stay exactly PostgreSQL's. It returns the statement's session effects
+// (transaction mode tracks them). g is nil when the guard is off in
+// session mode.
+func (c *clientConn) guardMessage(g *sqlGuard, typ byte, frame []byte) (*sqlguard.Effects, []byte, error) {
 	if g == nil || c.ident.Bypass {
-		return frame, nil
+		return nil, frame, nil
 	}
-	if typ == 'F' {
+	switch wire.ClientType(typ) {
+	case wire.FunctionCall:
+		if c.lc.guard == nil {
+			return nil, frame, nil // guard = off: the relay refuses it
+		}
 		// FunctionCall names a function by OID (set_config is 2078), so no
 		// SQL text exists to inspect; libpq uses it only for large objects,
 		// which tenants may not use anyway. Refuse it like a statement.
-		if hook := c.srv.Hooks.GuardReject; hook != nil {
-			hook("function_call_message")
-		}
-		return c.refuse('Q', nil, &wire.Error{Severity: wire.SeverityError, Code: wire.CodeInsufficientPrivilege,
+		we := &wire.Error{Severity: wire.SeverityError, Code: wire.CodeInsufficientPrivilege,
 			Message: "the FunctionCall protocol message is not allowed on tenant connections",
-			Hint:    "Call the function in a SELECT statement.", Rule: "function_call_message"}), nil
-	}
-	if typ != 'Q' && typ != 'P' {
-		return frame, nil
+			Hint:    "Call the function in a SELECT statement.", Rule: "function_call_message"}
+		c.noteRefusal(we)
+		return nil, c.refuse(byte(wire.Query), nil, we), nil
+	case wire.Query, wire.Parse:
+	default:
+		return nil, frame, nil
 	}
 	sql, err := sqlOf(typ, frame)
 	if err != nil {
-		return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid message format: %v", err)
+		return nil, nil, wire.Fatal(wire.CodeProtocolViolation, "invalid message format: %v", err)
 	}
-	if err := g.Check(typ, sql); err != nil {
-		c.logger().Info("statement refused by the SQL guard", "reason", err.Error())
-		var we *wire.Error
-		if hook := c.srv.Hooks.GuardReject; hook != nil && errors.As(err, &we) {
-			hook(we.Rule)
-		}
-		return c.refuse(typ, frame, err), nil
+	fx, err := g.CheckTx(typ, sql)
+	if err != nil {
+		c.guardRefused(err)
+		return nil, c.refuse(typ, frame, err), nil
 	}
-	return frame, nil
+	return fx, frame, nil
+}
+
+// guardRefused logs a refused statement and counts it by rule.
+func (c *clientConn) guardRefused(err error) {
+	c.logger().Info("statement refused by the SQL guard", "reason", err.Error())
+	var we *wire.Error
+	if errors.As(err, &we) {
+		c.noteRefusal(we)
+	}
+}
+
+// noteRefusal counts a refusal by its rule (Hooks.GuardReject).
+func (c *clientConn) noteRefusal(we *wire.Error) {
+	if hook := c.srv.Hooks.GuardReject; hook != nil {
+		hook(we.Rule)
+	}
 }

@@ -94,7 +94,7 @@ type liveConfig struct {
 	rules     *tenant.Rules
 	tls       *tls.Config // nil: no client TLS
 	serverTLS *tls.Config
-	guard     Guard     // nil when guard = off
+	guard     *sqlGuard // nil when guard = off
 	txGuard   *sqlGuard // transaction-mode connections; never nil
 	mockKey   []byte
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/sqlguard"
+	"github.com/multigres-proxy/multigres/internal/txstate"
 )
 
 // The state audit (state_audit = on; a testing aid). Transaction pooling
@@ -49,8 +50,9 @@ func (s *Server) StateAuditFailures() []string {
 }
 
 // auditState runs the audit on sc and reports whether it may be pooled.
-func (c *clientConn) auditState(sc *pool.Conn) bool {
-	diffs, err := c.auditDiffs(sc)
+func (r *txRelay) auditState(sc *pool.Conn) bool {
+	c := r.c
+	diffs, err := r.auditDiffs(sc)
 	var pe *pgconn.PgError
 	if err != nil && !errors.As(err, &pe) && !errors.Is(err, backend.ErrNotIdle) {
 		// The connection failed under the audit (a server restart): it
@@ -83,39 +85,43 @@ type auditModel struct {
 	setsOK bool
 }
 
-func (c *clientConn) auditModel(sc *pool.Conn) auditModel {
-	t := &c.tx
+func (r *txRelay) auditModel(sv *txstate.Server) auditModel {
+	cfg := r.m.Config()
 	m := auditModel{exact: map[string]string{}, canon: map[string]string{},
-		ctxOK: sc.Context != "" && sc.Context == t.ctxKey, setsOK: !isUnknownSettings(sc.Settings)}
+		ctxOK: sv.Context != "" && sv.Context == cfg.Key, setsOK: sv.SettingsKnown()}
 	if m.ctxOK {
-		for i, v := range t.ctx.Variables {
+		ctx := cfg.Context
+		for i, v := range ctx.Variables {
 			if strings.Contains(v, ".") {
-				m.exact[strings.ToLower(v)] = t.ctx.Values[i]
+				m.exact[strings.ToLower(v)] = ctx.Values[i]
 			} else {
-				m.canon[strings.ToLower(v)] = t.ctx.Values[i]
+				m.canon[strings.ToLower(v)] = ctx.Values[i]
 			}
 		}
-		for i, mac := range c.macs(sc.PID) {
-			m.exact[strings.ToLower(t.ctx.MACNames[i])] = mac
+		if cfg.MACs != nil {
+			for i, mac := range cfg.MACs(sv.PID) {
+				m.exact[strings.ToLower(ctx.MACNames[i])] = mac
+			}
 		}
-		m.role = t.ctx.Role
+		m.role = ctx.Role
 	}
 	if m.setsOK {
-		maps.Copy(m.canon, sc.Settings)
+		maps.Copy(m.canon, sv.Settings)
 	}
 	return m
 }
 
 // auditDiffs reads sc's session state and lists how it differs from the
 // model.
-func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
-	m := c.auditModel(sc)
+func (r *txRelay) auditDiffs(sc *pool.Conn) ([]string, error) {
+	sv := r.model(sc)
+	m := r.auditModel(sv)
 	var timer *sessionTimer
-	if needsTimerReset(sc.Settings, nil) {
+	if txstate.NeedsTimerReset(sv.Settings, nil) {
 		// The audit would run under the client's own short timeout: turn
 		// it off, and compare the value found with the model separately.
 		var err error
-		if timer, err = pauseStatementTimeout(sc); err != nil {
+		if timer, err = pauseStatementTimeout(sc, sv); err != nil {
 			return nil, err
 		}
 		timer.model, timer.inModel = m.canon["statement_timeout"]
@@ -129,13 +135,13 @@ func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
 			canon["statement_timeout"] = timer.model
 		}
 	}
-	rows, err := auditQuery(sc, canon)
+	rows, err := auditQuery(sc, sv, canon)
 	if err != nil {
 		return nil, err
 	}
 	var timerDiff string
 	if timer != nil {
-		if err := timer.restore(sc); err != nil {
+		if err := timer.restore(sc, sv); err != nil {
 			return nil, err
 		}
 		rows, timerDiff = timer.check(rows)
@@ -174,8 +180,8 @@ func (c *clientConn) auditDiffs(sc *pool.Conn) ([]string, error) {
 		}
 	}
 	diffs = append(diffs, m.settingDiffs(actual, rows)...)
-	diffs = append(diffs, preparedDiffs(sc, prepared)...)
-	diffs = append(diffs, c.identityDiffs(sc, m, rows)...)
+	diffs = append(diffs, preparedDiffs(sv, prepared)...)
+	diffs = append(diffs, r.c.identityDiffs(sc, m, rows)...)
 	return diffs, nil
 }
 
@@ -213,7 +219,7 @@ func (m auditModel) settingDiffs(actual map[string]string, rows [][3]string) []s
 
 // preparedDiffs compares the server's prepared statements with sc's
 // record of them.
-func preparedDiffs(sc *pool.Conn, onServer map[string]bool) []string {
+func preparedDiffs(sc *txstate.Server, onServer map[string]bool) []string {
 	model := map[string]bool{}
 	for _, n := range sc.Prepared.Names() {
 		model[n] = true
@@ -267,7 +273,7 @@ func (c *clientConn) identityDiffs(sc *pool.Conn, m auditModel, rows [][3]string
 // a simple query (standard_conforming_strings is on on every server
 // connection multigres uses), so that no portal of the audit's own shows
 // in pg_cursors.
-func auditQuery(sc *pool.Conn, canon map[string]string) ([][3]string, error) {
+func auditQuery(sc *pool.Conn, sv *txstate.Server, canon map[string]string) ([][3]string, error) {
 	names := slices.Sorted(maps.Keys(canon))
 	vals := make([]string, len(names))
 	for i, n := range names {
@@ -275,13 +281,13 @@ func auditQuery(sc *pool.Conn, canon map[string]string) ([][3]string, error) {
 	}
 	sql := "SELECT kind, name, detail FROM multigres_audit.session_state(" + textArray(names) + ", " + textArray(vals) + ")" +
 		" UNION ALL SELECT 'user', current_user::text, session_user::text"
-	return runAuditSQL(sc, sql)
+	return runAuditSQL(sc, sv, sql)
 }
 
 // runAuditSQL runs a simple query of the audit on sc and returns its rows
 // (the first three columns, NULL as "").
-func runAuditSQL(sc *pool.Conn, sql string) ([][3]string, error) {
-	sc.UnnamedOwner = 0 // a simple query drops the unnamed statement
+func runAuditSQL(sc *pool.Conn, sv *txstate.Server, sql string) ([][3]string, error) {
+	sv.OwnQueryRan()
 	rows, err := sc.SimpleQuery(sql, 10*time.Second)
 	if err != nil {
 		return nil, err
@@ -324,8 +330,8 @@ type sessionTimer struct {
 
 // pauseStatementTimeout reads statement_timeout and sets it to 0 in one
 // trivial statement, retried while the short timeout cancels even that.
-func pauseStatementTimeout(sc *pool.Conn) (*sessionTimer, error) {
-	rows, err := auditRetry(sc, "SELECT pg_catalog.current_setting('statement_timeout'), "+
+func pauseStatementTimeout(sc *pool.Conn, sv *txstate.Server) (*sessionTimer, error) {
+	rows, err := auditRetry(sc, sv, "SELECT pg_catalog.current_setting('statement_timeout'), "+
 		"pg_catalog.set_config('statement_timeout', '0', false)")
 	if err != nil {
 		return nil, err
@@ -338,12 +344,12 @@ func pauseStatementTimeout(sc *pool.Conn) (*sessionTimer, error) {
 
 // restore puts statement_timeout back as the model has it (the model is
 // what the next client's switch starts from; a difference fails anyway).
-func (st *sessionTimer) restore(sc *pool.Conn) error {
+func (st *sessionTimer) restore(sc *pool.Conn, sv *txstate.Server) error {
 	value := "NULL"
 	if st.inModel {
 		value = "'" + strings.ReplaceAll(st.model, "'", "''") + "'"
 	}
-	_, err := auditRetry(sc, "SELECT pg_catalog.set_config('statement_timeout', "+value+", false)")
+	_, err := auditRetry(sc, sv, "SELECT pg_catalog.set_config('statement_timeout', "+value+", false)")
 	return err
 }
 
@@ -367,11 +373,11 @@ func (st *sessionTimer) check(rows [][3]string) ([][3]string, string) {
 
 // auditRetry runs a one-row query, retrying up to 20 times when it fails
 // (a millisecond statement_timeout can cancel even a trivial statement).
-func auditRetry(sc *pool.Conn, sql string) ([][3]string, error) {
+func auditRetry(sc *pool.Conn, sv *txstate.Server, sql string) ([][3]string, error) {
 	var err error
 	for range 20 {
 		var rows [][3]string
-		if rows, err = runAuditSQL(sc, sql); err == nil {
+		if rows, err = runAuditSQL(sc, sv, sql); err == nil {
 			return rows, nil
 		}
 	}

@@ -4,42 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/multigres-proxy/multigres/internal/pool"
+	"github.com/multigres-proxy/multigres/internal/txstate"
 )
-
-// TestSameShaping: the short switch shares the client's transaction only
-// when every transaction-shaping setting agrees; unknown settings never do.
-func TestSameShaping(t *testing.T) {
-	t.Parallel()
-	ro := map[string]string{"default_transaction_read_only": "on"}
-	cases := []struct {
-		name           string
-		server, client map[string]string
-		same, shapes   bool
-	}{
-		{"both empty", nil, nil, true, false},
-		{"only untracked-for-shaping differ", map[string]string{"application_name": "a"}, map[string]string{"application_name": "b"}, true, false},
-		{"server read only", ro, nil, false, true},
-		{"client read only", nil, ro, false, false},
-		{"both read only", ro, ro, true, true},
-		{"statement_timeout differs", map[string]string{"statement_timeout": "1"}, nil, false, false},
-		{"lock_timeout values differ", map[string]string{"lock_timeout": "1s"}, map[string]string{"lock_timeout": "2s"}, false, false},
-		{"isolation on the server", map[string]string{"default_transaction_isolation": "serializable"}, nil, false, true},
-		{"deferrable on the server", map[string]string{"default_transaction_deferrable": "on"}, nil, false, true},
-		{"unknown", unknownSettings(), nil, false, true},
-	}
-	for _, c := range cases {
-		if got := sameShaping(c.server, c.client); got != c.same {
-			t.Errorf("%s: sameShaping = %v, want %v", c.name, got, c.same)
-		}
-		if got := shapesTransactions(c.server); got != c.shapes {
-			t.Errorf("%s: shapesTransactions = %v, want %v", c.name, got, c.shapes)
-		}
-	}
-	if !isUnknownSettings(unknownSettings()) || isUnknownSettings(nil) || isUnknownSettings(ro) {
-		t.Error("isUnknownSettings tells the marker set from others wrongly")
-	}
-}
 
 // TestAuditSettingDiffs: the audit's comparison of session settings with
 // the model, as a table.
@@ -87,7 +53,8 @@ func TestAuditSettingDiffs(t *testing.T) {
 // LRU, multigres' own statements and the orphans, in both directions.
 func TestAuditPreparedDiffs(t *testing.T) {
 	t.Parallel()
-	sc := &pool.Conn{Prepared: pool.NewLRU(4), Internal: map[string]bool{"mg_commit": true}, Orphans: map[string]bool{"mg_old": true}}
+	sc := txstate.NewServer(1, 4, nil)
+	sc.Internal["mg_commit"], sc.Orphans["mg_old"] = true, true
 	sc.Prepared.Add("mg_a")
 	if d := preparedDiffs(sc, map[string]bool{"mg_a": true, "mg_commit": true, "mg_old": true}); len(d) != 0 {
 		t.Errorf("matching sets: %v", d)
@@ -110,34 +77,6 @@ func TestTextArray(t *testing.T) {
 	}
 	if got := textArray(nil); got != "ARRAY[]::text[]" {
 		t.Errorf("empty textArray = %s", got)
-	}
-}
-
-// TestNeedsTimerReset: a previous client's short timeout is reset before
-// the switch unless the client shares it; long ones and "off" are left to
-// the switch.
-func TestNeedsTimerReset(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		server, client map[string]string
-		want           bool
-	}{
-		{nil, nil, false},
-		{map[string]string{"statement_timeout": "1"}, nil, true},
-		{map[string]string{"statement_timeout": "1ms"}, map[string]string{"statement_timeout": "1ms"}, false},
-		{map[string]string{"lock_timeout": "500 ms"}, nil, true},
-		{map[string]string{"lock_timeout": "0.5s"}, nil, true},
-		{map[string]string{"statement_timeout": "900us"}, nil, true},
-		{map[string]string{"statement_timeout": "30s"}, nil, false},
-		{map[string]string{"statement_timeout": "1min"}, nil, false},
-		{map[string]string{"statement_timeout": "0"}, nil, false},
-		{map[string]string{"statement_timeout": "soon"}, nil, true},
-		{unknownSettings(), nil, true},
-	}
-	for _, c := range cases {
-		if got := needsTimerReset(c.server, c.client); got != c.want {
-			t.Errorf("server %v, client %v: %v, want %v", c.server, c.client, got, c.want)
-		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/multigres-proxy/multigres/internal/pool"
+	"github.com/multigres-proxy/multigres/internal/txstate"
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
@@ -26,7 +27,8 @@ import (
 
 // acquireServer borrows a server connection for the client's next
 // transaction, within its tenant's share of the pool.
-func (c *clientConn) acquireServer() (*pool.Conn, error) {
+func (r *txRelay) acquireServer() (*pool.Conn, error) {
+	c := r.c
 	if c.srv.inShut.Load() {
 		return nil, pool.ErrClosed // no new transaction once shutdown began
 	}
@@ -38,11 +40,11 @@ func (c *clientConn) acquireServer() (*pool.Conn, error) {
 		defer cancel()
 	}
 	for {
-		sc, err := c.tx.pool.AcquireQuota(ctx, c.tl.name, cfg.MaxTenantServerConnections)
+		sc, err := r.pool.AcquireQuota(ctx, c.tl.name, cfg.MaxTenantServerConnections)
 		if err != nil {
 			return nil, err
 		}
-		if !c.preReset(sc, false) {
+		if !r.preReset(sc, false) {
 			continue
 		}
 		return sc, nil
@@ -52,11 +54,11 @@ func (c *clientConn) acquireServer() (*pool.Conn, error) {
 // releaseServer gives sc back to the pool, after the state audit when it
 // is on (a connection that fails it is closed); the pool frees the
 // tenant's slot.
-func (c *clientConn) releaseServer(sc *pool.Conn, reusable bool) {
-	if reusable && c.lc.cfg.StateAudit {
-		reusable = c.auditState(sc)
+func (r *txRelay) releaseServer(sc *pool.Conn, reusable bool) {
+	if reusable && r.c.lc.cfg.StateAudit {
+		reusable = r.auditState(sc)
 	}
-	c.tx.pool.Release(sc, reusable)
+	r.pool.Release(sc, reusable)
 }
 
 // loginWaitCtx bounds a login's wait for a pooled connection so that it
@@ -82,12 +84,14 @@ type holdState struct {
 	attachedAt, copyWaitSince, blockIdleSince int64
 }
 
-func (c *clientConn) holdState() holdState {
-	t := &c.tx
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return holdState{server: t.server, status: t.status, owes: len(t.q) > 0, copyIn: t.copyIn,
-		attachedAt: t.attachedAt, copyWaitSince: t.copyWaitSince, blockIdleSince: t.blockIdleSince}
+func (r *txRelay) holdState() holdState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil { // session mode, or before the login
+		return holdState{}
+	}
+	return holdState{server: r.server, status: r.m.Status(), owes: r.m.Owes(), copyIn: r.m.CopyIn(),
+		attachedAt: r.attachedAt, copyWaitSince: r.copyWaitSince, blockIdleSince: r.blockIdleSince}
 }
 
 // outsideBlock: the client holds a server connection outside a transaction
@@ -107,14 +111,15 @@ func (h holdState) inBlock() bool { return h.server != nil && h.status != 'I' &&
 // waits for its COPY data), unsynced_hold_timeout's deadline goes on the
 // socket. Clients that Sync each request hold no connection while the pump
 // waits for them, so the common case costs one lock and no timer.
-func (c *clientConn) beforeRead() error {
-	t := &c.tx
-	t.mu.Lock()
-	attached, held, copying, since := t.server != nil, t.server != nil && t.status == 'I', t.server != nil && t.copyIn, t.attachedAt
+func (r *txRelay) beforeRead() error {
+	c := r.c
+	r.mu.Lock()
+	attached := r.server != nil
+	held, copying, since := attached && r.m.Status() == wire.TxIdle, attached && r.m.CopyIn(), r.attachedAt
 	if copying {
-		t.copyWaitSince = c.monoNow()
+		r.copyWaitSince = c.monoNow()
 	}
-	t.mu.Unlock()
+	r.mu.Unlock()
 	if !attached {
 		if c.srv.inShut.Load() {
 			return errShuttingDown
@@ -122,7 +127,7 @@ func (c *clientConn) beforeRead() error {
 		return nil
 	}
 	if !held && !copying {
-		c.armBlockIdle()
+		r.armBlockIdle()
 		return nil
 	}
 	timeout := c.srv.live.Load().cfg.UnsyncedHoldTimeout
@@ -146,18 +151,19 @@ func (c *clientConn) beforeRead() error {
 // otherwise). While the server still answers, or the bound is not reached
 // (a reload lengthened it), the pump reads again; past it the client is
 // ended and its server connection closed (abandonTx).
-func (c *clientConn) holdReadError(err error) (retry bool, out error, held bool) {
-	h := c.holdState()
+func (r *txRelay) holdReadError(err error) (retry bool, out error, held bool) {
+	c := r.c
+	h := r.holdState()
 	held, owes, since := h.outsideBlock(), h.owes || h.copyIn, h.attachedAt
-	if r, o, ok := c.blockReadError(err); ok {
-		return r, o, true
+	if retry, o, ok := r.blockReadError(err); ok {
+		return retry, o, true
 	}
 	timeout := c.srv.live.Load().cfg.UnsyncedHoldTimeout
 	if timeout <= 0 {
 		return false, nil, false
 	}
 	if h.copying() {
-		return c.copyReadError(err, timeout, h.copyWaitSince)
+		return r.copyReadError(err, timeout, h.copyWaitSince)
 	}
 	if !held {
 		return false, nil, false
@@ -172,9 +178,9 @@ func (c *clientConn) holdReadError(err error) (retry bool, out error, held bool)
 		_ = c.nc.SetReadDeadline(time.Now().Add(rest))
 		return true, nil, true
 	}
-	c.tx.mu.Lock()
-	c.tx.closeServer = true
-	c.tx.mu.Unlock()
+	r.mu.Lock()
+	r.closeServer = true
+	r.mu.Unlock()
 	c.logger().Info("ending a client that held a server connection without a Sync", "held", elapsed, "unsynced_hold_timeout", timeout)
 	return false, wire.Fatal(codeIdleSessionTimeout,
 		"terminating connection: it held a pooled server connection outside a transaction block for %s without sending Sync (unsynced_hold_timeout = %s)",
@@ -195,11 +201,12 @@ var errShuttingDown = wire.Fatal(wire.CodeAdminShutdown, "terminating connection
 // shutdownReadError interprets a client read timeout once Shutdown began:
 // between transactions the client is ended; otherwise its read goes on
 // without a deadline (handled=false leaves other deadlines to the caller).
-func (c *clientConn) shutdownReadError(err error) (retry bool, out error, handled bool) {
-	if !c.srv.inShut.Load() || !c.tx.relaying.Load() {
+func (r *txRelay) shutdownReadError(err error) (retry bool, out error, handled bool) {
+	c := r.c
+	if !c.srv.inShut.Load() || !r.relaying.Load() {
 		return false, nil, false
 	}
-	h := c.holdState()
+	h := r.holdState()
 	if h.server == nil { // between transactions
 		return false, errShuttingDown, true
 	}
@@ -229,14 +236,15 @@ func (s *Server) wakeTxClients() {
 // preReset resets what sc's previous client left that this client's
 // switch must not run under (preSwitchResets). A connection where that
 // fails is closed (false), and the caller takes another.
-func (c *clientConn) preReset(sc *pool.Conn, login bool) bool {
-	names := preSwitchResets(sc.Settings, c.tx.settings, login)
+func (r *txRelay) preReset(sc *pool.Conn, login bool) bool {
+	sv := r.model(sc)
+	names := txstate.PreSwitchResets(sv.Settings, r.m.Settings(), login)
 	if len(names) == 0 {
 		return true
 	}
-	if err := resetSettings(sc, names, c.tx.settings); err != nil {
-		c.logger().Info("closing a pooled connection whose previous client's settings could not be reset", "err", err)
-		c.tx.pool.Release(sc, false)
+	if err := resetSettings(sc, sv, names, r.m.Settings()); err != nil {
+		r.c.logger().Info("closing a pooled connection whose previous client's settings could not be reset", "err", err)
+		r.pool.Release(sc, false)
 		return false
 	}
 	return true
@@ -244,15 +252,16 @@ func (c *clientConn) preReset(sc *pool.Conn, login bool) bool {
 
 // copyReadError: the client sent no COPY data for unsynced_hold_timeout
 // while the server waited for it; it is ended and the connection closed.
-func (c *clientConn) copyReadError(err error, timeout time.Duration, since int64) (bool, error, bool) {
+func (r *txRelay) copyReadError(err error, timeout time.Duration, since int64) (bool, error, bool) {
+	c := r.c
 	waited := time.Duration(c.monoNow() - since)
 	if strings.HasPrefix(err.Error(), "read frame header") && waited < timeout {
 		_ = c.nc.SetReadDeadline(time.Now().Add(timeout - waited))
 		return true, nil, true
 	}
-	c.tx.mu.Lock()
-	c.tx.closeServer = true
-	c.tx.mu.Unlock()
+	r.mu.Lock()
+	r.closeServer = true
+	r.mu.Unlock()
 	c.logger().Info("ending a client that sent no COPY data", "waited", waited, "unsynced_hold_timeout", timeout)
 	return false, wire.Fatal(codeIdleSessionTimeout,
 		"terminating connection: COPY FROM STDIN received no data for %s (unsynced_hold_timeout = %s)", waited.Round(time.Millisecond), timeout).
@@ -290,13 +299,14 @@ func (c *clientConn) blockBound() (time.Duration, string) {
 
 // armBlockIdle puts the poll (or the bound, if sooner) on the client read
 // of a client idle in a block.
-func (c *clientConn) armBlockIdle() {
-	if !c.holdState().inBlock() {
+func (r *txRelay) armBlockIdle() {
+	c := r.c
+	if !r.holdState().inBlock() {
 		return
 	}
-	c.tx.mu.Lock()
-	c.tx.blockIdleSince = c.monoNow()
-	c.tx.mu.Unlock()
+	r.mu.Lock()
+	r.blockIdleSince = c.monoNow()
+	r.mu.Unlock()
 	wait := blockPoll
 	if bound, _ := c.blockBound(); bound > 0 {
 		wait = min(wait, bound)
@@ -309,8 +319,9 @@ func (c *clientConn) armBlockIdle() {
 // server that spoke (a FATAL) gets its server pump, which relays it and
 // ends the client; past its bound the client is ended; otherwise the read
 // goes on.
-func (c *clientConn) blockReadError(err error) (bool, error, bool) {
-	h := c.holdState()
+func (r *txRelay) blockReadError(err error) (bool, error, bool) {
+	c := r.c
+	h := r.holdState()
 	sc, owes := h.server, h.owes
 	if !h.inBlock() {
 		return false, nil, false
@@ -321,18 +332,18 @@ func (c *clientConn) blockReadError(err error) (bool, error, bool) {
 		if !header {
 			return false, nil, false
 		}
-		c.tx.mu.Lock()
-		c.tx.blockIdleSince = c.monoNow()
-		c.tx.mu.Unlock()
+		r.mu.Lock()
+		r.blockIdleSince = c.monoNow()
+		r.mu.Unlock()
 		_ = c.nc.SetReadDeadline(time.Now().Add(blockPoll))
 		return true, nil, true
 	}
 	if !sc.Quiet() {
-		c.tx.mu.Lock()
-		if c.tx.server == sc && c.tx.pumpDone == nil {
-			c.startServerPump(sc)
+		r.mu.Lock()
+		if r.server == sc && r.pumpDone == nil {
+			r.startServerPump(sc)
 		}
-		c.tx.mu.Unlock()
+		r.mu.Unlock()
 		if header {
 			_ = c.nc.SetReadDeadline(time.Time{})
 			return true, nil, true
@@ -354,9 +365,9 @@ func (c *clientConn) blockReadError(err error) (bool, error, bool) {
 	c.logger().Info("ending a client idle in a transaction block", "idle", elapsed, key, bound)
 	code := "25P03" // idle_in_transaction_session_timeout
 	if key == "unsynced_hold_timeout" {
-		c.tx.mu.Lock()
-		c.tx.closeServer = true
-		c.tx.mu.Unlock()
+		r.mu.Lock()
+		r.closeServer = true
+		r.mu.Unlock()
 		code = codeIdleSessionTimeout
 	}
 	return false, wire.Fatal(code, "terminating connection: idle in a transaction block for %s holding a pooled server connection (%s = %s)",

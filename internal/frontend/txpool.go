@@ -2,149 +2,20 @@ package frontend
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/pool"
+	"github.com/multigres-proxy/multigres/internal/setconfig"
 	"github.com/multigres-proxy/multigres/internal/sqlguard"
 	"github.com/multigres-proxy/multigres/internal/tenant"
+	"github.com/multigres-proxy/multigres/internal/txstate"
 	"github.com/multigres-proxy/multigres/internal/wire"
 	mgsql "github.com/multigres-proxy/multigres/sql"
-)
-
-// Transaction pooling (pool_mode = transaction), tenant connections only.
-// A client holds a server connection from its first message after
-// ReadyForQuery 'I' until the next ReadyForQuery 'I' with nothing in
-// flight. What a client leaves in a server session is either tracked here
-// and re-applied wherever it lands (tenant context, tracked settings,
-// protocol-level prepared statements) or refused by the guard's
-// transaction-mode rules (internal/sqlguard/session.go). docs/pooling.md
-// lists both.
-
-// txConn is a client's transaction-pooling state. mu guards everything
-// the client pump and the server pump share: the attached server, the
-// queue of owed responses, the status, statements and settings.
-type txConn struct {
-	pool *pool.Pool
-	// relaying is set once the client is past login and relayTx runs (read
-	// by Shutdown from another goroutine).
-	relaying atomic.Bool
-
-	mu     sync.Mutex
-	server *pool.Conn
-	q      []owed // responses the client is owed, oldest first
-	status byte   // transaction status as the client last saw it
-	skip   bool   // discarding client messages until Sync
-	// serverSkipping: the server ignores messages until the client's next
-	// Sync (an extended-protocol error with no Sync owed after it).
-	serverSkipping bool
-	gone           bool // the client is gone; the server pump cleans up
-	// unconfirmed: a short context switch rides on a query whose
-	// ReadyForQuery has not come yet (see queueSwitch).
-	unconfirmed bool
-	// copyIn: the server is reading COPY data and ignores Sync (see
-	// enterCopyIn).
-	copyIn bool
-	// copySyncs counts the Syncs the client sent in a COPY IN's window
-	// (see copyFailed); copyOpen: that COPY's outcome (CommandComplete or
-	// ErrorResponse) has not come yet.
-	copySyncs    int
-	copyOpen     bool
-	copyFailSent bool // the client ended the copy with CopyFail
-	// attachedAt is the monoNow of the current attachment (see
-	// unsynced_hold_timeout in txhold.go); closeServer makes abandonTx
-	// close the server connection instead of rolling it back.
-	attachedAt    int64
-	copyWaitSince int64 // monoNow when the client pump began waiting for COPY data
-	// blockIdleSince: monoNow when the client, idle in a block, was last
-	// heard from (txhold.go).
-	blockIdleSince int64
-	closeServer    bool
-	// out collects what the client pump sends the server for one message.
-	out []byte
-	// unread counts the bytes forwarded since someone last started
-	// reading the server's answers (see driveServer).
-	unread int
-	// rowsForward: DataRows and CopyData for the head entry go to the
-	// client (set at every unlock; read lock-free by the server pump).
-	rowsForward atomic.Bool
-	// pumpDone is closed when the current attachment's server pump ends;
-	// nil when no server pump goroutine runs (none yet, or the client
-	// pump reads the server inline).
-	pumpDone chan struct{}
-	// inline is the server the client pump is reading right now, for
-	// kill to interrupt; interrupted records that it did.
-	inlineMu    sync.Mutex
-	inline      *pool.Conn
-	interrupted bool
-	// cancels counts CancelRequests in flight to the attached server; it
-	// is released only after they are delivered, so a late cancel cannot
-	// hit the next client's query.
-	cancels sync.WaitGroup
-
-	ctxKey   string            // identity of this client's tenant context
-	salt     string            // statement salt: ctxKey and settings (serverName)
-	ctx      backend.Context   // the context to apply (MACs computed per server)
-	signKey  []byte            // context_signing key, nil when off
-	settings map[string]string // tracked settings, by name
-	stmts    map[string]*txStmt
-	unnamed  *txStmt // the client's last unnamed Parse
-	// portalFx are the effects of the statement bound to the unnamed
-	// portal; batchFx those executed since the last Sync (server pump).
-	portalFx *sqlguard.Effects
-	batchFx  []*sqlguard.Effects
-	// portalKnown: the unnamed portal holds the client's unnamed statement,
-	// whose effects portalFx are (a named statement's are not tracked).
-	portalKnown bool
-	// batchTx: a statement that may control the transaction completed in
-	// the current batch (server pump; see noteEffects).
-	batchTx bool
-}
-
-// txStmt is a client's prepared statement: its server name and the Parse
-// to send where it is not prepared yet.
-type txStmt struct {
-	srv   string
-	parse []byte            // Parse frame carrying srv as its name
-	id    uint64            // unnamed statements: identity for UnnamedOwner
-	fx    *sqlguard.Effects // unnamed statements: the session SETs it makes
-}
-
-// owed is one response the client is owed, in the order it is owed.
-type owed struct {
-	kind   byte // client message type (P B D C E S Q)
-	action byte // owedForward, owedSwallow or owedSynth
-	synth  []byte
-	// P: the client statement (and server name) a failed Parse removes.
-	stmt, srv string
-	named     bool
-	// Q: the session effects committed when it succeeds.
-	fx     *sqlguard.Effects
-	failed bool
-	// injected: part of the context switch; any error is fatal.
-	injected bool
-	// unnamed: a Parse of the unnamed statement; skipped, the server keeps
-	// whatever unnamed statement it had.
-	unnamed bool
-	// txc: an Execute that may control the transaction (its statement's
-	// effects are unknown or include BEGIN/COMMIT/ROLLBACK/savepoints), so
-	// SETs in the same batch may be undone or committed by it.
-	txc bool
-}
-
-const (
-	owedForward = iota
-	owedSwallow
-	owedSynth
 )
 
 // txMode reports whether this connection uses transaction pooling: tenant
@@ -175,7 +46,7 @@ func (c *clientConn) txParams() (map[string]string, error) {
 			return nil, unsupportedStartupParam(p.Name)
 		}
 	}
-	return internSettings(settings), nil
+	return txstate.Intern(settings), nil
 }
 
 func unsupportedStartupParam(name string) *wire.Error {
@@ -193,21 +64,21 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	if err != nil {
 		return err
 	}
-	t := &c.tx
-	t.settings, t.status = settings, 'I'
-	if err := c.buildTxContext(ctx); err != nil {
+	r := &c.tx
+	cfg, err := c.machineConfig(ctx, settings)
+	if err != nil {
 		return err
 	}
-	t.salt = stmtSalt(t.ctxKey, settings)
-	t.pool = c.srv.pools().Get(c.database, c.ident.Role, c.txDialer(creds), c.poolLimits())
+	r.m = txstate.New(cfg)
+	r.pool = c.srv.pools().Get(c.database, c.ident.Role, c.txDialer(creds), c.poolLimits())
 	actx, cancel := loginWaitCtx(ctx)
 	defer cancel()
 	var sc *pool.Conn
 	for sc == nil {
-		if sc, err = t.pool.Acquire(actx); err != nil {
+		if sc, err = r.pool.Acquire(actx); err != nil {
 			return c.acquireError(err, true)
 		}
-		if !c.preReset(sc, true) {
+		if !r.preReset(sc, true) {
 			sc = nil
 		}
 	}
@@ -219,35 +90,40 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	// No Session.Connected: in transaction mode the client holds no server
 	// connection; the pools are observed through Server.PoolStats.
 	c.setState(StateInjecting)
-	bctx := t.ctx
-	bctx.MACs = c.macs(sc.PID)
-	bctx.Variables = append(slices.Clone(bctx.Variables), slices.Sorted(maps.Keys(settings))...)
-	for _, name := range slices.Sorted(maps.Keys(settings)) {
-		bctx.Values = append(bctx.Values, settings[name])
-	}
-	bctx.Resets = resetsFor(sc.Settings, settings)
-	bctx.PreResets = preResets(settings)
+	sv := r.model(sc)
+	bctx := r.m.LoginContext(sv)
 	checkKey := bctx.Role + "\x00" + c.database
 	bctx.CheckRole = !c.srv.roleChecked(checkKey)
 	applyErr := sc.Apply(bctx)
 	_ = sc.SetDeadline(time.Time{})
+	sv.TxStatus = sc.TxStatus
 	if err := c.applyErr(applyErr, bctx.Role); err != nil {
-		c.releaseServer(sc, false)
+		r.releaseServer(sc, false)
 		return err
 	}
 	if bctx.CheckRole {
 		c.srv.markRoleChecked(checkKey)
 	}
-	sc.Context, sc.Settings = t.ctxKey, settings
-	sc.UnnamedOwner = 0
+	r.m.LoggedIn(sv)
 	err = c.sendReady(sc.Conn)
-	c.releaseServer(sc, sc.TxStatus == 'I')
+	r.releaseServer(sc, sc.TxStatus == 'I')
 	return err
 }
 
-// buildTxContext computes the client's context once: variables, resolved
-// variables, managed settings and the role, and its identity key.
-func (c *clientConn) buildTxContext(ctx context.Context) error {
+// model is multigres' model of sc's session, made when sc is first used.
+func (r *txRelay) model(sc *pool.Conn) *txstate.Server {
+	if sv, ok := sc.Session.(*txstate.Server); ok {
+		return sv
+	}
+	sv := txstate.NewServer(sc.PID, r.c.lc.cfg.MaxPreparedStatements, sc.Param)
+	sc.Session = sv
+	return sv
+}
+
+// machineConfig computes the client's context once: variables, resolved
+// variables, managed settings and the role, its identity key, and how its
+// MACs are made.
+func (c *clientConn) machineConfig(ctx context.Context, settings map[string]string) (txstate.Config, error) {
 	cfg := c.lc.cfg
 	role := cfg.SetRole
 	if role == "" {
@@ -256,22 +132,39 @@ func (c *clientConn) buildTxContext(ctx context.Context) error {
 	vars := append(append([]string(nil), cfg.ContextVariables...), c.resolvedNames...)
 	values := append(append([]string(nil), c.ident.Values...), c.resolvedValues...)
 	vars, values = c.tenantSettings(vars, values)
-	t := &c.tx
-	t.ctx = backend.Context{Variables: vars, Values: values, Role: role}
-	t.ctxKey = role + "\x00" + strings.Join(vars, "\x00") + "\x00\x00" + strings.Join(values, "\x00")
+	mc := txstate.Config{
+		Context:  setconfig.Context{Variables: vars, Values: values, Role: role},
+		Key:      role + "\x00" + strings.Join(vars, "\x00") + "\x00\x00" + strings.Join(values, "\x00"),
+		Settings: settings,
+		Refuse: func(typ wire.ClientType, frame []byte, err *wire.Error) []byte {
+			return c.refuse(byte(typ), frame, err)
+		},
+		NewUnnamedID: func() uint64 { return unnamedIDs.Add(1) },
+	}
 	if cfg.ContextSigning {
 		key, err := c.signingKey(ctx)
 		if err != nil {
-			return err
+			return mc, err
 		}
-		t.signKey = key
-		t.ctx.Primed = len(cfg.ContextVariables)
+		mc.Context.Primed = len(cfg.ContextVariables)
 		for _, v := range cfg.ContextVariables {
-			t.ctx.MACNames = append(t.ctx.MACNames, mgsql.ContextMACName(v))
+			mc.Context.MACNames = append(mc.Context.MACNames, mgsql.ContextMACName(v))
+		}
+		names, values := cfg.ContextVariables, c.ident.Values
+		mc.MACs = func(pid uint32) []string {
+			out := make([]string, len(names))
+			for i, v := range names {
+				out[i] = mgsql.ContextMAC(key, v, pid, values[i])
+			}
+			return out
 		}
 	}
-	return nil
+	return mc, nil
 }
+
+// unnamedIDs gives every unnamed Parse a process-unique identity (see
+// txstate.Server.UnnamedOwner).
+var unnamedIDs atomic.Uint64
 
 // signingKey is the database's context signing key; without one the
 // client is refused.
@@ -283,31 +176,6 @@ func (c *clientConn) signingKey(ctx context.Context) ([]byte, error) {
 			WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
 	}
 	return key, nil
-}
-
-// macs are the signed-context MACs for a server backend pid.
-func (c *clientConn) macs(pid uint32) []string {
-	if c.tx.signKey == nil {
-		return nil
-	}
-	out := make([]string, len(c.lc.cfg.ContextVariables))
-	for i, v := range c.lc.cfg.ContextVariables {
-		out[i] = mgsql.ContextMAC(c.tx.signKey, v, pid, c.ident.Values[i])
-	}
-	return out
-}
-
-// resetsFor lists the settings in effect on a server that the client does
-// not have, sorted.
-func resetsFor(server, client map[string]string) []string {
-	var out []string
-	for name := range server {
-		if _, ok := client[name]; !ok {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // txDialer opens pool connections as the client's login role, with the
@@ -329,7 +197,7 @@ func (c *clientConn) poolLimits() pool.Limits {
 	return pool.Limits{Size: cfg.DefaultPoolSize, MinSize: cfg.MinPoolSize, ReserveSize: cfg.ReservePoolSize,
 		ReserveTimeout: cfg.ReservePoolTimeout, WaitTimeout: cfg.QueryWaitTimeout,
 		IdleTimeout: cfg.ServerIdleTimeout, Lifetime: cfg.ServerLifetime, CheckDelay: cfg.ServerCheckDelay,
-		ConnectTimeout: cfg.ServerConnectTimeout, MaxPrepared: cfg.MaxPreparedStatements}
+		ConnectTimeout: cfg.ServerConnectTimeout}
 }
 
 // acquireError is what a client sees when no server connection could be
@@ -398,40 +266,3 @@ func contextHint(msg, fallback string) string {
 	}
 	return fallback
 }
-
-// serverName is the server-side name of a client's statement: a hash of
-// its text and parameter types and of the client's statement salt, so
-// clients share a server statement exactly when they prepared the same
-// thing under the same tenant context and settings, and names never
-// collide.
-//
-// Why the salt: PostgreSQL converts a statement's typed literals ('01/02/
-// 2024'::date, timestamptz, intervals) with the DateStyle, TimeZone and
-// IntervalStyle of whoever prepared it, and never again; and whether a
-// Parse is answered from the cache would tell a tenant which SQL another
-// tenant ran. A statement is shared only with clients that would have
-// parsed it to the same thing and may know it exists.
-func serverName(salt string, parseBody []byte) string {
-	h := sha256.New()
-	h.Write([]byte(salt))
-	h.Write(parseBody)
-	return "mg_" + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// stmtSalt is the statement salt of a client with tenant context key
-// ctxKey and tracked settings: both in full, NUL-separated.
-func stmtSalt(ctxKey string, settings map[string]string) string {
-	return ctxKey + "\x00\x00\x00" + settingsKey(settings)
-}
-
-// preResets are the client's settings that must be reset right before
-// they are applied (backend.Context.PreResets): DateStyle, whose value may
-// name only one of its two halves.
-func preResets(settings map[string]string) []string {
-	if _, ok := settings["datestyle"]; ok {
-		return datestyleOnly
-	}
-	return nil
-}
-
-var datestyleOnly = []string{"datestyle"}

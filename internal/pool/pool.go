@@ -6,8 +6,8 @@
 // (last in, first out, so the warm ones stay warm), dials new ones up to
 // its size, queues waiters in arrival order and hands a released connection
 // straight to the longest waiter. What a connection carries between clients
-// (context, settings, prepared statements) lives in Conn and is the
-// frontend's business.
+// (context, settings, prepared statements) is the relay's business: it
+// keeps its model in Conn.Session, which the pool never reads.
 package pool
 
 import (
@@ -37,32 +37,19 @@ type Limits struct {
 	IdleTimeout, Lifetime      time.Duration // 0: off
 	CheckDelay                 time.Duration
 	ConnectTimeout             time.Duration
-	MaxPrepared                int // max_prepared_statements
 }
 
 // Dialer opens one authenticated server connection.
 type Dialer func(ctx context.Context) (*backend.Conn, error)
 
-// Conn is a pooled server connection with what it carries between clients.
-// Its fields other than the embedded connection belong to whoever holds it.
+// Conn is a pooled server connection. The pool owns its place in the
+// pool; Session belongs to whoever holds the connection.
 type Conn struct {
 	*backend.Conn
-	// Context is the identity of the tenant context applied last ("" for
-	// none); Settings the tracked settings in effect, by name.
-	Context  string
-	Settings map[string]string
-	// Prepared is the LRU of server-side statement names prepared here.
-	Prepared *LRU
-	// Internal are multigres' own statements prepared here (the context
-	// switch's), by name.
-	Internal map[string]bool
-	// Orphans are server statements that are no longer in Prepared but
-	// still exist on the server: the Close multigres sent for them was
-	// skipped after an error. The next prepare closes them.
-	Orphans map[string]bool
-	// UnnamedOwner identifies the client Parse that the server's unnamed
-	// statement holds (0: unknown or none).
-	UnnamedOwner uint64
+	// Session is what the relay keeps about the server session between
+	// clients (its model of the context, settings and statements there);
+	// the pool never reads it. nil for a fresh connection.
+	Session any
 	// Holder is the id of the client holding the connection, 0 in the
 	// pool: set by the client after Acquire, cleared by Release, read by
 	// SHOW SERVERS from other goroutines.
@@ -303,8 +290,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		return nil, fmt.Errorf("pool %s/%s: %w", p.Database, p.Role, err)
 	}
 	now := time.Now()
-	c := &Conn{Conn: bc, Settings: map[string]string{}, Internal: map[string]bool{}, Orphans: map[string]bool{}, Prepared: NewLRU(max(p.limits.MaxPrepared, 1)),
-		pool: p, created: now, lastUsed: now}
+	c := &Conn{Conn: bc, pool: p, created: now, lastUsed: now}
 	p.mu.Lock()
 	p.conns[c] = struct{}{}
 	p.mu.Unlock()
@@ -352,9 +338,16 @@ func (p *Pool) check(c *Conn) *Conn {
 		p.drop(c)
 		return nil
 	}
-	c.UnnamedOwner = 0 // the empty query dropped the unnamed statement
+	if s, ok := c.Session.(OwnQueryObserver); ok {
+		s.OwnQueryRan() // the empty query dropped the unnamed statement
+	}
 	return c
 }
+
+// OwnQueryObserver is implemented by a Session that must know when the
+// pool ran a simple query of its own on the connection (its health
+// check), which drops the server's unnamed statement.
+type OwnQueryObserver interface{ OwnQueryRan() }
 
 // Release returns c. reusable must be false unless the connection is idle
 // (ReadyForQuery 'I') with nothing in flight; such connections, and ones

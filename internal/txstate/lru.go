@@ -1,4 +1,4 @@
-package pool
+package txstate
 
 import "container/list"
 

@@ -1,0 +1,418 @@
+package txstate
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/multigres-proxy/multigres/internal/sqlguard"
+	"github.com/multigres-proxy/multigres/internal/wire"
+)
+
+// Step is what the driver does after ClientMessage.
+type Step int
+
+const (
+	// Done: write ToServer to the attached server and ToClient to the
+	// client.
+	Done Step = iota
+	// NeedServer: the client has no server connection and its message
+	// needs one: borrow one, then call Attach (or AttachFailed).
+	NeedServer
+)
+
+// ErrCopyPipelined ends a client that sent something other than COPY
+// data, its end, Flush or Sync while the server reads COPY data.
+var ErrCopyPipelined = wire.Fatal(wire.CodeProtocolViolation, "only COPY data, CopyDone, CopyFail, Flush and Sync may be sent during COPY FROM STDIN")
+
+// ClientMessage handles one client message (after the guard; fx are the
+// statement's session effects for a Query or Parse). Terminate is the
+// driver's.
+func (m *Machine) ClientMessage(typ wire.ClientType, frame []byte, fx *sqlguard.Effects) (Step, error) {
+	if m.skip {
+		if typ == wire.Sync {
+			m.skip = false
+			m.answerLocally(m.readyFrame())
+		}
+		return Done, nil
+	}
+	if m.attached && m.serverSkipping {
+		// The server ignores everything until a Sync after an
+		// extended-protocol error: so does the relay, owing nothing.
+		if typ != wire.Sync {
+			return Done, nil
+		}
+		m.serverSkipping = false
+	}
+	if !m.attached {
+		if m.withoutServer(typ, frame) {
+			return Done, nil
+		}
+		return NeedServer, nil
+	}
+	if m.unconfirmed && startsCommand(typ) {
+		// The short switch in front of this attachment's first query is
+		// not known to have committed: if that query fails, the server is
+		// back on the previous context, whatever it was. Switch again,
+		// durably, from an unknown state: every variable, the role and
+		// every tracked setting set or reset.
+		m.sv.forgetState()
+		m.queueSwitch(false)
+	}
+	return Done, m.forward(typ, frame, fx)
+}
+
+// withoutServer answers the messages that need no server connection when
+// the client has none: a lone Sync, a Flush, closing a named statement.
+func (m *Machine) withoutServer(typ wire.ClientType, frame []byte) bool {
+	switch typ {
+	case wire.Sync:
+		m.answerLocally(m.readyFrame())
+		return true
+	case wire.Flush, wire.CopyInData, wire.CopyInDone, wire.CopyInFail:
+		// PostgreSQL ignores COPY messages outside COPY; borrowing a
+		// server connection for them would hold it with nothing owed.
+		return true
+	case wire.Close:
+		if kind, name, ok := closeTarget(frame); ok && kind == wire.TargetStatement && name != "" {
+			delete(m.stmts, name)
+			m.answerLocally(closeComplete)
+			return true
+		}
+	}
+	return false
+}
+
+// Attach gives the client the server connection modelled by sv for the
+// message ClientMessage asked it for, and handles that message: the
+// context switch goes in front of it when sv's context or settings are
+// not the client's.
+func (m *Machine) Attach(sv *Server, typ wire.ClientType, frame []byte, fx *sqlguard.Effects) error {
+	m.sv, m.attached = sv, true
+	m.serverSkipping, m.unconfirmed = false, false
+	if sv.Context != m.cfg.Key || !maps.Equal(sv.Settings, m.settings) {
+		// A query that SETs gets the full form: under the short form, a
+		// command pipelined behind it is re-switched from the client's
+		// settings before that SET is known, which would undo it on the
+		// server while multigres records it.
+		short := typ == wire.Query && !mayControlTransaction(frame) && sameShaping(sv.Settings, m.settings) &&
+			(fx == nil || len(fx.Settings) == 0)
+		m.queueSwitch(short)
+	}
+	return m.forward(typ, frame, fx)
+}
+
+// AttachFailed: no server connection could be had for the message, and
+// the driver has put the error in ToClient. A Query or Sync gets its
+// ReadyForQuery; extended-protocol messages up to the Sync are discarded.
+func (m *Machine) AttachFailed(typ wire.ClientType) {
+	if typ == wire.Query || typ == wire.Sync {
+		m.answerLocally(m.readyFrame())
+		return
+	}
+	m.skip = true
+	m.flush = true
+}
+
+// startsCommand reports whether a client message can run SQL (or set up
+// what runs it); COPY data, Flush and Sync cannot.
+func startsCommand(typ wire.ClientType) bool {
+	switch typ {
+	case wire.Query, wire.Parse, wire.Bind, wire.Execute, wire.Describe, wire.Close, wire.FunctionCall:
+		return true
+	}
+	return false
+}
+
+// CheckEffects refuses session settings that could not be tracked
+// exactly: in the extended protocol (where a statement may run any number
+// of times, or never) and inside a transaction block (which may roll back).
+//
+// In the extended protocol a SET is tracked when it is an unnamed
+// statement (pgJDBC sends its startup SETs so): its effects ride on the
+// Execute of the unnamed portal and count once the Sync ends the implicit
+// transaction without error.
+func (m *Machine) CheckEffects(typ wire.ClientType, frame []byte, fx *sqlguard.Effects) *wire.Error {
+	if len(fx.Settings) == 0 && !fx.DeallocateAll {
+		return nil
+	}
+	what := "session-level SET"
+	if len(fx.Settings) == 0 {
+		what = "DEALLOCATE ALL"
+	}
+	switch {
+	case typ == wire.Parse && (fx.DeallocateAll || !unnamedParse(frame)):
+		return Refusal(what + " must be sent as a simple query or an unnamed statement in transaction pooling")
+	case len(fx.Settings) > 0 && (m.status != wire.TxIdle || fx.TxControl):
+		return Refusal("session-level SET inside a transaction block is not supported in transaction pooling")
+	}
+	return nil
+}
+
+func unnamedParse(frame []byte) bool { return len(frame) > 5 && frame[5] == 0 }
+
+// Refusal is the error of a session change transaction pooling cannot
+// track.
+func Refusal(msg string) *wire.Error {
+	return &wire.Error{Severity: wire.SeverityError, Code: wire.CodeFeatureNotSupported, Message: msg, Rule: "session_set",
+		Hint: "Send SET on its own, outside BEGIN ... COMMIT, with the simple query protocol; or use SET LOCAL inside the transaction. See docs/pooling.md."}
+}
+
+// forward sends one client message to the attached server, renaming
+// prepared statements and preparing them on demand.
+func (m *Machine) forward(typ wire.ClientType, frame []byte, fx *sqlguard.Effects) error {
+	if m.copy.in && typ != wire.CopyInData && typ != wire.CopyInDone && typ != wire.CopyInFail && typ != wire.Flush && typ != wire.Sync {
+		return ErrCopyPipelined
+	}
+	switch typ {
+	case wire.Parse:
+		return m.forwardParse(frame, fx)
+	case wire.Bind:
+		return m.forwardBind(frame)
+	case wire.Describe:
+		return m.forwardDescribe(frame)
+	case wire.Close:
+		return m.forwardClose(frame)
+	case wire.Query:
+		// A simple query drops the server's unnamed statement.
+		m.sv.UnnamedOwner = 0
+		m.q.push(entry{kind: wire.Query, fx: fx})
+	case wire.Execute:
+		e := entry{kind: wire.Execute, txc: true}
+		if len(frame) > 5 && frame[5] == 0 && m.portalKnown { // the unnamed portal, the client's unnamed statement
+			e.fx = m.portalFx
+			e.txc = e.fx != nil && e.fx.TxControl
+		}
+		m.q.push(e)
+	case wire.Sync:
+		if !m.copy.in { // during COPY IN the server ignores Sync
+			m.q.push(entry{kind: wire.Sync})
+		} else {
+			m.copy.syncs++ // see copyFailed
+		}
+	case wire.CopyInDone, wire.CopyInFail:
+		if m.copy.in {
+			m.copy.in = false // syncs stays until the COPY's outcome is known
+			m.copy.failSent = typ == wire.CopyInFail
+		} else {
+			// The copy may not have started yet: mark where its data
+			// ends (see enterCopyIn).
+			m.q.push(entry{kind: wire.CopyInDone})
+		}
+	case wire.Flush, wire.CopyInData:
+	default:
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
+	}
+	m.send(frame)
+	return nil
+}
+
+func (m *Machine) forwardParse(frame []byte, fx *sqlguard.Effects) error {
+	name, rest, ok := wire.CString(frame[5:])
+	if !ok {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Parse message")
+	}
+	if bytes.HasPrefix(rest, []byte(RefusalPrefix)) {
+		// A refusal: parse it unnamed so nothing is registered.
+		m.sv.UnnamedOwner = 0
+		m.q.push(entry{kind: wire.Parse})
+		m.send(wire.Build(byte(wire.Parse), []byte{0}, rest))
+		return nil
+	}
+	if name == "" {
+		m.unnamed = &stmt{parse: slices.Clone(frame), id: m.cfg.NewUnnamedID(), fx: fx}
+		m.sv.UnnamedOwner = m.unnamed.id
+		m.q.push(entry{kind: wire.Parse, unnamed: true})
+		m.send(frame)
+		return nil
+	}
+	if _, dup := m.stmts[name]; dup {
+		m.refuse(wire.Parse, &wire.Error{Severity: wire.SeverityError, Code: wire.CodeDuplicatePreparedStatement,
+			Message: fmt.Sprintf("prepared statement %q already exists", name)})
+		return nil
+	}
+	srv := serverName(m.salt, rest)
+	st := &stmt{srv: srv, parse: wire.Build(byte(wire.Parse), []byte(srv), []byte{0}, rest)}
+	if m.stmts == nil {
+		m.stmts = map[string]*stmt{}
+	}
+	m.stmts[name] = st
+	// In an aborted transaction block the server refuses a Parse (25P02),
+	// so multigres must not answer for it.
+	if m.status != wire.TxFailed && m.sv.Prepared.Has(srv) {
+		m.owe(entry{kind: wire.Parse, action: synth, synthBytes: parseComplete, stmt: name, srv: srv, named: true})
+		return nil
+	}
+	m.prepareOnServer(st, entry{kind: wire.Parse, stmt: name, srv: srv, named: true})
+	return nil
+}
+
+// prepareOnServer sends st's Parse, closing the statement the LRU evicts.
+func (m *Machine) prepareOnServer(st *stmt, e entry) {
+	sv := m.sv
+	if ev := sv.Prepared.Add(st.srv); ev != "" {
+		m.closeOnServer(ev)
+	}
+	for _, name := range slices.Sorted(maps.Keys(sv.Orphans)) {
+		if name != st.srv {
+			m.closeOnServer(name)
+		}
+	}
+	// Close first: a statement of this name may be on the server although
+	// multigres forgot it (an orphan); the server name is the SQL's hash,
+	// so it is the same statement, but Parse would fail with 42P05.
+	// Closing a missing statement is no error.
+	orphan := sv.Orphans[st.srv]
+	delete(sv.Orphans, st.srv)
+	m.send(closeStatement(st.srv))
+	closing := entry{kind: wire.Close, action: swallow}
+	if orphan {
+		closing.srv = st.srv // skipped, it stays an orphan
+	}
+	m.q.push(closing, e)
+	m.send(st.parse)
+}
+
+// closeOnServer queues the Close of a server statement multigres no longer
+// keeps; if an error makes the server skip it, skipToSync records the
+// statement as an orphan.
+func (m *Machine) closeOnServer(name string) {
+	delete(m.sv.Orphans, name)
+	m.send(closeStatement(name))
+	m.q.push(entry{kind: wire.Close, action: swallow, srv: name})
+}
+
+func closeStatement(name string) []byte {
+	return wire.Build(byte(wire.Close), []byte{wire.TargetStatement}, []byte(name), []byte{0})
+}
+
+// ensurePrepared makes a statement the client refers to exist on the
+// attached server, injecting its Parse (answer swallowed) if needed. It
+// returns the server name, or ok=false when the client has no such
+// statement.
+func (m *Machine) ensurePrepared(name string) (string, bool) {
+	if name == "" {
+		if m.unnamed == nil {
+			return "", false
+		}
+		if m.sv.UnnamedOwner != m.unnamed.id {
+			m.sv.UnnamedOwner = m.unnamed.id
+			m.q.push(entry{kind: wire.Parse, action: swallow, unnamed: true})
+			m.send(m.unnamed.parse)
+		}
+		return "", true
+	}
+	st := m.stmts[name]
+	if st == nil {
+		return "", false
+	}
+	if !m.sv.Prepared.Has(st.srv) {
+		m.prepareOnServer(st, entry{kind: wire.Parse, action: swallow, srv: st.srv})
+	}
+	return st.srv, true
+}
+
+func (m *Machine) forwardBind(frame []byte) error {
+	portal, rest, ok := wire.CString(frame[5:])
+	name, tail, ok2 := wire.CString(rest)
+	if !ok || !ok2 {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Bind message")
+	}
+	srv, found := m.ensurePrepared(name)
+	if !found {
+		m.refuse(wire.Bind, noSuchStatement(name))
+		return nil
+	}
+	if name == "" && portal != "" && m.unnamed.fx != nil {
+		// Effects are tracked on the unnamed portal only.
+		m.refuse(wire.Bind, Refusal("a session-level SET must be executed through the unnamed portal in transaction pooling"))
+		return nil
+	}
+	m.q.push(entry{kind: wire.Bind})
+	if portal == "" {
+		m.portalFx, m.portalKnown = nil, name == ""
+		if name == "" {
+			m.portalFx = m.unnamed.fx
+		}
+	}
+	if srv == name {
+		m.send(frame)
+		return nil
+	}
+	m.send(wire.Build(byte(wire.Bind), []byte(portal), []byte{0}, []byte(srv), []byte{0}, tail))
+	return nil
+}
+
+func (m *Machine) forwardDescribe(frame []byte) error {
+	body := frame[5:]
+	if len(body) < 2 {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Describe message")
+	}
+	if body[0] != wire.TargetStatement {
+		m.q.push(entry{kind: wire.Describe})
+		m.send(frame)
+		return nil
+	}
+	name, _, ok := wire.CString(body[1:])
+	if !ok {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Describe message")
+	}
+	srv, found := m.ensurePrepared(name)
+	if !found {
+		m.refuse(wire.Describe, noSuchStatement(name))
+		return nil
+	}
+	m.q.push(entry{kind: wire.Describe})
+	m.send(wire.Build(byte(wire.Describe), []byte{wire.TargetStatement}, []byte(srv), []byte{0}))
+	return nil
+}
+
+func (m *Machine) forwardClose(frame []byte) error {
+	kind, name, ok := closeTarget(frame)
+	if !ok {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid Close message")
+	}
+	if kind == wire.TargetStatement && name != "" {
+		// The server statement may serve other clients: keep it.
+		delete(m.stmts, name)
+		m.owe(entry{kind: wire.Close, action: synth, synthBytes: closeComplete})
+		return nil
+	}
+	if kind == wire.TargetStatement {
+		m.unnamed = nil
+		m.sv.UnnamedOwner = 0
+	}
+	m.q.push(entry{kind: wire.Close})
+	m.send(frame)
+	return nil
+}
+
+// refuse makes the server fail in the client's message's place, so the
+// transaction and skip-to-Sync semantics stay PostgreSQL's.
+func (m *Machine) refuse(kind wire.ClientType, we *wire.Error) {
+	m.sv.UnnamedOwner = 0
+	m.q.push(entry{kind: kind})
+	m.send(m.cfg.Refuse(wire.Parse, wire.Build(byte(wire.Parse), []byte{0}, []byte("x"), []byte{0}, []byte{0, 0}), we))
+}
+
+func noSuchStatement(name string) *wire.Error {
+	msg := fmt.Sprintf("prepared statement %q does not exist", name)
+	if name == "" {
+		msg = "unnamed prepared statement does not exist"
+	}
+	return &wire.Error{Severity: wire.SeverityError, Code: wire.CodeInvalidSQLStatementName, Message: msg}
+}
+
+func closeTarget(frame []byte) (byte, string, bool) {
+	body := frame[5:]
+	if len(body) < 2 || (body[0] != wire.TargetStatement && body[0] != wire.TargetPortal) {
+		return 0, "", false
+	}
+	name, _, ok := wire.CString(body[1:])
+	return body[0], name, ok
+}
+
+// RefusalPrefix starts the SQL of every refused statement's replacement
+// (a token the server fails to parse; see the frontend's refusals).
+const RefusalPrefix = "mg_refused_"
