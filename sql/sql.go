@@ -40,11 +40,9 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
-	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
 	_ "embed"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -52,6 +50,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/multigres-proxy/multigres/internal/auth"
 )
 
 // SetupSQL is the idempotent setup script; see setup.sql for what each
@@ -339,73 +339,27 @@ func isPrintableASCII(s string) bool {
 }
 
 // scramMatches reports whether verifier is a SCRAM-SHA-256 verifier of
-// password (no SASLprep; callers pass printable ASCII only).
+// password. Callers pass printable ASCII only, where SASLprep is the
+// identity. Parsing and key derivation are internal/auth's.
 func scramMatches(verifier, password string) bool {
-	rest, ok := strings.CutPrefix(verifier, "SCRAM-SHA-256$")
-	if !ok {
+	sec, err := auth.ParseSecret(verifier)
+	if err != nil || sec.Kind != auth.SecretSCRAM {
 		return false
 	}
-	params, keys, ok := strings.Cut(rest, "$")
-	if !ok {
-		return false
-	}
-	iterStr, saltB64, ok := strings.Cut(params, ":")
-	if !ok {
-		return false
-	}
-	storedB64, serverB64, ok := strings.Cut(keys, ":")
-	if !ok {
-		return false
-	}
-	iter, err := strconv.Atoi(iterStr)
-	if err != nil || iter < 1 || iter > 10_000_000 {
-		return false
-	}
-	salt, err1 := base64.StdEncoding.DecodeString(saltB64)
-	stored, err2 := base64.StdEncoding.DecodeString(storedB64)
-	server, err3 := base64.StdEncoding.DecodeString(serverB64)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return false
-	}
-	gotStored, gotServer, err := scramKeys(password, salt, iter)
-	if err != nil {
-		return false
-	}
-	return hmac.Equal(stored, gotStored) && hmac.Equal(server, gotServer)
-}
-
-// scramKeys derives StoredKey and ServerKey as in RFC 5802.
-func scramKeys(password string, salt []byte, iter int) (stored, server []byte, err error) {
-	salted, err := pbkdf2.Key(sha256.New, password, salt, iter, sha256.Size)
-	if err != nil {
-		return nil, nil, fmt.Errorf("scram pbkdf2: %w", err)
-	}
-	mac := func(key []byte, msg string) []byte {
-		h := hmac.New(sha256.New, key)
-		h.Write([]byte(msg))
-		return h.Sum(nil)
-	}
-	sum := sha256.Sum256(mac(salted, "Client Key"))
-	return sum[:], mac(salted, "Server Key"), nil
+	return auth.VerifyPassword(sec, "", password)
 }
 
 // ScramVerifier returns the PostgreSQL SCRAM-SHA-256 verifier of password
 // ("SCRAM-SHA-256$4096:salt$StoredKey:ServerKey") with a random 16-byte salt
-// and 4096 iterations, PostgreSQL's defaults. It does not apply SASLprep, so
-// it matches the server only for passwords SASLprep leaves unchanged (all
-// printable ASCII).
+// and 4096 iterations, PostgreSQL's defaults, as internal/auth derives it.
+// Passwords are prepared as auth does (see its doc), which matches the
+// server exactly for printable ASCII, the only passwords Init hashes here.
 func ScramVerifier(password string) (string, error) {
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return "", fmt.Errorf("scram salt: %w", err)
-	}
-	const iter = 4096
-	stored, serverKey, err := scramKeys(password, salt, iter)
+	sec, err := auth.NewSCRAMSecret(password, nil, auth.DefaultIterations)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("scram verifier: %w", err)
 	}
-	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iter, b64(salt), b64(stored), b64(serverKey)), nil
+	return sec.Encode(), nil
 }
 
 // Protect runs multigres_protect(table, column): see setup.sql. An empty

@@ -4,6 +4,10 @@
 // checks (clients authenticating to the proxy), and the client side of
 // SCRAM-SHA-256 and md5 (the proxy logging in to the upstream server).
 //
+// It is the module's only implementation of SCRAM-SHA-256 key derivation
+// and verifier encoding: package sql computes and checks the auth user's
+// verifier with NewSCRAMSecret, ParseSecret and VerifyPassword.
+//
 // The package is pure: it does no network or file I/O of its own (ParseUserlist
 // reads from an io.Reader it is handed) and never logs. Secret.String and
 // friends are redacted so that a secret cannot leak through fmt or slog.

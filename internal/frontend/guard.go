@@ -8,9 +8,8 @@ import (
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
-// sqlGuard adapts sqlguard.Guard to the Guard seam and maps its verdicts
-// to the errors a client sees: 42501 insufficient_privilege, or 42601 for
-// a statement the guard could not parse.
+// sqlGuard adapts sqlguard.Guard to the Guard seam and turns its verdicts
+// into the errors a client sees (guardError).
 type sqlGuard struct {
 	g *sqlguard.Guard
 }
@@ -47,18 +46,13 @@ func (s *sqlGuard) CheckTx(_ byte, sql []byte) (*sqlguard.Effects, error) {
 	return fx, guardError(err)
 }
 
+// guardError turns a guard verdict into the client's error. The SQLSTATE,
+// hint and rule are the verdict's own (sqlguard decides them); other
+// errors pass through.
 func guardError(err error) error {
 	var v *sqlguard.Violation
 	if !errors.As(err, &v) {
 		return err
 	}
-	code := wire.CodeInsufficientPrivilege
-	switch v.Rule {
-	case "unparsable":
-		code = wire.CodeSyntaxError
-	case "session_set", "session_set_config", "session_advisory_lock", "cursor_with_hold", "sql_prepare", "temp_object",
-		"session_setseed", "listen":
-		code = wire.CodeFeatureNotSupported
-	}
-	return &wire.Error{Severity: wire.SeverityError, Code: code, Message: v.Message, Hint: guardHint(v), Rule: v.Rule}
+	return &wire.Error{Severity: wire.SeverityError, Code: v.Code, Message: v.Message, Hint: v.Hint, Rule: string(v.Rule)}
 }

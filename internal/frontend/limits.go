@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/multigres-proxy/multigres/internal/config"
-	"github.com/multigres-proxy/multigres/internal/sqlguard"
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
@@ -236,15 +235,6 @@ func guardProtected(cfg *config.Config) []string {
 		out = append(out, "statement_timeout")
 	}
 	return out
-}
-
-// guardHint replaces the guard's context-variable hint on refusals of
-// statement_timeout, which guardProtected adds.
-func guardHint(v *sqlguard.Violation) string {
-	if v.Rule == "set_protected" && strings.HasSuffix(v.Message, "statement_timeout is not allowed on tenant connections") {
-		return "multigres sets statement_timeout for tenant connections (tenant_statement_timeout)."
-	}
-	return v.Hint
 }
 
 // Known limit: a Query or FunctionCall sent inside an extended-protocol

@@ -164,7 +164,7 @@ func TestResolverChained(t *testing.T) {
 
 // TestResolvedVariablesProtectedAtStartup: a tenant cannot supply a
 // resolved variable (or an optional resolver's) through startup
-// parameters or options, found in review.
+// parameters or options.
 func TestResolvedVariablesProtectedAtStartup(t *testing.T) {
 	t.Parallel()
 	p, db := setupResolvers(t, orgResolver, planResolver)

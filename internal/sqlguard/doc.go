@@ -23,6 +23,10 @@
 //     lo_*, dblink*, pg_read_file*, query_to_xml*, ts_stat, ...) and
 //     references to pg_largeobject.
 //
+// A refusal is a *Violation: its Rule (a constant whose string is the
+// metrics label), the SQLSTATE the client gets (Rule.Code) and a hint, so
+// the proxy copies the verdict into the client's error as it is.
+//
 // Statements that cannot contain any of these skip the parse through a
 // cheap textual pre-filter, and verdicts are cached by statement text in a
 // bounded LRU.

@@ -63,11 +63,13 @@ type verdict struct {
 	fx *Effects
 }
 
-// Violation is a refused statement. Rule names the rule (for metrics).
+// Violation is a refused statement: the verdict the frontend copies into
+// the client's error. Build one with NewViolation, so Code matches Rule.
 type Violation struct {
-	Rule    string
+	Rule    Rule   // which rule refused it (the metrics label)
+	Code    string // SQLSTATE for the client: Rule.Code()
 	Message string
-	Hint    string
+	Hint    string // may be empty
 }
 
 func (v *Violation) Error() string { return v.Message }
@@ -181,16 +183,16 @@ func asError(v *Violation) error {
 
 func (g *Guard) check(sql string) (*Violation, *Effects) {
 	if len(sql) > MaxParseBytes {
-		return &Violation{Rule: "too_large", Message: fmt.Sprintf("statement of %d bytes is too large for the SQL guard (limit %d)", len(sql), MaxParseBytes),
-			Hint: "Send large data with COPY or as bind parameters."}, nil
+		return NewViolation(RuleTooLarge, fmt.Sprintf("statement of %d bytes is too large for the SQL guard (limit %d)", len(sql), MaxParseBytes),
+			"Send large data with COPY or as bind parameters."), nil
 	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		// The text contains a dangerous token and does not parse: refuse
 		// rather than let a parser difference through. The parser's
 		// message quotes the input, so it is not passed on.
-		return &Violation{Rule: "unparsable", Message: "syntax error: multigres could not parse this statement",
-			Hint: "Check the statement's syntax."}, nil
+		return NewViolation(RuleUnparsable, "syntax error: multigres could not parse this statement",
+			"Check the statement's syntax."), nil
 	}
 	var found *Violation
 	fx := &Effects{}

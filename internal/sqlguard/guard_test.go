@@ -122,7 +122,7 @@ func TestRejects(t *testing.T) {
 			t.Errorf("accepted: %s", sql)
 			continue
 		}
-		if v.Rule != rule {
+		if string(v.Rule) != rule {
 			t.Errorf("%s: rule %s, want %s (%s)", sql, v.Rule, rule, v.Message)
 		}
 	}

@@ -13,6 +13,17 @@ import (
 
 const contextHint = "multigres sets the tenant context for the connection; connect with a different username to act for another tenant."
 
+// protectedHint is the hint of a refused change of the protected setting
+// name. statement_timeout is protected only when the proxy enforces
+// tenant_statement_timeout (internal/frontend adds it then), so its hint
+// names that setting rather than the tenant context.
+func protectedHint(name string) string {
+	if name == "statement_timeout" {
+		return "multigres sets statement_timeout for tenant connections (tenant_statement_timeout)."
+	}
+	return contextHint
+}
+
 // discardAlternatives lists the DISCARD forms a tenant may use besides
 // TEMP: with signing on, DISCARD SEQUENCES is refused too.
 func (g *Guard) discardAlternatives() string {
@@ -26,8 +37,8 @@ func (g *Guard) discardAlternatives() string {
 // on (see Config.ContextSigning).
 func (g *Guard) checkDiscardSequences(n *pg_query.DiscardStmt) *Violation {
 	if g.signing && n.Target == pg_query.DiscardMode_DISCARD_SEQUENCES {
-		return &Violation{Rule: "discard_sequences", Message: "DISCARD SEQUENCES is not allowed on tenant connections with context_signing = on: it would drop the signed context's session state",
-			Hint: "Use DISCARD PLANS or DISCARD TEMP."}
+		return NewViolation(RuleDiscardSequences, "DISCARD SEQUENCES is not allowed on tenant connections with context_signing = on: it would drop the signed context's session state",
+			"Use DISCARD PLANS or DISCARD TEMP.")
 	}
 	return nil
 }
@@ -39,8 +50,8 @@ func (g *Guard) inspect(m proto.Message) *Violation {
 		return g.checkSet(n)
 	case *pg_query.DiscardStmt:
 		if n.Target == pg_query.DiscardMode_DISCARD_ALL {
-			return &Violation{Rule: "discard_all", Message: "DISCARD ALL is not allowed on tenant connections: it would reset the tenant context",
-				Hint: "Use " + g.discardAlternatives() + " or DISCARD TEMP."}
+			return NewViolation(RuleDiscardAll, "DISCARD ALL is not allowed on tenant connections: it would reset the tenant context",
+				"Use "+g.discardAlternatives()+" or DISCARD TEMP.")
 		}
 		return g.checkDiscardSequences(n)
 	case *pg_query.FuncCall:
@@ -55,29 +66,29 @@ func (g *Guard) inspect(m proto.Message) *Violation {
 			}
 		}
 	case *pg_query.DoStmt:
-		return &Violation{Rule: "do_block", Message: "DO blocks are not allowed on tenant connections: multigres cannot inspect the SQL they run",
-			Hint: "Run the statements directly, or ask an administrator to create a function."}
+		return NewViolation(RuleDoBlock, "DO blocks are not allowed on tenant connections: multigres cannot inspect the SQL they run",
+			"Run the statements directly, or ask an administrator to create a function.")
 	case *pg_query.AlterRoleSetStmt:
-		return &Violation{Rule: "alter_role_set", Message: "ALTER ROLE ... SET is not allowed on tenant connections: the role is shared by all tenants"}
+		return NewViolation(RuleAlterRoleSet, "ALTER ROLE ... SET is not allowed on tenant connections: the role is shared by all tenants", "")
 	case *pg_query.AlterDatabaseSetStmt:
-		return &Violation{Rule: "alter_database_set", Message: "ALTER DATABASE ... SET is not allowed on tenant connections"}
+		return NewViolation(RuleAlterDatabaseSet, "ALTER DATABASE ... SET is not allowed on tenant connections", "")
 	case *pg_query.ListenStmt, *pg_query.NotifyStmt:
-		return &Violation{Rule: "listen_notify", Message: "LISTEN and NOTIFY are not available on tenant connections: channel names are shared by all tenants",
-			Hint: "Use a table protected by multigres_protect, or connect as a superuser_bypass user for cross-tenant events."}
+		return NewViolation(RuleListenNotify, "LISTEN and NOTIFY are not available on tenant connections: channel names are shared by all tenants",
+			"Use a table protected by multigres_protect, or connect as a superuser_bypass user for cross-tenant events.")
 	case *pg_query.TransactionStmt:
 		switch n.Kind {
 		case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE, pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
 			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
-			return &Violation{Rule: "prepared_transaction", Message: "prepared transactions are not allowed on tenant connections: they belong to the role all tenants share",
-				Hint: "Use ordinary transactions."}
+			return NewViolation(RulePreparedTransaction, "prepared transactions are not allowed on tenant connections: they belong to the role all tenants share",
+				"Use ordinary transactions.")
 		}
 	case *pg_query.LockStmt:
-		return &Violation{Rule: "lock_table", Message: "LOCK TABLE is not allowed on tenant connections: a table lock stalls every tenant",
-			Hint: "Use row locks (SELECT ... FOR UPDATE), which only touch your rows."}
+		return NewViolation(RuleLockTable, "LOCK TABLE is not allowed on tenant connections: a table lock stalls every tenant",
+			"Use row locks (SELECT ... FOR UPDATE), which only touch your rows.")
 	case *pg_query.AlterDefaultPrivilegesStmt:
-		return &Violation{Rule: "alter_default_privileges", Message: "ALTER DEFAULT PRIVILEGES is not allowed on tenant connections"}
+		return NewViolation(RuleAlterDefaultPrivileges, "ALTER DEFAULT PRIVILEGES is not allowed on tenant connections", "")
 	case *pg_query.AlterSystemStmt:
-		return &Violation{Rule: "alter_system", Message: "ALTER SYSTEM is not allowed on tenant connections"}
+		return NewViolation(RuleAlterSystem, "ALTER SYSTEM is not allowed on tenant connections", "")
 	case *pg_query.UpdateStmt:
 		return checkSettingsDML(n.Relation)
 	case *pg_query.InsertStmt:
@@ -87,7 +98,7 @@ func (g *Guard) inspect(m proto.Message) *Violation {
 	case *pg_query.RangeVar:
 		for _, rel := range DeniedRelations {
 			if strings.EqualFold(n.Relname, rel) {
-				return &Violation{Rule: "denied_relation", Message: fmt.Sprintf("access to %s is not allowed on tenant connections: large objects are not covered by row-level security", rel)}
+				return NewViolation(RuleDeniedRelation, fmt.Sprintf("access to %s is not allowed on tenant connections: large objects are not covered by row-level security", rel), "")
 			}
 		}
 	}
@@ -97,8 +108,8 @@ func (g *Guard) inspect(m proto.Message) *Violation {
 func (g *Guard) checkSet(n *pg_query.VariableSetStmt) *Violation {
 	switch n.Kind {
 	case pg_query.VariableSetKind_VAR_RESET_ALL:
-		return &Violation{Rule: "reset_all", Message: "RESET ALL is not allowed on tenant connections: it would reset the tenant context",
-			Hint: "Reset the parameters you changed one by one."}
+		return NewViolation(RuleResetAll, "RESET ALL is not allowed on tenant connections: it would reset the tenant context",
+			"Reset the parameters you changed one by one.")
 	case pg_query.VariableSetKind_VAR_SET_MULTI:
 		return nil // SET TRANSACTION ..., SET SESSION CHARACTERISTICS
 	}
@@ -117,7 +128,7 @@ func (g *Guard) checkSet(n *pg_query.VariableSetStmt) *Violation {
 	if n.Kind == pg_query.VariableSetKind_VAR_RESET {
 		verb = "RESET"
 	}
-	return &Violation{Rule: "set_protected", Message: fmt.Sprintf("%s of %s is not allowed on tenant connections", verb, name), Hint: contextHint}
+	return NewViolation(RuleSetProtected, fmt.Sprintf("%s of %s is not allowed on tenant connections", verb, name), protectedHint(name))
 }
 
 func (g *Guard) checkFunc(n *pg_query.FuncCall) *Violation {
@@ -132,15 +143,15 @@ func (g *Guard) checkFunc(n *pg_query.FuncCall) *Violation {
 func (g *Guard) checkFuncName(name string) *Violation {
 	switch name {
 	case "set_config":
-		return &Violation{Rule: "set_config_dynamic", Message: "set_config in attribute notation is not allowed on tenant connections"}
+		return NewViolation(RuleSetConfigDynamic, "set_config in attribute notation is not allowed on tenant connections", "")
 	case "pg_notify":
-		return &Violation{Rule: "listen_notify", Message: "pg_notify is not available on tenant connections: channel names are shared by all tenants",
-			Hint: "Use a table protected by multigres_protect, or connect as a superuser_bypass user for cross-tenant events."}
+		return NewViolation(RuleListenNotify, "pg_notify is not available on tenant connections: channel names are shared by all tenants",
+			"Use a table protected by multigres_protect, or connect as a superuser_bypass user for cross-tenant events.")
 	}
 	for _, pat := range g.denied {
 		if ok, _ := path.Match(pat, name); ok {
-			return &Violation{Rule: "denied_function", Message: fmt.Sprintf("function %s is not allowed on tenant connections", name),
-				Hint: "It can reach other tenants' data or sessions; see guard_denied_functions."}
+			return NewViolation(RuleDeniedFunction, fmt.Sprintf("function %s is not allowed on tenant connections", name),
+				"It can reach other tenants' data or sessions; see guard_denied_functions.")
 		}
 	}
 	return nil
@@ -154,11 +165,11 @@ func (g *Guard) checkSetConfig(n *pg_query.FuncCall) *Violation {
 	}
 	name, ok := constString(n.Args[0])
 	if !ok {
-		return &Violation{Rule: "set_config_dynamic", Message: "set_config with a non-constant parameter name is not allowed on tenant connections",
-			Hint: "Pass the parameter name as a string literal."}
+		return NewViolation(RuleSetConfigDynamic, "set_config with a non-constant parameter name is not allowed on tenant connections",
+			"Pass the parameter name as a string literal.")
 	}
 	if g.protected[normalizeGUC(name)] {
-		return &Violation{Rule: "set_protected", Message: fmt.Sprintf("set_config of %s is not allowed on tenant connections", normalizeGUC(name)), Hint: contextHint}
+		return NewViolation(RuleSetProtected, fmt.Sprintf("set_config of %s is not allowed on tenant connections", normalizeGUC(name)), protectedHint(normalizeGUC(name)))
 	}
 	if normalizeGUC(name) == "client_encoding" && len(n.Args) > 1 {
 		v, ok := constString(n.Args[1])
@@ -170,14 +181,14 @@ func (g *Guard) checkSetConfig(n *pg_query.FuncCall) *Violation {
 }
 
 func unsafeEncoding(v string) *Violation {
-	return &Violation{Rule: "client_encoding", Message: "this client_encoding is not allowed on tenant connections",
-		Hint: "Use UTF8; SJIS, BIG5, GBK, UHC, GB18030 and JOHAB can hide quotes inside multibyte characters."}
+	return NewViolation(RuleClientEncoding, "this client_encoding is not allowed on tenant connections",
+		"Use UTF8; SJIS, BIG5, GBK, UHC, GB18030 and JOHAB can hide quotes inside multibyte characters.")
 }
 
 func checkSettingsDML(rel *pg_query.RangeVar) *Violation {
 	if rel != nil && strings.EqualFold(rel.Relname, "pg_settings") {
-		return &Violation{Rule: "pg_settings_dml", Message: "changing pg_settings is not allowed on tenant connections",
-			Hint: "Use SET for ordinary parameters."}
+		return NewViolation(RulePGSettingsDML, "changing pg_settings is not allowed on tenant connections",
+			"Use SET for ordinary parameters.")
 	}
 	return nil
 }

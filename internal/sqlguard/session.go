@@ -92,14 +92,14 @@ func (g *Guard) inspectTx(m proto.Message, fx *Effects) *Violation {
 			return v
 		}
 		if name == "set_config" && len(n.Args) == 3 && !isTrue(n.Args[2]) {
-			return &Violation{Rule: "session_set_config", Message: "set_config with is_local = false is not allowed in transaction pooling",
-				Hint: "Use set_config(name, value, true) or SET LOCAL, or SET in its own statement outside a transaction block. " + txHint}
+			return NewViolation(RuleSessionSetConfig, "set_config with is_local = false is not allowed in transaction pooling",
+				"Use set_config(name, value, true) or SET LOCAL, or SET in its own statement outside a transaction block. "+txHint)
 		}
 		if name == "set_config" && len(n.Args) == 3 {
 			setting, ok := constString(n.Args[0])
 			if !ok {
-				return &Violation{Rule: "session_set_config", Message: "set_config with a setting name that is not a constant is not allowed in transaction pooling",
-					Hint: "Name the setting as a string literal. " + txHint}
+				return NewViolation(RuleSessionSetConfig, "set_config with a setting name that is not a constant is not allowed in transaction pooling",
+					"Name the setting as a string literal. "+txHint)
 			}
 			if normalizeGUC(setting) == "seed" {
 				return seedViolation()
@@ -117,8 +117,8 @@ func (g *Guard) inspectTx(m proto.Message, fx *Effects) *Violation {
 	case *pg_query.DoStmt:
 		// Even with the guard off: a DO block can set_config, LISTEN, take
 		// session locks or PREPARE where these rules cannot see.
-		return &Violation{Rule: "do_block", Message: "DO blocks are not allowed in transaction pooling: multigres cannot see the session state they leave",
-			Hint: "Run the statements directly, or use a session-mode database. " + txHint}
+		return NewViolation(RuleDoBlock, "DO blocks are not allowed in transaction pooling: multigres cannot see the session state they leave",
+			"Run the statements directly, or use a session-mode database. "+txHint)
 	case *pg_query.UpdateStmt:
 		return txSettingsDML(n.Relation)
 	case *pg_query.InsertStmt:
@@ -126,31 +126,31 @@ func (g *Guard) inspectTx(m proto.Message, fx *Effects) *Violation {
 	case *pg_query.DeleteStmt:
 		return txSettingsDML(n.Relation)
 	case *pg_query.ListenStmt:
-		return &Violation{Rule: "listen", Message: "LISTEN is not allowed in transaction pooling: the server connection would keep listening for other clients",
-			Hint: "Listen on a session-mode connection (a superuser_bypass user, or pool_mode_databases). " + txHint}
+		return NewViolation(RuleListen, "LISTEN is not allowed in transaction pooling: the server connection would keep listening for other clients",
+			"Listen on a session-mode connection (a superuser_bypass user, or pool_mode_databases). "+txHint)
 	case *pg_query.DeclareCursorStmt:
 		if n.Options&cursorOptHold != 0 {
-			return &Violation{Rule: "cursor_with_hold", Message: "WITH HOLD cursors are not allowed in transaction pooling: the cursor would outlive the transaction",
-				Hint: "Declare the cursor without WITH HOLD inside a transaction. " + txHint}
+			return NewViolation(RuleCursorWithHold, "WITH HOLD cursors are not allowed in transaction pooling: the cursor would outlive the transaction",
+				"Declare the cursor without WITH HOLD inside a transaction. "+txHint)
 		}
 	case *pg_query.PrepareStmt:
-		return &Violation{Rule: "sql_prepare", Message: "SQL-level PREPARE is not allowed in transaction pooling",
-			Hint: "Use protocol-level prepared statements (your driver's prepare), which multigres tracks per client. " + txHint}
+		return NewViolation(RuleSQLPrepare, "SQL-level PREPARE is not allowed in transaction pooling",
+			"Use protocol-level prepared statements (your driver's prepare), which multigres tracks per client. "+txHint)
 	case *pg_query.ExecuteStmt:
-		return &Violation{Rule: "sql_prepare", Message: "SQL-level EXECUTE is not allowed in transaction pooling",
-			Hint: "Use protocol-level prepared statements (your driver's prepare), which multigres tracks per client. " + txHint}
+		return NewViolation(RuleSQLPrepare, "SQL-level EXECUTE is not allowed in transaction pooling",
+			"Use protocol-level prepared statements (your driver's prepare), which multigres tracks per client. "+txHint)
 	case *pg_query.DeallocateStmt:
 		if n.Name != "" {
-			return &Violation{Rule: "sql_prepare", Message: "DEALLOCATE of a named statement is not allowed in transaction pooling",
-				Hint: "Close protocol-level statements with your driver. " + txHint}
+			return NewViolation(RuleSQLPrepare, "DEALLOCATE of a named statement is not allowed in transaction pooling",
+				"Close protocol-level statements with your driver. "+txHint)
 		}
 		fx.DeallocateAll = true
 	case *pg_query.TransactionStmt:
 		fx.TxControl = true
 	case *pg_query.DiscardStmt:
 		if n.Target == pg_query.DiscardMode_DISCARD_ALL {
-			return &Violation{Rule: "discard_all", Message: "DISCARD ALL is not allowed in transaction pooling: multigres resets server connections itself",
-				Hint: "Use " + g.discardAlternatives() + ". " + txHint}
+			return NewViolation(RuleDiscardAll, "DISCARD ALL is not allowed in transaction pooling: multigres resets server connections itself",
+				"Use "+g.discardAlternatives()+". "+txHint)
 		}
 		if v := g.checkDiscardSequences(n); v != nil {
 			return v
@@ -179,8 +179,8 @@ func (g *Guard) inspectTx(m proto.Message, fx *Effects) *Violation {
 const cursorOptHold = 0x0020
 
 func tempViolation() *Violation {
-	return &Violation{Rule: "temp_object", Message: "temporary objects that outlive the transaction are not allowed in transaction pooling",
-		Hint: "Use CREATE TEMP TABLE ... ON COMMIT DROP inside a transaction. " + txHint}
+	return NewViolation(RuleTempObject, "temporary objects that outlive the transaction are not allowed in transaction pooling",
+		"Use CREATE TEMP TABLE ... ON COMMIT DROP inside a transaction. "+txHint)
 }
 
 func isTrue(n *pg_query.Node) bool {
@@ -207,12 +207,12 @@ func isTrue(n *pg_query.Node) bool {
 // transaction: session advisory locks and setseed.
 func txFuncRule(name string) *Violation {
 	if sessionAdvisory[name] {
-		return &Violation{Rule: "session_advisory_lock", Message: fmt.Sprintf("%s is not allowed in transaction pooling: a session-level advisory lock outlives the transaction", name),
-			Hint: "Use pg_advisory_xact_lock or pg_try_advisory_xact_lock. " + txHint}
+		return NewViolation(RuleSessionAdvisoryLock, fmt.Sprintf("%s is not allowed in transaction pooling: a session-level advisory lock outlives the transaction", name),
+			"Use pg_advisory_xact_lock or pg_try_advisory_xact_lock. "+txHint)
 	}
 	if name == "setseed" {
-		return &Violation{Rule: "session_setseed", Message: "setseed is not allowed in transaction pooling: the seed would carry over to other clients' random()",
-			Hint: "Seed in your application, or use a session-mode database. " + txHint}
+		return NewViolation(RuleSessionSetseed, "setseed is not allowed in transaction pooling: the seed would carry over to other clients' random()",
+			"Seed in your application, or use a session-mode database. "+txHint)
 	}
 	return nil
 }
@@ -220,8 +220,8 @@ func txFuncRule(name string) *Violation {
 // seedViolation: setting seed seeds random() for the session, and the
 // generator keeps that state when a local setting reverts at commit.
 func seedViolation() *Violation {
-	return &Violation{Rule: "session_setseed", Message: "setting seed is not allowed in transaction pooling, even locally: the seed would carry over to other clients' random()",
-		Hint: "Seed in your application, or use a session-mode database. " + txHint}
+	return NewViolation(RuleSessionSetseed, "setting seed is not allowed in transaction pooling, even locally: the seed would carry over to other clients' random()",
+		"Seed in your application, or use a session-mode database. "+txHint)
 }
 
 // sessionSet classifies a SET/RESET: transaction-scoped ones pass, tracked
@@ -237,20 +237,20 @@ func sessionSet(n *pg_query.VariableSetStmt, fx *Effects) *Violation {
 	}
 	switch n.Kind {
 	case pg_query.VariableSetKind_VAR_RESET_ALL:
-		return &Violation{Rule: "reset_all", Message: "RESET ALL is not allowed in transaction pooling",
-			Hint: "Reset the parameters you changed one by one. " + txHint}
+		return NewViolation(RuleResetAll, "RESET ALL is not allowed in transaction pooling",
+			"Reset the parameters you changed one by one. "+txHint)
 	case pg_query.VariableSetKind_VAR_SET_MULTI:
 		if name == "transaction" || name == "transaction snapshot" {
 			return nil // SET TRANSACTION: this transaction only
 		}
-		return &Violation{Rule: "session_set", Message: "SET SESSION CHARACTERISTICS is not allowed in transaction pooling",
-			Hint: "Use SET TRANSACTION at the start of each transaction. " + txHint}
+		return NewViolation(RuleSessionSet, "SET SESSION CHARACTERISTICS is not allowed in transaction pooling",
+			"Use SET TRANSACTION at the start of each transaction. "+txHint)
 	case pg_query.VariableSetKind_VAR_SET_CURRENT:
-		return &Violation{Rule: "session_set", Message: "SET ... FROM CURRENT is not allowed in transaction pooling", Hint: txHint}
+		return NewViolation(RuleSessionSet, "SET ... FROM CURRENT is not allowed in transaction pooling", txHint)
 	}
 	if !tracked[name] {
-		return &Violation{Rule: "session_set", Message: fmt.Sprintf("session-level SET of %s is not allowed in transaction pooling", name),
-			Hint: "Use SET LOCAL inside a transaction. " + txHint}
+		return NewViolation(RuleSessionSet, fmt.Sprintf("session-level SET of %s is not allowed in transaction pooling", name),
+			"Use SET LOCAL inside a transaction. "+txHint)
 	}
 	if n.Kind == pg_query.VariableSetKind_VAR_RESET || n.Kind == pg_query.VariableSetKind_VAR_SET_DEFAULT {
 		fx.Settings = append(fx.Settings, Setting{Name: name, Reset: true})
@@ -258,8 +258,8 @@ func sessionSet(n *pg_query.VariableSetStmt, fx *Effects) *Violation {
 	}
 	value, ok := flattenArgs(name, n.Args)
 	if !ok {
-		return &Violation{Rule: "session_set", Message: fmt.Sprintf("this form of SET %s is not supported in transaction pooling", name),
-			Hint: "Give the value as a string literal, or use SET LOCAL. " + txHint}
+		return NewViolation(RuleSessionSet, fmt.Sprintf("this form of SET %s is not supported in transaction pooling", name),
+			"Give the value as a string literal, or use SET LOCAL. "+txHint)
 	}
 	fx.Settings = append(fx.Settings, Setting{Name: name, Value: value})
 	return nil

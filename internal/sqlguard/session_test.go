@@ -64,7 +64,7 @@ func TestTxRefusals(t *testing.T) {
 		g := newTxGuard(only)
 		for sql, rule := range refuse {
 			var v *Violation
-			if err := g.Check(sql); !errors.As(err, &v) || v.Rule != rule {
+			if err := g.Check(sql); !errors.As(err, &v) || string(v.Rule) != rule {
 				t.Errorf("poolingOnly=%v: %q: got %v, want rule %s", only, sql, err, rule)
 			} else if only && !strings.Contains(v.Hint, "docs/pooling.md") {
 				t.Errorf("%q: hint %q does not point to docs/pooling.md", sql, v.Hint)

@@ -216,7 +216,7 @@ func TestTxSlowReaderReleasesItsServerConnection(t *testing.T) {
 		c.ClientWriteTimeout = 300 * time.Millisecond
 	})
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, e.connect(t, "app_user.acme"))
+	w := hijackRaw(t, e.connect(t, "app_user.acme"))
 	if tc, ok := w.hc.Conn.(*net.TCPConn); ok {
 		_ = tc.SetReadBuffer(4096)
 	}

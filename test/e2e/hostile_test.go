@@ -307,7 +307,7 @@ func TestBadMessageLengthIsAProtocolViolation(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, func(c *config.Config) { c.PoolMode = mode })
-			w := txrHijack(t, e.connect(t, "app_user.acme"))
+			w := hijackRaw(t, e.connect(t, "app_user.acme"))
 			if _, err := w.hc.Conn.Write([]byte{'Q', 0, 0, 0, 2}); err != nil {
 				t.Fatal(err)
 			}
@@ -333,7 +333,7 @@ func TestMessageMemoryLimit(t *testing.T) {
 				c.MaxMessageMemory = 1 << 20
 			})
 			other := e.connect(t, "app_user.globex")
-			w := txrHijack(t, e.connect(t, "app_user.acme"))
+			w := hijackRaw(t, e.connect(t, "app_user.acme"))
 			w.send(&pgproto3.Query{String: "SELECT '" + strings.Repeat("x", 2<<20) + "'"})
 			m, err := w.fe.Receive()
 			er, ok := m.(*pgproto3.ErrorResponse)
@@ -343,7 +343,7 @@ func TestMessageMemoryLimit(t *testing.T) {
 			if got := names(t, other, "SELECT name FROM contacts"); !eq(got, []string{"Gina"}) {
 				t.Fatalf("the other client: %v", got)
 			}
-			w2 := txrHijack(t, e.connect(t, "app_user.acme"))
+			w2 := hijackRaw(t, e.connect(t, "app_user.acme"))
 			w2.send(&pgproto3.Query{String: "SELECT '" + strings.Repeat("x", 512<<10) + "'"})
 			if r := w2.until(1); len(r.errors) != 0 {
 				t.Fatalf("a message within the limit after the refusal: %v", r.errors)

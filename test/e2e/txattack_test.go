@@ -50,7 +50,7 @@ func txaVictimCanWrite(t *testing.T, victim *pgx.Conn) {
 
 // txaSetReadOnly makes default_transaction_read_only = on a tracked setting
 // of acme (a plain simple-query SET, the documented way).
-func txaSetReadOnly(t *testing.T, w *txrWire) {
+func txaSetReadOnly(t *testing.T, w *rawWire) {
 	t.Helper()
 	w.send(&pgproto3.Query{String: "SET default_transaction_read_only = on"})
 	if r := w.until(1); len(r.errors) > 0 {
@@ -79,7 +79,7 @@ func TestTxAttackExtendedRollbackUndoesTrackedReset(t *testing.T) {
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	txaSetReadOnly(t, w)
 	w.send(&pgproto3.Parse{Query: "RESET default_transaction_read_only"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{}, &pgproto3.Execute{},
@@ -98,7 +98,7 @@ func TestTxAttackExtendedRollbackUndoesTrackedResetNoAudit(t *testing.T) {
 	e := newEnv(t, txaNoAudit)
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	txaSetReadOnly(t, w)
 	w.send(&pgproto3.Parse{Query: "RESET default_transaction_read_only"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{}, &pgproto3.Execute{},
@@ -106,7 +106,7 @@ func TestTxAttackExtendedRollbackUndoesTrackedResetNoAudit(t *testing.T) {
 	if r := w.until(1); len(r.errors) > 0 {
 		t.Fatalf("attack batch: %v", r.errors)
 	}
-	if v := txrSetting(t, victim, "default_transaction_read_only"); v != "off" {
+	if v := currentSetting(t, victim, "default_transaction_read_only"); v != "off" {
 		t.Errorf("acme's default_transaction_read_only reached globex: %q", v)
 	}
 	txaVictimCanWrite(t, victim)
@@ -121,7 +121,7 @@ func TestTxAttackSimpleRollbackUndoesTrackedReset(t *testing.T) {
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	txaSetReadOnly(t, w)
 	w.send(&pgproto3.Parse{Query: "RESET default_transaction_read_only"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Query{String: "ROLLBACK"}, &pgproto3.Sync{})
@@ -142,7 +142,7 @@ func TestTxAttackSavepointRollbackUndoesTrackedSet(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Parse{Name: "b", Query: "BEGIN"}, &pgproto3.Bind{PreparedStatement: "b"}, &pgproto3.Execute{},
 		&pgproto3.Parse{Name: "sp", Query: "SAVEPOINT s"}, &pgproto3.Bind{PreparedStatement: "sp"}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "SET TimeZone = 'Pacific/Chatham'"}, &pgproto3.Bind{}, &pgproto3.Execute{},
@@ -162,7 +162,7 @@ func TestTxAttackSavepointRollbackUndoesTrackedSet(t *testing.T) {
 
 // txaUntil is until for an attacker whose connection a fixed proxy may
 // end instead of answering: it stops at the end of the connection.
-func txaUntil(w *txrWire, n int) (r txrResult, ended bool) {
+func txaUntil(w *rawWire, n int) (r rawResult, ended bool) {
 	for n > 0 {
 		m, err := w.fe.Receive()
 		if err != nil {
@@ -182,7 +182,7 @@ func txaUntil(w *txrWire, n int) (r txrResult, ended bool) {
 
 // txaDrain reads until a ReadyForQuery, an error or the end of the
 // connection, whichever comes first, ignoring what it reads.
-func txaDrain(w *txrWire) (types []string) {
+func txaDrain(w *rawWire) (types []string) {
 	for {
 		m, err := w.fe.Receive()
 		if err != nil {
@@ -196,7 +196,7 @@ func txaDrain(w *txrWire) (types []string) {
 }
 
 // txaValue runs a one-value simple query on a raw client.
-func txaValue(t *testing.T, w *txrWire, sql string) string {
+func txaValue(t *testing.T, w *rawWire, sql string) string {
 	t.Helper()
 	w.send(&pgproto3.Query{String: sql})
 	var v string
@@ -241,17 +241,17 @@ func TestTxAttackClientEncodingManglesNextSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := txrSetting(t, victim, "search_path")
+	before := currentSetting(t, victim, "search_path")
 	if before != `"Zürich", public` {
 		t.Fatalf("globex's search_path before: %q", before)
 	}
 	attacker := e.connect(t, "app_user.acme")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Query{String: "SET client_encoding = 'LATIN1'"})
 	if r := w.until(1); len(r.errors) > 0 {
 		t.Fatalf("SET client_encoding: %v", r.errors)
 	}
-	if v := txrSetting(t, victim, "search_path"); v != before {
+	if v := currentSetting(t, victim, "search_path"); v != before {
 		t.Errorf("globex's search_path after acme's client_encoding: %q, was %q", v, before)
 	}
 }
@@ -276,7 +276,7 @@ func TestTxAttackSimpleCopyPipelinedQueryHoldsConnection(t *testing.T) {
 	})
 	e.exec(t, "CREATE TABLE copysink (x int); GRANT INSERT ON copysink TO app_user")
 	attacker := e.connect(t, "app_user.acme")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Query{String: "COPY copysink FROM STDIN -- begin"}, &pgproto3.Query{String: "SELECT 1"})
 	txaDrain(w)
 	other, err := e.tryConnect(t, "app_user.globex", proxytest.AppUserPassword)
@@ -346,12 +346,12 @@ func TestTxAttackDateStyleOrderLeaksIntoPartialDateStyle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := txrSetting(t, victim, "DateStyle"); v != "ISO, MDY" {
+	if v := currentSetting(t, victim, "DateStyle"); v != "ISO, MDY" {
 		t.Fatalf("globex's DateStyle before the attack: %q", v)
 	}
 	attacker := e.connect(t, "app_user.acme")
 	mustExec(t, attacker, "SET DateStyle = 'SQL, DMY'")
-	if v := txrSetting(t, victim, "DateStyle"); v != "ISO, MDY" {
+	if v := currentSetting(t, victim, "DateStyle"); v != "ISO, MDY" {
 		t.Errorf("globex's DateStyle after acme's SET: %q", v)
 	}
 	var d string
@@ -380,7 +380,7 @@ func TestTxAttackSkippedDeallocateAllBreaksNextSwitch(t *testing.T) {
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Query{String: "DEALLOCATE ALL"}, &pgproto3.Sync{})
 	if r, ended := txaUntil(w, 1); !ended && (len(r.errors) != 1 || !strings.HasPrefix(r.errors[0], "22012")) {
@@ -398,7 +398,7 @@ func TestTxAttackSkippedDeallocateAllBreaksNextSwitchNoAudit(t *testing.T) {
 	e := newEnv(t, txaNoAudit)
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Query{String: "DEALLOCATE ALL"}, &pgproto3.Sync{})
 	txaUntil(w, 1)
@@ -424,7 +424,7 @@ func TestTxAttackDeallocateAllInAbortedBlockBreaksNextSwitch(t *testing.T) {
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Query{String: "BEGIN"}, &pgproto3.Query{String: "SELECT 1/0"},
 		&pgproto3.Query{String: "DEALLOCATE ALL"}, &pgproto3.Query{String: "ROLLBACK"})
 	if r, ended := txaUntil(w, 4); !ended && (len(r.errors) != 2 || !strings.HasPrefix(r.errors[1], "25P02")) {
@@ -459,7 +459,7 @@ func TestTxAttackLocalStandardConformingStringsHidesSetConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(
 		&pgproto3.Parse{Query: "SELECT pg_catalog.set_config('standard_conforming_strings', 'off', true)"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: `SELECT '\' AS a -- ' , pg_catalog.set_config('app.current_tenant_id', 'globex', true) AS b`}, &pgproto3.Bind{}, &pgproto3.Execute{},
@@ -548,12 +548,12 @@ func TestTxAttackSkippedUnnamedParseRunsPreviousTenantsStatement(t *testing.T) {
 	e := newEnv(t, txaNoAudit)
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	wv := txrHijack(t, victim)
+	wv := hijackRaw(t, victim)
 	wv.send(&pgproto3.Parse{Query: "SELECT 'globex-secret-7'::text AS token"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	if r := wv.until(1); len(r.errors) > 0 {
 		t.Fatalf("globex: %v", r.errors)
 	}
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Parse{Name: "f", Query: "SELECT 1/0"}, &pgproto3.Bind{PreparedStatement: "f"}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "SELECT 'acme'::text AS token"}, // skipped by the server
 		&pgproto3.Sync{})
@@ -587,7 +587,7 @@ func TestTxAttackSkippedUnnamedParseRunsPreviousTenantsStatement(t *testing.T) {
 
 // txaCopyIn starts an extended-protocol COPY FROM STDIN (libpq style:
 // Parse/Bind/Execute/Sync) and waits for CopyInResponse.
-func txaCopyIn(t *testing.T, w *txrWire) {
+func txaCopyIn(t *testing.T, w *rawWire) {
 	t.Helper()
 	w.send(&pgproto3.Parse{Query: "COPY copysink FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	for {
@@ -619,7 +619,7 @@ func TestTxAttackCopyErrorReleasesBusyConnection(t *testing.T) {
 	e.exec(t, "CREATE TABLE copysink (x int); GRANT INSERT ON copysink TO app_user")
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	txaCopyIn(t, w)
 	w.send(&pgproto3.CopyData{Data: []byte("not-a-number\n")}, &pgproto3.Sync{},
 		&pgproto3.Query{String: "SELECT 'acme-q2'::text, pg_sleep(0.3)"})
@@ -651,7 +651,7 @@ func TestTxAttackCopyErrorReleasesBusyConnectionNoAudit(t *testing.T) {
 	e.exec(t, "CREATE TABLE copysink (x int); GRANT INSERT ON copysink TO app_user")
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	txaCopyIn(t, w)
 	w.send(&pgproto3.CopyData{Data: []byte("not-a-number\n")}, &pgproto3.Sync{},
 		&pgproto3.Query{String: "SELECT 'acme-q2'::text"})
@@ -682,7 +682,7 @@ func TestTxAttackSimpleCopyErrorSyncReleasesBusyConnection(t *testing.T) {
 	e.exec(t, "CREATE TABLE copysink (x int); GRANT INSERT ON copysink TO app_user")
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	// "begin" in the comment makes the COPY take the full switch (a short
 	// one would make the relay put a full switch in front of the Query,
 	// whose answers then no longer line up: fail closed).
@@ -733,7 +733,7 @@ func TestTxAttackSharedStatementKeepsParsersDateStyle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d != "2024-01-02" {
-		t.Errorf("globex (DateStyle %s) reads '01/02/2024' as %s: the statement acme parsed", txrSetting(t, victim, "DateStyle"), d)
+		t.Errorf("globex (DateStyle %s) reads '01/02/2024' as %s: the statement acme parsed", currentSetting(t, victim, "DateStyle"), d)
 	}
 }
 
@@ -803,7 +803,7 @@ func TestTxAttackHeldCopyFailThenPipelinedQuery(t *testing.T) {
 	e.exec(t, "CREATE TABLE copysink (x int); GRANT INSERT ON copysink TO app_user")
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	txaCopyIn(t, w)
 	w.send(&pgproto3.CopyFail{Message: "stop"}, &pgproto3.Sync{}, &pgproto3.Query{String: "SELECT 'acme-q2'::text"})
 	r := w.until(2)
@@ -878,7 +878,7 @@ func TestTxAttackHeldPipelinedBeginSetCommit(t *testing.T) {
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Query{String: "BEGIN"}, &pgproto3.Query{String: "SET default_transaction_read_only = on"},
 		&pgproto3.Query{String: "COMMIT"})
 	w.until(3)
@@ -894,10 +894,10 @@ func TestTxAttackHeldExecuteWithoutBind(t *testing.T) {
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	wa := txrHijack(t, attacker)
+	wa := hijackRaw(t, attacker)
 	wa.send(&pgproto3.Parse{Query: "SELECT name FROM contacts ORDER BY name"}, &pgproto3.Bind{}, &pgproto3.Sync{})
 	wa.until(1)
-	wv := txrHijack(t, victim)
+	wv := hijackRaw(t, victim)
 	wv.send(&pgproto3.Execute{}, &pgproto3.Sync{})
 	r := wv.until(1)
 	for _, typ := range r.types {
@@ -946,12 +946,12 @@ func TestTxAttackSharedStatementOracle(t *testing.T) {
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
 	const guessed = "SELECT email FROM contacts WHERE name = 'Gina'"
-	wv := txrHijack(t, victim)
+	wv := hijackRaw(t, victim)
 	wv.send(&pgproto3.Parse{Name: "lookup", Query: guessed}, &pgproto3.Sync{})
 	if r := wv.until(1); len(r.errors) > 0 {
 		t.Fatal(r.errors)
 	}
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Query{String: "BEGIN; SET LOCAL search_path = ''"})
 	w.until(1)
 	w.send(&pgproto3.Parse{Name: "probe", Query: guessed}, &pgproto3.Sync{})

@@ -69,7 +69,7 @@ func TestTxSetCommittedBeforeBatchErrorNeverReachesNextTenant(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, txMode(1))
 			victim := e.connect(t, "app_user.globex")
-			w := txrHijack(t, e.connect(t, "app_user.acme"))
+			w := hijackRaw(t, e.connect(t, "app_user.acme"))
 			var batch []pgproto3.FrontendMessage
 			for _, set := range committedSets {
 				batch = append(batch, &pgproto3.Parse{Query: set}, &pgproto3.Bind{}, &pgproto3.Execute{})
@@ -92,7 +92,7 @@ func TestTxUnsyncedSetCommittedBySimpleQueryNeverReachesNextTenant(t *testing.T)
 			t.Parallel()
 			e := newEnv(t, txMode(1))
 			victim := e.connect(t, "app_user.globex")
-			w := txrHijack(t, e.connect(t, "app_user.acme"))
+			w := hijackRaw(t, e.connect(t, "app_user.acme"))
 			var batch []pgproto3.FrontendMessage
 			for _, set := range committedSets {
 				batch = append(batch, &pgproto3.Parse{Query: set}, &pgproto3.Bind{}, &pgproto3.Execute{})
@@ -229,7 +229,7 @@ func TestTxStrayCopyMessagesHoldNoServerConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, e.connect(t, "app_user.acme"))
+	w := hijackRaw(t, e.connect(t, "app_user.acme"))
 	w.send(&pgproto3.CopyData{Data: []byte("x")}, &pgproto3.CopyDone{}, &pgproto3.CopyFail{Message: "x"})
 	for vname, vmode := range victimModes {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -256,7 +256,7 @@ func TestTxUnsyncedHolderIsEndedAndOthersServed(t *testing.T) {
 				c.UnsyncedHoldTimeout = 300 * time.Millisecond
 			})
 			victim := e.connect(t, "app_user.globex")
-			w := txrHijack(t, e.connect(t, "app_user.acme"))
+			w := hijackRaw(t, e.connect(t, "app_user.acme"))
 			// Answered, then no Sync: the server waits for acme.
 			w.send(&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
 			start := time.Now()
@@ -373,7 +373,7 @@ func TestTxFailedCopyWithSyncs(t *testing.T) {
 	e := newEnv(t, txMode(1))
 	e.exec(t, "CREATE TABLE copyin (x int); GRANT INSERT ON copyin TO app_user")
 	victim := e.connect(t, "app_user.globex")
-	copyIn := func(w *txrWire) {
+	copyIn := func(w *rawWire) {
 		w.send(&pgproto3.Parse{Query: "COPY copyin FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 		for {
 			m, err := w.fe.Receive()
@@ -386,7 +386,7 @@ func TestTxFailedCopyWithSyncs(t *testing.T) {
 		}
 	}
 	// A simple-query COPY: data, CopyDone.
-	w := txrHijack(t, e.connect(t, "app_user.acme"))
+	w := hijackRaw(t, e.connect(t, "app_user.acme"))
 	w.send(&pgproto3.Query{String: "COPY copyin FROM STDIN"})
 	for {
 		m, err := w.fe.Receive()
@@ -409,7 +409,7 @@ func TestTxFailedCopyWithSyncs(t *testing.T) {
 		t.Fatalf("globex sees %v", got)
 	}
 	// An extended-protocol COPY (its Sync pipelined behind it), bad data.
-	w2 := txrHijack(t, e.connect(t, "app_user.acme"))
+	w2 := hijackRaw(t, e.connect(t, "app_user.acme"))
 	copyIn(w2)
 	w2.send(&pgproto3.CopyData{Data: []byte("not-a-number\n")}, &pgproto3.CopyDone{}, &pgproto3.Sync{})
 	var codes []string
@@ -443,7 +443,7 @@ func TestTxIdleCopyIsBounded(t *testing.T) {
 			})
 			e.exec(t, "CREATE TABLE copyidle (x int); GRANT INSERT ON copyidle TO app_user")
 			victim := e.connect(t, "app_user.globex")
-			w := txrHijack(t, e.connect(t, "app_user.acme"))
+			w := hijackRaw(t, e.connect(t, "app_user.acme"))
 			if block {
 				w.send(&pgproto3.Query{String: "BEGIN"})
 				w.until(1)
@@ -484,7 +484,7 @@ func TestTxBlockIdleAndCopyRefusalsSayWhy(t *testing.T) {
 	})
 	e.exec(t, "CREATE TABLE copymix (x int); GRANT INSERT ON copymix TO app_user")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, e.connect(t, "app_user.acme"))
+	w := hijackRaw(t, e.connect(t, "app_user.acme"))
 	w.send(&pgproto3.Query{String: "BEGIN"})
 	w.until(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -498,7 +498,7 @@ func TestTxBlockIdleAndCopyRefusalsSayWhy(t *testing.T) {
 		t.Fatalf("idle in a block: %#v %v", m, err)
 	}
 
-	w2 := txrHijack(t, e.connect(t, "app_user.acme"))
+	w2 := hijackRaw(t, e.connect(t, "app_user.acme"))
 	w2.send(&pgproto3.Query{String: "COPY copymix FROM STDIN"})
 	for {
 		m, err := w2.fe.Receive()

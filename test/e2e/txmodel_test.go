@@ -73,7 +73,7 @@ func genSteps(rng *rand.Rand, n, clients int) []step {
 // mclient is one client and the model of what it must observe.
 type mclient struct {
 	tenant   string
-	w        *txrWire
+	w        *rawWire
 	settings map[string]string // session values
 	local    map[string]string // SET LOCAL values in the open transaction
 	saved    map[string]string // local at the savepoint
@@ -116,7 +116,7 @@ func newModelRun(t *testing.T, pool int) *modelRun {
 
 func (r *modelRun) login(tenant string) *mclient {
 	conn := r.e.connect(r.t, "app_user."+tenant)
-	return &mclient{tenant: tenant, w: txrHijack(r.t, conn), status: 'I', local: map[string]string{}}
+	return &mclient{tenant: tenant, w: hijackRaw(r.t, conn), status: 'I', local: map[string]string{}}
 }
 
 // exchange sends msgs and reads until n ReadyForQuery; it returns the rows

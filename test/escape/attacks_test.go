@@ -192,7 +192,7 @@ func hasArgs(a attack) bool {
 }
 
 // lexerAttacks change how the server lexes later statements, or call
-// functions in notations the guard must still see (found in review).
+// functions in notations the guard must still see.
 var lexerAttacks = []attack{
 	{"ts_rewrite runs SQL text", s("SELECT ts_rewrite('a'::tsquery, 'SELECT set_config(''app.current_tenant_id'',''globex'',false)::tsquery, ''b''::tsquery')")},
 	{"attribute-notation ts_stat", s("SELECT ('SELECT set_config(''app.current_tenant_id'',''globex'',false)::tsvector'::text).ts_stat")},
@@ -212,8 +212,8 @@ var lexerAttacks = []attack{
 
 func init() { attacks = append(attacks, lexerAttacks...) }
 
-// sharedRoleAttacks use objects owned by the role all tenants share (found
-// in the second review).
+// sharedRoleAttacks act on what belongs to the role all tenants share:
+// prepared transactions, table locks and default privileges.
 var sharedRoleAttacks = []attack{
 	{"prepare transaction", s("BEGIN", "SELECT 1", "PREPARE TRANSACTION 'mg_escape_tx'")},
 	{"commit prepared", s("COMMIT PREPARED 'globex_tx1'")},

@@ -1,10 +1,14 @@
 package e2e
 
-// Attacks on transaction pooling (pool_mode = transaction) through
-// pipelining behind a short context switch, unusual SET spellings, smuggled
-// session changes and random pipelines: one tenant (acme) trying to leave
-// session state behind for another (globex). Every test asserts the safe
-// behaviour.
+// Transaction pooling (pool_mode = transaction) keeps each client's session
+// state with that client: one tenant (acme) trying to leave a random seed,
+// a session advisory lock, a setting, a portal or a reported parameter
+// behind for the next tenant (globex) on a shared server connection,
+// through attribute notation, the seed setting, unusual SET spellings,
+// statements that hide a session change, pipelining behind a short context
+// switch and random pipelines. Every test asserts the safe behaviour; the
+// comment of each explains the attack and, where one did, what once let
+// it through.
 
 import (
 	"context"
@@ -19,8 +23,194 @@ import (
 	"github.com/multigres-proxy/multigres/internal/config"
 )
 
-// tx4Settings are the tracked settings globex reads back.
-var tx4Settings = []string{
+// TestTxAttributeNotationSetseedDoesNotSeedNextTenant: setseed is
+// refused in transaction pooling by the transaction-mode rules, which look
+// at FuncCall nodes only. In attribute notation, (0.5::float8).setseed is
+// the same call, parsed as an A_Indirection: the main guard checks that
+// form only against its deny list (setseed is not on it), and the
+// transaction-mode rules do not check it at all. The seed stays on the
+// server session and the next tenant's random() is predetermined by acme.
+func TestTxAttributeNotationSetseedDoesNotSeedNextTenant(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	super := e.super(t)
+	var want string
+	if _, err := super.Exec(testCtx(t), "SELECT setseed(0.5)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := super.QueryRow(testCtx(t), "SELECT random()::text").Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	attacker := e.connect(t, "app_user.acme")
+	victim := e.connect(t, "app_user.globex")
+	_, err := attacker.Exec(testCtx(t), "SELECT (0.5::float8).setseed", pgx.QueryExecModeSimpleProtocol)
+	t.Logf("acme's attribute-notation setseed: %v", err)
+	var got string
+	if err := victim.QueryRow(testCtx(t), "SELECT random()::text", pgx.QueryExecModeSimpleProtocol).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got == want {
+		t.Errorf("globex's random() was seeded by acme: %s", got)
+	}
+}
+
+// TestTxAttributeNotationAdvisoryLockDoesNotOutliveTransaction: the same gap for the
+// session advisory lock functions: (key).pg_advisory_lock takes a session
+// lock that outlives acme's transaction, stays on the pooled server
+// connection, and stalls every tenant that takes that key (here globex, on
+// the other connection of the pool, cannot get it while acme is idle).
+func TestTxAttributeNotationAdvisoryLockDoesNotOutliveTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) {
+		txMode(2)(c)
+		c.StateAudit = false
+	})
+	attacker := e.connect(t, "app_user.acme")
+	victim := e.connect(t, "app_user.globex")
+	// globex holds one connection in a block first, so acme runs on the
+	// other one and globex cannot land on acme's (idle) session later.
+	tx, err := victim.Begin(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(testCtx(t))
+	var pid1, pid2 int
+	_ = tx.QueryRow(testCtx(t), "SELECT pg_backend_pid()").Scan(&pid2)
+	_, err = attacker.Exec(testCtx(t), "SELECT (4242::bigint).pg_advisory_lock", pgx.QueryExecModeSimpleProtocol)
+	t.Logf("acme's attribute-notation pg_advisory_lock: %v", err)
+	_ = attacker.QueryRow(testCtx(t), "SELECT pg_backend_pid()").Scan(&pid1)
+	var ok bool
+	if err := tx.QueryRow(testCtx(t), "SELECT pg_try_advisory_xact_lock(4242)").Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Errorf("globex (pid %d) cannot take advisory key 4242: acme's session lock (pid %d) outlived its transaction", pid2, pid1)
+	}
+}
+
+// TestTxLocalSeedSettingDoesNotSeedNextTenant: the "seed" setting is
+// setseed in GUC form. A session SET of it is refused (untracked), but SET
+// LOCAL seed and set_config('seed', …, true) are allowed as
+// transaction-local. Its assign hook seeds the random generator, and the
+// revert at the end of the transaction does not reseed it (PostgreSQL arms
+// the hook only for an interactive SET), so the seed outlives acme's
+// transaction and globex's random() is predetermined by acme.
+func TestTxLocalSeedSettingDoesNotSeedNextTenant(t *testing.T) {
+	t.Parallel()
+	for name, attack := range map[string]string{
+		"set_local":  "BEGIN; SET LOCAL seed = 0.5; COMMIT",
+		"set_config": "SELECT set_config('seed', '0.5', true)",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, txMode(1))
+			super := e.super(t)
+			var want string
+			if _, err := super.Exec(testCtx(t), "SELECT setseed(0.5)"); err != nil {
+				t.Fatal(err)
+			}
+			if err := super.QueryRow(testCtx(t), "SELECT random()::text").Scan(&want); err != nil {
+				t.Fatal(err)
+			}
+			attacker := e.connect(t, "app_user.acme")
+			victim := e.connect(t, "app_user.globex")
+			_, err := attacker.Exec(testCtx(t), attack, pgx.QueryExecModeSimpleProtocol)
+			t.Logf("acme's %s: %v", attack, err)
+			var got string
+			if err := victim.QueryRow(testCtx(t), "SELECT random()::text", pgx.QueryExecModeSimpleProtocol).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got == want {
+				t.Errorf("globex's random() was seeded by acme: %s", got)
+			}
+		})
+	}
+}
+
+// TestTxFailedShortSwitchReportsNoOtherTenantsParameters: globex's
+// failing simple query rides on a short switch that rolls back with it, so
+// the server is back on acme's application_name; globex must not be told
+// acme's value by ParameterStatus (held: PostgreSQL reports only values
+// that differ from the last one it reported, and the relay's next switch
+// is a full one).
+func TestTxFailedShortSwitchReportsNoOtherTenantsParameters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	attacker := e.connect(t, "app_user.acme")
+	victim := e.connect(t, "app_user.globex")
+	mustExec(t, attacker, "SET application_name = 'acme-secret-app'")
+	mustExec(t, attacker, "SELECT 1")
+	w := hijackRaw(t, victim)
+	var reported []string
+	for _, q := range []string{"SELECT 1/0", "SELECT 1", "SELECT 1/0; SELECT 2"} {
+		w.send(&pgproto3.Query{String: q})
+		for {
+			m := w.until0()
+			if ps, ok := m.(*pgproto3.ParameterStatus); ok {
+				reported = append(reported, ps.Name+"="+ps.Value)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+	}
+	for _, r := range reported {
+		if strings.Contains(r, "acme") {
+			t.Errorf("globex was told acme's parameter: %v", reported)
+		}
+	}
+}
+
+// TestTxGuardOffFunctionCallSetConfigLeavesNothing: with guard = off a
+// FunctionCall of set_config (OID 2078, is_local false) reaches the relay
+// unchecked; it must never leave work_mem on the shared connection
+// (held: the relay ends the client and closes the connection).
+func TestTxGuardOffFunctionCallSetConfigLeavesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txaGuardOff)
+	attacker := e.connect(t, "app_user.acme")
+	victim := e.connect(t, "app_user.globex")
+	w := hijackRaw(t, attacker)
+	w.send(&pgproto3.FunctionCall{Function: 2078, ArgFormatCodes: []uint16{0},
+		Arguments: [][]byte{[]byte("work_mem"), []byte("77kB"), []byte("false")}, ResultFormatCode: 0})
+	t.Logf("acme: %v", txaDrain(w))
+	if v := currentSetting(t, victim, "work_mem"); v == "77kB" {
+		t.Errorf("globex runs with acme's work_mem %s", v)
+	}
+}
+
+// TestTxSuspendedPortalDoesNotOutliveBlock: inside a block, acme binds
+// a named portal over its rows, executes it with a row limit
+// (PortalSuspended), syncs, and commits with a simple query; no portal or
+// cursor of acme's may survive for globex (held: non-holdable portals end
+// with the transaction; the audit checks pg_cursors).
+func TestTxSuspendedPortalDoesNotOutliveBlock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	attacker := e.connect(t, "app_user.acme")
+	victim := e.connect(t, "app_user.globex")
+	w := hijackRaw(t, attacker)
+	w.send(&pgproto3.Query{String: "BEGIN"})
+	w.until(1)
+	w.send(&pgproto3.Parse{Query: "SELECT name FROM contacts"}, &pgproto3.Bind{DestinationPortal: "p"},
+		&pgproto3.Execute{Portal: "p", MaxRows: 1}, &pgproto3.Sync{})
+	if r := w.until(1); r.status != 'T' || len(r.errors) > 0 {
+		t.Fatalf("acme: %v %v %c", r.types, r.errors, r.status)
+	}
+	w.send(&pgproto3.Execute{Portal: "p", MaxRows: 1}, &pgproto3.Query{String: "COMMIT"}, &pgproto3.Sync{})
+	if r := w.until(2); r.status != 'I' {
+		t.Fatalf("acme: %v %v %c", r.types, r.errors, r.status)
+	}
+	w.send(&pgproto3.Execute{Portal: "p"}, &pgproto3.Sync{})
+	r := w.until(1)
+	if len(r.errors) == 0 {
+		t.Errorf("acme's portal outlived its transaction: %v", r.types)
+	}
+	globexReadsOwnRows(t, victim, pgx.QueryExecModeExec)
+}
+
+// observedSettings are the tracked settings globex reads back.
+var observedSettings = []string{
 	"application_name", "search_path", "TimeZone", "DateStyle", "IntervalStyle",
 	"extra_float_digits", "bytea_output", "client_min_messages", "client_encoding",
 	"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
@@ -28,16 +218,16 @@ var tx4Settings = []string{
 	"xmloption", "lc_monetary", "row_security", "random_page_cost",
 }
 
-// tx4Observe returns what globex sees: each tracked setting and each
+// observeSettings returns what globex sees: each tracked setting and each
 // parameter its driver was told.
-func tx4Observe(victim *pgx.Conn) (map[string]string, error) {
+func observeSettings(victim *pgx.Conn) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
-	cols := make([]string, len(tx4Settings))
-	for i, s := range tx4Settings {
+	cols := make([]string, len(observedSettings))
+	for i, s := range observedSettings {
 		cols[i] = fmt.Sprintf("current_setting('%s')", s)
 	}
-	vals := make([]string, len(tx4Settings))
+	vals := make([]string, len(observedSettings))
 	dst := make([]any, len(vals))
 	for i := range vals {
 		dst[i] = &vals[i]
@@ -46,7 +236,7 @@ func tx4Observe(victim *pgx.Conn) (map[string]string, error) {
 		return nil, err
 	}
 	out := map[string]string{}
-	for i, s := range tx4Settings {
+	for i, s := range observedSettings {
 		out["setting "+s] = vals[i]
 	}
 	for _, p := range []string{"application_name", "TimeZone", "DateStyle", "IntervalStyle", "client_encoding", "search_path", "default_transaction_read_only", "standard_conforming_strings"} {
@@ -75,8 +265,8 @@ func (n names0) Scan(src any) error {
 	return nil
 }
 
-// tx4Diff lists what differs between two observations.
-func tx4Diff(before, after map[string]string) []string {
+// settingsDiff lists what differs between two observations.
+func settingsDiff(before, after map[string]string) []string {
 	var d []string
 	for k, v := range before {
 		if after[k] != v {
@@ -86,9 +276,9 @@ func tx4Diff(before, after map[string]string) []string {
 	return d
 }
 
-// tx4Aliases are SET forms the grammar maps onto tracked settings under
+// setAliasForms are SET forms the grammar maps onto tracked settings under
 // other names, and other unusual spellings of tracked SETs.
-var tx4Aliases = []string{
+var setAliasForms = []string{
 	"SET TIME ZONE 'Asia/Tokyo'",
 	"SET TIME ZONE 9",
 	"SET TIME ZONE LOCAL",
@@ -116,29 +306,29 @@ var tx4Aliases = []string{
 	"SET bytea_output = escape",
 }
 
-// TestTxAttack4SetAliasFormsStayWithTheirClient: acme runs every odd form
+// TestTxSetAliasFormsStayWithTheirClient: acme runs every odd form
 // of a tracked SET (the grammar's aliases SET TIME ZONE, SET SCHEMA, SET
 // NAMES, SET XML OPTION, quoted names, numeric and list values); after
 // each, globex must observe exactly what it observed before, with the
 // audit off, as a production proxy hands the connection over.
-func TestTxAttack4SetAliasFormsStayWithTheirClient(t *testing.T) {
+func TestTxSetAliasFormsStayWithTheirClient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) {
 		txMode(1)(c)
 		c.StateAudit = false
 	})
 	victim := e.connect(t, "app_user.globex")
-	base, err := tx4Observe(victim)
+	base, err := observeSettings(victim)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := txrHijack(t, e.connect(t, "app_user.acme"))
-	for _, sql := range tx4Aliases {
+	w := hijackRaw(t, e.connect(t, "app_user.acme"))
+	for _, sql := range setAliasForms {
 		w.send(&pgproto3.Query{String: sql})
 		r, ended := txaUntil(w, 1)
 		if ended {
 			t.Logf("acme ended by %q: %v", sql, r.errors)
-			w = txrHijack(t, e.connect(t, "app_user.acme"))
+			w = hijackRaw(t, e.connect(t, "app_user.acme"))
 			continue
 		}
 		if len(r.errors) > 0 {
@@ -149,21 +339,21 @@ func TestTxAttack4SetAliasFormsStayWithTheirClient(t *testing.T) {
 		if r, ended := txaUntil(w, 1); ended || len(r.errors) > 0 {
 			t.Logf("acme after %q: %v", sql, r.errors)
 		}
-		got, err := tx4Observe(victim)
+		got, err := observeSettings(victim)
 		if err != nil {
 			t.Fatalf("after acme's %q: globex: %v", sql, err)
 		}
-		if d := tx4Diff(base, got); len(d) > 0 {
+		if d := settingsDiff(base, got); len(d) > 0 {
 			t.Errorf("after acme's %q globex observes %v", sql, d)
 		}
 	}
 }
 
-// tx4Smuggled are statements that hide a session-level change (a
+// smuggledSessionChanges are statements that hide a session-level change (a
 // set_config with is_local false, a session advisory lock, setseed) where
 // a rule that looks only at the top of the statement, or only at
 // literal true/false, would miss it.
-var tx4Smuggled = []string{
+var smuggledSessionChanges = []string{
 	"SELECT set_config('TimeZone', 'Asia/Tokyo', 'f')",
 	"SELECT set_config('TimeZone', 'Asia/Tokyo', 'off')",
 	"SELECT set_config('TimeZone', 'Asia/Tokyo', '0')",
@@ -211,40 +401,40 @@ var tx4Smuggled = []string{
 	"SELECT set_config('TimeZone', 'Asia/Tokyo', true); COMMIT; SELECT 1",
 }
 
-// tx4AttackThenObserve runs each statement as acme (a new client each
+// runThenObserve runs each statement as acme (a new client each
 // time), and has globex observe after each.
-func tx4AttackThenObserve(t *testing.T, mutate func(*config.Config), stmts []string) {
+func runThenObserve(t *testing.T, mutate func(*config.Config), stmts []string) {
 	e := newEnv(t, mutate)
 	victim := e.connect(t, "app_user.globex")
-	base, err := tx4Observe(victim)
+	base, err := observeSettings(victim)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, sql := range stmts {
-		w := txrHijack(t, e.connect(t, "app_user.acme"))
+		w := hijackRaw(t, e.connect(t, "app_user.acme"))
 		w.send(&pgproto3.Query{String: sql})
 		r, ended := txaUntil(w, 1)
 		if !ended && len(r.errors) == 0 {
 			t.Logf("acme's %q ran: %v", sql, r.types)
 		}
 		w.send(&pgproto3.Terminate{})
-		got, err := tx4Observe(victim)
+		got, err := observeSettings(victim)
 		if err != nil {
 			t.Fatalf("after acme's %q: globex: %v", sql, err)
 		}
-		if d := tx4Diff(base, got); len(d) > 0 {
+		if d := settingsDiff(base, got); len(d) > 0 {
 			t.Errorf("after acme's %q globex observes %v", sql, d)
 		}
 	}
 }
 
-// TestTxAttack4SmuggledSessionChange: set_config with a false is_local
+// TestTxSmuggledSessionChangeLeavesNothing: set_config with a false is_local
 // spelled as a string, a cast, an expression or a named argument, or
 // wrapped in EXPLAIN ANALYZE, COPY (query), a CTE or a subquery; session
 // advisory locks and setseed wrapped likewise. Each must be refused (or
 // be harmless): globex observes nothing of it, with the audit off (a
 // production proxy) and on.
-func TestTxAttack4SmuggledSessionChange(t *testing.T) {
+func TestTxSmuggledSessionChangeLeavesNothing(t *testing.T) {
 	t.Parallel()
 	for _, v := range []struct {
 		name string
@@ -252,13 +442,13 @@ func TestTxAttack4SmuggledSessionChange(t *testing.T) {
 	}{{"audit off", txaNoAudit}, {"audit on guard off", txaGuardOff}} {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			tx4AttackThenObserve(t, v.fn, tx4Smuggled)
+			runThenObserve(t, v.fn, smuggledSessionChanges)
 		})
 	}
 }
 
-// tx4Palette are the messages acme's random pipelines are made of.
-var tx4Palette = []func() pgproto3.FrontendMessage{
+// pipelineMessages are the messages acme's random pipelines are made of.
+var pipelineMessages = []func() pgproto3.FrontendMessage{
 	func() pgproto3.FrontendMessage { return &pgproto3.Parse{Query: "SELECT name FROM contacts"} },
 	func() pgproto3.FrontendMessage { return &pgproto3.Parse{Name: "s1", Query: "SELECT $1::int"} },
 	func() pgproto3.FrontendMessage { return &pgproto3.Parse{Query: "SELECT 1/0"} },
@@ -311,9 +501,9 @@ var tx4Palette = []func() pgproto3.FrontendMessage{
 	func() pgproto3.FrontendMessage { return &pgproto3.CopyFail{Message: "x"} },
 }
 
-// tx4Finish ends acme's pipeline and reads up to the marker's answer.
+// finishPipeline ends acme's pipeline and reads up to the marker's answer.
 // It reports whether acme is still usable.
-func tx4Finish(t *testing.T, w *txrWire, marker string) (ok bool, seen []string) {
+func finishPipeline(t *testing.T, w *rawWire, marker string) (ok bool, seen []string) {
 	_ = w.hc.Conn.SetDeadline(time.Now().Add(6 * time.Second))
 	w.fe.Send(&pgproto3.Sync{})
 	w.fe.Send(&pgproto3.Query{String: "ROLLBACK"})
@@ -346,13 +536,13 @@ func tx4Finish(t *testing.T, w *txrWire, marker string) (ok bool, seen []string)
 	}
 }
 
-// TestTxAttack4RandomPipelinesLeaveNothing: acme sends seeded random
+// TestTxRandomPipelinesLeaveNothing: acme sends seeded random
 // pipelines of extended- and simple-protocol messages (errors, Flush,
 // Syncs, named portals, COPY messages outside COPY, refused statements,
 // SETs, BEGIN/COMMIT/ROLLBACK); after each globex observes exactly what
 // it observed before, acme's marker query answers within a bounded time
 // (nothing out of step), with the audit on and off.
-func TestTxAttack4RandomPipelinesLeaveNothing(t *testing.T) {
+func TestTxRandomPipelinesLeaveNothing(t *testing.T) {
 	t.Parallel()
 	for _, v := range []struct {
 		name string
@@ -362,7 +552,7 @@ func TestTxAttack4RandomPipelinesLeaveNothing(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, v.fn)
 			victim := e.connect(t, "app_user.globex")
-			base, err := tx4Observe(victim)
+			base, err := observeSettings(victim)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -373,19 +563,19 @@ func TestTxAttack4RandomPipelinesLeaveNothing(t *testing.T) {
 				seed ^= seed << 17
 				return int(seed % uint64(n))
 			}
-			var w *txrWire
+			var w *rawWire
 			auditSeen := 0
 			for round := range 150 {
 				if w == nil {
-					w = txrHijack(t, e.connect(t, "app_user.acme"))
+					w = hijackRaw(t, e.connect(t, "app_user.acme"))
 				}
 				var msgs []string
 				for range 1 + rnd(7) {
-					m := tx4Palette[rnd(len(tx4Palette))]()
+					m := pipelineMessages[rnd(len(pipelineMessages))]()
 					msgs = append(msgs, fmt.Sprintf("%T%+v", m, m))
 					w.fe.Send(m)
 				}
-				ok, seen := tx4Finish(t, w, fmt.Sprintf("marker%d", round))
+				ok, seen := finishPipeline(t, w, fmt.Sprintf("marker%d", round))
 				if testing.Verbose() {
 					t.Logf("round %d: %v -> %v", round, msgs, seen)
 				}
@@ -397,11 +587,11 @@ func TestTxAttack4RandomPipelinesLeaveNothing(t *testing.T) {
 					t.Logf("round %d: acme ended after %v: %v", round, msgs, seen)
 					w = nil
 				}
-				got, err := tx4Observe(victim)
+				got, err := observeSettings(victim)
 				if err != nil {
 					t.Fatalf("round %d after acme's %v (acme saw %v): globex: %v", round, msgs, seen, err)
 				}
-				if d := tx4Diff(base, got); len(d) > 0 {
+				if d := settingsDiff(base, got); len(d) > 0 {
 					t.Fatalf("round %d after acme's %v globex observes %v", round, msgs, d)
 				}
 			}
@@ -409,8 +599,8 @@ func TestTxAttack4RandomPipelinesLeaveNothing(t *testing.T) {
 	}
 }
 
-// tx4Dump reads until n ReadyForQuery and renders each message.
-func tx4Dump(w *txrWire, n int) []string {
+// dumpUntil reads until n ReadyForQuery and renders each message.
+func dumpUntil(w *rawWire, n int) []string {
 	_ = w.hc.Conn.SetDeadline(time.Now().Add(6 * time.Second))
 	var out []string
 	for n > 0 {
@@ -435,30 +625,30 @@ func tx4Dump(w *txrWire, n int) []string {
 	return out
 }
 
-// TestTxAttack4PipelinedAfterShortSwitchUndoesSet: found by the random
+// TestTxPipelinedAfterShortSwitchKeepsSet: found by the random
 // pipelines above (seed 1, round 10), the other direction of
-// TestTxAttack4PipelinedAfterShortSwitchUndoesReset. acme's simple-query
+// TestTxPipelinedAfterShortSwitchKeepsReset. acme's simple-query
 // SET rides on a short switch; the messages it pipelines behind it get a
 // full switch (t.unconfirmed) that re-applies acme's settings as they were
 // before the SET, so the server is back on the default TimeZone while
 // multigres records the SET at its ReadyForQuery and believes
 // Europe/Paris. acme's own next query runs under the wrong TimeZone, and
 // the audit reports the mismatch.
-func TestTxAttack4PipelinedAfterShortSwitchUndoesSet(t *testing.T) {
+func TestTxPipelinedAfterShortSwitchKeepsSet(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, e.connect(t, "app_user.acme"))
+	w := hijackRaw(t, e.connect(t, "app_user.acme"))
 	w.send(&pgproto3.Query{String: "SELECT 1"})
-	tx4Dump(w, 1)
-	if _, err := tx4Observe(victim); err != nil { // the connection now carries globex
+	dumpUntil(w, 1)
+	if _, err := observeSettings(victim); err != nil { // the connection now carries globex
 		t.Fatal(err)
 	}
 	w.send(&pgproto3.Query{String: "SET TimeZone = 'Europe/Paris'"}, &pgproto3.Close{ObjectType: 'P'},
 		&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Sync{})
-	t.Logf("acme: %v", tx4Dump(w, 2))
+	t.Logf("acme: %v", dumpUntil(w, 2))
 	w.send(&pgproto3.Query{String: "SHOW TimeZone"})
-	got := tx4Dump(w, 1)
+	got := dumpUntil(w, 1)
 	if !strings.Contains(strings.Join(got, " "), "Europe/Paris") {
 		t.Errorf("acme's own SET was undone: SHOW TimeZone gives %v", got)
 	}
@@ -467,7 +657,7 @@ func TestTxAttack4PipelinedAfterShortSwitchUndoesSet(t *testing.T) {
 	}
 }
 
-// TestTxAttack4PipelinedAfterShortSwitchUndoesReset: acme has a tracked
+// TestTxPipelinedAfterShortSwitchKeepsReset: acme has a tracked
 // setting of its own (TimeZone). It lands on a connection that carries
 // globex's context, so its simple-query RESET gets the short switch. acme
 // pipelines extended-protocol messages behind the RESET, before its
@@ -478,7 +668,7 @@ func TestTxAttack4PipelinedAfterShortSwitchUndoesSet(t *testing.T) {
 // so the next switch for globex (who set none) leaves Asia/Tokyo in
 // place: globex runs under acme's setting. The same with row_security =
 // off makes globex's queries on its own rows fail.
-func TestTxAttack4PipelinedAfterShortSwitchUndoesReset(t *testing.T) {
+func TestTxPipelinedAfterShortSwitchKeepsReset(t *testing.T) {
 	t.Parallel()
 	for _, audit := range []bool{false, true} {
 		for _, setting := range []string{"TimeZone = 'Asia/Tokyo'", "row_security = off", "search_path = pg_catalog", "client_encoding = 'LATIN1'"} {
@@ -489,25 +679,25 @@ func TestTxAttack4PipelinedAfterShortSwitchUndoesReset(t *testing.T) {
 					c.StateAudit = audit
 				})
 				victim := e.connect(t, "app_user.globex")
-				base, err := tx4Observe(victim)
+				base, err := observeSettings(victim)
 				if err != nil {
 					t.Fatal(err)
 				}
-				w := txrHijack(t, e.connect(t, "app_user.acme"))
+				w := hijackRaw(t, e.connect(t, "app_user.acme"))
 				w.send(&pgproto3.Query{String: "SET " + setting})
-				t.Logf("acme: %v", tx4Dump(w, 1))
-				if _, err := tx4Observe(victim); err != nil { // the connection now carries globex
+				t.Logf("acme: %v", dumpUntil(w, 1))
+				if _, err := observeSettings(victim); err != nil { // the connection now carries globex
 					t.Fatal(err)
 				}
 				name, _, _ := strings.Cut(setting, " ")
 				w.send(&pgproto3.Query{String: "RESET " + name}, &pgproto3.Close{ObjectType: 'P'},
 					&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Sync{})
-				t.Logf("acme: %v", tx4Dump(w, 2))
-				got, err := tx4Observe(victim)
+				t.Logf("acme: %v", dumpUntil(w, 2))
+				got, err := observeSettings(victim)
 				if err != nil {
 					t.Fatalf("globex after acme's pipelined RESET: %v", err)
 				}
-				if d := tx4Diff(base, got); len(d) > 0 {
+				if d := settingsDiff(base, got); len(d) > 0 {
 					t.Errorf("globex after acme's pipelined RESET observes %v", d)
 				}
 			})
@@ -515,32 +705,32 @@ func TestTxAttack4PipelinedAfterShortSwitchUndoesReset(t *testing.T) {
 	}
 }
 
-// TestTxAttack4PipelinedSimpleQueriesAfterShortSwitchUndoReset: the same
-// as TestTxAttack4PipelinedAfterShortSwitchUndoesReset with nothing but
+// TestTxPipelinedSimpleQueriesAfterShortSwitchKeepReset: the same
+// as TestTxPipelinedAfterShortSwitchKeepsReset with nothing but
 // two simple queries written at once (libpq's pipeline of simple
 // queries): the second gets the full switch with acme's settings from
 // before the first one's RESET.
-func TestTxAttack4PipelinedSimpleQueriesAfterShortSwitchUndoReset(t *testing.T) {
+func TestTxPipelinedSimpleQueriesAfterShortSwitchKeepReset(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txaNoAudit)
 	victim := e.connect(t, "app_user.globex")
-	base, err := tx4Observe(victim)
+	base, err := observeSettings(victim)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := txrHijack(t, e.connect(t, "app_user.acme"))
+	w := hijackRaw(t, e.connect(t, "app_user.acme"))
 	w.send(&pgproto3.Query{String: "SET TimeZone = 'Asia/Tokyo'"})
-	tx4Dump(w, 1)
-	if _, err := tx4Observe(victim); err != nil {
+	dumpUntil(w, 1)
+	if _, err := observeSettings(victim); err != nil {
 		t.Fatal(err)
 	}
 	w.send(&pgproto3.Query{String: "RESET TimeZone"}, &pgproto3.Query{String: "SELECT 1"})
-	t.Logf("acme: %v", tx4Dump(w, 2))
-	got, err := tx4Observe(victim)
+	t.Logf("acme: %v", dumpUntil(w, 2))
+	got, err := observeSettings(victim)
 	if err != nil {
 		t.Fatalf("globex: %v", err)
 	}
-	if d := tx4Diff(base, got); len(d) > 0 {
+	if d := settingsDiff(base, got); len(d) > 0 {
 		t.Errorf("globex after acme's pipelined RESET observes %v", d)
 	}
 }

@@ -1,10 +1,16 @@
 package e2e
 
-// Security review of transaction pooling (pool_mode = transaction).
+// Transaction pooling (pool_mode = transaction) hands a server connection
+// to the next tenant with nothing of the previous client's on it: session
+// SETs in every protocol shape, prepared statements and DEALLOCATE ALL,
+// portals, COPY state, open transactions and their locks, and answers owed
+// to pipelined messages; the pooling rules hold with guard = off; answers
+// keep protocol order. acme is the client trying to leave something
+// behind, globex the next tenant.
 //
-// Every test here asserts the SAFE behaviour. A test that fails
-// demonstrates a real problem (its comment explains the attack); the tests
-// that pass are kept as regression tests for attacks that held.
+// Every test asserts the safe behaviour. Those in the first group failed
+// before the relay was fixed, and each comment says what went wrong;
+// those in the second never did.
 
 import (
 	"context"
@@ -13,105 +19,38 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/multigres-proxy/multigres/internal/config"
 )
 
-// txrWire is a hijacked client connection speaking raw protocol messages.
-type txrWire struct {
-	t  *testing.T
-	hc *pgconn.HijackedConn
-	fe *pgproto3.Frontend
-}
-
-func txrHijack(t *testing.T, conn *pgx.Conn) *txrWire {
-	t.Helper()
-	hc, err := conn.PgConn().Hijack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hc.Conn.Close() })
-	_ = hc.Conn.SetDeadline(time.Now().Add(20 * time.Second))
-	return &txrWire{t: t, hc: hc, fe: hc.Frontend}
-}
-
-func (w *txrWire) send(msgs ...pgproto3.FrontendMessage) {
-	w.t.Helper()
-	for _, m := range msgs {
-		w.fe.Send(m)
-	}
-	if err := w.fe.Flush(); err != nil {
-		w.t.Fatalf("send: %v", err)
-	}
-}
-
-// txrResult is what a raw client saw up to some ReadyForQuery messages.
-type txrResult struct {
-	types  []string
-	errors []string // "CODE message"
-	status byte
-}
-
-// until reads until n ReadyForQuery messages have arrived.
-func (w *txrWire) until(n int) txrResult {
-	w.t.Helper()
-	var r txrResult
-	for n > 0 {
-		m, err := w.fe.Receive()
-		if err != nil {
-			w.t.Fatalf("receive (after %v %v): %v", r.types, r.errors, err)
-		}
-		r.types = append(r.types, fmt.Sprintf("%T", m)[len("*pgproto3."):])
-		switch m := m.(type) {
-		case *pgproto3.ErrorResponse:
-			r.errors = append(r.errors, m.Code+" "+m.Message)
-		case *pgproto3.ReadyForQuery:
-			r.status = m.TxStatus
-			n--
-		}
-	}
-	return r
-}
-
-func txrSetting(t *testing.T, conn *pgx.Conn, name string) string {
-	t.Helper()
-	var v string
-	if err := conn.QueryRow(testCtx(t), "SELECT current_setting($1)", name).Scan(&v); err != nil {
-		t.Fatalf("current_setting(%s): %v", name, err)
-	}
-	return v
-}
-
 // ---------------------------------------------------------------------
-// Findings of the transaction-pooling review (each failed before its fix)
+// Once broken: each test here failed before the relay was fixed
 // ---------------------------------------------------------------------
 
-// TestTxReviewNamedPortalSetLeaks: a tracked session SET sent as the
+// TestTxSetThroughNamedPortalIsRefused: a tracked session SET sent as the
 // unnamed statement but executed through a NAMED portal was not tracked
 // (effects ride on the unnamed portal only); it committed on the shared
 // server connection and the next tenant inherited it: here
 // default_transaction_read_only (globex could no longer write) and
 // TimeZone/DateStyle (globex's dates silently misread). Now the Bind is
 // refused with 0A000 and nothing reaches globex.
-func TestTxReviewNamedPortalSetLeaks(t *testing.T) {
+func TestTxSetThroughNamedPortalIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	for _, set := range []string{"SET default_transaction_read_only = on", "SET TimeZone = 'Pacific/Chatham'", "SET DateStyle = 'SQL, DMY'"} {
 		w.send(&pgproto3.Parse{Query: set}, &pgproto3.Bind{DestinationPortal: "p"}, &pgproto3.Execute{Portal: "p"}, &pgproto3.Sync{})
 		if r := w.until(1); len(r.errors) != 1 || !strings.HasPrefix(r.errors[0], "0A000") {
 			t.Fatalf("%s: want the Bind refused with 0A000, got %v", set, r.errors)
 		}
 	}
-	if v := txrSetting(t, victim, "TimeZone"); v == "Pacific/Chatham" {
+	if v := currentSetting(t, victim, "TimeZone"); v == "Pacific/Chatham" {
 		t.Errorf("acme's session TimeZone reached globex: %q", v)
 	}
-	if v := txrSetting(t, victim, "DateStyle"); strings.Contains(v, "DMY") {
+	if v := currentSetting(t, victim, "DateStyle"); strings.Contains(v, "DMY") {
 		t.Errorf("acme's session DateStyle reached globex: %q", v)
 	}
 	if _, err := victim.Exec(testCtx(t), "INSERT INTO contacts (tenant_id, name) VALUES ('globex', 'Gus')"); err != nil {
@@ -119,18 +58,18 @@ func TestTxReviewNamedPortalSetLeaks(t *testing.T) {
 	}
 }
 
-// TestTxReviewSetLostAfterLaterError: an unnamed-portal SET's effects are
+// TestTxSetBeforeLaterErrorStaysWithItsClient: an unnamed-portal SET's effects are
 // kept in batchFx until the next Sync's ReadyForQuery, and dropped on any
 // extended-protocol error. A simple Query placed between the SET and the
 // failing message commits the implicit transaction (so the SET stays on
 // the server), then the later error makes multigres forget it. The next
 // tenant inherits the setting.
-func TestTxReviewSetLostAfterLaterError(t *testing.T) {
+func TestTxSetBeforeLaterErrorStaysWithItsClient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(
 		&pgproto3.Parse{Query: "SET TimeZone = 'Pacific/Chatham'"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Query{String: "SELECT 1"}, // commits the implicit transaction, SET included
@@ -140,12 +79,12 @@ func TestTxReviewSetLostAfterLaterError(t *testing.T) {
 	if len(r.errors) != 1 || !strings.HasPrefix(r.errors[0], "22012") {
 		t.Fatalf("attack pipeline: %v %v", r.types, r.errors)
 	}
-	if v := txrSetting(t, victim, "TimeZone"); v == "Pacific/Chatham" {
+	if v := currentSetting(t, victim, "TimeZone"); v == "Pacific/Chatham" {
 		t.Errorf("acme's session TimeZone reached globex: %q", v)
 	}
 }
 
-// TestTxReviewDeallocateAllInFailedQuery: DEALLOCATE ALL is not
+// TestTxDeallocateAllInFailedQueryKeepsStatementsUsable: DEALLOCATE ALL is not
 // transactional, but commitEffects only honours it when the simple query
 // succeeds. "DEALLOCATE ALL; SELECT 1/0" drops every prepared statement on
 // the shared server connection (multigres' own mg_switch_N/mg_commit
@@ -154,7 +93,7 @@ func TestTxReviewSetLostAfterLaterError(t *testing.T) {
 //     (ParseComplete is synthesized, the server has no such statement);
 //   - another tenant's next context switch binds the vanished mg_switch_N
 //     and is ended with FATAL 08006.
-func TestTxReviewDeallocateAllInFailedQuery(t *testing.T) {
+func TestTxDeallocateAllInFailedQueryKeepsStatementsUsable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	ctx := testCtx(t)
@@ -175,7 +114,7 @@ func TestTxReviewDeallocateAllInFailedQuery(t *testing.T) {
 	}
 }
 
-// TestTxReviewSkippedEvictionOrphansStatement: when the LRU evicts a
+// TestTxSkippedEvictionLeavesNoOrphanStatement: when the LRU evicts a
 // statement, prepareOnServer sends Close for it in the same batch. If an
 // earlier message of the batch fails, the server skips that Close, yet the
 // statement is already gone from the LRU. The server keeps mg_<hash>;
@@ -184,7 +123,7 @@ func TestTxReviewDeallocateAllInFailedQuery(t *testing.T) {
 // never heals). In a SaaS every tenant runs the same SQL, so one tenant
 // can break the application's queries for all tenants, connection by
 // connection.
-func TestTxReviewSkippedEvictionOrphansStatement(t *testing.T) {
+func TestTxSkippedEvictionLeavesNoOrphanStatement(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) {
 		txMode(1)(c)
@@ -193,7 +132,7 @@ func TestTxReviewSkippedEvictionOrphansStatement(t *testing.T) {
 	ctx := testCtx(t)
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Parse{Name: "s1", Query: "SELECT 'A'::text"}, &pgproto3.Sync{})
 	if r := w.until(1); len(r.errors) > 0 {
 		t.Fatal(r.errors)
@@ -209,7 +148,7 @@ func TestTxReviewSkippedEvictionOrphansStatement(t *testing.T) {
 	}
 }
 
-// TestTxReviewPipelineDeadlock: one query with a 64 MB result, then 48
+// TestTxLargePipelineDoesNotWedgeConnection: one query with a 64 MB result, then 48
 // pipelined 1 MB queries, while the client reads everything. Before the
 // fix the client pump blocked writing to the server while holding the
 // client lock the server pump needed, and the connection was wedged for
@@ -218,7 +157,7 @@ func TestTxReviewSkippedEvictionOrphansStatement(t *testing.T) {
 // either gets every result or is ended in bounded time (docs/pooling.md,
 // known limits: a RowDescription can still wait behind a blocked write),
 // and the pool's only connection always comes back.
-func TestTxReviewPipelineDeadlock(t *testing.T) {
+func TestTxLargePipelineDoesNotWedgeConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) {
 		txMode(1)(c)
@@ -226,7 +165,7 @@ func TestTxReviewPipelineDeadlock(t *testing.T) {
 		c.QueryWaitTimeout = 25 * time.Second
 	})
 	attacker := e.connect(t, "app_user.acme")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	const n = 48
 	big := strings.Repeat("y", 1<<20)
 	go func() {
@@ -263,7 +202,7 @@ func TestTxReviewPipelineDeadlock(t *testing.T) {
 	}
 }
 
-// TestTxReviewExtendedCopyInHoldsConnection: libpq (PQexecParams) and
+// TestTxExtendedCopyInReleasesConnection: libpq (PQexecParams) and
 // other extended-protocol clients send Parse/Bind/Execute/Sync for COPY
 // FROM STDIN, then CopyData, CopyDone and another Sync. PostgreSQL
 // ignores the first Sync (it arrives in copy-in mode), so it sends one
@@ -272,7 +211,7 @@ func TestTxReviewPipelineDeadlock(t *testing.T) {
 // matched one message late. Other tenants wait and get 53300. (Any
 // client can do it on purpose, with the server idle, so neither
 // idle_in_transaction_session_timeout nor tenant_idle_timeout ends it.)
-func TestTxReviewExtendedCopyInHoldsConnection(t *testing.T) {
+func TestTxExtendedCopyInReleasesConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) {
 		txMode(1)(c)
@@ -280,7 +219,7 @@ func TestTxReviewExtendedCopyInHoldsConnection(t *testing.T) {
 	})
 	e.exec(t, "CREATE TABLE copysink (x int); GRANT INSERT ON copysink TO app_user")
 	client := e.connect(t, "app_user.acme")
-	w := txrHijack(t, client)
+	w := hijackRaw(t, client)
 	w.send(&pgproto3.Parse{Query: "COPY copysink FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	// Wait for CopyInResponse.
 	for {
@@ -308,21 +247,21 @@ func TestTxReviewExtendedCopyInHoldsConnection(t *testing.T) {
 	}
 }
 
-// TestTxReviewErrorThenQueryHoldsConnection: after an extended-protocol
+// TestTxQueryAfterExtendedErrorReleasesConnection: after an extended-protocol
 // error PostgreSQL skips everything up to Sync, a simple Query included;
 // skipToSync stops at a Query entry, so the relay owes one ReadyForQuery
 // more than the server sends and never releases the connection while the
 // client stays connected (documented for tenant_idle_timeout in
 // limits.go, not for pooling). The client stays idle ('I') with the pool
 // held: other tenants get 53300.
-func TestTxReviewErrorThenQueryHoldsConnection(t *testing.T) {
+func TestTxQueryAfterExtendedErrorReleasesConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) {
 		txMode(1)(c)
 		c.QueryWaitTimeout = time.Second
 	})
 	client := e.connect(t, "app_user.acme")
-	w := txrHijack(t, client)
+	w := hijackRaw(t, client)
 	w.send(&pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Query{String: "SELECT 1"}, &pgproto3.Sync{})
 	if r := w.until(1); r.status != 'I' {
@@ -343,19 +282,19 @@ func txGuardOff(c *config.Config) {
 	c.Guard = false
 }
 
-// TestTxReviewGuardOffListen: with guard = off, LISTEN is refused only by
+// TestTxGuardOffRefusesListen: with guard = off, LISTEN is refused only by
 // the tenant rules (inspect), which PoolingOnly turns off; inspectTx has
 // no rule for it and "listen" is not a pooling pre-filter token. The
 // LISTEN outlives the transaction on the shared server connection: the
 // next tenant's session is subscribed, and notifications for the
 // attacker's channel are delivered to whichever client holds the
 // connection.
-func TestTxReviewGuardOffListen(t *testing.T) {
+func TestTxGuardOffRefusesListen(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txGuardOff)
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	_, err := attacker.Exec(testCtx(t), "LISTEN review_channel")
+	_, err := attacker.Exec(testCtx(t), "LISTEN acme_channel")
 	if err == nil {
 		t.Errorf("LISTEN accepted in transaction pooling with guard = off")
 	}
@@ -364,13 +303,13 @@ func TestTxReviewGuardOffListen(t *testing.T) {
 	}
 }
 
-// TestTxReviewGuardOffUnicodeEscapes: with guard = off the pooling
+// TestTxGuardOffSeesUnicodeEscapedFunctions: with guard = off the pooling
 // pre-filter has no "u&" token, so a function name written with U&"..."
 // escapes skips the parse and the transaction-pooling rules: a session
 // advisory lock stays on the shared server connection after the client
 // leaves, and set_config(..., false) of any parameter reaches the next
 // tenant.
-func TestTxReviewGuardOffUnicodeEscapes(t *testing.T) {
+func TestTxGuardOffSeesUnicodeEscapedFunctions(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txGuardOff)
 	ctx := testCtx(t)
@@ -397,16 +336,16 @@ func TestTxReviewGuardOffUnicodeEscapes(t *testing.T) {
 	}
 }
 
-// TestTxReviewSynthBeforeReady: a Parse of a statement the server
+// TestTxSynthesizedAnswersFollowReadyForQuery: a Parse of a statement the server
 // connection already has, pipelined after a Sync, is answered by
 // multigres before the ReadyForQuery of that Sync (readyTx emits due
 // synthesized answers before forwarding the 'Z'). Pipelining clients see
 // ParseComplete before ReadyForQuery, out of protocol order.
-func TestTxReviewSynthBeforeReady(t *testing.T) {
+func TestTxSynthesizedAnswersFollowReadyForQuery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	client := e.connect(t, "app_user.acme")
-	w := txrHijack(t, client)
+	w := hijackRaw(t, client)
 	w.send(&pgproto3.Parse{Name: "a", Query: "SELECT 42"}, &pgproto3.Sync{})
 	w.until(1)
 	w.send(&pgproto3.Query{String: "SELECT pg_sleep(0.2)"}, &pgproto3.Parse{Name: "b", Query: "SELECT 42"}, &pgproto3.Sync{})
@@ -417,11 +356,11 @@ func TestTxReviewSynthBeforeReady(t *testing.T) {
 	}
 }
 
-// TestTxReviewSetseedReachesNextTenant: setseed() is session state. A
+// TestTxSetseedIsRefused: setseed() is session state. A
 // tenant could seed the shared server connection's random() generator, and
 // the next tenant's random() values were the attacker's known sequence
 // (think md5(random()::text) reset tokens). Now refused (0A000).
-func TestTxReviewSetseedReachesNextTenant(t *testing.T) {
+func TestTxSetseedIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	ctx := testCtx(t)
@@ -447,53 +386,53 @@ func TestTxReviewSetseedReachesNextTenant(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------
-// Attacks that held (regression tests)
+// Never broken: kept as regression tests
 // ---------------------------------------------------------------------
 
-// TestTxReviewHeldPipelinedExtendedSetInBlock: BEGIN and an unnamed SET
+// TestTxPipelinedExtendedSetInBlockStaysWithItsClient: BEGIN and an unnamed SET
 // pipelined in one extended batch (the SET passes the status check
 // because the client has not seen 'T' yet) and then COMMIT: the
 // connection's settings become unknown and are reset for the next tenant.
-func TestTxReviewHeldPipelinedExtendedSetInBlock(t *testing.T) {
+func TestTxPipelinedExtendedSetInBlockStaysWithItsClient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "SET TimeZone = 'Pacific/Chatham'"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Sync{}, &pgproto3.Query{String: "COMMIT"})
 	w.until(2)
-	if v := txrSetting(t, victim, "TimeZone"); v == "Pacific/Chatham" {
+	if v := currentSetting(t, victim, "TimeZone"); v == "Pacific/Chatham" {
 		t.Errorf("TimeZone reached globex: %q", v)
 	}
 }
 
-// TestTxReviewHeldUnnamedPortalSet: the documented path (unnamed statement,
+// TestTxUnnamedPortalSetStaysWithItsClient: the documented path (unnamed statement,
 // unnamed portal) is tracked: it follows acme and never reaches globex.
-func TestTxReviewHeldUnnamedPortalSet(t *testing.T) {
+func TestTxUnnamedPortalSetStaysWithItsClient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	attacker := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, attacker)
+	w := hijackRaw(t, attacker)
 	w.send(&pgproto3.Parse{Query: "SET TimeZone = 'Pacific/Chatham'"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	w.until(1)
-	if v := txrSetting(t, victim, "TimeZone"); v == "Pacific/Chatham" {
+	if v := currentSetting(t, victim, "TimeZone"); v == "Pacific/Chatham" {
 		t.Errorf("TimeZone reached globex: %q", v)
 	}
 }
 
-// TestTxReviewHeldPortalSuspendedAndDescribe: Execute with a row limit
+// TestTxPortalSuspendedAndDescribeAnswerInOrder: Execute with a row limit
 // (PortalSuspended), Describe of a portal and an empty query in a
 // pipeline: answers stay in order and the connection goes back to the
 // pool for the next tenant, which sees only its rows.
-func TestTxReviewHeldPortalSuspendedAndDescribe(t *testing.T) {
+func TestTxPortalSuspendedAndDescribeAnswerInOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	a := e.connect(t, "app_user.acme")
 	victim := e.connect(t, "app_user.globex")
-	w := txrHijack(t, a)
+	w := hijackRaw(t, a)
 	w.send(&pgproto3.Parse{Query: "SELECT name FROM contacts ORDER BY name"}, &pgproto3.Bind{},
 		&pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{MaxRows: 1}, &pgproto3.Execute{MaxRows: 1},
 		&pgproto3.Sync{}, &pgproto3.Query{String: ""},
@@ -509,15 +448,15 @@ func TestTxReviewHeldPortalSuspendedAndDescribe(t *testing.T) {
 	}
 }
 
-// TestTxReviewHeldFlushThenDisconnect: a client that leaves an implicit
+// TestTxDisconnectAfterFlushRollsBack: a client that leaves an implicit
 // transaction open with Execute + Flush (no Sync) and then disconnects:
 // the connection is cancelled and closed, never handed on with the open
 // transaction or its row locks.
-func TestTxReviewHeldFlushThenDisconnect(t *testing.T) {
+func TestTxDisconnectAfterFlushRollsBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	a := e.connect(t, "app_user.acme")
-	w := txrHijack(t, a)
+	w := hijackRaw(t, a)
 	w.send(&pgproto3.Parse{Query: "SELECT name FROM contacts WHERE name = 'Alice' FOR UPDATE"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Parse{Query: "INSERT INTO contacts (tenant_id, name) VALUES ('acme', 'Ghost')"}, &pgproto3.Bind{}, &pgproto3.Execute{},
 		&pgproto3.Flush{})
@@ -540,15 +479,15 @@ func TestTxReviewHeldFlushThenDisconnect(t *testing.T) {
 	}
 }
 
-// TestTxReviewHeldDisconnectInCopyIn: a client that disconnects in the
+// TestTxDisconnectInCopyInLeavesNoCopy: a client that disconnects in the
 // middle of COPY FROM STDIN does not leave the shared connection in
 // copy-in mode for the next tenant.
-func TestTxReviewHeldDisconnectInCopyIn(t *testing.T) {
+func TestTxDisconnectInCopyInLeavesNoCopy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	e.exec(t, "CREATE TABLE copysink (x int); GRANT INSERT ON copysink TO app_user")
 	a := e.connect(t, "app_user.acme")
-	w := txrHijack(t, a)
+	w := hijackRaw(t, a)
 	w.send(&pgproto3.Query{String: "COPY copysink FROM STDIN"})
 	for {
 		m := w.until0()
@@ -568,25 +507,16 @@ func TestTxReviewHeldDisconnectInCopyIn(t *testing.T) {
 	}
 }
 
-func (w *txrWire) until0() pgproto3.BackendMessage {
-	w.t.Helper()
-	m, err := w.fe.Receive()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return m
-}
-
-// TestTxReviewHeldCopyOutExtended: COPY TO STDOUT in the extended protocol
+// TestTxExtendedCopyOutReleasesConnection: COPY TO STDOUT in the extended protocol
 // keeps the FIFO in step and gives the connection back.
-func TestTxReviewHeldCopyOutExtended(t *testing.T) {
+func TestTxExtendedCopyOutReleasesConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) {
 		txMode(1)(c)
 		c.QueryWaitTimeout = 2 * time.Second
 	})
 	a := e.connect(t, "app_user.acme")
-	w := txrHijack(t, a)
+	w := hijackRaw(t, a)
 	w.send(&pgproto3.Parse{Query: "COPY (SELECT name FROM contacts ORDER BY name) TO STDOUT"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	r := w.until(1)
 	if len(r.errors) > 0 {
@@ -601,18 +531,18 @@ func TestTxReviewHeldCopyOutExtended(t *testing.T) {
 	}
 }
 
-// TestTxReviewHeldForeignPortalAndUnnamed: another client's portals and
+// TestTxOtherClientsPortalsAreUnreachable: another client's portals and
 // unnamed statement cannot be reached after the connection changed hands.
-func TestTxReviewHeldForeignPortalAndUnnamed(t *testing.T) {
+func TestTxOtherClientsPortalsAreUnreachable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	a := e.connect(t, "app_user.acme")
 	b := e.connect(t, "app_user.globex")
-	wa := txrHijack(t, a)
+	wa := hijackRaw(t, a)
 	wa.send(&pgproto3.Parse{Query: "SELECT name FROM contacts ORDER BY name"}, &pgproto3.Bind{DestinationPortal: "acmeportal"},
 		&pgproto3.Sync{})
 	wa.until(1)
-	wb := txrHijack(t, b)
+	wb := hijackRaw(t, b)
 	wb.send(&pgproto3.Execute{Portal: "acmeportal"}, &pgproto3.Sync{},
 		&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	r := wb.until(2)
@@ -626,10 +556,10 @@ func TestTxReviewHeldForeignPortalAndUnnamed(t *testing.T) {
 	}
 }
 
-// TestTxReviewHeldCancelIdleVictim: a tenant hammering CancelRequests
+// TestTxCancelFromIdleClientSparesOtherTenants: a tenant hammering CancelRequests
 // while idle never cancels another tenant's statement on the shared
 // connection.
-func TestTxReviewHeldCancelIdleVictim(t *testing.T) {
+func TestTxCancelFromIdleClientSparesOtherTenants(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	ctx := testCtx(t)
@@ -658,9 +588,9 @@ func TestTxReviewHeldCancelIdleVictim(t *testing.T) {
 	}
 }
 
-// TestTxReviewHeldDeallocateAllSuccess: a plain DEALLOCATE ALL
+// TestTxDeallocateAllIsTracked: a plain DEALLOCATE ALL
 // that succeeds is tracked (the other tenant's statement is re-prepared).
-func TestTxReviewHeldDeallocateAllSuccess(t *testing.T) {
+func TestTxDeallocateAllIsTracked(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, txMode(1))
 	ctx := testCtx(t)
