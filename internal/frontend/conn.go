@@ -71,7 +71,7 @@ type clientConn struct {
 	keyed                         bool
 	tl                            tenantConn // per-tenant controls (limits.go)
 
-	ad adminConn // admin console, PAUSE and SHOW state (admin.go)
+	ad adminView // what the admin side sees of it (adminapi.go)
 	tx txConn    // transaction pooling state (txpool.go)
 
 	mu     sync.Mutex
@@ -138,7 +138,7 @@ func (c *clientConn) serve() (next func()) {
 	run := c.relay
 	switch {
 	case c.ad.isAdmin:
-		run = c.serveAdmin
+		run = c.ad.console.serve
 	case c.tx.pool != nil:
 		run = c.relayTx
 	}

@@ -52,7 +52,7 @@ type Server struct {
 	cancels   cancelMap
 	roles     roleCache
 	limits    tenantLimits
-	adm       adminState // admin console and PAUSE (admin.go)
+	adm       adminState // PAUSE, RELOAD/SHUTDOWN, totals (adminapi.go)
 	nextID    atomic.Uint64
 	bytesIn   atomic.Uint64
 	bytesOut  atomic.Uint64

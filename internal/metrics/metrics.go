@@ -1,6 +1,6 @@
-// Package metrics exposes what the proxy is doing as Prometheus metrics and
-// serves them, with health and readiness probes, on the admin HTTP listener
-// (admin_listen).
+// Package metrics holds the proxy's Prometheus collectors: what the proxy
+// is doing, as counters, gauges and histograms in a registry of its own.
+// internal/admin serves that registry on /metrics.
 //
 // It observes the frontend through frontend.Hooks only, so the proxy does
 // not depend on Prometheus. Each Metrics has its own prometheus.Registry,
