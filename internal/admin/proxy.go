@@ -33,8 +33,8 @@ type Controls interface {
 	Resume(db string) error
 	// ReloadConfig re-reads the configuration as SIGHUP does.
 	ReloadConfig() error
-	// KillTenant closes every client connection of tenant and returns how
-	// many it closed.
+	// KillTenant closes every client connection whose tenant label is
+	// tenant and returns how many it closed.
 	KillTenant(tenant string) int
 	// RequestShutdown starts a graceful shutdown, as SIGTERM does.
 	RequestShutdown()
@@ -60,7 +60,7 @@ type ClientInfo struct {
 	User            string // as the client sent it
 	Database        string
 	Role            string // the role multigres logs in upstream as
-	Tenant          string // first context value; "" for bypass and admin users
+	Tenant          string // the tenant label; "" for bypass and admin users
 	State           string // frontend connection state, or "waiting" while paused
 	Addr            string
 	Port            int
@@ -88,7 +88,7 @@ type ServerInfo struct {
 	ConnectTime time.Time
 	RequestTime time.Time
 	PID         uint32
-	Tenant      string
+	Tenant      string // the holding client's tenant label; "" when none
 }
 
 // PoolInfo summarises one pool.
@@ -111,7 +111,8 @@ type DatabaseStats struct {
 	Since               time.Time
 }
 
-// TenantInfo is one tenant's activity on one (role, database).
+// TenantInfo is one tenant's activity on one (role, database). Tenant is
+// the tenant label, as in ClientInfo.
 type TenantInfo struct {
 	Tenant, Role, Database string
 	Connections            int // open now

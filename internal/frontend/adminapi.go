@@ -134,15 +134,15 @@ func (s *Server) RequestShutdown() {
 	}()
 }
 
-// KillTenant closes every client connection whose tenant (the context
-// values joined by value_separator) is t.
+// KillTenant closes every client connection whose tenant label
+// (tenant.Identity.Tenant) is t.
 func (s *Server) KillTenant(t string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for c := range s.conns {
 		if info := c.ad.info.Load(); info != nil && !info.admin && info.tenant == t {
-			c.logger().Info("closed by KILL on the admin console", "tenant", t)
+			c.logger().Info("closed by KILL on the admin console") // the logger names the tenant
 			c.kill()
 			n++
 		}

@@ -37,9 +37,9 @@ type aggStats struct {
 // not tracked: any idle one may go).
 const maxIdleTenants = 10000
 
-// open counts a login of c (tname "" for no tenant) and returns the
-// connection's counters.
-func (a *aggregates) open(c *clientConn, info SessionInfo, tname string) *connStats {
+// open counts a login of c (of no tenant when info.Tenant is "") and
+// returns the connection's counters.
+func (a *aggregates) open(c *clientConn, info SessionInfo) *connStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := time.Now()
@@ -53,8 +53,8 @@ func (a *aggregates) open(c *clientConn, info SessionInfo, tname string) *connSt
 	}
 	db.logins.Add(1)
 	st := &connStats{c: c, db: db}
-	if tname != "" {
-		t := a.tenant(tname, info, now)
+	if info.Tenant != "" {
+		t := a.tenant(info, now)
 		t.logins.Add(1)
 		t.current.Add(1)
 		st.tenant = t
@@ -62,10 +62,10 @@ func (a *aggregates) open(c *clientConn, info SessionInfo, tname string) *connSt
 	return st
 }
 
-// tenant returns the totals of tname on info's role and database, making
-// them on first sight. a.mu is held.
-func (a *aggregates) tenant(tname string, info SessionInfo, now time.Time) *aggStats {
-	k := tname + "\x00" + info.Role + "\x00" + info.Database
+// tenant returns the totals of info's tenant on its role and database,
+// making them on first sight. a.mu is held.
+func (a *aggregates) tenant(info SessionInfo, now time.Time) *aggStats {
+	k := info.Tenant + "\x00" + info.Role + "\x00" + info.Database
 	t := a.tenants[k]
 	if t != nil {
 		return t
@@ -77,7 +77,7 @@ func (a *aggregates) tenant(tname string, info SessionInfo, now time.Time) *aggS
 			}
 		}
 	}
-	t = &aggStats{tenant: tname, role: info.Role, database: info.Database, since: now}
+	t = &aggStats{tenant: info.Tenant, role: info.Role, database: info.Database, since: now}
 	a.tenants[k] = t
 	return t
 }
@@ -214,12 +214,8 @@ func (c *clientConn) observe(info SessionInfo) Session {
 			appName = p.Value
 		}
 	}
-	name := ""
-	if !c.ident.Bypass {
-		name = tenantName(c.lc.cfg, c.ident.Values) // as the tenant limits name it
-	}
-	st := c.srv.adm.agg.open(c, info, name)
-	c.ad.info.Store(&connInfo{user: c.ident.User, database: c.database, role: c.ident.Role, tenant: name,
+	st := c.srv.adm.agg.open(c, info)
+	c.ad.info.Store(&connInfo{user: c.ident.User, database: c.database, role: c.ident.Role, tenant: info.Tenant,
 		appName: appName, tls: c.tls, stats: st})
 	if hook := c.srv.Hooks.Session; hook != nil {
 		if other := hook(info); other != nil {

@@ -13,7 +13,7 @@ import (
 func TestConsoleCountersAllocationFree(t *testing.T) {
 	s := &Server{}
 	c := &clientConn{srv: s}
-	st := s.adm.agg.open(c, SessionInfo{Database: "db", Role: "app_user"}, "acme")
+	st := s.adm.agg.open(c, SessionInfo{Database: "db", Role: "app_user", Tenant: "acme"})
 	var sess Session = teeSession{st, st}
 	allocs := testing.AllocsPerRun(100, func() {
 		sess.State(StateIdle, StateActive)

@@ -478,7 +478,7 @@ func (c *clientConn) flush() error {
 }
 
 // logger returns the connection's logger, with its id, remote address and
-// (once known) user.
+// (once known) user and tenant label.
 func (c *clientConn) logger() *slog.Logger {
 	if l := c.log.Load(); l != nil {
 		return l
@@ -490,6 +490,9 @@ func (c *clientConn) logger() *slog.Logger {
 	if c.logUser != "" {
 		args = append(args, "user", c.logUser)
 	}
+	if c.ident != nil && c.ident.Tenant != "" {
+		args = append(args, "tenant", c.ident.Tenant)
+	}
 	if c.logAdmin {
 		args = append(args, "admin", true)
 	}
@@ -498,8 +501,9 @@ func (c *clientConn) logger() *slog.Logger {
 	return l
 }
 
-// setLogUser adds the user to the connection's log attributes (during the
-// handshake, before any other goroutine of the connection runs).
+// setLogUser adds the user, and the tenant label of c.ident, to the
+// connection's log attributes (during the handshake, before any other
+// goroutine of the connection runs).
 func (c *clientConn) setLogUser(user string, admin bool) {
 	c.logUser, c.logAdmin = user, admin
 	c.log.Store(nil)
@@ -544,11 +548,8 @@ func pgMessage(err error) string {
 // startSession publishes the authenticated connection to the admin console
 // and installs its observers: the server's own counters and Hooks.Session's.
 func (c *clientConn) startSession() {
-	info := SessionInfo{ID: c.id, Database: c.database, Role: c.ident.Role, Bypass: c.ident.Bypass}
-	if !c.ident.Bypass && len(c.ident.Values) > 0 {
-		info.Tenant = c.ident.Values[0]
-	}
-	c.sess = c.observe(info)
+	c.sess = c.observe(SessionInfo{ID: c.id, Database: c.database, Role: c.ident.Role, Tenant: c.ident.Tenant,
+		Bypass: c.ident.Bypass})
 }
 
 func unsafeEncodingError() *wire.Error {
