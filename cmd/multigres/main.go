@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	console "github.com/multigres-proxy/multigres/internal/admin"
+	"github.com/multigres-proxy/multigres/internal/admin"
 	"github.com/multigres-proxy/multigres/internal/cli"
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/frontend"
@@ -54,19 +54,19 @@ func serve(args []string) int {
 		return 2
 	}
 	// Hooks go in before the first connection is accepted.
-	var admin *metrics.Admin
+	var adminHTTP *admin.HTTPServer
 	if cfg.AdminListen != "" {
 		m := metrics.New(cfg.MetricsMaxTenants)
 		m.Instrument(srv)
-		if admin, err = metrics.StartAdmin(cfg.AdminListen, m, srv, logger); err != nil {
+		if adminHTTP, err = admin.StartHTTP(cfg.AdminListen, m.Registry, srv, logger); err != nil {
 			fmt.Fprintf(os.Stderr, "multigres: admin_listen: %v\n", err)
 			return 2
 		}
-		logger.Info("admin server listening", "addr", admin.Addr(), "paths", "/metrics /healthz /readyz")
+		logger.Info("admin server listening", "addr", adminHTTP.Addr(), "paths", "/metrics /healthz /readyz")
 	}
 	// The admin console's RELOAD and SHUTDOWN take the SIGHUP and SIGTERM
 	// paths below.
-	console.Version = cli.Version
+	admin.Version = cli.Version
 	consoleShutdown := make(chan struct{}, 1)
 	srv.SetControl(func() error { return reload(srv, args) }, func() {
 		select {
@@ -86,20 +86,20 @@ func serve(args []string) int {
 			return 1
 		case <-consoleShutdown:
 			logger.Info("shutting down", "by", "SHUTDOWN on the admin console", "timeout", srv.Config().ShutdownTimeout)
-			return shutdown(srv, admin, logger)
+			return shutdown(srv, adminHTTP, logger)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				_ = reload(srv, args)
 				continue
 			}
 			logger.Info("shutting down", "signal", sig.String(), "timeout", srv.Config().ShutdownTimeout)
-			return shutdown(srv, admin, logger)
+			return shutdown(srv, adminHTTP, logger)
 		}
 	}
 }
 
 // shutdown drains: SIGTERM and the console's SHUTDOWN.
-func shutdown(srv *frontend.Server, admin *metrics.Admin, logger *slog.Logger) int {
+func shutdown(srv *frontend.Server, adminHTTP *admin.HTTPServer, logger *slog.Logger) int {
 	ctx, cancel := context.WithTimeout(context.Background(), srv.Config().ShutdownTimeout)
 	// /readyz answers 503 while sessions drain; the admin server stops
 	// last, so probes see the drain.
@@ -108,17 +108,17 @@ func shutdown(srv *frontend.Server, admin *metrics.Admin, logger *slog.Logger) i
 	if err != nil {
 		logger.Warn("shutdown timeout reached; closed remaining connections")
 	}
-	shutdownAdmin(admin, logger)
+	shutdownAdmin(adminHTTP, logger)
 	return 0
 }
 
-func shutdownAdmin(admin *metrics.Admin, logger *slog.Logger) {
-	if admin == nil {
+func shutdownAdmin(adminHTTP *admin.HTTPServer, logger *slog.Logger) {
+	if adminHTTP == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := admin.Shutdown(ctx); err != nil {
+	if err := adminHTTP.Shutdown(ctx); err != nil {
 		logger.Warn("admin server shutdown", "err", err)
 	}
 }

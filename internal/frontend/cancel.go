@@ -68,7 +68,8 @@ func (cm *cancelMap) lookup(pid uint32, secret []byte) *clientConn {
 // not the key matched.
 func (s *Server) handleCancel(pid uint32, secret []byte) {
 	c := s.cancels.lookup(pid, secret)
-	if c != nil && c.cancelAdmin() {
+	if c != nil && c.ad.console != nil {
+		c.ad.console.cancel() // the console's own command, never a server's
 		return
 	}
 	if c != nil && c.tx.pool != nil {

@@ -71,7 +71,7 @@ type clientConn struct {
 	keyed                         bool
 	tl                            tenantConn // per-tenant controls (limits.go)
 
-	ad adminConn // admin console, PAUSE and SHOW state (admin.go)
+	ad adminView // what the admin side sees of it (adminapi.go)
 	tx txRelay   // transaction pooling state (txrelay.go)
 
 	mu     sync.Mutex
@@ -139,7 +139,7 @@ func (c *clientConn) serve() (next func()) {
 	run := c.relay
 	switch {
 	case c.ad.isAdmin:
-		run = c.serveAdmin
+		run = c.ad.console.serve
 	case c.tx.pool != nil:
 		run = c.tx.run
 	}
@@ -486,7 +486,7 @@ func (c *clientConn) flush() error {
 }
 
 // logger returns the connection's logger, with its id, remote address and
-// (once known) user.
+// (once known) user and tenant label.
 func (c *clientConn) logger() *slog.Logger {
 	if l := c.log.Load(); l != nil {
 		return l
@@ -498,6 +498,9 @@ func (c *clientConn) logger() *slog.Logger {
 	if c.logUser != "" {
 		args = append(args, "user", c.logUser)
 	}
+	if c.ident != nil && c.ident.Tenant != "" {
+		args = append(args, "tenant", c.ident.Tenant)
+	}
 	if c.logAdmin {
 		args = append(args, "admin", true)
 	}
@@ -506,8 +509,9 @@ func (c *clientConn) logger() *slog.Logger {
 	return l
 }
 
-// setLogUser adds the user to the connection's log attributes (during the
-// handshake, before any other goroutine of the connection runs).
+// setLogUser adds the user, and the tenant label of c.ident, to the
+// connection's log attributes (during the handshake, before any other
+// goroutine of the connection runs).
 func (c *clientConn) setLogUser(user string, admin bool) {
 	c.logUser, c.logAdmin = user, admin
 	c.log.Store(nil)
@@ -552,11 +556,8 @@ func pgMessage(err error) string {
 // startSession publishes the authenticated connection to the admin console
 // and installs its observers: the server's own counters and Hooks.Session's.
 func (c *clientConn) startSession() {
-	info := SessionInfo{ID: c.id, Database: c.database, Role: c.ident.Role, Bypass: c.ident.Bypass}
-	if !c.ident.Bypass && len(c.ident.Values) > 0 {
-		info.Tenant = c.ident.Values[0]
-	}
-	c.sess = c.observe(info)
+	c.sess = c.observe(SessionInfo{ID: c.id, Database: c.database, Role: c.ident.Role, Tenant: c.ident.Tenant,
+		Bypass: c.ident.Bypass})
 }
 
 func unsafeEncodingError() *wire.Error {

@@ -8,13 +8,12 @@ import (
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
-// sqlGuard adapts sqlguard.Guard to the Guard seam and turns its verdicts
-// into the errors a client sees (guardError).
+// sqlGuard is the guard of one pool mode, behind the one guard seam
+// (clientConn.guardMessage): it turns sqlguard's verdicts into the errors
+// a client sees (guardError).
 type sqlGuard struct {
 	g *sqlguard.Guard
 }
-
-var _ Guard = (*sqlGuard)(nil)
 
 func newSQLGuard(cfg *config.Config) *sqlGuard {
 	return &sqlGuard{g: sqlguard.New(sqlguard.Config{
@@ -36,12 +35,9 @@ func newTxGuard(cfg *config.Config) *sqlGuard {
 	})}
 }
 
-func (s *sqlGuard) Check(_ byte, sql []byte) error {
-	return guardError(s.g.CheckBytes(sql))
-}
-
-// CheckTx is Check that also returns the statement's session effects.
-func (s *sqlGuard) CheckTx(_ byte, sql []byte) (*sqlguard.Effects, error) {
+// Check returns the statement's verdict and its session effects (which
+// transaction pooling tracks; session mode ignores them).
+func (s *sqlGuard) Check(sql []byte) (*sqlguard.Effects, error) {
 	fx, err := s.g.CheckTx(sql)
 	return fx, guardError(err)
 }

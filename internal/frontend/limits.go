@@ -32,12 +32,6 @@ const (
 // codeIdleSessionTimeout is PostgreSQL's idle_session_timeout SQLSTATE.
 const codeIdleSessionTimeout = "57P05"
 
-// tenantName is the tenant as the per-tenant controls see it: the
-// username's context values joined by value_separator.
-func tenantName(cfg *config.Config, values []string) string {
-	return strings.Join(values, cfg.ValueSeparator)
-}
-
 // tenantAccess applies tenant_deny, then tenant_allow. Deny wins: a tenant
 // matching both is refused.
 func tenantAccess(cfg *config.Config, tenant string) error {
@@ -177,8 +171,7 @@ func (c *clientConn) checkTenantAccess() error {
 	if c.ident == nil || c.ident.Bypass {
 		return nil
 	}
-	name := tenantName(c.lc.cfg, c.ident.Values)
-	if err := tenantAccess(c.lc.cfg, name); err != nil {
+	if err := tenantAccess(c.lc.cfg, c.ident.Tenant); err != nil {
 		c.srv.authFailure(AuthReasonTenantDenied)
 		return err
 	}
@@ -194,12 +187,11 @@ func (c *clientConn) admitTenant() error {
 		return nil
 	}
 	cfg := c.srv.live.Load().cfg
-	name := tenantName(c.lc.cfg, c.ident.Values)
-	if err := c.srv.limits.admit(cfg, name, time.Now()); err != nil {
+	if err := c.srv.limits.admit(cfg, c.ident.Tenant, time.Now()); err != nil {
 		c.srv.authFailure(AuthReasonTenantLimit)
 		return err
 	}
-	c.tl.name, c.tl.admitted = name, true
+	c.tl.name, c.tl.admitted = c.ident.Tenant, true
 	return nil
 }
 
@@ -326,6 +318,6 @@ func (c *clientConn) idleReadError(err error) (retry bool, out error) {
 		_ = c.nc.SetReadDeadline(time.Now().Add(rest))
 		return true, nil
 	}
-	c.logger().Info("closing idle tenant connection", "tenant", c.tl.name, "tenant_idle_timeout", timeout)
+	c.logger().Info("closing idle tenant connection", "tenant_idle_timeout", timeout)
 	return false, idleErr
 }

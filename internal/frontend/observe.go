@@ -12,7 +12,7 @@ type SessionInfo struct {
 	ID       uint64
 	Database string
 	Role     string // the role multigres logs in upstream as
-	Tenant   string // the first context value; "" for bypass users
+	Tenant   string // the tenant label (tenant.Identity.Tenant); "" for bypass users
 	Bypass   bool
 }
 

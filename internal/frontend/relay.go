@@ -169,9 +169,9 @@ func (c *clientConn) guardMessage(g *sqlGuard, typ byte, frame []byte) (*sqlguar
 		// FunctionCall names a function by OID (set_config is 2078), so no
 		// SQL text exists to inspect; libpq uses it only for large objects,
 		// which tenants may not use anyway. Refuse it like a statement.
-		we := &wire.Error{Severity: wire.SeverityError, Code: wire.CodeInsufficientPrivilege,
+		we := &wire.Error{Severity: wire.SeverityError, Code: sqlguard.RuleFunctionCallMessage.Code(),
 			Message: "the FunctionCall protocol message is not allowed on tenant connections",
-			Hint:    "Call the function in a SELECT statement.", Rule: "function_call_message"}
+			Hint:    "Call the function in a SELECT statement.", Rule: string(sqlguard.RuleFunctionCallMessage)}
 		c.noteRefusal(we)
 		return nil, c.refuse(byte(wire.Query), nil, we), nil
 	case wire.Query, wire.Parse:
@@ -182,7 +182,7 @@ func (c *clientConn) guardMessage(g *sqlGuard, typ byte, frame []byte) (*sqlguar
 	if err != nil {
 		return nil, nil, wire.Fatal(wire.CodeProtocolViolation, "invalid message format: %v", err)
 	}
-	fx, err := g.CheckTx(typ, sql)
+	fx, err := g.Check(sql)
 	if err != nil {
 		c.guardRefused(err)
 		return nil, c.refuse(typ, frame, err), nil

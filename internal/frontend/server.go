@@ -18,14 +18,6 @@ import (
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
-// Guard inspects client messages that carry SQL (Query and Parse) on tenant
-// connections before they are forwarded. A non-nil error is sent to the
-// client as an ErrorResponse and the message is not forwarded. The SQL
-// guard of internal/sqlguard plugs in here.
-type Guard interface {
-	Check(msgType byte, sql []byte) error
-}
-
 // Hooks let metrics and the admin console observe connections without the
 // frontend importing them. Every field may be nil. Set them before Serve;
 // they are called from connection goroutines and must be safe for that.
@@ -52,7 +44,7 @@ type Server struct {
 	cancels   cancelMap
 	roles     roleCache
 	limits    tenantLimits
-	adm       adminState // admin console and PAUSE (admin.go)
+	adm       adminState // PAUSE, RELOAD/SHUTDOWN, totals (adminapi.go)
 	nextID    atomic.Uint64
 	bytesIn   atomic.Uint64
 	bytesOut  atomic.Uint64

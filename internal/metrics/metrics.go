@@ -1,6 +1,6 @@
-// Package metrics exposes what the proxy is doing as Prometheus metrics and
-// serves them, with health and readiness probes, on the admin HTTP listener
-// (admin_listen).
+// Package metrics holds the proxy's Prometheus collectors: what the proxy
+// is doing, as counters, gauges and histograms in a registry of its own.
+// internal/admin serves that registry on /metrics.
 //
 // It observes the frontend through frontend.Hooks only, so the proxy does
 // not depend on Prometheus. Each Metrics has its own prometheus.Registry,
@@ -97,7 +97,7 @@ func New(maxTenants int) *Metrics {
 	m.guardRejects = f.counterVec("guard_rejections_total", "Statements refused by the SQL guard, by rule.", "rule")
 	cancels := f.counterVec("cancels_total", "Cancel requests received; forwarded=true when the key matched a client with a server connection.", "forwarded")
 	m.cancels[0], m.cancels[1] = cancels.WithLabelValues("false"), cancels.WithLabelValues("true")
-	m.tenantConns = f.counterVec("tenant_connections_total", "Authenticated client connections per tenant (first context value; \"other\" past metrics_max_tenants).", "tenant")
+	m.tenantConns = f.counterVec("tenant_connections_total", "Authenticated client connections per tenant (the tenant label: context values joined by value_separator; \"other\" past metrics_max_tenants).", "tenant")
 	m.tenantTxs = f.counterVec("tenant_transactions_total", "Transactions completed per tenant.", "tenant")
 	m.tenantErrors = f.counterVec("tenant_errors_total", "ErrorResponses sent to the tenant's clients.", "tenant")
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/multigres-proxy/multigres/internal/admin"
 	"github.com/multigres-proxy/multigres/internal/auth"
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/frontend"
@@ -133,15 +134,15 @@ func StartProxyMetrics(t testing.TB, pg *pgtest.Server, mutate func(*config.Conf
 	return start(t, pg, mutate, func(p *Proxy, srv *frontend.Server, logger *slog.Logger) {
 		p.Metrics = metrics.New(p.Config.MetricsMaxTenants)
 		p.Metrics.Instrument(srv)
-		admin, err := metrics.StartAdmin("127.0.0.1:0", p.Metrics, srv, logger)
+		hs, err := admin.StartHTTP("127.0.0.1:0", p.Metrics.Registry, srv, logger)
 		if err != nil {
 			t.Fatalf("proxytest: admin: %v", err)
 		}
-		p.AdminURL = "http://" + admin.Addr()
+		p.AdminURL = "http://" + hs.Addr()
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := admin.Shutdown(ctx); err != nil {
+			if err := hs.Shutdown(ctx); err != nil {
 				t.Errorf("proxytest: admin shutdown: %v", err)
 			}
 		})

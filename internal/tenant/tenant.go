@@ -37,6 +37,13 @@ type Identity struct {
 	Role   string   // the role multigres logs in upstream as
 	Bypass bool     // a superuser_bypass user: no context is injected
 	Values []string // one per Rules.ContextVariables (nil for bypass)
+	// Tenant is the tenant label: the context values joined by
+	// value_separator, exactly as the username has them after the role
+	// ("list123:user456" for app_user.list123:user456); "" for bypass
+	// users. It is the one name of a tenant everywhere: the per-tenant
+	// controls, the admin console (SHOW CLIENTS, SERVERS, TENANTS, KILL),
+	// the Prometheus tenant label and the connection's log attributes.
+	Tenant string
 }
 
 // Key is a stable string naming the tenant context, used to tell whether
@@ -47,10 +54,6 @@ func (id *Identity) Key() string {
 	}
 	return id.Role + "\x00" + strings.Join(id.Values, "\x00")
 }
-
-// Tenant is the values joined with the value separator, for logs, metrics
-// and the admin console.
-func (id *Identity) Tenant(sep string) string { return strings.Join(id.Values, sep) }
 
 // Parse splits user into an identity or returns a FATAL 28000 *wire.Error
 // that says what is wrong and how to fix it.
@@ -87,7 +90,8 @@ func (r *Rules) Parse(user string) (*Identity, error) {
 		return nil, wire.Fatal(wire.CodeInvalidAuthorization, "role %q is not a tenant role", truncate(role, 63)).
 			WithHint("Add the role to tenant_roles, or connect as a superuser_bypass user without context values.")
 	}
-	return &Identity{User: user, Role: role, Values: values}, nil
+	// rest is the values joined by the value separator, as Split found them.
+	return &Identity{User: user, Role: role, Values: values, Tenant: rest}, nil
 }
 
 func (r *Rules) checkValue(i int, v string) error {

@@ -26,7 +26,7 @@ func twoVarRules() *Rules {
 func TestParseTenant(t *testing.T) {
 	t.Parallel()
 	id, err := defaultRules().Parse("app_user.acme")
-	if err != nil || id.Role != "app_user" || id.Bypass || len(id.Values) != 1 || id.Values[0] != "acme" {
+	if err != nil || id.Role != "app_user" || id.Bypass || len(id.Values) != 1 || id.Values[0] != "acme" || id.Tenant != "acme" {
 		t.Fatalf("%+v %v", id, err)
 	}
 	// The tenant may itself contain the tenant separator: only the first splits.
@@ -35,7 +35,7 @@ func TestParseTenant(t *testing.T) {
 		t.Fatalf("%+v %v", id, err)
 	}
 	id, err = twoVarRules().Parse("app_user.list123:user456")
-	if err != nil || strings.Join(id.Values, ",") != "list123,user456" || id.Tenant(":") != "list123:user456" {
+	if err != nil || strings.Join(id.Values, ",") != "list123,user456" || id.Tenant != "list123:user456" {
 		t.Fatalf("%+v %v", id, err)
 	}
 }
@@ -43,7 +43,7 @@ func TestParseTenant(t *testing.T) {
 func TestParseBypass(t *testing.T) {
 	t.Parallel()
 	id, err := defaultRules().Parse("postgres")
-	if err != nil || !id.Bypass || id.Role != "postgres" || id.Values != nil {
+	if err != nil || !id.Bypass || id.Role != "postgres" || id.Values != nil || id.Tenant != "" {
 		t.Fatalf("%+v %v", id, err)
 	}
 }
@@ -145,7 +145,8 @@ func TestOptionSettings(t *testing.T) {
 }
 
 // FuzzParseUsername: any username either parses into an identity whose
-// values re-join into the username, or is refused with FATAL 28000; a
+// values re-join into the username (and whose tenant label is the part
+// after the role), or is refused with FATAL 28000; a
 // tenant identity always has exactly one value per context variable, each
 // matching the pattern.
 func FuzzParseUsername(f *testing.F) {
@@ -178,6 +179,9 @@ func FuzzParseUsername(f *testing.F) {
 			}
 			if id.Role+r.TenantSeparator+strings.Join(id.Values, r.ValueSeparator) != user || id.Role != "app_user" {
 				t.Fatalf("%q does not round-trip: %+v", user, id)
+			}
+			if id.Tenant != strings.Join(id.Values, r.ValueSeparator) || id.Role+r.TenantSeparator+id.Tenant != user {
+				t.Fatalf("%q: tenant label %q is not the values as written", user, id.Tenant)
 			}
 		}
 	})

@@ -155,7 +155,7 @@ func unnamedParse(frame []byte) bool { return len(frame) > 5 && frame[5] == 0 }
 // Refusal is the error of a session change transaction pooling cannot
 // track.
 func Refusal(msg string) *wire.Error {
-	return &wire.Error{Severity: wire.SeverityError, Code: wire.CodeFeatureNotSupported, Message: msg, Rule: "session_set",
+	return &wire.Error{Severity: wire.SeverityError, Code: sqlguard.RuleSessionSet.Code(), Message: msg, Rule: string(sqlguard.RuleSessionSet),
 		Hint: "Send SET on its own, outside BEGIN ... COMMIT, with the simple query protocol; or use SET LOCAL inside the transaction. See docs/pooling.md."}
 }
 

@@ -1,4 +1,4 @@
-package metrics_test
+package admin_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/multigres-proxy/multigres/internal/metrics"
+	"github.com/multigres-proxy/multigres/internal/admin"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
 )
 
@@ -43,7 +43,7 @@ func TestProbeUpstreamQuiet(t *testing.T) {
 	probe := func(what string) {
 		t.Helper()
 		for range 3 {
-			if err := metrics.ProbeUpstream(ctx, s.Addr()); err != nil {
+			if err := admin.ProbeUpstream(ctx, s.Addr()); err != nil {
 				t.Fatalf("probe (%s): %v", what, err)
 			}
 		}

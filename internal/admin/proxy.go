@@ -1,0 +1,122 @@
+package admin
+
+import (
+	"context"
+	"time"
+
+	"github.com/multigres-proxy/multigres/internal/config"
+)
+
+// Views is what the SHOW commands read from the proxy.
+type Views interface {
+	// Clients lists client connections, the console's own included.
+	Clients() []ClientInfo
+	// Servers lists server connections.
+	Servers() []ServerInfo
+	// Pools summarises connections per pool (database, role).
+	Pools() []PoolInfo
+	// Stats returns the totals per database since the proxy started.
+	Stats() []DatabaseStats
+	// Tenants lists tenants seen since the proxy started (those with open
+	// connections are never forgotten).
+	Tenants() []TenantInfo
+	// Config is the configuration in effect for new connections.
+	Config() *config.Config
+}
+
+// Controls is what the console commands that change the proxy call.
+type Controls interface {
+	// Pause stops new logins and new transactions on db ("" for all) and
+	// returns once the running transactions have finished, or ctx ends.
+	Pause(ctx context.Context, db string) error
+	// Resume lifts a Pause of db ("" for the global one).
+	Resume(db string) error
+	// ReloadConfig re-reads the configuration as SIGHUP does.
+	ReloadConfig() error
+	// KillTenant closes every client connection whose tenant label is
+	// tenant and returns how many it closed.
+	KillTenant(tenant string) int
+	// RequestShutdown starts a graceful shutdown, as SIGTERM does.
+	RequestShutdown()
+}
+
+// Proxy is what the console needs from the proxy.
+type Proxy interface {
+	Views
+	Controls
+}
+
+// Health is what the HTTP endpoints need from the proxy.
+type Health interface {
+	// Draining reports whether a shutdown has begun (/readyz fails then).
+	Draining() bool
+	// Config is the configuration in effect; /readyz probes its upstream.
+	Config() *config.Config
+}
+
+// ClientInfo describes one client connection.
+type ClientInfo struct {
+	ID              uint64
+	User            string // as the client sent it
+	Database        string
+	Role            string // the role multigres logs in upstream as
+	Tenant          string // the tenant label; "" for bypass and admin users
+	State           string // frontend connection state, or "waiting" while paused
+	Addr            string
+	Port            int
+	LocalAddr       string
+	LocalPort       int
+	ConnectTime     time.Time
+	RequestTime     time.Time // last query completed (connect time before any)
+	Wait            time.Duration
+	TLS             bool
+	ApplicationName string
+	Admin           bool
+}
+
+// ServerInfo describes one server connection (in session mode, one per
+// connected client).
+type ServerInfo struct {
+	ClientID    uint64 // the client using it (PgBouncer's "link")
+	User        string // role
+	Database    string
+	State       string // active, idle or login
+	Addr        string
+	Port        int
+	LocalAddr   string
+	LocalPort   int
+	ConnectTime time.Time
+	RequestTime time.Time
+	PID         uint32
+	Tenant      string // the holding client's tenant label; "" when none
+}
+
+// PoolInfo summarises one pool.
+type PoolInfo struct {
+	Database, User                              string
+	ClActive, ClWaiting                         int
+	SvActive, SvIdle, SvUsed, SvTested, SvLogin int
+	MaxWait                                     time.Duration
+	Mode                                        string
+}
+
+// DatabaseStats are totals for one database since Since.
+type DatabaseStats struct {
+	Database            string
+	Xacts, Queries      uint64
+	Received, Sent      uint64
+	XactTime, QueryTime time.Duration
+	WaitTime            time.Duration
+	Logins              uint64
+	Since               time.Time
+}
+
+// TenantInfo is one tenant's activity on one (role, database). Tenant is
+// the tenant label, as in ClientInfo.
+type TenantInfo struct {
+	Tenant, Role, Database string
+	Connections            int // open now
+	TotalConnections       uint64
+	Xacts, Queries, Errors uint64
+	Since                  time.Time // first seen
+}
