@@ -14,9 +14,16 @@ import (
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
+// authenticator checks a client's password or SCRAM proof against the
+// secret found in auth_file or by auth_query (a stage of the handshake).
+type authenticator struct {
+	c *clientConn
+}
+
 // authenticate runs the configured client authentication and returns the
 // credentials for logging in upstream.
-func (c *clientConn) authenticate(ctx context.Context) (backend.Credentials, error) {
+func (a *authenticator) authenticate(ctx context.Context) (backend.Credentials, error) {
+	c := a.c
 	cfg := c.lc.cfg
 	role := c.ident.Role
 	if cfg.AuthType == "trust" {
@@ -33,24 +40,24 @@ func (c *clientConn) authenticate(ctx context.Context) (backend.Credentials, err
 	secret, found, err := c.srv.secrets.lookup(lctx, c.lookupDatabase(), role)
 	cancel()
 	if c.ad.isAdmin {
-		secret, found, err = c.adminSecret(role, secret, found, err)
+		secret, found, err = a.adminSecret(role, secret, found, err)
 	}
 	if err != nil {
 		c.logger().Error("credential lookup failed", "err", err)
 		c.srv.authFailure(AuthReasonLookup)
-		return backend.Credentials{}, c.lookupError(err)
+		return backend.Credentials{}, a.lookupError(err)
 	}
 	var creds backend.Credentials
 	switch cfg.AuthType {
 	case "md5":
-		creds, err = c.authMD5(secret, found)
+		creds, err = a.authMD5(secret, found)
 	case "password":
-		creds, err = c.authPassword(secret, found)
+		creds, err = a.authPassword(secret, found)
 	default:
-		creds, err = c.authSCRAM(secret, found)
+		creds, err = a.authSCRAM(secret, found)
 	}
 	if err != nil {
-		return creds, c.authFailed(err)
+		return creds, a.authFailed(err)
 	}
 	if creds.Password == "" {
 		creds.Password = c.srv.secrets.serverPassword(c.database, role)
@@ -68,7 +75,8 @@ var errBadPassword = errors.New("password verification failed")
 
 // authFailed turns a bad password into PostgreSQL's own message, after a
 // constant delay, and with no hint of whether the user exists.
-func (c *clientConn) authFailed(err error) error {
+func (a *authenticator) authFailed(err error) error {
+	c := a.c
 	if !errors.Is(err, errBadPassword) {
 		return err
 	}
@@ -81,7 +89,8 @@ func (c *clientConn) authFailed(err error) error {
 	return wire.Fatal(wire.CodeInvalidPassword, "password authentication failed for user %q", c.ident.User)
 }
 
-func (c *clientConn) authSCRAM(secret auth.Secret, found bool) (backend.Credentials, error) {
+func (a *authenticator) authSCRAM(secret auth.Secret, found bool) (backend.Credentials, error) {
+	c := a.c
 	var sv *auth.SCRAMServer
 	if found && secret.Kind != auth.SecretMD5 {
 		verifier := secret
@@ -104,7 +113,7 @@ func (c *clientConn) authSCRAM(secret auth.Secret, found bool) (backend.Credenti
 		return backend.Credentials{}, errSilent
 	}
 	var first pgproto3.SASLInitialResponse
-	if err := c.readAuthMessage(&first); err != nil {
+	if err := a.readAuthMessage(&first); err != nil {
 		return backend.Credentials{}, err
 	}
 	serverFirst, err := sv.ClientFirst(first.AuthMechanism, first.Data)
@@ -118,7 +127,7 @@ func (c *clientConn) authSCRAM(secret auth.Secret, found bool) (backend.Credenti
 		return backend.Credentials{}, errSilent
 	}
 	var final pgproto3.SASLResponse
-	if err := c.readAuthMessage(&final); err != nil {
+	if err := a.readAuthMessage(&final); err != nil {
 		return backend.Credentials{}, err
 	}
 	serverFinal, err := sv.ClientFinal(final.Data)
@@ -135,7 +144,8 @@ func (c *clientConn) authSCRAM(secret auth.Secret, found bool) (backend.Credenti
 	return backend.Credentials{ClientKey: sv.ClientKey(), ServerKey: sv.ServerKey(), Salt: sv.Salt(), Iterations: sv.Iterations()}, nil
 }
 
-func (c *clientConn) authMD5(secret auth.Secret, found bool) (backend.Credentials, error) {
+func (a *authenticator) authMD5(secret auth.Secret, found bool) (backend.Credentials, error) {
+	c := a.c
 	var salt [4]byte
 	copy(salt[:], randomBytes(4))
 	c.writeMsg(&pgproto3.AuthenticationMD5Password{Salt: salt})
@@ -143,7 +153,7 @@ func (c *clientConn) authMD5(secret auth.Secret, found bool) (backend.Credential
 		return backend.Credentials{}, errSilent
 	}
 	var pw pgproto3.PasswordMessage
-	if err := c.readAuthMessage(&pw); err != nil {
+	if err := a.readAuthMessage(&pw); err != nil {
 		return backend.Credentials{}, err
 	}
 	// The client hashes with the username it sent (app_user.acme), so only
@@ -157,13 +167,14 @@ func (c *clientConn) authMD5(secret auth.Secret, found bool) (backend.Credential
 	return backend.Credentials{}, nil
 }
 
-func (c *clientConn) authPassword(secret auth.Secret, found bool) (backend.Credentials, error) {
+func (a *authenticator) authPassword(secret auth.Secret, found bool) (backend.Credentials, error) {
+	c := a.c
 	c.writeMsg(&pgproto3.AuthenticationCleartextPassword{})
 	if err := c.flush(); err != nil {
 		return backend.Credentials{}, errSilent
 	}
 	var pw pgproto3.PasswordMessage
-	if err := c.readAuthMessage(&pw); err != nil {
+	if err := a.readAuthMessage(&pw); err != nil {
 		return backend.Credentials{}, err
 	}
 	if !found || !auth.VerifyPassword(secret, c.ident.Role, pw.Password) {
@@ -176,7 +187,8 @@ func (c *clientConn) authPassword(secret auth.Secret, found bool) (backend.Crede
 const authMaxLen = 16 << 10
 
 // readAuthMessage reads one 'p' message and decodes it into m.
-func (c *clientConn) readAuthMessage(m pgproto3.FrontendMessage) error {
+func (a *authenticator) readAuthMessage(m pgproto3.FrontendMessage) error {
+	c := a.c
 	fr := wire.NewFrameReader(c.rd, authMaxLen)
 	typ, frame, err := fr.Next()
 	if err != nil {
@@ -201,7 +213,8 @@ func (c *clientConn) readAuthMessage(m pgproto3.FrontendMessage) error {
 // lookupError is what a client sees when its credentials could not be
 // looked up: that the database is unreachable, slow or starting when that
 // is the cause, and otherwise a pointer to the auth_query settings.
-func (c *clientConn) lookupError(err error) *wire.Error {
+func (a *authenticator) lookupError(err error) *wire.Error {
+	c := a.c
 	cfg := c.lc.cfg
 	var pe *pgconn.PgError
 	switch {
@@ -225,7 +238,8 @@ func (c *clientConn) lookupError(err error) *wire.Error {
 // authenticates against the secret of its last successful lookup (users in
 // auth_file need no lookup at all). A password changed meanwhile takes
 // effect once the database answers again.
-func (c *clientConn) adminSecret(role string, sec auth.Secret, found bool, err error) (auth.Secret, bool, error) {
+func (a *authenticator) adminSecret(role string, sec auth.Secret, found bool, err error) (auth.Secret, bool, error) {
+	c := a.c
 	if err == nil {
 		if found {
 			c.srv.secrets.rememberAdmin(role, sec)

@@ -128,7 +128,7 @@ func (c *clientConn) serve() (next func()) {
 	c.setState(StateStartup)
 	deadline := time.Now().Add(c.lc.cfg.HandshakeTimeout)
 	_ = c.nc.SetDeadline(deadline)
-	if err := c.handshake(deadline); err != nil {
+	if err := (&handshake{c: c}).run(deadline); err != nil {
 		// The error must reach the client even when the handshake used
 		// up its time (a login waiting for a pooled connection).
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -136,7 +136,7 @@ func (c *clientConn) serve() (next func()) {
 		return nil
 	}
 	_ = c.nc.SetDeadline(time.Time{})
-	run := c.relay
+	run := (&sessionRelay{c: c}).run
 	switch {
 	case c.ad.isAdmin:
 		run = c.ad.console.serve
@@ -176,12 +176,23 @@ func (c *clientConn) fail(err error) {
 	}
 }
 
-func (c *clientConn) handshake(deadline time.Time) error {
-	st, err := c.readStartup()
+// handshake is the stage before a client's handler runs (the
+// pre-authentication and login stage, as CockroachDB's pre_serve): the
+// startup packet and encryption, the identity, authentication, the
+// upstream login (or, in transaction mode, a pooled connection with the
+// client's context applied) and the first ReadyForQuery. Its state is the
+// connection's; it runs on the connection's goroutine only.
+type handshake struct {
+	c *clientConn
+}
+
+func (h *handshake) run(deadline time.Time) error {
+	c := h.c
+	st, err := h.readStartup()
 	if err != nil {
 		return err
 	}
-	if err := c.checkStartup(st); err != nil {
+	if err := h.checkStartup(st); err != nil {
 		return err
 	}
 	if err := c.checkTenantAccess(); err != nil {
@@ -190,17 +201,17 @@ func (c *clientConn) handshake(deadline time.Time) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	c.setState(StateAuth)
-	creds, err := c.authenticate(ctx)
+	creds, err := (&authenticator{c: c}).authenticate(ctx)
 	if err != nil {
 		return err
 	}
 	if c.ad.isAdmin {
-		return c.adminReady()
+		return h.adminReady()
 	}
 	if err := c.admitTenant(); err != nil {
 		return err
 	}
-	c.startSession()
+	h.startSession()
 	authDone := time.Now()
 	c.setState(StateConnecting)
 	if err := c.pauseLogin(ctx); err != nil {
@@ -214,10 +225,10 @@ func (c *clientConn) handshake(deadline time.Time) error {
 			return err
 		}
 	}
-	if c.txMode() {
-		return c.loginTx(ctx, creds)
+	if h.txMode() {
+		return h.loginTx(ctx, creds)
 	}
-	server, err := c.connectUpstream(ctx, creds)
+	server, err := h.connectUpstream(ctx, creds)
 	if err != nil {
 		return err
 	}
@@ -233,16 +244,17 @@ func (c *clientConn) handshake(deadline time.Time) error {
 	}
 	if !c.ident.Bypass {
 		c.setState(StateInjecting)
-		if err := c.inject(ctx, server); err != nil {
+		if err := h.inject(ctx, server); err != nil {
 			return err
 		}
 	}
-	return c.sendReady(server)
+	return h.sendReady(server)
 }
 
 // readStartup reads startup-phase packets until a StartupMessage,
 // answering SSL and GSSAPI encryption requests on the way.
-func (c *clientConn) readStartup() (*wire.Startup, error) {
+func (h *handshake) readStartup() (*wire.Startup, error) {
+	c := h.c
 	for range 4 {
 		body, err := wire.ReadStartup(c.rd)
 		if errors.Is(err, wire.ErrStartupTooLarge) {
@@ -262,7 +274,7 @@ func (c *clientConn) readStartup() (*wire.Startup, error) {
 			c.srv.handleCancel(st.ProcessID, st.SecretKey)
 			return nil, errSilent
 		case wire.KindSSLRequest, wire.KindGSSENCRequest:
-			if err := c.negotiateEncryption(st.Kind); err != nil {
+			if err := h.negotiateEncryption(st.Kind); err != nil {
 				return nil, err
 			}
 		}
@@ -270,7 +282,8 @@ func (c *clientConn) readStartup() (*wire.Startup, error) {
 	return nil, wire.Fatal(wire.CodeProtocolViolation, "too many encryption negotiation requests")
 }
 
-func (c *clientConn) negotiateEncryption(kind wire.StartupKind) error {
+func (h *handshake) negotiateEncryption(kind wire.StartupKind) error {
+	c := h.c
 	// Bytes pipelined behind the request were sent before encryption was
 	// agreed and could be injected by a man in the middle (CVE-2021-23214).
 	if c.rd.Buffered() > 0 {
@@ -298,7 +311,8 @@ func (c *clientConn) negotiateEncryption(kind wire.StartupKind) error {
 
 // checkStartup validates the protocol version and parameters and parses
 // the username into an identity.
-func (c *clientConn) checkStartup(st *wire.Startup) error {
+func (h *handshake) checkStartup(st *wire.Startup) error {
+	c := h.c
 	if st.Major != 3 {
 		return wire.Fatal(wire.CodeFeatureNotSupported,
 			"unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", st.Major, st.Minor)
@@ -313,7 +327,7 @@ func (c *clientConn) checkStartup(st *wire.Startup) error {
 		c.writeMsg(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unrecognized})
 	}
 	if st.Params["database"] == admin.Database {
-		return c.checkAdminStartup(st)
+		return h.checkAdminStartup(st)
 	}
 	ident, err := c.lc.rules.Parse(st.Params["user"])
 	if err != nil {
@@ -331,7 +345,7 @@ func (c *clientConn) checkStartup(st *wire.Startup) error {
 	if c.database == "" {
 		c.database = ident.Role
 	}
-	if err := c.collectParams(st); err != nil {
+	if err := h.collectParams(st); err != nil {
 		c.srv.authFailure(AuthReasonStartupParam)
 		return err
 	}
@@ -340,7 +354,8 @@ func (c *clientConn) checkStartup(st *wire.Startup) error {
 
 // collectParams keeps the startup parameters to forward upstream, refusing
 // those that would let a tenant choose its own context or role.
-func (c *clientConn) collectParams(st *wire.Startup) error {
+func (h *handshake) collectParams(st *wire.Startup) error {
+	c := h.c
 	c.params = []backend.Param{{Name: "user", Value: c.ident.Role}, {Name: "database", Value: c.database}}
 	for _, name := range st.ParamOrder {
 		value := st.Params[name]
@@ -373,7 +388,8 @@ func (c *clientConn) collectParams(st *wire.Startup) error {
 	return nil
 }
 
-func (c *clientConn) connectUpstream(ctx context.Context, creds backend.Credentials) (*backend.Conn, error) {
+func (h *handshake) connectUpstream(ctx context.Context, creds backend.Credentials) (*backend.Conn, error) {
+	c := h.c
 	cfg := c.lc.cfg
 	server, err := backend.Dial(ctx, backend.DialOptions{
 		Addr: cfg.UpstreamAddr(), TLSMode: cfg.ServerTLSMode, TLSConfig: c.lc.serverTLS,
@@ -394,7 +410,8 @@ func (c *clientConn) connectUpstream(ctx context.Context, creds backend.Credenti
 	return server, nil
 }
 
-func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
+func (h *handshake) inject(ctx context.Context, server *backend.Conn) error {
+	c := h.c
 	cfg := c.lc.cfg
 	role := cfg.SetRole
 	if role == "" {
@@ -404,7 +421,7 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 	primed := 0
 	if cfg.ContextSigning {
 		primed = len(cfg.ContextVariables)
-		key, err := c.signingKey(ctx)
+		key, err := h.signingKey(ctx)
 		if err != nil {
 			return err
 		}
@@ -423,7 +440,7 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 	values := append(append([]string(nil), c.ident.Values...), c.resolvedValues...)
 	err := server.Apply(backend.Context{Variables: vars, Values: values, Role: role, CheckRole: check,
 		MACNames: macNames, MACs: macs, Primed: primed})
-	if err := c.applyErr(err, role); err != nil {
+	if err := h.applyErr(err, role); err != nil {
 		return err
 	}
 	if check {
@@ -434,7 +451,8 @@ func (c *clientConn) inject(ctx context.Context, server *backend.Conn) error {
 
 // sendReady finishes the startup: the server's parameters, the proxy's own
 // cancel key and ReadyForQuery.
-func (c *clientConn) sendReady(server *backend.Conn) error {
+func (h *handshake) sendReady(server *backend.Conn) error {
+	c := h.c
 	for _, p := range server.Params {
 		c.writeMsg(&pgproto3.ParameterStatus{Name: p.Name, Value: p.Value})
 	}
@@ -555,7 +573,8 @@ func pgMessage(err error) string {
 
 // startSession publishes the authenticated connection to the admin console
 // and installs its observers: the server's own counters and Hooks.Session's.
-func (c *clientConn) startSession() {
+func (h *handshake) startSession() {
+	c := h.c
 	c.sess = c.observe(SessionInfo{ID: c.id, Database: c.database, Role: c.ident.Role, Tenant: c.ident.Tenant,
 		Bypass: c.ident.Bypass})
 }

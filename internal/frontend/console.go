@@ -33,7 +33,8 @@ type consoleSession struct {
 
 // checkAdminStartup accepts a startup for the admin database from a user
 // in admin_users only.
-func (c *clientConn) checkAdminStartup(st *wire.Startup) error {
+func (h *handshake) checkAdminStartup(st *wire.Startup) error {
+	c := h.c
 	user := st.Params["user"]
 	if err := checkAdminUser(c, user); err != nil {
 		return err
@@ -85,7 +86,8 @@ func (c *clientConn) lookupDatabase() string {
 }
 
 // adminReady finishes an admin login without any upstream connection.
-func (c *clientConn) adminReady() error {
+func (h *handshake) adminReady() error {
+	c := h.c
 	for _, p := range [][2]string{{"server_version", "16.0 (multigres " + admin.Version + ")"}, {"server_encoding", "UTF8"},
 		{"client_encoding", "UTF8"}, {"DateStyle", "ISO, MDY"}, {"standard_conforming_strings", "on"},
 		{"integer_datetimes", "on"}, {"application_name", ""}} {

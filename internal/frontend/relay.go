@@ -13,7 +13,15 @@ import (
 
 // relay pumps frames both ways until either side ends (session mode: the
 // client keeps its server connection for its whole life).
-func (c *clientConn) relay() {
+// sessionRelay is the session-mode handler: the client keeps one server
+// connection for its whole life, and frames are pumped both ways until
+// either side ends.
+type sessionRelay struct {
+	c *clientConn
+}
+
+func (s *sessionRelay) run() {
+	c := s.c
 	server := c.currentServer()
 	frames := wire.NewFrameReader(c.rd, c.lc.cfg.MaxMessageSize).WithBudget(&c.srv.msgBudget)
 	defer frames.Close()
@@ -21,7 +29,7 @@ func (c *clientConn) relay() {
 	go func() {
 		defer close(done)
 		defer c.recoverPanic("server pump")
-		err := c.pumpServer(server)
+		err := s.pumpServer(server)
 		if errors.Is(err, errUnsafeParameter) {
 			c.fail(wire.Fatal(wire.CodeInsufficientPrivilege, "multigres closed the connection: the server now reads SQL in a way the SQL guard cannot check").
 				WithHint("Keep client_encoding UTF8 (or another ASCII-safe encoding) and standard_conforming_strings on."))
@@ -32,7 +40,7 @@ func (c *clientConn) relay() {
 		// Unblock the client pump.
 		c.kill()
 	}()
-	err := c.pumpClient(frames, server)
+	err := s.pumpClient(frames, server)
 	if err != nil && !isClosed(err) {
 		c.logger().Info("client connection ended", "err", err)
 		c.fail(err)
@@ -47,7 +55,8 @@ func isClosed(err error) bool {
 
 // pumpClient forwards client frames to the server. Only Query and Parse
 // are looked at (by the Guard); everything else passes as raw bytes.
-func (c *clientConn) pumpClient(frames *wire.FrameReader, server *backend.Conn) error {
+func (s *sessionRelay) pumpClient(frames *wire.FrameReader, server *backend.Conn) error {
+	c := s.c
 	for {
 		typ, frame, err := c.nextClientFrame(frames)
 		if err != nil {
@@ -113,7 +122,8 @@ func (c *clientConn) nextClientFrame(frames *wire.FrameReader) (byte, []byte, er
 
 // pumpServer forwards server frames to the client, flushing when the
 // server has nothing more buffered, and tracks ReadyForQuery.
-func (c *clientConn) pumpServer(server *backend.Conn) error {
+func (s *sessionRelay) pumpServer(server *backend.Conn) error {
+	c := s.c
 	for {
 		typ, frame, err := server.Frames.Next()
 		if err != nil {

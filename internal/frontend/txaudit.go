@@ -181,7 +181,7 @@ func (r *txRelay) auditDiffs(sc *pool.Conn) ([]string, error) {
 	}
 	diffs = append(diffs, m.settingDiffs(actual, rows)...)
 	diffs = append(diffs, preparedDiffs(sv, prepared)...)
-	diffs = append(diffs, r.c.identityDiffs(sc, m, rows)...)
+	diffs = append(diffs, identityDiffs(r.c.ident.Role, sc, m, rows)...)
 	return diffs, nil
 }
 
@@ -246,7 +246,7 @@ func preparedDiffs(sc *txstate.Server, onServer map[string]bool) []string {
 }
 
 // identityDiffs compares the role and the reported parameters.
-func (c *clientConn) identityDiffs(sc *pool.Conn, m auditModel, rows [][3]string) []string {
+func identityDiffs(loginRole string, sc *pool.Conn, m auditModel, rows [][3]string) []string {
 	var diffs []string
 	for _, r := range rows {
 		switch r[0] {
@@ -254,8 +254,8 @@ func (c *clientConn) identityDiffs(sc *pool.Conn, m auditModel, rows [][3]string
 			if m.role != "" && r[1] != m.role {
 				diffs = append(diffs, fmt.Sprintf("current_user is %q, multigres believes %q", r[1], m.role))
 			}
-			if r[2] != c.ident.Role {
-				diffs = append(diffs, fmt.Sprintf("session_user is %q, not the login role %q", r[2], c.ident.Role))
+			if r[2] != loginRole {
+				diffs = append(diffs, fmt.Sprintf("session_user is %q, not the login role %q", r[2], loginRole))
 			}
 		case "report":
 			for _, p := range sc.Params {

@@ -21,14 +21,16 @@ import (
 // txMode reports whether this connection uses transaction pooling: tenant
 // connections to a database whose pool mode is transaction. Bypass users
 // always get session mode (and so pools of their own).
-func (c *clientConn) txMode() bool {
+func (h *handshake) txMode() bool {
+	c := h.c
 	return !c.ident.Bypass && c.lc.cfg.PoolModeFor(c.database) == "transaction"
 }
 
 // txParams splits the startup parameters of a transaction-mode client into
 // tracked settings; anything else cannot follow the client from server to
 // server and is refused.
-func (c *clientConn) txParams() (map[string]string, error) {
+func (h *handshake) txParams() (map[string]string, error) {
+	c := h.c
 	settings := map[string]string{}
 	for _, p := range c.params {
 		switch {
@@ -59,18 +61,19 @@ func unsupportedStartupParam(name string) *wire.Error {
 // connection from the pool, apply this client's context and settings on it
 // (a failure is FATAL, as in session mode), report its parameters, and
 // give it back.
-func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) error {
-	settings, err := c.txParams()
+func (h *handshake) loginTx(ctx context.Context, creds backend.Credentials) error {
+	c := h.c
+	settings, err := h.txParams()
 	if err != nil {
 		return err
 	}
 	r := &c.tx
-	cfg, err := c.machineConfig(ctx, settings)
+	cfg, err := h.machineConfig(ctx, settings)
 	if err != nil {
 		return err
 	}
 	r.m = txstate.New(cfg)
-	r.pool = c.srv.pools().Get(c.database, c.ident.Role, c.txDialer(creds), c.poolLimits())
+	r.pool = c.srv.pools().Get(c.database, c.ident.Role, h.txDialer(creds), h.poolLimits())
 	actx, cancel := loginWaitCtx(ctx)
 	defer cancel()
 	var sc *pool.Conn
@@ -97,7 +100,7 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 	applyErr := sc.Apply(bctx)
 	_ = sc.SetDeadline(time.Time{})
 	sv.TxStatus = sc.TxStatus
-	if err := c.applyErr(applyErr, bctx.Role); err != nil {
+	if err := h.applyErr(applyErr, bctx.Role); err != nil {
 		r.releaseServer(sc, false)
 		return err
 	}
@@ -105,7 +108,7 @@ func (c *clientConn) loginTx(ctx context.Context, creds backend.Credentials) err
 		c.srv.markRoleChecked(checkKey)
 	}
 	r.m.LoggedIn(sv)
-	err = c.sendReady(sc.Conn)
+	err = h.sendReady(sc.Conn)
 	r.releaseServer(sc, sc.TxStatus == 'I')
 	return err
 }
@@ -123,7 +126,8 @@ func (r *txRelay) model(sc *pool.Conn) *txstate.Server {
 // machineConfig computes the client's context once: variables, resolved
 // variables, managed settings and the role, its identity key, and how its
 // MACs are made.
-func (c *clientConn) machineConfig(ctx context.Context, settings map[string]string) (txstate.Config, error) {
+func (h *handshake) machineConfig(ctx context.Context, settings map[string]string) (txstate.Config, error) {
+	c := h.c
 	cfg := c.lc.cfg
 	role := cfg.SetRole
 	if role == "" {
@@ -142,7 +146,7 @@ func (c *clientConn) machineConfig(ctx context.Context, settings map[string]stri
 		NewUnnamedID: func() uint64 { return unnamedIDs.Add(1) },
 	}
 	if cfg.ContextSigning {
-		key, err := c.signingKey(ctx)
+		key, err := h.signingKey(ctx)
 		if err != nil {
 			return mc, err
 		}
@@ -168,7 +172,8 @@ var unnamedIDs atomic.Uint64
 
 // signingKey is the database's context signing key; without one the
 // client is refused.
-func (c *clientConn) signingKey(ctx context.Context) ([]byte, error) {
+func (h *handshake) signingKey(ctx context.Context) ([]byte, error) {
+	c := h.c
 	key, err := c.srv.secrets.signingKey(ctx, c.database)
 	if err != nil || key == nil {
 		c.logger().Warn("context signing key unavailable; closing", "err", err)
@@ -181,7 +186,8 @@ func (c *clientConn) signingKey(ctx context.Context) ([]byte, error) {
 // txDialer opens pool connections as the client's login role, with the
 // credentials of the latest client to log in (SCRAM passthrough keys or a
 // configured password).
-func (c *clientConn) txDialer(creds backend.Credentials) pool.Dialer {
+func (h *handshake) txDialer(creds backend.Credentials) pool.Dialer {
+	c := h.c
 	cfg, serverTLS := c.lc.cfg, c.lc.serverTLS
 	params := []backend.Param{{Name: "user", Value: c.ident.Role}, {Name: "database", Value: c.database}}
 	return func(ctx context.Context) (*backend.Conn, error) {
@@ -192,7 +198,8 @@ func (c *clientConn) txDialer(creds backend.Credentials) pool.Dialer {
 	}
 }
 
-func (c *clientConn) poolLimits() pool.Limits {
+func (h *handshake) poolLimits() pool.Limits {
+	c := h.c
 	cfg := c.lc.cfg
 	return pool.Limits{Size: cfg.DefaultPoolSize, MinSize: cfg.MinPoolSize, ReserveSize: cfg.ReservePoolSize,
 		ReserveTimeout: cfg.ReservePoolTimeout, WaitTimeout: cfg.QueryWaitTimeout,
@@ -236,7 +243,8 @@ func (c *clientConn) acquireError(err error, login bool) *wire.Error {
 }
 
 // applyErr maps a failed login-time Apply to the client's FATAL error.
-func (c *clientConn) applyErr(err error, role string) error {
+func (h *handshake) applyErr(err error, role string) error {
+	c := h.c
 	switch {
 	case err == nil:
 		return nil

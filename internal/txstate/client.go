@@ -1,10 +1,7 @@
 package txstate
 
 import (
-	"bytes"
-	"fmt"
 	"maps"
-	"slices"
 
 	"github.com/multigres-proxy/multigres/internal/sqlguard"
 	"github.com/multigres-proxy/multigres/internal/wire"
@@ -76,7 +73,7 @@ func (m *Machine) withoutServer(typ wire.ClientType, frame []byte) bool {
 		return true
 	case wire.Close:
 		if kind, name, ok := closeTarget(frame); ok && kind == wire.TargetStatement && name != "" {
-			delete(m.stmts, name)
+			delete(m.st.byName, name)
 			m.answerLocally(closeComplete)
 			return true
 		}
@@ -167,21 +164,21 @@ func (m *Machine) forward(typ wire.ClientType, frame []byte, fx *sqlguard.Effect
 	}
 	switch typ {
 	case wire.Parse:
-		return m.forwardParse(frame, fx)
+		return m.st.parse(frame, fx)
 	case wire.Bind:
-		return m.forwardBind(frame)
+		return m.st.bind(frame)
 	case wire.Describe:
-		return m.forwardDescribe(frame)
+		return m.st.describe(frame)
 	case wire.Close:
-		return m.forwardClose(frame)
+		return m.st.close(frame)
 	case wire.Query:
 		// A simple query drops the server's unnamed statement.
 		m.sv.UnnamedOwner = 0
 		m.q.push(entry{kind: wire.Query, fx: fx})
 	case wire.Execute:
 		e := entry{kind: wire.Execute, txc: true}
-		if len(frame) > 5 && frame[5] == 0 && m.portalKnown { // the unnamed portal, the client's unnamed statement
-			e.fx = m.portalFx
+		if len(frame) > 5 && frame[5] == 0 && m.st.portalKnown { // the unnamed portal, the client's unnamed statement
+			e.fx = m.st.portalFx
 			e.txc = e.fx != nil && e.fx.TxControl
 		}
 		m.q.push(e)
@@ -197,7 +194,7 @@ func (m *Machine) forward(typ wire.ClientType, frame []byte, fx *sqlguard.Effect
 			m.copy.failSent = typ == wire.CopyInFail
 		} else {
 			// The copy may not have started yet: mark where its data
-			// ends (see enterCopyIn).
+			// ends (see copyState.enter).
 			m.q.push(entry{kind: wire.CopyInDone})
 		}
 	case wire.Flush, wire.CopyInData:
@@ -206,211 +203,6 @@ func (m *Machine) forward(typ wire.ClientType, frame []byte, fx *sqlguard.Effect
 	}
 	m.send(frame)
 	return nil
-}
-
-func (m *Machine) forwardParse(frame []byte, fx *sqlguard.Effects) error {
-	name, rest, ok := wire.CString(frame[5:])
-	if !ok {
-		return wire.Fatal(wire.CodeProtocolViolation, "invalid Parse message")
-	}
-	if bytes.HasPrefix(rest, []byte(RefusalPrefix)) {
-		// A refusal: parse it unnamed so nothing is registered.
-		m.sv.UnnamedOwner = 0
-		m.q.push(entry{kind: wire.Parse})
-		m.send(wire.Build(byte(wire.Parse), []byte{0}, rest))
-		return nil
-	}
-	if name == "" {
-		m.unnamed = &stmt{parse: slices.Clone(frame), id: m.cfg.NewUnnamedID(), fx: fx}
-		m.sv.UnnamedOwner = m.unnamed.id
-		m.q.push(entry{kind: wire.Parse, unnamed: true})
-		m.send(frame)
-		return nil
-	}
-	if _, dup := m.stmts[name]; dup {
-		m.refuse(wire.Parse, &wire.Error{Severity: wire.SeverityError, Code: wire.CodeDuplicatePreparedStatement,
-			Message: fmt.Sprintf("prepared statement %q already exists", name)})
-		return nil
-	}
-	srv := serverName(m.salt, rest)
-	st := &stmt{srv: srv, parse: wire.Build(byte(wire.Parse), []byte(srv), []byte{0}, rest)}
-	if m.stmts == nil {
-		m.stmts = map[string]*stmt{}
-	}
-	m.stmts[name] = st
-	// In an aborted transaction block the server refuses a Parse (25P02),
-	// so multigres must not answer for it.
-	if m.status != wire.TxFailed && m.sv.Prepared.Has(srv) {
-		m.owe(entry{kind: wire.Parse, action: synth, synthBytes: parseComplete, stmt: name, srv: srv, named: true})
-		return nil
-	}
-	m.prepareOnServer(st, entry{kind: wire.Parse, stmt: name, srv: srv, named: true})
-	return nil
-}
-
-// prepareOnServer sends st's Parse, closing the statement the LRU evicts.
-func (m *Machine) prepareOnServer(st *stmt, e entry) {
-	sv := m.sv
-	if ev := sv.Prepared.Add(st.srv); ev != "" {
-		m.closeOnServer(ev)
-	}
-	for _, name := range slices.Sorted(maps.Keys(sv.Orphans)) {
-		if name != st.srv {
-			m.closeOnServer(name)
-		}
-	}
-	// Close first: a statement of this name may be on the server although
-	// multigres forgot it (an orphan); the server name is the SQL's hash,
-	// so it is the same statement, but Parse would fail with 42P05.
-	// Closing a missing statement is no error.
-	orphan := sv.Orphans[st.srv]
-	delete(sv.Orphans, st.srv)
-	m.send(closeStatement(st.srv))
-	closing := entry{kind: wire.Close, action: swallow}
-	if orphan {
-		closing.srv = st.srv // skipped, it stays an orphan
-	}
-	m.q.push(closing, e)
-	m.send(st.parse)
-}
-
-// closeOnServer queues the Close of a server statement multigres no longer
-// keeps; if an error makes the server skip it, skipToSync records the
-// statement as an orphan.
-func (m *Machine) closeOnServer(name string) {
-	delete(m.sv.Orphans, name)
-	m.send(closeStatement(name))
-	m.q.push(entry{kind: wire.Close, action: swallow, srv: name})
-}
-
-func closeStatement(name string) []byte {
-	return wire.Build(byte(wire.Close), []byte{wire.TargetStatement}, []byte(name), []byte{0})
-}
-
-// ensurePrepared makes a statement the client refers to exist on the
-// attached server, injecting its Parse (answer swallowed) if needed. It
-// returns the server name, or ok=false when the client has no such
-// statement.
-func (m *Machine) ensurePrepared(name string) (string, bool) {
-	if name == "" {
-		if m.unnamed == nil {
-			return "", false
-		}
-		if m.sv.UnnamedOwner != m.unnamed.id {
-			m.sv.UnnamedOwner = m.unnamed.id
-			m.q.push(entry{kind: wire.Parse, action: swallow, unnamed: true})
-			m.send(m.unnamed.parse)
-		}
-		return "", true
-	}
-	st := m.stmts[name]
-	if st == nil {
-		return "", false
-	}
-	if !m.sv.Prepared.Has(st.srv) {
-		m.prepareOnServer(st, entry{kind: wire.Parse, action: swallow, srv: st.srv})
-	}
-	return st.srv, true
-}
-
-func (m *Machine) forwardBind(frame []byte) error {
-	portal, rest, ok := wire.CString(frame[5:])
-	name, tail, ok2 := wire.CString(rest)
-	if !ok || !ok2 {
-		return wire.Fatal(wire.CodeProtocolViolation, "invalid Bind message")
-	}
-	srv, found := m.ensurePrepared(name)
-	if !found {
-		m.refuse(wire.Bind, noSuchStatement(name))
-		return nil
-	}
-	if name == "" && portal != "" && m.unnamed.fx != nil {
-		// Effects are tracked on the unnamed portal only.
-		m.refuse(wire.Bind, Refusal("a session-level SET must be executed through the unnamed portal in transaction pooling"))
-		return nil
-	}
-	m.q.push(entry{kind: wire.Bind})
-	if portal == "" {
-		m.portalFx, m.portalKnown = nil, name == ""
-		if name == "" {
-			m.portalFx = m.unnamed.fx
-		}
-	}
-	if srv == name {
-		m.send(frame)
-		return nil
-	}
-	m.send(wire.Build(byte(wire.Bind), []byte(portal), []byte{0}, []byte(srv), []byte{0}, tail))
-	return nil
-}
-
-func (m *Machine) forwardDescribe(frame []byte) error {
-	body := frame[5:]
-	if len(body) < 2 {
-		return wire.Fatal(wire.CodeProtocolViolation, "invalid Describe message")
-	}
-	if body[0] != wire.TargetStatement {
-		m.q.push(entry{kind: wire.Describe})
-		m.send(frame)
-		return nil
-	}
-	name, _, ok := wire.CString(body[1:])
-	if !ok {
-		return wire.Fatal(wire.CodeProtocolViolation, "invalid Describe message")
-	}
-	srv, found := m.ensurePrepared(name)
-	if !found {
-		m.refuse(wire.Describe, noSuchStatement(name))
-		return nil
-	}
-	m.q.push(entry{kind: wire.Describe})
-	m.send(wire.Build(byte(wire.Describe), []byte{wire.TargetStatement}, []byte(srv), []byte{0}))
-	return nil
-}
-
-func (m *Machine) forwardClose(frame []byte) error {
-	kind, name, ok := closeTarget(frame)
-	if !ok {
-		return wire.Fatal(wire.CodeProtocolViolation, "invalid Close message")
-	}
-	if kind == wire.TargetStatement && name != "" {
-		// The server statement may serve other clients: keep it.
-		delete(m.stmts, name)
-		m.owe(entry{kind: wire.Close, action: synth, synthBytes: closeComplete})
-		return nil
-	}
-	if kind == wire.TargetStatement {
-		m.unnamed = nil
-		m.sv.UnnamedOwner = 0
-	}
-	m.q.push(entry{kind: wire.Close})
-	m.send(frame)
-	return nil
-}
-
-// refuse makes the server fail in the client's message's place, so the
-// transaction and skip-to-Sync semantics stay PostgreSQL's.
-func (m *Machine) refuse(kind wire.ClientType, we *wire.Error) {
-	m.sv.UnnamedOwner = 0
-	m.q.push(entry{kind: kind})
-	m.send(m.cfg.Refuse(wire.Parse, wire.Build(byte(wire.Parse), []byte{0}, []byte("x"), []byte{0}, []byte{0, 0}), we))
-}
-
-func noSuchStatement(name string) *wire.Error {
-	msg := fmt.Sprintf("prepared statement %q does not exist", name)
-	if name == "" {
-		msg = "unnamed prepared statement does not exist"
-	}
-	return &wire.Error{Severity: wire.SeverityError, Code: wire.CodeInvalidSQLStatementName, Message: msg}
-}
-
-func closeTarget(frame []byte) (byte, string, bool) {
-	body := frame[5:]
-	if len(body) < 2 || (body[0] != wire.TargetStatement && body[0] != wire.TargetPortal) {
-		return 0, "", false
-	}
-	name, _, ok := wire.CString(body[1:])
-	return body[0], name, ok
 }
 
 // RefusalPrefix starts the SQL of every refused statement's replacement

@@ -133,8 +133,8 @@ var settingCases = []machineCase{
 			t.Fatal("cleared before it ran")
 		}
 		r.answer(cc("DEALLOCATE ALL"), rfq('I'))
-		if r.sv.Prepared.Len() != 0 || len(r.m.stmts) != 0 {
-			t.Fatalf("server %d client %d", r.sv.Prepared.Len(), len(r.m.stmts))
+		if r.sv.Prepared.Len() != 0 || len(r.m.st.byName) != 0 {
+			t.Fatalf("server %d client %d", r.sv.Prepared.Len(), len(r.m.st.byName))
 		}
 	}},
 	{"the pre-switch reset resets a short timer and a foreign encoding", nil, func(t *testing.T, r *rig) {
@@ -177,8 +177,8 @@ var errorCases = []machineCase{
 		r.client(syncMsg())
 		got, step := r.answer(closeOK(), errResp("42601"), rfq('I'))
 		want(t, "to client", got, "EZ")
-		if !step.Release || len(r.m.stmts) != 0 || r.sv.Prepared.Len() != 0 {
-			t.Fatalf("stmts %v prepared %d", r.m.stmts, r.sv.Prepared.Len())
+		if !step.Release || len(r.m.st.byName) != 0 || r.sv.Prepared.Len() != 0 {
+			t.Fatalf("stmts %v prepared %d", r.m.st.byName, r.sv.Prepared.Len())
 		}
 	}},
 	{"a skipped injected Close leaves an orphan that the next prepare closes", nil, func(t *testing.T, r *rig) {

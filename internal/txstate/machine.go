@@ -63,21 +63,16 @@ type Machine struct {
 
 	settings map[string]string // tracked settings, by name
 	salt     string            // statement salt: context key and settings
-	stmts    map[string]*stmt
-	unnamed  *stmt // the client's last unnamed Parse
-	// portalFx are the effects of the statement bound to the unnamed
-	// portal; batchFx those executed since the last Sync.
-	portalFx *sqlguard.Effects
-	batchFx  []*sqlguard.Effects
-	// portalKnown: the unnamed portal holds the client's unnamed statement,
-	// whose effects portalFx are (a named statement's are not tracked).
-	portalKnown bool
+	st       statements
+	// batchFx are the effects of the statements executed since the last
+	// Sync.
+	batchFx []*sqlguard.Effects
 	// batchTx: a statement that may control the transaction completed in
 	// the current batch (see noteEffects).
 	batchTx bool
 }
 
-// copyState follows a COPY FROM STDIN (see enterCopyIn and copyFailed).
+// copyState follows a COPY FROM STDIN (see enter and failed).
 type copyState struct {
 	// in: the server is reading COPY data and ignores Sync.
 	in bool
@@ -101,6 +96,7 @@ type stmt struct {
 // server attached).
 func New(cfg Config) *Machine {
 	m := &Machine{cfg: cfg, status: wire.TxIdle, settings: cfg.Settings}
+	m.st.m = m
 	m.salt = stmtSalt(cfg.Key, m.settings)
 	return m
 }
@@ -122,9 +118,6 @@ func (m *Machine) Settings() map[string]string { return m.settings }
 
 // Config is what the Machine was made with.
 func (m *Machine) Config() *Config { return &m.cfg }
-
-// Server is the model of the attached server (nil when none).
-func (m *Machine) Server() *Server { return m.sv }
 
 // RowsForward reports whether DataRows and CopyData arriving now go to the
 // client: the driver reads it after each call and forwards rows without

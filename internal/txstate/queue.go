@@ -16,7 +16,7 @@ const (
 
 // entry is one answer owed, in the order owed. kind is the client message
 // type the answer is for; an entry of kind CopyInDone marks where a pipelined COPY's data ends
-// (see enterCopyIn) and owes nothing.
+// (see copyState.enter) and owes nothing.
 type entry struct {
 	kind       wire.ClientType
 	action     action

@@ -181,7 +181,7 @@ var releaseCases = []machineCase{
 	{"a lost server detaches the client", nil, func(t *testing.T, r *rig) {
 		r.client(q("SELECT 1"))
 		r.m.Lost()
-		if r.m.Attached() || r.m.Owes() || r.m.Server() != nil {
+		if r.m.Attached() || r.m.Owes() || r.m.sv != nil {
 			t.Fatal("still attached")
 		}
 	}},

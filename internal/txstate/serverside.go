@@ -30,7 +30,7 @@ var (
 	// ErrServerClosing: the server sent an unsolicited error (a FATAL),
 	// which the client has been given (FrameAt).
 	ErrServerClosing = errors.New("server ended the session")
-	// ErrCopyUncertain: a COPY failed with a Sync pending (see copyFailed).
+	// ErrCopyUncertain: a COPY failed with a Sync pending (see copyState.failed).
 	ErrCopyUncertain = wire.Fatal(wire.CodeProtocolViolation, "a COPY failed while a Sync sent with it was pending, so multigres cannot tell which answers follow; the connection is closed").
 				WithHint("Start COPY FROM STDIN with a simple query, or send Sync only after CopyDone or CopyFail.")
 )
@@ -53,7 +53,7 @@ func (m *Machine) ServerMessage(typ wire.ServerType, frame []byte) (ServerStep, 
 	case wire.NoticeResponse:
 		fwd = !m.gone && !head.injected
 	case wire.CopyInResponse:
-		if err := m.enterCopyIn(); err != nil {
+		if err := m.copy.enter(&m.q); err != nil {
 			return step, err
 		}
 	case wire.ErrorResponse:
@@ -63,11 +63,11 @@ func (m *Machine) ServerMessage(typ wire.ServerType, frame []byte) (ServerStep, 
 		fwd = !m.gone
 		var copyErr error
 		if m.copy.open {
-			copyErr = m.copyFailed(frame)
+			copyErr = m.copy.failed(frame)
 		}
 		m.copy.in, m.copy.open = false, false
 		if copyErr != nil { // the copy's own error first
-			step.FrameAt, step.Flush = m.frameAt(fwd), true
+			step.FrameAt, step.Flush = frameAt(m.ToClient, fwd), true
 			return step, copyErr
 		}
 	case wire.ReadyForQuery:
@@ -87,7 +87,7 @@ func (m *Machine) ServerMessage(typ wire.ServerType, frame []byte) (ServerStep, 
 	case wire.CommandComplete, wire.EmptyQueryResponse, wire.PortalSuspended:
 		pop = m.executeDone(typ, frame, head)
 	}
-	step.FrameAt = m.frameAt(fwd)
+	step.FrameAt = frameAt(m.ToClient, fwd)
 	if typ == wire.ErrorResponse {
 		m.failed(head)
 		return step, nil
@@ -102,11 +102,12 @@ func (m *Machine) ServerMessage(typ wire.ServerType, frame []byte) (ServerStep, 
 var completes = map[wire.ServerType]wire.ClientType{
 	wire.ParseComplete: wire.Parse, wire.BindComplete: wire.Bind, wire.CloseComplete: wire.Close}
 
-func (m *Machine) frameAt(fwd bool) int {
+// frameAt is where a forwarded frame goes among the answers so far.
+func frameAt(out []byte, fwd bool) int {
 	if !fwd {
 		return -1
 	}
-	return len(m.ToClient)
+	return len(out)
 }
 
 // executeDone handles the end of a statement's execution and reports
@@ -123,7 +124,7 @@ func (m *Machine) executeDone(typ wire.ServerType, frame []byte, head *entry) bo
 		// statements left. Until then the model stays, since the server
 		// may skip or refuse it.
 		m.sv.deallocatedAll()
-		clear(m.stmts)
+		clear(m.st.byName)
 	}
 	if head.kind != wire.Execute {
 		return false
@@ -177,7 +178,7 @@ func (m *Machine) unowned(typ wire.ServerType, frame []byte) (ServerStep, error)
 	return step, fmt.Errorf("unexpected %q from server with nothing owed", typ)
 }
 
-// enterCopyIn: the server is reading COPY data, and until the copy ends it
+// enter: the server is reading COPY data, and until the copy ends it
 // ignores Sync and Flush. Syncs the client already pipelined behind the
 // COPY (before its CopyDone) will get no ReadyForQuery, so they are owed
 // nothing; neither are Syncs it sends before CopyDone.
@@ -188,26 +189,26 @@ func (m *Machine) unowned(typ wire.ServerType, frame []byte) (ServerStep, error)
 // CopyDone the server would read as COPY data or fail on: PostgreSQL
 // clients never do it, and multigres cannot tell what the server will
 // then do, so it ends the client (ErrCopyPipelined) rather than guess.
-func (m *Machine) enterCopyIn() error {
-	m.copy = copyState{in: true, open: true}
-	rest := m.q.items[1:]
-	kept := m.q.items[:1]
+func (c *copyState) enter(q *queue) error {
+	*c = copyState{in: true, open: true}
+	rest := q.items[1:]
+	kept := q.items[:1]
 	for k, e := range rest {
 		if e.kind == wire.CopyInDone { // the client's CopyDone/CopyFail: copy data ended there
-			m.copy.in = false
+			c.in = false
 			kept = append(kept, rest[k+1:]...)
 			break
 		}
 		if e.kind != wire.Sync {
 			return ErrCopyPipelined
 		}
-		m.copy.syncs++
+		c.syncs++
 	}
-	m.q.items = kept
+	q.items = kept
 	return nil
 }
 
-// copyFailed: the server failed a COPY IN. A Sync the client sent in the
+// failed: the server failed a COPY IN. A Sync the client sent in the
 // COPY's window was read and ignored in copy mode if the server read it
 // before it failed, and is answered now if not: a COPY can fail before
 // reading anything (COPY FREEZE's checks come after CopyInResponse), or
@@ -217,9 +218,9 @@ func (m *Machine) enterCopyIn() error {
 //
 // One failure is certain: the client's own CopyFail (57014), which the
 // server reads after everything the client sent before it, in copy mode.
-func (m *Machine) copyFailed(errFrame []byte) error {
-	n, failSent := m.copy.syncs, m.copy.failSent
-	m.copy.syncs, m.copy.failSent = 0, false
+func (c *copyState) failed(errFrame []byte) error {
+	n, failSent := c.syncs, c.failSent
+	c.syncs, c.failSent = 0, false
 	if n == 0 {
 		return nil
 	}
@@ -247,8 +248,8 @@ func (m *Machine) skipToSync() {
 			// is, it is not this client's.
 			m.sv.UnnamedOwner = 0
 		}
-		if e.kind == wire.Parse && e.named && m.stmts[e.stmt] != nil && m.stmts[e.stmt].srv == e.srv {
-			delete(m.stmts, e.stmt) // the server would not have created it
+		if e.kind == wire.Parse && e.named && m.st.byName[e.stmt] != nil && m.st.byName[e.stmt].srv == e.srv {
+			delete(m.st.byName, e.stmt) // the server would not have created it
 		}
 		if e.kind == wire.Parse && e.srv != "" && e.action != synth {
 			m.sv.Prepared.Remove(e.srv)
@@ -269,7 +270,7 @@ func (m *Machine) ready(frame []byte, fwd bool) ServerStep {
 	if !m.gone {
 		m.status = status
 	}
-	step := ServerStep{FrameAt: m.frameAt(fwd), Flush: true}
+	step := ServerStep{FrameAt: frameAt(m.ToClient, fwd), Flush: true}
 	m.emitSynth()
 	if m.q.len() == 0 && status == wire.TxIdle {
 		step.Release, step.Reusable = true, m.attached

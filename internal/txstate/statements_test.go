@@ -112,7 +112,7 @@ var statementCases = []machineCase{
 		r.settle()
 		r.client(parse("", "SELECT 1"))
 		r.client(closeMsg('S', ""))
-		if r.sv.UnnamedOwner != 0 || r.m.unnamed != nil {
+		if r.sv.UnnamedOwner != 0 || r.m.st.unnamed != nil {
 			t.Fatal("unnamed statement still owned")
 		}
 	}},
@@ -175,8 +175,8 @@ var statementCases = []machineCase{
 	{"a refusal Parse registers nothing", nil, func(t *testing.T, r *rig) {
 		r.settle()
 		r.client(parse("s1", RefusalPrefix+"x"))
-		if len(r.m.stmts) != 0 || !bytes.Contains(r.sentLast(), []byte{'P', 0, 0, 0}) {
-			t.Fatalf("statements %v", r.m.stmts)
+		if len(r.m.st.byName) != 0 || !bytes.Contains(r.sentLast(), []byte{'P', 0, 0, 0}) {
+			t.Fatalf("statements %v", r.m.st.byName)
 		}
 	}},
 	{"a SET through a named portal is refused", nil, func(t *testing.T, r *rig) {
