@@ -76,10 +76,10 @@ func (c *Console) Serve(ctx context.Context, r *bufio.Reader, w *bufio.Writer) e
 			}
 			return err
 		}
-		switch typ {
-		case 'X':
+		switch wire.ClientType(typ) {
+		case wire.Terminate:
 			return nil
-		case 'Q':
+		case wire.Query:
 			var q pgproto3.Query
 			if err := q.Decode(frame[5:]); err != nil {
 				_ = write(w, wire.Fatal(wire.CodeProtocolViolation, "invalid message format").Response())
@@ -91,26 +91,26 @@ func (c *Console) Serve(ctx context.Context, r *bufio.Reader, w *bufio.Writer) e
 				cctx, done = c.Command(ctx)
 			}
 			c.run(cctx, q.String, w)
-			_ = write(w, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+			_ = write(w, &pgproto3.ReadyForQuery{TxStatus: wire.TxIdle})
 			err := w.Flush()
 			done()
 			if err != nil {
 				return fmt.Errorf("admin: write: %w", err)
 			}
 			continue
-		case 'S':
+		case wire.Sync:
 			skipToSync = false
-			_ = write(w, &pgproto3.ReadyForQuery{TxStatus: 'I'})
-		case 'H':
+			_ = write(w, &pgproto3.ReadyForQuery{TxStatus: wire.TxIdle})
+		case wire.Flush:
 			// Flush: nothing is pending.
-		case 'P', 'B', 'D', 'E', 'C', 'F':
+		case wire.Parse, wire.Bind, wire.Describe, wire.Execute, wire.Close, wire.FunctionCall:
 			if !skipToSync {
-				skipToSync = typ != 'F'
+				skipToSync = wire.ClientType(typ) != wire.FunctionCall
 				_ = write(w, errorResponse(wire.CodeFeatureNotSupported,
 					"the admin console supports the simple query protocol only",
 					"Use psql, or a driver in simple query mode (pgx: QueryExecModeSimpleProtocol)."))
-				if typ == 'F' {
-					_ = write(w, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+				if wire.ClientType(typ) == wire.FunctionCall {
+					_ = write(w, &pgproto3.ReadyForQuery{TxStatus: wire.TxIdle})
 				}
 			}
 		default:

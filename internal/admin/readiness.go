@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
 // ReadyTimeout bounds one readiness probe of the upstream.
@@ -91,9 +93,9 @@ func ProbeUpstream(ctx context.Context, addr string) error {
 		return fmt.Errorf("probe upstream: read answer: %w", err)
 	}
 	switch b[0] {
-	case 'N':
+	case wire.SSLRefused:
 		return nil
-	case 'S':
+	case wire.SSLAccepted:
 		return finishTLSProbe(ctx, nc, addr)
 	default:
 		return fmt.Errorf("probe upstream: unexpected answer %q to SSLRequest", b[0])

@@ -133,7 +133,7 @@ func negotiateTLS(nc net.Conn, o DialOptions) (net.Conn, error) {
 		return nil, fmt.Errorf("read SSLRequest answer: %w", err)
 	}
 	switch resp[0] {
-	case 'S':
+	case wire.SSLAccepted:
 		cfg := o.TLSConfig
 		if cfg == nil {
 			cfg = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // "require" does not verify, as in libpq
@@ -143,7 +143,7 @@ func negotiateTLS(nc net.Conn, o DialOptions) (net.Conn, error) {
 			return nil, fmt.Errorf("upstream TLS handshake: %w", err)
 		}
 		return tc, nil
-	case 'N':
+	case wire.SSLRefused:
 		if o.TLSMode == "prefer" {
 			return nc, nil
 		}
@@ -199,12 +199,12 @@ func (c *Conn) authenticate(o DialOptions) error {
 			return fmt.Errorf("read auth message: %w", err)
 		}
 		body := frame[5:]
-		switch typ {
-		case 'E':
+		switch wire.ServerType(typ) {
+		case wire.ErrorResponse:
 			return decodeError(body)
-		case 'N', 'v':
+		case wire.NoticeResponse, wire.NegotiateProtocolVersion:
 			continue
-		case 'R':
+		case wire.Authentication:
 		default:
 			return fmt.Errorf("unexpected message %q during upstream auth", typ)
 		}
@@ -303,28 +303,28 @@ func (c *Conn) readUntilReady() error {
 			return fmt.Errorf("read startup response: %w", err)
 		}
 		body := frame[5:]
-		switch typ {
-		case 'S':
+		switch wire.ServerType(typ) {
+		case wire.ParameterStatus:
 			var ps pgproto3.ParameterStatus
 			if err := ps.Decode(body); err != nil {
 				return fmt.Errorf("decode ParameterStatus: %w", err)
 			}
 			c.Params = append(c.Params, Param{ps.Name, ps.Value})
-		case 'K':
+		case wire.BackendKeyData:
 			var k pgproto3.BackendKeyData
 			if err := k.Decode(body); err != nil {
 				return fmt.Errorf("decode BackendKeyData: %w", err)
 			}
 			c.PID, c.SecretKey = k.ProcessID, k.SecretKey
-		case 'Z':
+		case wire.ReadyForQuery:
 			if len(body) != 1 {
 				return errors.New("malformed ReadyForQuery")
 			}
 			c.TxStatus = body[0]
 			return nil
-		case 'E':
+		case wire.ErrorResponse:
 			return decodeError(body)
-		case 'N':
+		case wire.NoticeResponse:
 		default:
 			return fmt.Errorf("unexpected message %q before ReadyForQuery", typ)
 		}
@@ -401,8 +401,8 @@ func (c *Conn) SimpleQuery(sql string, timeout time.Duration) ([][]string, error
 		if err != nil {
 			return nil, err
 		}
-		switch typ {
-		case 'D':
+		switch wire.ServerType(typ) {
+		case wire.DataRow:
 			var row pgproto3.DataRow
 			if err := row.Decode(frame[5:]); err != nil {
 				return nil, fmt.Errorf("decode DataRow: %w", err)
@@ -412,18 +412,18 @@ func (c *Conn) SimpleQuery(sql string, timeout time.Duration) ([][]string, error
 				r[i] = string(v)
 			}
 			rows = append(rows, r)
-		case 'E':
+		case wire.ErrorResponse:
 			if firstErr == nil {
 				firstErr = decodeError(frame[5:])
 			}
-		case 'S':
+		case wire.ParameterStatus:
 			c.NoteParameterStatus(frame)
-		case 'Z':
+		case wire.ReadyForQuery:
 			if len(frame) != 6 {
 				return nil, errors.New("malformed ReadyForQuery")
 			}
 			c.TxStatus = frame[5]
-			if c.TxStatus != 'I' {
+			if c.TxStatus != wire.TxIdle {
 				return nil, fmt.Errorf("%w (status %q)", ErrNotIdle, c.TxStatus)
 			}
 			if firstErr != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/multigres-proxy/multigres/internal/setconfig"
+	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
 // Context is what multigres applies to a tenant's server connection (see
@@ -77,7 +78,7 @@ func (c *Conn) queueApply(ctx Context) error {
 		msgs = append(msgs, &pgproto3.Parse{Query: roleCheckSQL}, &pgproto3.Bind{}, &pgproto3.Execute{})
 	}
 	// Leave no unnamed statement or portal of ours behind for the client.
-	msgs = append(msgs, &pgproto3.Close{ObjectType: 'S'}, &pgproto3.Close{ObjectType: 'P'}, &pgproto3.Sync{})
+	msgs = append(msgs, &pgproto3.Close{ObjectType: wire.TargetStatement}, &pgproto3.Close{ObjectType: wire.TargetPortal}, &pgproto3.Sync{})
 	for _, m := range msgs {
 		if err := c.Send(m); err != nil {
 			return err
@@ -113,12 +114,12 @@ func (c *Conn) readApplyResult(checkStage int) error {
 			return fmt.Errorf("apply context: read: %w", err)
 		}
 		body := frame[5:]
-		switch typ {
-		case 'E':
+		switch wire.ServerType(typ) {
+		case wire.ErrorResponse:
 			if firstErr == nil {
 				firstErr = decodeError(body)
 			}
-		case 'D':
+		case wire.DataRow:
 			var row pgproto3.DataRow
 			if err := row.Decode(body); err != nil {
 				return fmt.Errorf("apply context: decode row: %w", err)
@@ -129,16 +130,16 @@ func (c *Conn) readApplyResult(checkStage int) error {
 				refuse = string(row.Values[0]) != "f"
 				bypass = string(row.Values[1]) != "f"
 			}
-		case 'C':
+		case wire.CommandComplete:
 			completed++
-		case 'S':
+		case wire.ParameterStatus:
 			// SET ROLE reports is_superuser; the client must see the
 			// value in effect, not the login role's.
 			var ps pgproto3.ParameterStatus
 			if err := ps.Decode(body); err == nil {
 				c.setParam(ps.Name, ps.Value)
 			}
-		case 'Z':
+		case wire.ReadyForQuery:
 			if len(body) != 1 {
 				return errors.New("apply context: malformed ReadyForQuery")
 			}
@@ -150,7 +151,7 @@ func (c *Conn) readApplyResult(checkStage int) error {
 				return ErrRoleBypassesRLS
 			case refuse:
 				return ErrDatabaseNotHardened
-			case c.TxStatus != 'I':
+			case c.TxStatus != wire.TxIdle:
 				return fmt.Errorf("apply context: server not idle after context (status %q)", c.TxStatus)
 			}
 			return nil

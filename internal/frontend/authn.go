@@ -198,8 +198,8 @@ func (a *authenticator) readAuthMessage(m pgproto3.FrontendMessage) error {
 		}
 		return fmt.Errorf("%w: %v", errSilent, err)
 	}
-	if typ != 'p' {
-		if typ == 'X' {
+	if wire.ClientType(typ) != wire.PasswordMessage {
+		if wire.ClientType(typ) == wire.Terminate {
 			return errSilent
 		}
 		return wire.Fatal(wire.CodeProtocolViolation, "expected password response, got message type %q", typ)

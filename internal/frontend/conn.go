@@ -291,10 +291,10 @@ func (h *handshake) negotiateEncryption(kind wire.StartupKind) error {
 			WithDetail("This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.")
 	}
 	if kind == wire.KindGSSENCRequest || c.tls || c.lc.tls == nil {
-		_, err := c.nc.Write([]byte{'N'})
+		_, err := c.nc.Write([]byte{wire.SSLRefused})
 		return err
 	}
-	if _, err := c.nc.Write([]byte{'S'}); err != nil {
+	if _, err := c.nc.Write([]byte{wire.SSLAccepted}); err != nil {
 		return err
 	}
 	tc := tls.Server(c.nc, c.lc.tls)
@@ -475,7 +475,7 @@ func (h *handshake) sendReady(server *backend.Conn) error {
 }
 
 func txState(status byte) ConnState {
-	if status == 'I' {
+	if status == wire.TxIdle {
 		return StateIdle
 	}
 	return StateInTransaction

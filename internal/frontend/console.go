@@ -96,7 +96,7 @@ func (h *handshake) adminReady() error {
 	c.srv.cancels.register(c)
 	c.keyed = true
 	c.writeMsg(&pgproto3.BackendKeyData{ProcessID: c.key.pid, SecretKey: c.key.secret[:]})
-	c.writeMsg(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	c.writeMsg(&pgproto3.ReadyForQuery{TxStatus: wire.TxIdle})
 	c.setState(StateIdle)
 	if err := c.flush(); err != nil {
 		return fmt.Errorf("%w: %v", errSilent, err)

@@ -243,13 +243,13 @@ func (c *clientConn) noteClientFrame(typ byte) {
 	if c.ident.Bypass {
 		return
 	}
-	switch typ {
-	case 'Q', 'F':
+	switch wire.ClientType(typ) {
+	case wire.Query, wire.FunctionCall:
 		c.tl.pending.Add(1)
-	case 'S':
+	case wire.Sync:
 		c.tl.pending.Add(1)
 		c.tl.unsynced.Store(false)
-	case 'P', 'B', 'E', 'D', 'C', 'H':
+	case wire.Parse, wire.Bind, wire.Execute, wire.Describe, wire.Close, wire.Flush:
 		c.tl.unsynced.Store(true)
 	}
 	if c.tl.armed.Load() {
@@ -272,7 +272,7 @@ func (c *clientConn) noteServerReady(status byte) {
 		c.tl.pending.Store(0)
 	}
 	timeout := c.srv.live.Load().cfg.TenantIdleTimeout
-	if timeout <= 0 || status != 'I' || c.tl.pending.Load() != 0 || c.tl.unsynced.Load() {
+	if timeout <= 0 || status != wire.TxIdle || c.tl.pending.Load() != 0 || c.tl.unsynced.Load() {
 		return
 	}
 	c.tl.idleSince.Store(c.monoNow())
@@ -300,7 +300,7 @@ func (c *clientConn) idleReadError(err error) (retry bool, out error) {
 		return retry, out
 	}
 	timeout := c.srv.live.Load().cfg.TenantIdleTimeout
-	idle := timeout > 0 && c.tl.status.Load() == 'I' && c.tl.pending.Load() == 0 && !c.tl.unsynced.Load()
+	idle := timeout > 0 && c.tl.status.Load() == uint32(wire.TxIdle) && c.tl.pending.Load() == 0 && !c.tl.unsynced.Load()
 	idleErr := wire.Fatal(codeIdleSessionTimeout, "terminating connection due to idle timeout (tenant_idle_timeout = %s)", timeout)
 	// wire.FrameReader prefixes errors from its header Peek this way.
 	if !strings.HasPrefix(err.Error(), "read frame header") {

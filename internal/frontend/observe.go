@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
 // SessionInfo describes an authenticated client session, for per-pool and
@@ -96,7 +98,7 @@ func (c *clientConn) monoNow() int64 { return int64(time.Since(c.epoch)) + 1 }
 // noteStatement runs on the client pump for every frame while a Session is
 // installed: Query, Sync and FunctionCall each end in a ReadyForQuery.
 func (c *clientConn) noteStatement(typ byte) {
-	if typ == 'Q' || typ == 'S' || typ == 'F' {
+	if t := wire.ClientType(typ); t == wire.Query || t == wire.Sync || t == wire.FunctionCall {
 		// The first unanswered statement since the last ReadyForQuery
 		// starts the clock; pipelined ones are timed from the previous
 		// ReadyForQuery (see noteReady), so no queue is needed.
@@ -116,7 +118,7 @@ func (c *clientConn) noteReady(status byte) {
 	if c.txStart == 0 {
 		c.txStart = start
 	}
-	if status == 'I' {
+	if status == wire.TxIdle {
 		c.sess.Transaction(time.Duration(now - c.txStart))
 		c.txStart = 0
 	}

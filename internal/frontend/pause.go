@@ -187,7 +187,7 @@ func (c *clientConn) pauseLogin(ctx context.Context) error {
 // message: while its database is paused, the message waits for RESUME
 // (a Terminate does not).
 func (c *clientConn) pauseQuery(prev ConnState, typ byte) error {
-	if prev != StateIdle || typ == 'X' || c.srv.adm.pause.n.Load() == 0 {
+	if prev != StateIdle || wire.ClientType(typ) == wire.Terminate || c.srv.adm.pause.n.Load() == 0 {
 		return nil
 	}
 	if !c.waitPaused(c.database, nil) {

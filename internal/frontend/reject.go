@@ -17,7 +17,7 @@ import (
 // sqlOf extracts the SQL text of a Query or Parse frame, in place.
 func sqlOf(typ byte, frame []byte) ([]byte, error) {
 	body := frame[5:]
-	if typ == 'P' {
+	if wire.ClientType(typ) == wire.Parse {
 		i := bytes.IndexByte(body, 0)
 		if i < 0 {
 			return nil, errors.New("unterminated statement name")
@@ -101,14 +101,14 @@ func (c *clientConn) refuse(typ byte, frame []byte, cause error) []byte {
 // refusalFrame is typ's message with the SQL replaced by tok. For Parse the
 // statement name and parameter types are kept.
 func refusalFrame(typ byte, frame []byte, tok string) []byte {
-	if typ != 'P' {
-		return wire.Build('Q', []byte(tok), []byte{0})
+	if wire.ClientType(typ) != wire.Parse {
+		return wire.Build(byte(wire.Query), []byte(tok), []byte{0})
 	}
 	body := frame[5:]
 	nameEnd := bytes.IndexByte(body, 0) + 1
 	rest := body[nameEnd:]
 	queryEnd := bytes.IndexByte(rest, 0) + 1
-	return wire.Build('P', body[:nameEnd], []byte(tok), []byte{0}, rest[queryEnd:])
+	return wire.Build(byte(wire.Parse), body[:nameEnd], []byte(tok), []byte{0}, rest[queryEnd:])
 }
 
 // translateRefusal replaces the server's syntax error for a refusal token

@@ -129,20 +129,21 @@ func (s *sessionRelay) pumpServer(server *backend.Conn) error {
 		if err != nil {
 			return err
 		}
-		if typ == 'Z' && len(frame) == 6 {
+		st := wire.ServerType(typ)
+		if st == wire.ReadyForQuery && len(frame) == 6 {
 			server.TxStatus = frame[5]
 			c.noteServerReady(frame[5])
 			if c.sess != nil {
 				c.noteReady(frame[5])
 			}
 			c.setState(txState(frame[5]))
-		} else if typ == 'E' && c.sess != nil {
+		} else if st == wire.ErrorResponse && c.sess != nil {
 			c.sess.Error()
 		}
-		if typ == 'E' && c.refused.count.Load() > 0 {
+		if st == wire.ErrorResponse && c.refused.count.Load() > 0 {
 			frame = c.translateRefusal(frame)
 		}
-		if typ == 'S' && !c.ident.Bypass && c.unsafeParameter(frame) {
+		if st == wire.ParameterStatus && !c.ident.Bypass && c.unsafeParameter(frame) {
 			// Backstop for the guard: the server now lexes SQL in a way
 			// the guard does not (see unsafeParameter). End the session
 			// before the client can send anything else.

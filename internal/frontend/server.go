@@ -298,7 +298,7 @@ func (s *Server) refuseConn(nc net.Conn, err *wire.Error) {
 		if st.Kind != wire.KindSSLRequest && st.Kind != wire.KindGSSENCRequest {
 			break
 		}
-		if _, werr := nc.Write([]byte{'N'}); werr != nil {
+		if _, werr := nc.Write([]byte{wire.SSLRefused}); werr != nil {
 			return
 		}
 	}

@@ -96,14 +96,14 @@ func (r *txRelay) holdState() holdState {
 
 // outsideBlock: the client holds a server connection outside a transaction
 // block.
-func (h holdState) outsideBlock() bool { return h.server != nil && h.status == 'I' }
+func (h holdState) outsideBlock() bool { return h.server != nil && h.status == wire.TxIdle }
 
 // copying: the server waits for the client's COPY data (in a block too).
 func (h holdState) copying() bool { return h.server != nil && h.copyIn }
 
 // inBlock: the client holds a server connection inside a transaction block
 // (not in COPY).
-func (h holdState) inBlock() bool { return h.server != nil && h.status != 'I' && !h.copyIn }
+func (h holdState) inBlock() bool { return h.server != nil && h.status != wire.TxIdle && !h.copyIn }
 
 // beforeRead runs before the client pump blocks reading the client. Between
 // transactions once Shutdown began, the client is ended. While the client

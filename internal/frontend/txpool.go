@@ -109,7 +109,7 @@ func (h *handshake) loginTx(ctx context.Context, creds backend.Credentials) erro
 	}
 	r.m.LoggedIn(sv)
 	err = h.sendReady(sc.Conn)
-	r.releaseServer(sc, sc.TxStatus == 'I')
+	r.releaseServer(sc, sc.TxStatus == wire.TxIdle)
 	return err
 }
 

@@ -72,3 +72,9 @@ const (
 	TargetStatement byte = 'S'
 	TargetPortal    byte = 'P'
 )
+
+// Answers to SSLRequest and GSSENCRequest (a single byte, not a message).
+const (
+	SSLAccepted byte = 'S'
+	SSLRefused  byte = 'N'
+)
