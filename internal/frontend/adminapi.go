@@ -218,7 +218,7 @@ func (s *Server) Servers() []admin.ServerInfo {
 			continue
 		}
 		si := admin.ServerInfo{ClientID: c.id, User: info.role, Database: info.database, PID: server.PID, Tenant: info.tenant,
-			State: serverState(c.State())}
+			State: serverState(c.State()).String()}
 		setServerAddrs(&si, server.Addr(), server.LocalAddr())
 		if st := info.stats; st != nil {
 			si.ConnectTime = time.Unix(0, st.connectedAt.Load())
@@ -247,10 +247,10 @@ func pooledServers(set *pool.Set, conns []*clientConn) []admin.ServerInfo {
 	}
 	var out []admin.ServerInfo
 	for _, sv := range set.Servers() {
-		si := admin.ServerInfo{User: sv.Role, Database: sv.Database, PID: sv.PID, State: "idle",
+		si := admin.ServerInfo{User: sv.Role, Database: sv.Database, PID: sv.PID, State: sv.State.String(),
 			ConnectTime: sv.Created, RequestTime: sv.LastUsed}
-		if sv.Holder != 0 {
-			si.State, si.ClientID, si.Tenant = "active", sv.Holder, tenants[sv.Holder]
+		if sv.State == pool.ServerActive {
+			si.ClientID, si.Tenant = sv.Holder, tenants[sv.Holder]
 		}
 		setServerAddrs(&si, sv.Addr, sv.LocalAddr)
 		out = append(out, si)
@@ -266,14 +266,15 @@ func setServerAddrs(si *admin.ServerInfo, addr string, local net.Addr) {
 	si.LocalAddr, si.LocalPort = splitAddr(local)
 }
 
-func serverState(client ConnState) string {
+// serverState is the state of a session-mode client's server connection.
+func serverState(client ConnState) pool.ServerState {
 	switch client {
 	case StateIdle:
-		return "idle"
+		return pool.ServerIdle
 	case StateConnecting, StateInjecting:
-		return "login"
+		return pool.ServerLogin
 	default:
-		return "active"
+		return pool.ServerActive
 	}
 }
 

@@ -4,15 +4,21 @@
 //
 // # Layers
 //
-//	net.Listener ─► Server.Serve ─► clientConn.serve (one goroutine per client)
+//	net.Listener ─► Server.Serve ─► clientConn (one per client: sockets, frames, kill)
 //	                                   │
-//	   startup ─► tenant.Rules.Parse ─► authenticate (internal/auth)
-//	                                   │
-//	   backend.Dial (SCRAM passthrough) ─► backend.Conn.Apply (context, SET ROLE)
-//	                                   │
-//	   relay: client frames ─► Guard ─► server;  server frames ─► client
-//	   (transaction mode: pool.Acquire per transaction, context switch
-//	   pipelined, owed-response FIFO, pool.Release at idle ReadyForQuery)
+//	   handshake: startup ─► tenant.Rules.Parse ─► authenticator (internal/auth)
+//	              ─► backend.Dial + Apply (session)  or  pool + txstate (transaction)
+//	                                   │ hands off to one handler
+//	   sessionRelay (relay.go)   frames both ways; Query/Parse pass guardMessage
+//	   txRelay (txrelay.go)      the I/O driver of txstate.Machine: a pooled
+//	                             connection per transaction, the context switch
+//	                             pipelined, answers matched to the owed queue
+//	   consoleSession            the admin console (internal/admin commands)
+//
+// Each handler's state is its own: the session relay holds its server
+// connection, the transaction relay its pool, attachment, Machine and hold
+// timers (lock order at the top of txrelay.go), the console its running
+// command. The connection's state (ConnState) is shared and observable.
 //
 // # Connection lifecycle
 //
@@ -35,17 +41,19 @@
 //     Failures wait auth_failure_delay and get PostgreSQL's own message.
 //  4. StateConnecting, StateInjecting. The server connection is opened and,
 //     for tenants, the context variables and SET ROLE are applied in one
-//     round trip, with a check that the role cannot bypass RLS. Anything
-//     the client sends meanwhile stays unread in its socket, so it cannot
-//     reach the server before the context is set. Any failure is FATAL.
-//  5. StateIdle/StateActive/StateInTransaction. Frames are relayed without
-//     decoding, except Query and Parse, which pass the Guard seam, and
-//     ReadyForQuery, which drives the state. In transaction pooling
-//     (txpool.go, txrelay.go) the client borrows a server connection from
-//     its (database, role) pool for each transaction, with the context
-//     switched in the same round trip as its first message, and the
-//     relay also decodes the extended-protocol messages that name
-//     prepared statements, which are renamed per client.
+//     round trip, with a check that the role cannot bypass RLS (in
+//     transaction mode: on a pooled connection, which then goes back to
+//     the pool). Anything the client sends meanwhile stays unread in its
+//     socket, so it cannot reach the server before the context is set.
+//     Any failure is FATAL.
+//  5. StateIdle/StateActive/StateInTransaction: the handler runs. Frames
+//     are relayed without decoding, except Query and Parse, which pass the
+//     guard seam, and ReadyForQuery, which drives the state. In
+//     transaction pooling (txrelay.go, txserver.go, txstate) the client
+//     borrows a server connection from its (database, role) pool for each
+//     transaction, with the context switched in the same round trip as its
+//     first message, and the extended-protocol messages that name prepared
+//     statements are decoded and renamed per client.
 //  6. StateClosed. Either side closing, a protocol error, a panic in the
 //     connection's goroutines (logged with its stack) or Shutdown ends the
 //     connection and nothing else.

@@ -483,6 +483,7 @@ func (p *Pool) reapIdle(now time.Time) {
 // Server is one pooled server connection, for SHOW SERVERS.
 type Server struct {
 	Database, Role string
+	State          ServerState
 	PID            uint32
 	Addr           string // upstream address
 	LocalAddr      net.Addr
@@ -515,10 +516,11 @@ func (s *Set) Servers() []Server {
 		for c := range p.conns {
 			sv := Server{Database: p.Database, Role: p.Role, PID: c.PID, Addr: c.Addr(), LocalAddr: c.LocalAddr(),
 				Holder: c.Holder.Load(), Created: c.created, LastUsed: c.created}
+			sv.State = ServerActive
 			if idle[c] {
 				// lastUsed belongs to the holder; an idle connection's was
 				// written before Release took p.mu.
-				sv.LastUsed, sv.Holder = c.lastUsed, 0
+				sv.LastUsed, sv.Holder, sv.State = c.lastUsed, 0, ServerIdle
 			}
 			out = append(out, sv)
 		}
