@@ -6,7 +6,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 TESTFLAGS ?=
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build native test test-deps demo demo-check bench lint fuzz deps clean
+.PHONY: all build native test test-deps demo demo-check bench bench-docs lint fuzz deps clean
 
 all: build
 
@@ -36,11 +36,20 @@ demo: deps
 demo-check: deps
 	$(GO) run ./cmd/multigres demo --check
 
-## bench: side by side against direct PostgreSQL, PgBouncer and multigres (bench/run.sh;
-## BENCH_SUITES=all adds the session-mode suite; `bash bench/run.sh --help` lists the knobs).
+## bench: side by side against direct PostgreSQL, PgBouncer and multigres (bench/cmd/mgbench):
+## writes bench/results/<UTC time>-<commit>.json and prints the tables. BENCHFLAGS passes flags
+## (BENCHFLAGS='-suites all' adds the session-mode suite, -quick is a smoke test); BASELINE=rev
+## also builds multigres at rev and runs it side by side; `go run ./bench/cmd/mgbench -help`
+## lists the knobs (BENCH_* environment variables work too).
+BENCHFLAGS ?=
+BASELINE   ?=
 bench: deps build native
 	@scripts/ensure-deps.sh pgbouncer
-	bash bench/run.sh
+	$(GO) run ./bench/cmd/mgbench $(if $(BASELINE),-baseline $(BASELINE)) $(BENCHFLAGS)
+
+## bench-docs: render the newest results of each suite into docs/benchmarks.md (never done by `make bench`).
+bench-docs:
+	$(GO) run ./bench/cmd/mgbench docs
 
 ## lint: gofmt, go vet, staticcheck.
 lint:

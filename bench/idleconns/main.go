@@ -1,5 +1,5 @@
 // Command idleconns measures the proxy's memory per idle client connection
-// (bench/run.sh).
+// (bench/cmd/mgbench).
 //
 // It warms the proxy up with -warmup connections (login, one query, close),
 // reads the proxy's VmRSS from /proc/PID/status (the baseline), opens -conns

@@ -1,4 +1,5 @@
-// Command tenantload is bench/run.sh's tenant-switching load generator.
+// Command tenantload is the tenant-switching load generator of the
+// benchmark harness (bench/cmd/mgbench).
 //
 // It opens -conns client connections, connection k logging in as
 // fmt.Sprintf(-user, k%-tenants+1) (so with -user app_user.t%d and
