@@ -81,6 +81,28 @@ func scramKeys(password string, salt []byte, iterations int) (clientKey, serverK
 	return hmacSHA256(salted, []byte("Client Key")), hmacSHA256(salted, []byte("Server Key")), nil
 }
 
+// DeriveSCRAMKeys derives the SCRAM-SHA-256 ClientKey and ServerKey of
+// password for salt and iterations, preparing the password as NewSCRAMClient
+// does. NewSCRAMClientFromKeys with these keys, salt and iterations logs in
+// like NewSCRAMClient(password) against a server with that verifier, so a
+// client that logs in many times with one password can run PBKDF2 once per
+// (salt, iterations) instead of on every login. The keys are
+// password-equivalent: keep them as secret as the password. It refuses an
+// empty salt and an iteration count outside 1..MaxIterations.
+func DeriveSCRAMKeys(password string, salt []byte, iterations int) (clientKey, serverKey []byte, err error) {
+	if len(salt) == 0 {
+		return nil, nil, errors.New("derive SCRAM keys: empty salt")
+	}
+	if iterations < 1 || iterations > MaxIterations {
+		return nil, nil, fmt.Errorf("derive SCRAM keys: iteration count %d outside 1..%d", iterations, MaxIterations)
+	}
+	clientKey, serverKey, err = scramKeys(password, salt, iterations)
+	if err != nil {
+		return nil, nil, fmt.Errorf("derive SCRAM keys: %w", err)
+	}
+	return clientKey, serverKey, nil
+}
+
 // NewSCRAMSecret builds a SCRAM-SHA-256 verifier for password, like
 // PostgreSQL does for ALTER ROLE ... PASSWORD with password_encryption =
 // scram-sha-256. A nil salt means a fresh random 16-byte salt; iterations <= 0

@@ -483,3 +483,56 @@ func TestSCRAMClientPassthroughBadKeys(t *testing.T) {
 		t.Fatal("second ClientFirst returned a message")
 	}
 }
+
+func TestDeriveSCRAMKeys(t *testing.T) {
+	t.Parallel()
+	// RFC 7677's "pencil": the keys must give the known verifier.
+	salt, _ := b64.DecodeString("W22ZaJ0SNY7soEsUEjb6gQ==")
+	ck, sk, err := DeriveSCRAMKeys("pencil", salt, 4096)
+	if err != nil {
+		t.Fatalf("DeriveSCRAMKeys: %v", err)
+	}
+	if got := b64.EncodeToString(sha256Sum(ck)); got != "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=" {
+		t.Fatalf("StoredKey = %s", got)
+	}
+	if got := b64.EncodeToString(sk); got != "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=" {
+		t.Fatalf("ServerKey = %s", got)
+	}
+
+	// A keys client built from them logs in where NewSCRAMClient(password)
+	// does, with the same password preparation (the verifier is built from
+	// the composed "ä", the keys from the decomposed one).
+	salt = []byte("0123456789abcdef")
+	verifier := mustSCRAMSecret(t, "s3cret-p\u00e4ssword", salt, 4096)
+	ck, sk, err = DeriveSCRAMKeys("s3cret-pa\u0308ssword", salt, 4096)
+	if err != nil {
+		t.Fatalf("DeriveSCRAMKeys: %v", err)
+	}
+	for i := 0; i < 2; i++ { // the keys can be reused
+		if err := exchange(NewSCRAMClientFromKeys(ck, sk, salt, 4096), mustServer(t, verifier)); err != nil {
+			t.Fatalf("login %d with derived keys: %v", i, err)
+		}
+	}
+	ck, sk, err = DeriveSCRAMKeys("wrong", salt, 4096)
+	if err != nil {
+		t.Fatalf("DeriveSCRAMKeys: %v", err)
+	}
+	if err := exchange(NewSCRAMClientFromKeys(ck, sk, salt, 4096), mustServer(t, verifier)); !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("wrong password: err = %v, want ErrAuthFailed", err)
+	}
+
+	for name, tc := range map[string]struct {
+		salt []byte
+		iter int
+	}{
+		"nil salt":        {nil, 4096},
+		"empty salt":      {[]byte{}, 4096},
+		"zero iterations": {salt, 0},
+		"negative":        {salt, -1},
+		"too many":        {salt, MaxIterations + 1},
+	} {
+		if ck, sk, err := DeriveSCRAMKeys("pw", tc.salt, tc.iter); err == nil || ck != nil || sk != nil {
+			t.Errorf("%s: err = %v, keys returned = %v", name, err, ck != nil || sk != nil)
+		}
+	}
+}

@@ -53,6 +53,11 @@ type txRelay struct {
 	// closeServer makes abandon close the server connection instead of
 	// rolling it back.
 	closeServer bool
+	// unflushed: answers multigres gave the client itself wait in its
+	// buffer; they are flushed once the client has nothing more buffered
+	// (clientIdle, for the message being handled), since the client may
+	// be waiting for them (after a Flush).
+	unflushed, clientIdle bool
 	// unread counts the bytes forwarded since someone last started
 	// reading the server's answers (see driveServer).
 	unread int
@@ -183,6 +188,7 @@ func (r *txRelay) message(typ byte, frame []byte, flush bool) error {
 	if m.ToServer == nil {
 		m.ToServer = borrowOut()
 	}
+	r.clientIdle = flush
 	sc, err := r.messageLocked(ct, frame, fx)
 	out := m.ToServer
 	m.ToServer = m.ToServer[:0]
@@ -252,7 +258,8 @@ func (r *txRelay) writeAnswers() error {
 		c.writeRaw(m.ToClient)
 		m.ToClient = m.ToClient[:0]
 	}
-	status, flush := m.TakeReady()
+	status, flush, unflushed := m.TakeReady()
+	r.unflushed = r.unflushed || unflushed
 	if status != 0 {
 		c.noteServerReady(status)
 		if c.sess != nil {
@@ -260,7 +267,8 @@ func (r *txRelay) writeAnswers() error {
 		}
 		c.setState(txState(status))
 	}
-	if flush {
+	if flush || r.unflushed && r.clientIdle {
+		r.unflushed = false
 		if err := c.flush(); err != nil {
 			return fmt.Errorf("%w: %v", errSilent, err)
 		}

@@ -129,18 +129,30 @@ func (r *txRelay) serverMessage(sc *pool.Conn, typ byte, frame []byte) (bool, er
 func (r *txRelay) deliver(sc *pool.Conn, typ byte, frame []byte, step txstate.ServerStep) error {
 	c, out := r.c, r.m.ToClient
 	defer func() { r.m.ToClient = out[:0] }()
-	if step.FrameAt < 0 {
-		if len(out) > 0 {
-			c.writeRaw(out)
+	var err error
+	switch {
+	case step.FrameAt < 0:
+		if len(out) == 0 {
+			return nil
 		}
-		return nil
-	}
-	if step.FrameAt > 0 {
-		c.writeRaw(out[:step.FrameAt])
-	}
-	err := r.forwardToClient(sc, typ, frame, step.Flush)
-	if len(out) > step.FrameAt {
+		c.writeRaw(out)
+	default:
+		if step.FrameAt > 0 {
+			c.writeRaw(out[:step.FrameAt])
+		}
+		err = r.forwardToClient(sc, typ, frame, step.Flush)
+		if len(out) == step.FrameAt {
+			return err
+		}
 		c.writeRaw(out[step.FrameAt:])
+	}
+	// Answers multigres gave itself after the last flush: the client may
+	// be waiting for them (after a Flush), so they go out unless more of
+	// the server's answers are already here to carry them.
+	if sc.Frames.Buffered() == 0 {
+		if ferr := c.flush(); ferr != nil {
+			c.kill() // the client is gone: see forwardToClient
+		}
 	}
 	return err
 }

@@ -172,8 +172,11 @@ func (m *Machine) forward(typ wire.ClientType, frame []byte, fx *sqlguard.Effect
 	case wire.Close:
 		return m.st.close(frame)
 	case wire.Query:
-		// A simple query drops the server's unnamed statement.
+		// A simple query drops the server's unnamed statement, and with
+		// it the client's: a later Bind of "" must fail as PostgreSQL's
+		// would, not run the old statement again.
 		m.sv.UnnamedOwner = 0
+		m.st.unnamed = nil
 		m.q.push(entry{kind: wire.Query, fx: fx})
 	case wire.Execute:
 		e := entry{kind: wire.Execute, txc: true}

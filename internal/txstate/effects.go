@@ -51,8 +51,6 @@ func (m *Machine) commitEffects(fx *sqlguard.Effects, status byte) {
 		sv.Settings = Unknown()
 		return
 	}
-	// The server ran the client's SETs on top of the client's settings
-	// (the switch made them equal), so both now hold the same new set.
 	m.settings = WithSettings(m.settings, fx.Settings)
 	if _, ok := m.settings["datestyle"]; ok && sv.Param != nil {
 		// A partial DateStyle ("SQL") keeps the other half in effect:
@@ -62,6 +60,15 @@ func (m *Machine) commitEffects(fx *sqlguard.Effects, status byte) {
 			m.settings["datestyle"] = v
 		}
 	}
-	sv.Settings = m.settings
 	m.salt = stmtSalt(m.cfg.Key, m.settings)
+	if IsUnknown(sv.Settings) {
+		// Something earlier in this attachment left the server's settings
+		// unknown (a SET in a block that a later COMMIT kept, a failed
+		// batch): this SET tells nothing of the others, so the server
+		// stays unknown and the next switch resets them all.
+		return
+	}
+	// The server ran the client's SETs on top of the client's settings
+	// (the switch made them equal), so both now hold the same new set.
+	sv.Settings = m.settings
 }

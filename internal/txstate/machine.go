@@ -60,6 +60,10 @@ type Machine struct {
 	// flushed now.
 	readySent byte
 	flush     bool
+	// unflushed: answers went to ToClient that the client may wait for
+	// (after a Flush, or at the end of its pipeline): the driver flushes
+	// them once the client has nothing more buffered.
+	unflushed bool
 
 	settings map[string]string // tracked settings, by name
 	salt     string            // statement salt: context key and settings
@@ -135,12 +139,13 @@ func (m *Machine) ServerAnswersAll() bool {
 func (m *Machine) MoreAnswers() bool { return !m.copy.in && m.q.len() > 0 }
 
 // TakeReady reports the status of a ReadyForQuery multigres sent the
-// client itself during the last call, and whether the client must be
-// flushed now; both are then cleared.
-func (m *Machine) TakeReady() (status byte, flush bool) {
-	status, flush = m.readySent, m.flush
-	m.readySent, m.flush = 0, false
-	return status, flush
+// client itself during the last call, whether the client must be flushed
+// now, and whether answers wait to be flushed once the client has nothing
+// more buffered; all are then cleared.
+func (m *Machine) TakeReady() (status byte, flush, unflushed bool) {
+	status, flush, unflushed = m.readySent, m.flush, m.unflushed
+	m.readySent, m.flush, m.unflushed = 0, false, false
+	return status, flush, unflushed
 }
 
 // answerLocally sends the client an answer multigres gives itself, at
@@ -166,6 +171,7 @@ func (m *Machine) send(frame []byte) { m.ToServer = append(m.ToServer, frame...)
 func (m *Machine) owe(e entry) {
 	if e.action == synth && m.q.len() == 0 {
 		m.ToClient = append(m.ToClient, e.synthBytes...)
+		m.unflushed = true
 		return
 	}
 	m.q.push(e)

@@ -54,7 +54,7 @@ var attachCases = []machineCase{
 		s, c := r.client(syncMsg())
 		want(t, "to server", s, "")
 		want(t, "to client", c, "Z")
-		if st, flush := r.m.TakeReady(); st != 'I' || !flush {
+		if st, flush, _ := r.m.TakeReady(); st != 'I' || !flush {
 			t.Fatalf("ready %q flush %v", st, flush)
 		}
 		if r.m.Attached() {

@@ -76,3 +76,14 @@ func (q *queue) reset() { q.items = nil }
 // forwardsRows reports whether DataRows and CopyData answer a forwarded
 // entry (read by the driver's lock-free row path).
 func (q *queue) forwardsRows() bool { return len(q.items) > 0 && q.items[0].action == forward }
+
+// statusPending reports whether a client Query or Sync is still owed: the
+// transaction status the server will be in after it is not known yet.
+func (q *queue) statusPending() bool {
+	for i := range q.items {
+		if k := q.items[i].kind; (k == wire.Query || k == wire.Sync) && !q.items[i].injected {
+			return true
+		}
+	}
+	return false
+}

@@ -36,8 +36,13 @@ func (s *statements) parse(frame []byte, fx *sqlguard.Effects) error {
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid Parse message")
 	}
 	if bytes.HasPrefix(rest, []byte(RefusalPrefix)) {
-		// A refusal: parse it unnamed so nothing is registered.
+		// A refusal: parse it unnamed so nothing is registered. An
+		// unnamed Parse drops the unnamed statement before it fails, so
+		// the client's is gone too.
 		m.sv.UnnamedOwner = 0
+		if name == "" {
+			s.unnamed = nil
+		}
 		m.q.push(entry{kind: wire.Parse})
 		m.send(wire.Build(byte(wire.Parse), []byte{0}, rest))
 		return nil
@@ -61,8 +66,10 @@ func (s *statements) parse(frame []byte, fx *sqlguard.Effects) error {
 	}
 	m.st.byName[name] = st
 	// In an aborted transaction block the server refuses a Parse (25P02),
-	// so multigres must not answer for it.
-	if m.status != wire.TxFailed && m.sv.Prepared.Has(srv) {
+	// so multigres must not answer for it: only while the status is known
+	// (no client Query or Sync still owed, whose answer could leave the
+	// block aborted) and not failed.
+	if m.status != wire.TxFailed && !m.q.statusPending() && m.sv.Prepared.Has(srv) {
 		m.owe(entry{kind: wire.Parse, action: synth, synthBytes: parseComplete, stmt: name, srv: srv, named: true})
 		return nil
 	}
@@ -74,6 +81,7 @@ func (s *statements) parse(frame []byte, fx *sqlguard.Effects) error {
 func (s *statements) prepareOnServer(st *stmt, e entry) {
 	m := s.m
 	sv := m.sv
+	known := sv.Prepared.Has(st.srv) // prepared again: see the Close below
 	if ev := sv.Prepared.Add(st.srv); ev != "" {
 		s.closeOnServer(ev)
 	}
@@ -90,8 +98,10 @@ func (s *statements) prepareOnServer(st *stmt, e entry) {
 	delete(sv.Orphans, st.srv)
 	m.send(closeStatement(st.srv))
 	closing := entry{kind: wire.Close, action: swallow}
-	if orphan {
-		closing.srv = st.srv // skipped, it stays an orphan
+	if orphan || known {
+		// Skipped (an earlier error in the batch), the statement stays on
+		// the server: an orphan, closed by the next prepare.
+		closing.srv = st.srv
 	}
 	m.q.push(closing, e)
 	m.send(st.parse)

@@ -123,12 +123,15 @@ var statementCases = []machineCase{
 		s, _ := r.client(bind("", ""))
 		want(t, "to server", s, "PB")
 	}},
-	{"a simple query drops the unnamed statement", nil, func(t *testing.T, r *rig) {
+	{"a simple query drops the unnamed statement, the client's too", nil, func(t *testing.T, r *rig) {
 		r.settle()
 		r.client(parse("", "SELECT 1"))
 		r.client(q("SELECT 2"))
 		s, _ := r.client(bind("", ""))
-		want(t, "to server", s, "PB")
+		want(t, "to server (a refusal)", s, "P")
+		if len(r.refused) != 1 || !strings.Contains(r.refused[0], "unnamed prepared statement does not exist") {
+			t.Fatalf("refused %v", r.refused)
+		}
 	}},
 	{"a health check drops the unnamed statement", nil, func(t *testing.T, r *rig) {
 		r.settle()

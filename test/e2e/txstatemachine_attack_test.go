@@ -1,10 +1,9 @@
 package e2e
 
 // Attacks on the transaction-pooling state machine (internal/txstate) and
-// its driver (internal/frontend/txrelay.go, txserver.go), written by an
-// independent review of the restructuring: each test drives a real
-// PostgreSQL through the proxy and asserts what PostgreSQL itself would
-// do, or that no tenant's session state reaches another. The state audit
+// its driver (internal/frontend/txrelay.go, txserver.go): each test drives
+// a real PostgreSQL through the proxy and asserts what PostgreSQL itself
+// would do, or that no tenant's session state reaches another. The state audit
 // is on unless a test says otherwise (it then fails the test on any
 // difference between a released connection and the model).
 
@@ -217,7 +216,7 @@ func TestTxStateMachineSynthAnswersInOrder(t *testing.T) {
 	w.send(&pgproto3.Parse{Name: "b", Query: "SELECT 7"},
 		&pgproto3.Bind{PreparedStatement: "b"}, &pgproto3.Execute{},
 		&pgproto3.Parse{Name: "a", Query: "SELECT name FROM contacts ORDER BY name"}, // answered locally
-		&pgproto3.Close{ObjectType: 'S', Name: "b"},                                   // answered locally
+		&pgproto3.Close{ObjectType: 'S', Name: "b"},                                  // answered locally
 		&pgproto3.Bind{PreparedStatement: "a"}, &pgproto3.Execute{},
 		&pgproto3.Sync{})
 	r := w.until(1)
@@ -412,5 +411,33 @@ func TestTxStateMachineAbandonInBlockWithHeldLockAndCursor(t *testing.T) {
 	}
 	if _, err := victim.Exec(testCtx(t), "UPDATE contacts SET email = email"); err != nil {
 		t.Errorf("globex's update: %v", err)
+	}
+}
+
+// TestTxStateMachinePipelinedParseInAbortedBlock: BEGIN, a failing query
+// and a Parse of a statement the connection already has, pipelined. The
+// Parse reaches the server's aborted block, where PostgreSQL refuses it
+// (25P02); multigres checks the status the client last saw ('I', nothing
+// answered yet), answers ParseComplete itself and registers the
+// statement, which the client then has although PostgreSQL never made it.
+func TestTxStateMachinePipelinedParseInAbortedBlock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, txMode(1))
+	w := hijackRaw(t, e.connect(t, "app_user.acme"))
+	w.send(&pgproto3.Parse{Name: "s1", Query: "SELECT 1"}, &pgproto3.Close{ObjectType: 'S', Name: "s1"}, &pgproto3.Sync{})
+	if r := w.until(1); len(r.errors) > 0 {
+		t.Fatalf("prepare: %v", r.errors)
+	}
+	w.send(&pgproto3.Query{String: "BEGIN"}, &pgproto3.Query{String: "SELECT 1/0"},
+		&pgproto3.Parse{Name: "s2", Query: "SELECT 1"}, &pgproto3.Sync{})
+	r := w.until(3)
+	if len(r.errors) != 2 || !strings.HasPrefix(r.errors[1], "25P02") {
+		t.Errorf("Parse in an aborted block: %v %v, want 25P02 for it as PostgreSQL", r.types, r.errors)
+	}
+	w.send(&pgproto3.Query{String: "ROLLBACK"})
+	w.until(1)
+	w.send(&pgproto3.Parse{Name: "s2", Query: "SELECT 2"}, &pgproto3.Sync{})
+	if r := w.until(1); len(r.errors) > 0 {
+		t.Errorf("Parse of s2, which PostgreSQL never created: %v", r.errors)
 	}
 }

@@ -2,8 +2,9 @@
 // benchmark load generators in bench/: plaintext TCP, SCRAM-SHA-256 (or
 // cleartext/trust) login, and one-statement round trips over the simple or
 // the extended protocol. It is small on purpose: thousands of idle
-// connections cost a socket and a 4 KiB read buffer each, and SCRAM's
-// PBKDF2 result is cached per (password, salt, iterations), so opening
+// connections cost a socket and a 4 KiB read buffer each. SCRAM is
+// internal/auth's client; its PBKDF2 work is done once per (password, salt,
+// iterations) and the derived keys are reused (see scramClient), so opening
 // 10,000 connections does not burn the client's CPU on key derivation.
 //
 // It is a benchmark tool, not a driver: no TLS, no COPY, no cancellation, and
@@ -12,19 +13,18 @@ package pgclient
 
 import (
 	"bufio"
-	"crypto/hmac"
-	"crypto/pbkdf2"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/multigres-proxy/multigres/internal/auth"
 )
 
 // Config says where and as whom to connect.
@@ -58,6 +58,18 @@ type Conn struct {
 // Connect dials and logs in, and returns once the server is ready for a
 // query.
 func Connect(cfg Config) (*Conn, error) {
+	c, err := connect(cfg)
+	if errors.Is(err, auth.ErrPassthroughMismatch) {
+		// The server challenged with another salt or iteration count than
+		// the one remembered for it (another role with this password, or
+		// a changed verifier). The new challenge is remembered now: log
+		// in again, once.
+		c, err = connect(cfg)
+	}
+	return c, err
+}
+
+func connect(cfg Config) (*Conn, error) {
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -96,7 +108,11 @@ func (c *Conn) login(cfg Config) error {
 	if _, err := c.nc.Write(b); err != nil {
 		return err
 	}
-	var sc *scram
+	var (
+		sc        *auth.SCRAMClient
+		challenge scramParams // from the server-first-message
+		scramDone bool        // server signature verified
+	)
 	for {
 		typ, body, err := c.readMsg()
 		if err != nil {
@@ -110,17 +126,21 @@ func (c *Conn) login(cfg Config) error {
 			code := binary.BigEndian.Uint32(body)
 			switch code {
 			case 0: // AuthenticationOk
+				if sc != nil && !scramDone {
+					return errors.New("AuthenticationOk before the SCRAM exchange completed")
+				}
 			case 3: // cleartext
 				if err := c.send('p', append([]byte(cfg.Password), 0)); err != nil {
 					return err
 				}
 			case 10: // SASL
-				if !strings.Contains(string(body[4:]), "SCRAM-SHA-256\x00") {
+				if !strings.Contains(string(body[4:]), auth.MechSCRAMSHA256+"\x00") {
 					return fmt.Errorf("server offers no SCRAM-SHA-256: %q", body[4:])
 				}
-				sc = newSCRAM(cfg.Password)
-				first := sc.clientFirst()
-				m := append([]byte("SCRAM-SHA-256\x00"), 0, 0, 0, 0)
+				sc = scramClient(cfg)
+				scramDone = false
+				first := sc.ClientFirst()
+				m := append([]byte(sc.Mechanism()+"\x00"), 0, 0, 0, 0)
 				binary.BigEndian.PutUint32(m[len(m)-4:], uint32(len(first)))
 				if err := c.send('p', append(m, first...)); err != nil {
 					return err
@@ -129,16 +149,29 @@ func (c *Conn) login(cfg Config) error {
 				if sc == nil {
 					return errors.New("SASLContinue before SASL")
 				}
-				final, err := sc.clientFinal(string(body[4:]))
+				var ok bool
+				challenge, ok = parseChallenge(body[4:])
+				final, err := sc.ServerFirst(body[4:])
 				if err != nil {
+					if ok && errors.Is(err, auth.ErrPassthroughMismatch) {
+						rememberChallenge(cfg, challenge) // for Connect's retry
+					}
 					return err
 				}
-				if err := c.send('p', []byte(final)); err != nil {
+				if err := c.send('p', final); err != nil {
 					return err
 				}
 			case 12: // SASLFinal
-				if sc == nil || !sc.verifyServer(string(body[4:])) {
-					return errors.New("SCRAM server signature does not verify")
+				if sc == nil {
+					return errors.New("SASLFinal before SASL")
+				}
+				// ServerFinal verifies the server signature.
+				if err := sc.ServerFinal(body[4:]); err != nil {
+					return err
+				}
+				scramDone = true
+				if challenge.iterations > 0 {
+					rememberChallenge(cfg, challenge)
 				}
 			default:
 				return fmt.Errorf("unsupported authentication request %d", code)
@@ -309,92 +342,115 @@ func parseError(b []byte) error {
 	return e
 }
 
-// SCRAM-SHA-256 (RFC 5802/7677) without channel binding. The salted
-// password depends only on (password, salt, iterations), which are the same
-// for every login of one role: it is computed once per process.
-type scram struct {
-	password, nonce, clientFirstBare, authMessage string
-	salted                                        []byte
+// SCRAM-SHA-256 is internal/auth's SCRAMClient. Its keys depend only on
+// (password, salt, iterations), which are the same for every login of one
+// role (and, through multigres, for every tenant login of one role), so they
+// are derived once per process with auth.DeriveSCRAMKeys and every later
+// login is a NewSCRAMClientFromKeys client. The salt and iteration count
+// are only known from the server-first-message, after the client-first one
+// is sent, so the challenge each server last sent for a password is
+// remembered too: the first login of a password on a server runs a password
+// client (PBKDF2 once), the following ones reuse the keys. If a server then
+// challenges with another salt (another role with the same password, a
+// changed verifier), the keys client fails with auth.ErrPassthroughMismatch
+// and Connect logs in once more with the new challenge's keys.
+
+// scramParams is a server's SCRAM challenge: the verifier's salt and
+// iteration count.
+type scramParams struct {
+	salt       []byte
+	iterations int
 }
 
-var (
-	saltedMu    sync.Mutex
-	saltedCache = map[string][]byte{}
-)
-
-func newSCRAM(password string) *scram {
-	var n [18]byte
-	_, _ = rand.Read(n[:])
-	return &scram{password: password, nonce: base64.RawStdEncoding.EncodeToString(n[:])}
+// scramKeys are the keys derived for one (password, salt, iterations), once.
+type scramKeys struct {
+	once                 sync.Once
+	clientKey, serverKey []byte
+	err                  error
 }
 
-func (s *scram) clientFirst() string {
-	s.clientFirstBare = "n=,r=" + s.nonce
-	return "n,," + s.clientFirstBare
+var scramCache = struct {
+	sync.Mutex
+	// challenges: last successful (or mismatching) challenge per
+	// addr+password+user, and per addr+password for users not seen yet
+	// (multigres tenants "role.tenant" share their role's verifier).
+	challenges map[string]scramParams
+	keys       map[string]*scramKeys // password+salt+iterations
+}{challenges: map[string]scramParams{}, keys: map[string]*scramKeys{}}
+
+// challengeKeys returns the challenges keys of cfg's user and of any user
+// with cfg's password on cfg's server.
+func challengeKeys(cfg Config) (userKey, sharedKey string) {
+	sharedKey = cfg.Addr + "\x00" + cfg.Password
+	return sharedKey + "\x00" + cfg.User, sharedKey
 }
 
-func (s *scram) clientFinal(serverFirst string) (string, error) {
-	var nonce, salt64 string
-	iter := 0
-	for _, part := range strings.Split(serverFirst, ",") {
-		switch {
-		case strings.HasPrefix(part, "r="):
-			nonce = part[2:]
-		case strings.HasPrefix(part, "s="):
-			salt64 = part[2:]
-		case strings.HasPrefix(part, "i="):
-			if _, err := fmt.Sscanf(part[2:], "%d", &iter); err != nil {
-				return "", fmt.Errorf("bad SCRAM iteration count %q", part)
-			}
-		}
-	}
-	if !strings.HasPrefix(nonce, s.nonce) || iter <= 0 {
-		return "", fmt.Errorf("bad SCRAM server-first-message %q", serverFirst)
-	}
-	salt, err := base64.StdEncoding.DecodeString(salt64)
-	if err != nil {
-		return "", fmt.Errorf("bad SCRAM salt: %w", err)
-	}
-	key := fmt.Sprintf("%s\x00%s\x00%d", s.password, salt64, iter)
-	saltedMu.Lock()
-	s.salted = saltedCache[key]
-	saltedMu.Unlock()
-	if s.salted == nil {
-		s.salted, err = pbkdf2.Key(sha256.New, s.password, salt, iter, 32)
-		if err != nil {
-			return "", err
-		}
-		saltedMu.Lock()
-		saltedCache[key] = s.salted
-		saltedMu.Unlock()
-	}
-	withoutProof := "c=biws,r=" + nonce
-	s.authMessage = s.clientFirstBare + "," + serverFirst + "," + withoutProof
-	clientKey := hmacSHA256(s.salted, "Client Key")
-	storedKey := sha256.Sum256(clientKey)
-	sig := hmacSHA256(storedKey[:], s.authMessage)
-	proof := make([]byte, len(clientKey))
-	for i := range clientKey {
-		proof[i] = clientKey[i] ^ sig[i]
-	}
-	return withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof), nil
-}
-
-func (s *scram) verifyServer(serverFinal string) bool {
-	v, ok := strings.CutPrefix(serverFinal, "v=")
+// scramClient returns the SCRAM client for one login: a keys client when a
+// challenge for this server and password is known, else a password client.
+func scramClient(cfg Config) *auth.SCRAMClient {
+	userKey, sharedKey := challengeKeys(cfg)
+	scramCache.Lock()
+	p, ok := scramCache.challenges[userKey]
 	if !ok {
-		return false
+		p, ok = scramCache.challenges[sharedKey]
 	}
-	got, err := base64.StdEncoding.DecodeString(v)
+	scramCache.Unlock()
+	if !ok {
+		return auth.NewSCRAMClient(cfg.Password)
+	}
+	ck, sk, err := deriveKeys(cfg.Password, p)
 	if err != nil {
-		return false
+		// The password client reports the problem (bad iteration count).
+		return auth.NewSCRAMClient(cfg.Password)
 	}
-	serverKey := hmacSHA256(s.salted, "Server Key")
-	return hmac.Equal(got, hmacSHA256(serverKey, s.authMessage))
+	return auth.NewSCRAMClientFromKeys(ck, sk, p.salt, p.iterations)
 }
 
-func hmacSHA256(key []byte, msg string) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte(msg))
-	return h.Sum(nil)
+// deriveKeys returns the keys for (password, p), running PBKDF2 only the
+// first time; concurrent callers wait for that one derivation.
+func deriveKeys(password string, p scramParams) (clientKey, serverKey []byte, err error) {
+	id := password + "\x00" + string(p.salt) + "\x00" + strconv.Itoa(p.iterations)
+	scramCache.Lock()
+	k := scramCache.keys[id]
+	if k == nil {
+		k = &scramKeys{}
+		scramCache.keys[id] = k
+	}
+	scramCache.Unlock()
+	k.once.Do(func() { k.clientKey, k.serverKey, k.err = auth.DeriveSCRAMKeys(password, p.salt, p.iterations) })
+	return k.clientKey, k.serverKey, k.err
+}
+
+func rememberChallenge(cfg Config, p scramParams) {
+	userKey, sharedKey := challengeKeys(cfg)
+	scramCache.Lock()
+	scramCache.challenges[userKey] = p
+	scramCache.challenges[sharedKey] = p
+	scramCache.Unlock()
+}
+
+// parseChallenge reads the salt and iteration count of a
+// server-first-message ("r=...,s=...,i=..."), only to key the caches:
+// auth.SCRAMClient validates the message.
+func parseChallenge(serverFirst []byte) (scramParams, bool) {
+	var p scramParams
+	for _, attr := range strings.Split(string(serverFirst), ",") {
+		if v, ok := strings.CutPrefix(attr, "s="); ok {
+			salt, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				return scramParams{}, false
+			}
+			p.salt = salt
+		} else if v, ok := strings.CutPrefix(attr, "i="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return scramParams{}, false
+			}
+			p.iterations = n
+		}
+	}
+	if len(p.salt) == 0 || p.iterations < 1 || p.iterations > auth.MaxIterations {
+		return scramParams{}, false
+	}
+	return p, true
 }
