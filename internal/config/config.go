@@ -105,6 +105,12 @@ type Config struct {
 	TenantStatementTimeout time.Duration // tenant_statement_timeout
 	TenantIdleTimeout      time.Duration // tenant_idle_timeout
 
+	TenantRoutes      []string      // tenant_routes
+	DatabaseRoutes    []string      // database_routes
+	DefaultCluster    string        // default_cluster
+	TenantMoveTimeout time.Duration // tenant_move_timeout
+	RouteStateFile    string        // route_state_file
+
 	ResolverUser     string // resolver_user
 	ResolverPassword string // resolver_password
 
@@ -112,6 +118,10 @@ type Config struct {
 	// not keys: only the config file sets them, and a change needs a
 	// restart.
 	Resolvers []ResolverConfig
+	// Clusters are the [cluster NAME] sections, in file order (the default
+	// cluster is upstream_host and upstream_port; see ClusterList). Like
+	// resolvers they are file-only and restart-only.
+	Clusters []ClusterConfig
 }
 
 // PoolModeFor is the pool mode of database db: its pool_mode_databases
@@ -163,6 +173,9 @@ func (c *Config) Clone() *Config {
 	n.TenantAllow = slices.Clone(c.TenantAllow)
 	n.PoolModeDatabases = slices.Clone(c.PoolModeDatabases)
 	n.TenantDeny = slices.Clone(c.TenantDeny)
+	n.TenantRoutes = slices.Clone(c.TenantRoutes)
+	n.DatabaseRoutes = slices.Clone(c.DatabaseRoutes)
+	n.Clusters = slices.Clone(c.Clusters)
 	n.Resolvers = slices.Clone(c.Resolvers)
 	for i := range n.Resolvers {
 		n.Resolvers[i].Params = slices.Clone(c.Resolvers[i].Params)
@@ -262,6 +275,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateResolvers()...)
+	errs = append(errs, c.validateClusters()...)
 	return errors.Join(errs...)
 }
 
@@ -298,6 +312,7 @@ func (c *Config) WriteTo(w io.Writer) (int64, error) {
 		fmt.Fprintf(&b, "%s = %s\n", k.Name, quoteValue(v))
 	}
 	c.writeResolvers(&b)
+	c.writeClusters(&b)
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
 }
@@ -359,6 +374,9 @@ func Reloadable(old, next *Config) (applied, needRestart []string) {
 	if !reflect.DeepEqual(old.Resolvers, next.Resolvers) {
 		needRestart = append(needRestart, "[resolver]")
 	}
+	if !slices.Equal(old.Clusters, next.Clusters) {
+		needRestart = append(needRestart, "[cluster]")
+	}
 	return applied, needRestart
 }
 
@@ -375,6 +393,10 @@ func ApplyReload(old, next *Config) (effective *Config, applied, needRestart []s
 	for _, name := range needRestart {
 		if name == "[resolver]" {
 			effective.Resolvers = kept.Resolvers
+			continue
+		}
+		if name == "[cluster]" {
+			effective.Clusters = kept.Clusters
 			continue
 		}
 		k := byName[name]

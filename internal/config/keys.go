@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/multigres-proxy/multigres/internal/route"
 )
 
 // Key describes one configuration key. Keys returns the table; tests and
@@ -264,6 +266,24 @@ var keyTable = []keyDef{
 		Doc: "Close tenant connections idle (not in a transaction) longer than this, with 57P05. 0 turns it off. Applies to open connections from their next idle period."},
 		kind: durKind{}},
 
+	// Tenants routed across clusters ([cluster NAME] sections; see
+	// scaling.md).
+	{Key: Key{Name: "tenant_routes", Field: "TenantRoutes", Default: "", Reloadable: true,
+		Doc: "Comma-separated `tenant:cluster` items placing tenants on `[cluster NAME]` sections (or `default`, the cluster at `upstream_host`); the tenant is an exact label or a `path.Match` pattern (`acme:eu,big-*:dedicated`), the first matching item wins, and a label containing `:` is split at its last `:`. A reload re-routes transaction-mode clients at their next transaction; use MOVE TENANT to move one without failed transactions (see scaling.md)."},
+		kind: listKind{elem: checkTenantRoute}},
+	{Key: Key{Name: "database_routes", Field: "DatabaseRoutes", Default: "", Reloadable: true,
+		Doc: "Comma-separated `database:cluster` items: connections to the database that no `tenant_routes` item places go to that cluster, bypass users' included."},
+		kind: listKind{elem: checkDatabaseRoute}},
+	{Key: Key{Name: "default_cluster", Field: "DefaultCluster", Default: "default", Reloadable: true,
+		Doc: "Cluster of tenants that no route places; empty refuses them with 28000, naming the tenant. Bypass users go to their database's route, else this cluster, else `default`."},
+		kind: strKind{}},
+	{Key: Key{Name: "tenant_move_timeout", Field: "TenantMoveTimeout", Default: "30s", Reloadable: true,
+		Doc: "How long MOVE TENANT waits for the tenant's open transactions to finish after pausing its new ones; past it the command fails listing them and the pause stays. 0 waits until the command is cancelled."},
+		kind: durKind{}},
+	{Key: Key{Name: "route_state_file", Field: "RouteStateFile", Default: "",
+		Doc: "File where MOVE TENANT keeps its route overrides (`tenant:cluster` lines), written before each switch and read at startup, so that a moved tenant stays moved across restarts; empty keeps them in memory only. Restart to change."},
+		kind: strKind{}},
+
 	// Context resolvers ([resolver NAME] sections; see operations.md).
 	{Key: Key{Name: "resolver_user", Field: "ResolverUser", Default: "",
 		Doc: "Role the context resolver queries run as, in the client's database; empty means `auth_user` (and `auth_password`). Restart to change."},
@@ -344,6 +364,19 @@ func checkStatementTimeout(v any) error {
 		return fmt.Errorf("must be 0 or from 1ms to 2147483647ms")
 	}
 	return nil
+}
+
+// checkTenantRoute accepts a tenant_routes item, tenant:cluster (whether
+// the cluster exists is checked by Validate).
+func checkTenantRoute(item string) error {
+	_, err := route.ParseRule(item)
+	return err
+}
+
+// checkDatabaseRoute accepts a database_routes item, database:cluster.
+func checkDatabaseRoute(item string) error {
+	_, err := route.NewTable(nil, []string{item}, "", nil)
+	return err
 }
 
 // checkDatabasePoolMode accepts "db:session" or "db:transaction".

@@ -46,12 +46,13 @@ func Load(args []string, environ []string) (*Config, error) {
 
 	var fileSettings []setting
 	var resolvers []ResolverConfig
+	var clusters []ClusterConfig
 	if configPath != nil && *configPath != "" {
 		data, err := os.ReadFile(*configPath)
 		if err != nil {
 			return nil, fmt.Errorf("config: read config file: %w", err)
 		}
-		fileSettings, resolvers, err = parseFile(*configPath, data)
+		fileSettings, resolvers, clusters, err = parseSections(*configPath, data)
 		if err != nil {
 			return nil, err
 		}
@@ -59,6 +60,7 @@ func Load(args []string, environ []string) (*Config, error) {
 
 	c := Default()
 	c.Resolvers = resolvers
+	c.Clusters = clusters
 	var errs []error
 	for _, layer := range [][]setting{fileSettings, envSettings, flagSettings} {
 		for _, s := range layer {
@@ -193,20 +195,29 @@ func parseEnv(environ []string) (settings []setting, configPath *string, err err
 	return settings, configPath, nil
 }
 
-// parseFile parses multigres.conf text, in the pgbouncer.ini style:
+// parseFile parses multigres.conf text (see parseSections) and returns
+// what it found but the [cluster] sections.
+func parseFile(name string, data []byte) ([]setting, []ResolverConfig, error) {
+	settings, resolvers, _, err := parseSections(name, data)
+	return settings, resolvers, err
+}
+
+// parseSections parses multigres.conf text, in the pgbouncer.ini style:
 //
 //	# comment            (also ';'; only at the start of a line)
 //	[multigres]          (optional; the top-level keys)
 //	key = value          (value may be wrapped in '…' or "…")
 //	[resolver NAME]      (a context resolver; keys query, params, sets,
 //	                      required, cache_ttl; see ResolverConfig)
+//	[cluster NAME]       (an upstream cluster; keys host, port,
+//	                      server_tls_mode, server_tls_ca; see ClusterConfig)
 //
-// Other sections are errors. A [multigres] header after a resolver section
-// returns to the top-level keys.
+// Other sections are errors. A [multigres] header after a resolver or
+// cluster section returns to the top-level keys.
 // A '#' or ';' after a value is part of the value, because passwords and
 // patterns may contain them. Keys are case-insensitive. A key given twice is
 // an error. name is used in error messages.
-func parseFile(name string, data []byte) ([]setting, []ResolverConfig, error) {
+func parseSections(name string, data []byte) ([]setting, []ResolverConfig, []ClusterConfig, error) {
 	var settings []setting
 	var errs []error
 	var sections []*resolverSection
@@ -225,6 +236,7 @@ func parseFile(name string, data []byte) ([]setting, []ResolverConfig, error) {
 			section, ok := strings.CutSuffix(line[1:], "]")
 			section = strings.ToLower(strings.TrimSpace(section))
 			rname, isResolver := parseResolverName(section)
+			cname, isCluster := parseSectionName(section, "cluster")
 			switch {
 			case !ok:
 				errs = append(errs, fmt.Errorf("%s: malformed section header %q", pos, line))
@@ -234,8 +246,11 @@ func parseFile(name string, data []byte) ([]setting, []ResolverConfig, error) {
 			case isResolver:
 				cur = &resolverSection{name: rname, origin: pos, values: map[string]string{}, lines: map[string]string{}}
 				sections = append(sections, cur)
+			case isCluster:
+				cur = &resolverSection{kind: "cluster", name: cname, origin: pos, values: map[string]string{}, lines: map[string]string{}}
+				sections = append(sections, cur)
 			default:
-				errs = append(errs, fmt.Errorf("%s: unknown section [%s] (allowed: [multigres], [resolver NAME])", pos, section))
+				errs = append(errs, fmt.Errorf("%s: unknown section [%s] (allowed: [multigres], [resolver NAME], [cluster NAME])", pos, section))
 				cur = &resolverSection{}
 			}
 			continue
@@ -250,12 +265,16 @@ func parseFile(name string, data []byte) ([]setting, []ResolverConfig, error) {
 			if cur.values == nil {
 				continue // inside a bad section
 			}
+			allowed, kind := resolverKeys, "resolver"
+			if cur.kind == "cluster" {
+				allowed, kind = clusterKeys, "cluster"
+			}
 			switch {
-			case !slices.Contains(resolverKeys, key):
-				errs = append(errs, fmt.Errorf("%s: unknown key %q in [resolver %s] (allowed: %s)", pos, truncate(key), cur.name, strings.Join(resolverKeys, ", ")))
+			case !slices.Contains(allowed, key):
+				errs = append(errs, fmt.Errorf("%s: unknown key %q in [%s %s] (allowed: %s)", pos, truncate(key), kind, cur.name, strings.Join(allowed, ", ")))
 			case cur.lines[key] != "":
 				first := cur.lines[key][strings.LastIndexByte(cur.lines[key], ':')+1:]
-				errs = append(errs, fmt.Errorf("%s: key %q already set in [resolver %s] on line %s", pos, key, cur.name, first))
+				errs = append(errs, fmt.Errorf("%s: key %q already set in [%s %s] on line %s", pos, key, kind, cur.name, first))
 			default:
 				cur.values[key] = unquote(strings.TrimSpace(value))
 				cur.lines[key] = pos
@@ -275,7 +294,16 @@ func parseFile(name string, data []byte) ([]setting, []ResolverConfig, error) {
 		settings = append(settings, setting{key: k, value: unquote(strings.TrimSpace(value)), origin: pos, inFile: true})
 	}
 	var resolvers []ResolverConfig
+	var clusters []ClusterConfig
 	for _, sec := range sections {
+		if sec.kind == "cluster" {
+			c, err := sec.buildCluster()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			clusters = append(clusters, c)
+			continue
+		}
 		r, err := sec.build()
 		if err != nil {
 			errs = append(errs, err)
@@ -283,9 +311,9 @@ func parseFile(name string, data []byte) ([]setting, []ResolverConfig, error) {
 		resolvers = append(resolvers, r)
 	}
 	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
+		return nil, nil, nil, errors.Join(errs...)
 	}
-	return settings, resolvers, nil
+	return settings, resolvers, clusters, nil
 }
 
 // unquote strips one pair of matching surrounding quotes. There are no

@@ -49,8 +49,11 @@ func (c *Config) ResolvedVariables() []string {
 	return out
 }
 
-// resolverSection collects one section's raw keys while the file is read.
+// resolverSection collects one section's raw keys while the file is read:
+// a [resolver NAME] section, or a [cluster NAME] one when kind is
+// "cluster".
 type resolverSection struct {
+	kind   string // "" for a resolver
 	name   string
 	origin string
 	values map[string]string
@@ -58,8 +61,11 @@ type resolverSection struct {
 }
 
 // parseResolverName checks the section header `resolver NAME`.
-func parseResolverName(header string) (string, bool) {
-	name, ok := strings.CutPrefix(header, "resolver")
+func parseResolverName(header string) (string, bool) { return parseSectionName(header, "resolver") }
+
+// parseSectionName checks the section header `kind NAME`.
+func parseSectionName(header, kind string) (string, bool) {
+	name, ok := strings.CutPrefix(header, kind)
 	if !ok || name == "" || (name[0] != ' ' && name[0] != '\t') {
 		return "", false
 	}
