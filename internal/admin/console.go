@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"RELOAD":   reload,
 	"KILL":     kill,
 	"SHUTDOWN": shutdown,
+	"MOVE":     move,
 }
 
 var shows = map[string]command{
@@ -47,6 +48,7 @@ var shows = map[string]command{
 	"TENANTS": showTenants,
 	"CONFIG":  showConfig,
 	"VERSION": showVersion,
+	"ROUTES":  showRoutes,
 }
 
 // Console serves one admin connection.
@@ -224,7 +226,8 @@ func help() string {
 		items = append(items, "SHOW "+k)
 	}
 	sort.Strings(items)
-	return "Commands: " + strings.Join(items, ", ") + ", PAUSE [db], RESUME [db], RELOAD, KILL <tenant>, SHUTDOWN."
+	return "Commands: " + strings.Join(items, ", ") + ", PAUSE [db], RESUME [db], RELOAD, KILL <tenant>, SHUTDOWN, " +
+		"MOVE TENANT <tenant> TO <cluster> [PAUSE | SWITCH], RESUME TENANT <tenant>."
 }
 
 func syntaxError(msg string) error {

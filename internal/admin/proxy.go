@@ -22,6 +22,9 @@ type Views interface {
 	Tenants() []TenantInfo
 	// Config is the configuration in effect for new connections.
 	Config() *config.Config
+	// Routes lists the routing in effect: moves in progress, runtime
+	// overrides, then the configuration's rules in the order they apply.
+	Routes() []RouteInfo
 }
 
 // Controls is what the console commands that change the proxy call.
@@ -38,6 +41,47 @@ type Controls interface {
 	KillTenant(tenant string) int
 	// RequestShutdown starts a graceful shutdown, as SIGTERM does.
 	RequestShutdown()
+	// MoveTenant runs a step of moving tenant to cluster (see MoveStep)
+	// and reports where the move stands.
+	MoveTenant(ctx context.Context, tenant, cluster string, step MoveStep) (MoveInfo, error)
+	// ResumeTenant ends a move of tenant that has not switched: its
+	// paused logins and transactions go on, on the cluster they were on.
+	ResumeTenant(tenant string) error
+}
+
+// MoveStep is how much of a tenant move one MOVE TENANT command does.
+type MoveStep int
+
+// The steps. MovePause pauses the tenant's new logins and transactions
+// and waits (up to tenant_move_timeout) for its open transactions to
+// finish; the operator then copies the tenant's data. MoveSwitch routes
+// the tenant to the new cluster and resumes it. MoveAll does both at once,
+// for data that is already in place.
+const (
+	MoveAll MoveStep = iota
+	MovePause
+	MoveSwitch
+)
+
+// MoveInfo reports a MOVE TENANT step.
+type MoveInfo struct {
+	Tenant, From, To string
+	State            string        // "paused" or "switched"
+	Waited           time.Duration // for open transactions to finish
+	// Closed counts the tenant's session-mode connections on other
+	// clusters that the switch ended (they must reconnect).
+	Closed int
+	// Persisted: the route is in route_state_file, so it survives a
+	// restart.
+	Persisted bool
+}
+
+// RouteInfo is one row of SHOW ROUTES.
+type RouteInfo struct {
+	Match   string // a tenant label or pattern, a database, or "*"
+	Source  string // move, override, tenant_routes, database_routes, default_cluster
+	Cluster string
+	State   string // for a move: "paused since <time>, from <cluster>"
 }
 
 // Proxy is what the console needs from the proxy.
@@ -72,6 +116,7 @@ type ClientInfo struct {
 	TLS             bool
 	ApplicationName string
 	Admin           bool
+	Cluster         string // the upstream cluster; "" for admin connections
 }
 
 // ServerInfo describes one server connection (in session mode, one per
@@ -89,6 +134,7 @@ type ServerInfo struct {
 	RequestTime time.Time
 	PID         uint32
 	Tenant      string // the holding client's tenant label; "" when none
+	Cluster     string // the upstream cluster
 }
 
 // PoolInfo summarises one pool.
@@ -98,6 +144,7 @@ type PoolInfo struct {
 	SvActive, SvIdle, SvUsed, SvTested, SvLogin int
 	MaxWait                                     time.Duration
 	Mode                                        string
+	Cluster                                     string
 }
 
 // DatabaseStats are totals for one database since Since.
@@ -119,4 +166,5 @@ type TenantInfo struct {
 	TotalConnections       uint64
 	Xacts, Queries, Errors uint64
 	Since                  time.Time // first seen
+	Cluster                string    // where the tenant is routed now; "" when nowhere
 }

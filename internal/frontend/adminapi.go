@@ -63,6 +63,19 @@ type connInfo struct {
 	user, database, role, tenant, appName string
 	admin, tls                            bool
 	stats                                 *connStats // nil for admin connections
+	// cluster is where the connection's server connections are: its
+	// login's, or the cluster a transaction-mode client followed its
+	// tenant to (setCluster). "" for admin connections.
+	cluster string
+}
+
+// setCluster publishes that the connection now uses cluster.
+func (v *adminView) setCluster(cluster string) {
+	if info := v.info.Load(); info != nil && info.cluster != cluster {
+		next := *info
+		next.cluster = cluster
+		v.info.Store(&next)
+	}
 }
 
 // deadChan is closed once the connection is killed; made on first use,
@@ -182,7 +195,7 @@ func clientRow(c *clientConn, now time.Time) admin.ClientInfo {
 	ci.LocalAddr, ci.LocalPort = splitAddr(nc.LocalAddr())
 	if info := c.ad.info.Load(); info != nil {
 		ci.User, ci.Database, ci.Role, ci.Tenant, ci.TLS = info.user, info.database, info.role, info.tenant, info.tls
-		ci.ApplicationName, ci.Admin = info.appName, info.admin
+		ci.ApplicationName, ci.Admin, ci.Cluster = info.appName, info.admin, info.cluster
 		if st := info.stats; st != nil {
 			if t := st.lastRequest.Load(); t != 0 {
 				ci.RequestTime = time.Unix(0, t)
@@ -218,7 +231,7 @@ func (s *Server) Servers() []admin.ServerInfo {
 			continue
 		}
 		si := admin.ServerInfo{ClientID: c.id, User: info.role, Database: info.database, PID: server.PID, Tenant: info.tenant,
-			State: serverState(c.State()).String()}
+			State: serverState(c.State()).String(), Cluster: info.cluster}
 		setServerAddrs(&si, server.Addr(), server.LocalAddr())
 		if st := info.stats; st != nil {
 			si.ConnectTime = time.Unix(0, st.connectedAt.Load())
@@ -248,7 +261,7 @@ func pooledServers(set *pool.Set, conns []*clientConn) []admin.ServerInfo {
 	var out []admin.ServerInfo
 	for _, sv := range set.Servers() {
 		si := admin.ServerInfo{User: sv.Role, Database: sv.Database, PID: sv.PID, State: sv.State.String(),
-			ConnectTime: sv.Created, RequestTime: sv.LastUsed}
+			ConnectTime: sv.Created, RequestTime: sv.LastUsed, Cluster: sv.Cluster}
 		if sv.State == pool.ServerActive {
 			si.ClientID, si.Tenant = sv.Holder, tenants[sv.Holder]
 		}
@@ -280,8 +293,8 @@ func serverState(client ConnState) pool.ServerState {
 
 // PoolStat is one transaction-mode pool, for metrics.
 type PoolStat struct {
-	Database, Role        string
-	Active, Idle, Waiting int
+	Cluster, Database, Role string
+	Active, Idle, Waiting   int
 }
 
 // PoolStats returns the transaction-mode pools (none before first use).
@@ -292,13 +305,14 @@ func (s *Server) PoolStats() []PoolStat {
 	}
 	var out []PoolStat
 	for _, ps := range set.Stats() {
-		out = append(out, PoolStat{Database: ps.Database, Role: ps.Role, Active: ps.Open - ps.Idle, Idle: ps.Idle, Waiting: ps.Waits})
+		out = append(out, PoolStat{Cluster: ps.Cluster, Database: ps.Database, Role: ps.Role, Active: ps.Open - ps.Idle,
+			Idle: ps.Idle, Waiting: ps.Waits})
 	}
 	return out
 }
 
-// poolKey names a pool: a (database, role) pair.
-type poolKey struct{ db, role string }
+// poolKey names a pool: a (database, role) pair on a cluster.
+type poolKey struct{ db, role, cluster string }
 
 // poolTally builds SHOW POOLS' rows, one per pool, in first-seen order.
 type poolTally struct {
@@ -309,14 +323,15 @@ type poolTally struct {
 func (t *poolTally) get(k poolKey, mode string) *admin.PoolInfo {
 	p := t.pools[k]
 	if p == nil {
-		p = &admin.PoolInfo{Database: k.db, User: k.role, Mode: mode}
+		p = &admin.PoolInfo{Database: k.db, User: k.role, Mode: mode, Cluster: k.cluster}
 		t.pools[k] = p
 		t.keys = append(t.keys, k)
 	}
 	return p
 }
 
-// Pools summarises the connections per (database, role), PgBouncer style.
+// Pools summarises the connections per (database, role) and cluster,
+// PgBouncer style.
 // In session mode a client in a transaction or running a query makes its
 // server sv_active; idle clients keep an sv_idle server. In transaction
 // mode the server columns come from the pool itself.
@@ -328,7 +343,7 @@ func (s *Server) Pools() []admin.PoolInfo {
 		if info == nil || info.admin {
 			continue
 		}
-		k := poolKey{info.database, info.role}
+		k := poolKey{info.database, info.role, info.cluster}
 		if c.tx.pool != nil {
 			p := t.get(k, "transaction")
 			if c.State() != StateClosed {
@@ -340,7 +355,7 @@ func (s *Server) Pools() []admin.PoolInfo {
 	}
 	if set := s.poolSet.Load(); set != nil {
 		for _, ps := range set.Stats() {
-			p := t.get(poolKey{ps.Database, ps.Role}, "transaction")
+			p := t.get(poolKey{ps.Database, ps.Role, ps.Cluster}, "transaction")
 			p.SvIdle += ps.Idle
 			p.SvActive += ps.Open - ps.Idle
 			p.ClWaiting += ps.Waits
@@ -381,13 +396,17 @@ func tallySession(p *admin.PoolInfo, c *clientConn, now time.Time) {
 	}
 }
 
-// rows returns the pools sorted by database, then role.
+// rows returns the pools sorted by database, then role, then cluster.
 func (t *poolTally) rows() []admin.PoolInfo {
 	sort.Slice(t.keys, func(i, j int) bool {
-		if t.keys[i].db != t.keys[j].db {
-			return t.keys[i].db < t.keys[j].db
+		a, b := t.keys[i], t.keys[j]
+		if a.db != b.db {
+			return a.db < b.db
 		}
-		return t.keys[i].role < t.keys[j].role
+		if a.role != b.role {
+			return a.role < b.role
+		}
+		return a.cluster < b.cluster
 	})
 	out := make([]admin.PoolInfo, 0, len(t.keys))
 	for _, k := range t.keys {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/multigres-proxy/multigres/internal/admin"
+	"github.com/multigres-proxy/multigres/internal/route"
 )
 
 // The per-database and per-tenant totals that SHOW STATS and SHOW TENANTS
@@ -111,16 +112,22 @@ func (s *Server) Stats() []admin.DatabaseStats {
 	return out
 }
 
-// Tenants lists the tenants seen, per role and database.
+// Tenants lists the tenants seen, per role and database, with the cluster
+// each is routed to now ("" when none places it).
 func (s *Server) Tenants() []admin.TenantInfo {
 	a := &s.adm.agg
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]admin.TenantInfo, 0, len(a.tenants))
+	router := s.routing.router // nil in a Server made without New (tests)
 	for _, t := range a.tenants {
+		var d route.Decision
+		if router != nil {
+			d, _ = router.Tenant(t.tenant, t.database)
+		}
 		out = append(out, admin.TenantInfo{Tenant: t.tenant, Role: t.role, Database: t.database,
 			Connections: int(t.current.Load()), TotalConnections: t.logins.Load(), Xacts: t.xacts.Load(),
-			Queries: t.queries.Load(), Errors: t.errors.Load(), Since: t.since})
+			Queries: t.queries.Load(), Errors: t.errors.Load(), Since: t.since, Cluster: d.Cluster})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -216,7 +223,7 @@ func (c *clientConn) observe(info SessionInfo) Session {
 	}
 	st := c.srv.adm.agg.open(c, info)
 	c.ad.info.Store(&connInfo{user: c.ident.User, database: c.database, role: c.ident.Role, tenant: info.Tenant,
-		appName: appName, tls: c.tls, stats: st})
+		appName: appName, tls: c.tls, stats: st, cluster: info.Cluster})
 	if hook := c.srv.Hooks.Session; hook != nil {
 		if other := hook(info); other != nil {
 			return teeSession{st, other}

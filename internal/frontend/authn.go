@@ -28,7 +28,7 @@ func (a *authenticator) authenticate(ctx context.Context) (backend.Credentials, 
 	role := c.ident.Role
 	if cfg.AuthType == "trust" {
 		c.writeMsg(&pgproto3.AuthenticationOk{})
-		return backend.Credentials{Password: c.srv.secrets.serverPassword(c.database, role)}, nil
+		return backend.Credentials{Password: c.srv.secrets.serverPassword(c.route.cluster, c.database, role)}, nil
 	}
 	if cfg.AuthType == "password" && !c.tls && !cfg.AllowPlaintextPassword {
 		c.srv.authFailure(AuthReasonPlaintext)
@@ -37,7 +37,7 @@ func (a *authenticator) authenticate(ctx context.Context) (backend.Credentials, 
 			WithHint("Connect with sslmode=require, or set allow_plaintext_password = true.")
 	}
 	lctx, cancel := context.WithTimeout(ctx, c.lc.cfg.ServerConnectTimeout)
-	secret, found, err := c.srv.secrets.lookup(lctx, c.lookupDatabase(), role)
+	secret, found, err := c.srv.secrets.lookup(lctx, c.route.cluster, c.lookupDatabase(), role)
 	cancel()
 	if c.ad.isAdmin {
 		secret, found, err = a.adminSecret(role, secret, found, err)
@@ -60,7 +60,7 @@ func (a *authenticator) authenticate(ctx context.Context) (backend.Credentials, 
 		return creds, a.authFailed(err)
 	}
 	if creds.Password == "" {
-		creds.Password = c.srv.secrets.serverPassword(c.database, role)
+		creds.Password = c.srv.secrets.serverPassword(c.route.cluster, c.database, role)
 	}
 	if secret.Kind == auth.SecretMD5 {
 		creds.MD5 = secret.MD5
@@ -230,7 +230,7 @@ func (a *authenticator) lookupError(err error) *wire.Error {
 			WithHint("Check auth_user, auth_password and auth_query (see multigres init); the multigres log has the cause.")
 	}
 	return wire.Fatal(wire.CodeConnectionFailure, "the database server is unreachable, so multigres could not look up the credentials for this user").
-		WithHint(fmt.Sprintf("Check that PostgreSQL is running at %s; retry later.", cfg.UpstreamAddr()))
+		WithHint(fmt.Sprintf("Check that PostgreSQL is running at %s (cluster %s); retry later.", c.route.cluster.addr, c.route.cluster.name))
 }
 
 // adminSecret keeps the console reachable when the database is not, which

@@ -70,6 +70,7 @@ type clientConn struct {
 	key                           cancelKey
 	keyed                         bool
 	tl                            tenantConn // per-tenant controls (limits.go)
+	route                         connRoute  // its cluster (routing.go); the handshake's, then the relay's goroutine
 
 	ad adminView // what the admin side sees of it (adminapi.go)
 	tx txRelay   // transaction pooling state (txrelay.go)
@@ -198,6 +199,9 @@ func (h *handshake) run(deadline time.Time) error {
 	if err := c.checkTenantAccess(); err != nil {
 		return err
 	}
+	if err := h.route(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	c.setState(StateAuth)
@@ -217,9 +221,12 @@ func (h *handshake) run(deadline time.Time) error {
 	if err := c.pauseLogin(ctx); err != nil {
 		return err
 	}
+	if err := h.rerouteAfterWait(); err != nil {
+		return err
+	}
 	if !c.ident.Bypass && c.srv.resolvers != nil {
 		// Before the upstream connection, so a refused login costs none.
-		c.resolvedNames, c.resolvedValues, err = c.srv.resolvers.resolve(ctx, c.logger(), c.database,
+		c.resolvedNames, c.resolvedValues, err = c.srv.resolvers.resolve(ctx, c.logger(), c.route.cluster, c.database,
 			c.lc.cfg.ContextVariables, c.ident.Values)
 		if err != nil {
 			return err
@@ -390,9 +397,9 @@ func (h *handshake) collectParams(st *wire.Startup) error {
 
 func (h *handshake) connectUpstream(ctx context.Context, creds backend.Credentials) (*backend.Conn, error) {
 	c := h.c
-	cfg := c.lc.cfg
+	cfg, up := c.lc.cfg, c.route.cluster
 	server, err := backend.Dial(ctx, backend.DialOptions{
-		Addr: cfg.UpstreamAddr(), TLSMode: cfg.ServerTLSMode, TLSConfig: c.lc.serverTLS,
+		Addr: up.addr, TLSMode: up.tlsMode, TLSConfig: up.tls,
 		Params: c.params, Credentials: creds, MaxBodyLen: cfg.MaxMessageSize,
 	})
 	if errors.Is(err, auth.ErrPassthroughMismatch) {
@@ -431,7 +438,7 @@ func (h *handshake) inject(ctx context.Context, server *backend.Conn) error {
 		}
 	}
 	macNames, macs = c.tenantSettings(macNames, macs)
-	checkKey := role + "\x00" + c.database
+	checkKey := roleCheckKey(c.route.cluster, role, c.database)
 	check := !c.srv.roleChecked(checkKey)
 	// Resolved variables are set in the same round trip but not signed:
 	// they are read with current_setting, and the guard protects them
@@ -469,7 +476,8 @@ func (h *handshake) sendReady(server *backend.Conn) error {
 		return fmt.Errorf("%w: %v", errSilent, err)
 	}
 	if c.srv.Logger.Enabled(context.Background(), slog.LevelDebug) { // else do not build the logger
-		c.logger().Debug("connected", "role", c.ident.Role, "bypass", c.ident.Bypass, "database", c.database)
+		c.logger().Debug("connected", "role", c.ident.Role, "bypass", c.ident.Bypass, "database", c.database,
+			"cluster", c.route.cluster.name)
 	}
 	return nil
 }
@@ -576,7 +584,7 @@ func pgMessage(err error) string {
 func (h *handshake) startSession() {
 	c := h.c
 	c.sess = c.observe(SessionInfo{ID: c.id, Database: c.database, Role: c.ident.Role, Tenant: c.ident.Tenant,
-		Bypass: c.ident.Bypass})
+		Bypass: c.ident.Bypass, Cluster: c.route.cluster.name})
 }
 
 func unsafeEncodingError() *wire.Error {

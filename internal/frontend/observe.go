@@ -16,6 +16,10 @@ type SessionInfo struct {
 	Role     string // the role multigres logs in upstream as
 	Tenant   string // the tenant label (tenant.Identity.Tenant); "" for bypass users
 	Bypass   bool
+	// Cluster is the upstream cluster the session was placed on at login
+	// (route.DefaultCluster without routing). A transaction-mode client
+	// that follows its tenant to another cluster keeps this value.
+	Cluster string
 }
 
 // Session observes one authenticated client session. Hooks.Session returns

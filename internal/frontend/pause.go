@@ -13,20 +13,23 @@ import (
 
 // PAUSE and RESUME on the admin console: a pause holds new logins to a
 // database (or every database) and new transactions of its idle clients
-// until RESUME.
+// until RESUME. MOVE TENANT pauses one tenant the same way (move.go).
 
-// pauseState holds the pauses in effect: global and per database. Each is a
-// channel closed by RESUME. The zero value is ready to use.
+// pauseState holds the pauses in effect: global, per database and per
+// tenant. Each is a channel closed by RESUME (or the tenant's switch). The
+// zero value is ready to use.
 type pauseState struct {
-	n   atomic.Int32 // pauses in effect: the relay's lock-free fast path
-	mu  sync.Mutex
-	all chan struct{}
-	dbs map[string]chan struct{}
+	n       atomic.Int32 // pauses in effect: the relay's lock-free fast path
+	mu      sync.Mutex
+	all     chan struct{}
+	dbs     map[string]chan struct{}
+	tenants map[string]chan struct{}
 }
 
-// gate returns the channel to wait on before db may start a login or a
-// transaction, or nil when db is not paused.
-func (p *pauseState) gate(db string) <-chan struct{} {
+// gate returns the channel to wait on before a client of tenant ("" for
+// bypass users) on db may start a login or a transaction, or nil when
+// neither is paused.
+func (p *pauseState) gate(db, tenant string) <-chan struct{} {
 	if p.n.Load() == 0 {
 		return nil
 	}
@@ -38,7 +41,36 @@ func (p *pauseState) gate(db string) <-chan struct{} {
 	if ch, ok := p.dbs[db]; ok {
 		return ch
 	}
+	if ch, ok := p.tenants[tenant]; ok && tenant != "" {
+		return ch
+	}
 	return nil
+}
+
+// addTenant pauses tenant's logins and transactions (MOVE TENANT).
+func (p *pauseState) addTenant(tenant string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.tenants[tenant]; ok {
+		return errNotInState("tenant %q is already paused", tenant)
+	}
+	if p.tenants == nil {
+		p.tenants = map[string]chan struct{}{}
+	}
+	p.tenants[tenant] = make(chan struct{})
+	p.n.Add(1) // before busy() reads client states, as in add
+	return nil
+}
+
+// liftTenant ends the pause of tenant, releasing its waiters.
+func (p *pauseState) liftTenant(tenant string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ch, ok := p.tenants[tenant]; ok {
+		close(ch)
+		delete(p.tenants, tenant)
+		p.n.Add(-1)
+	}
 }
 
 // add puts a pause of db ("" for all) in effect, refusing a second one.
@@ -150,7 +182,7 @@ func (s *Server) Resume(db string) error {
 // false when done or the connection closes first.
 func (c *clientConn) waitPaused(db string, done <-chan struct{}) bool {
 	for {
-		ch := c.srv.adm.pause.gate(db)
+		ch := c.srv.adm.pause.gate(db, c.tl.name)
 		if ch == nil {
 			return true
 		}
@@ -179,6 +211,10 @@ func (c *clientConn) pauseLogin(ctx context.Context) error {
 	// The socket's deadline is the same instant: leave a moment to write
 	// the error, so the client learns why.
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	if to, moving := c.srv.routing.moves.target(c.tl.name); moving {
+		return wire.Fatal(wire.CodeCannotConnectNow, "tenant %q is being moved to cluster %q", c.tl.name, to).
+			WithHint("An administrator ran MOVE TENANT on the admin console; try again in a moment.")
+	}
 	return wire.Fatal(wire.CodeCannotConnectNow, "database %q is paused", c.database).
 		WithHint("An administrator ran PAUSE on the admin console; try again after RESUME.")
 }

@@ -25,13 +25,13 @@ func TestPauseStateMachine(t *testing.T) {
 	if err := s.Pause(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	if s.adm.pause.gate("b") == nil || s.adm.pause.gate("a") == nil {
+	if s.adm.pause.gate("b", "") == nil || s.adm.pause.gate("a", "") == nil {
 		t.Error("global pause does not gate every database")
 	}
 	if err := s.Resume(""); err != nil {
 		t.Fatal(err)
 	}
-	if s.adm.pause.gate("b") != nil || s.adm.pause.gate("a") == nil {
+	if s.adm.pause.gate("b", "") != nil || s.adm.pause.gate("a", "") == nil {
 		t.Error("after RESUME: b should be open, a still paused")
 	}
 	if err := s.Resume("b"); err == nil {
@@ -40,7 +40,7 @@ func TestPauseStateMachine(t *testing.T) {
 	if err := s.Resume("a"); err != nil {
 		t.Fatal(err)
 	}
-	if s.adm.pause.gate("a") != nil || s.adm.pause.n.Load() != 0 {
+	if s.adm.pause.gate("a", "") != nil || s.adm.pause.n.Load() != 0 {
 		t.Error("a still gated after RESUME a")
 	}
 }

@@ -23,7 +23,7 @@ import (
 // per Server.
 type resolverSet struct {
 	rs    []config.ResolverConfig
-	q     *backend.AuthQuery // pools as resolver_user, one per database
+	qs    map[string]*backend.AuthQuery // by cluster: pools as resolver_user, one per database
 	now   func() time.Time
 	mu    sync.Mutex
 	cache map[string]resolvedRow
@@ -40,25 +40,30 @@ type resolvedRow struct {
 const maxResolverCache = 10000
 
 // newResolverSet returns nil when no resolvers are configured.
-func newResolverSet(cfg *config.Config) (*resolverSet, error) {
+// The resolvers of a tenant run on its cluster, in its database.
+func newResolverSet(cfg *config.Config, clusters map[string]*upstream) (*resolverSet, error) {
 	if len(cfg.Resolvers) == 0 {
 		return nil, nil
 	}
 	user, password := cfg.ResolverRole()
-	q, err := backend.NewAuthQuery(cfg.UpstreamAddr(), user, password, "", "", cfg.ServerTLSMode)
-	if err != nil {
-		return nil, fmt.Errorf("resolvers: %w", err)
+	qs := map[string]*backend.AuthQuery{}
+	for name, up := range clusters {
+		q, err := backend.NewAuthQuery(up.addr, user, password, "", "", up.tlsMode)
+		if err != nil {
+			return nil, fmt.Errorf("resolvers: %w", err)
+		}
+		q.TLSConfig = up.tls
+		q.AppName = "multigres resolver"
+		qs[name] = q
 	}
-	if q.TLSConfig, err = serverTLSConfig(cfg); err != nil {
-		return nil, err
-	}
-	q.AppName = "multigres resolver"
-	return &resolverSet{rs: cfg.Resolvers, q: q, now: time.Now, cache: map[string]resolvedRow{}}, nil
+	return &resolverSet{rs: cfg.Resolvers, qs: qs, now: time.Now, cache: map[string]resolvedRow{}}, nil
 }
 
 func (r *resolverSet) close() {
 	if r != nil {
-		r.q.Close()
+		for _, q := range r.qs {
+			q.Close()
+		}
 	}
 }
 
@@ -66,7 +71,7 @@ func (r *resolverSet) close() {
 // values values, and returns the variables they set with their values. The
 // error is a *wire.Error for the client: 28000 when a required resolver
 // finds no row, 08006 when a resolver fails.
-func (r *resolverSet) resolve(ctx context.Context, log *slog.Logger, database string, vars, values []string) (names, out []string, err error) {
+func (r *resolverSet) resolve(ctx context.Context, log *slog.Logger, cluster *upstream, database string, vars, values []string) (names, out []string, err error) {
 	known := make(map[string]string, len(vars))
 	for i, v := range vars {
 		known[v] = values[i]
@@ -75,7 +80,7 @@ func (r *resolverSet) resolve(ctx context.Context, log *slog.Logger, database st
 		res := &r.rs[i]
 		args := make([][]byte, len(res.Params))
 		var key strings.Builder
-		fmt.Fprintf(&key, "%d\x00%s", i, database)
+		fmt.Fprintf(&key, "%d\x00%s\x00%s", i, cluster.name, database)
 		for j, p := range res.Params {
 			// A variable an optional resolver left unset is NULL.
 			if v, ok := known[p]; ok {
@@ -85,7 +90,7 @@ func (r *resolverSet) resolve(ctx context.Context, log *slog.Logger, database st
 				key.WriteString("\x00n")
 			}
 		}
-		row, found, err := r.lookup(ctx, res, database, key.String(), args)
+		row, found, err := r.lookup(ctx, res, r.qs[cluster.name], database, key.String(), args)
 		if err != nil {
 			// Never log parameter values: they are the client's context.
 			log.Warn("context resolver failed; closing", "resolver", res.Name, "err", err)
@@ -124,7 +129,7 @@ func (r *resolverSet) resolve(ctx context.Context, log *slog.Logger, database st
 // lookup answers from the cache or runs the query. Only rows found are
 // cached: a login refused for a missing row succeeds as soon as the row
 // exists.
-func (r *resolverSet) lookup(ctx context.Context, res *config.ResolverConfig, database, key string, args [][]byte) ([]string, bool, error) {
+func (r *resolverSet) lookup(ctx context.Context, res *config.ResolverConfig, q *backend.AuthQuery, database, key string, args [][]byte) ([]string, bool, error) {
 	if res.CacheTTL > 0 {
 		r.mu.Lock()
 		e, ok := r.cache[key]
@@ -133,7 +138,7 @@ func (r *resolverSet) lookup(ctx context.Context, res *config.ResolverConfig, da
 			return e.values, true, nil
 		}
 	}
-	row, found, err := r.query(ctx, res, database, args)
+	row, found, err := r.query(ctx, res, q, database, args)
 	if err != nil || !found || res.CacheTTL <= 0 {
 		return row, found, err
 	}
@@ -157,8 +162,8 @@ func (r *resolverSet) lookup(ctx context.Context, res *config.ResolverConfig, da
 // query runs the resolver with bound text parameters and text results, so
 // that every column type arrives as the text set_config takes. A NULL
 // column sets the variable to the empty string.
-func (r *resolverSet) query(ctx context.Context, res *config.ResolverConfig, database string, args [][]byte) ([]string, bool, error) {
-	pool, err := r.q.Pool(ctx, database)
+func (r *resolverSet) query(ctx context.Context, res *config.ResolverConfig, q *backend.AuthQuery, database string, args [][]byte) ([]string, bool, error) {
+	pool, err := q.Pool(ctx, database)
 	if err != nil {
 		return nil, false, err
 	}

@@ -32,3 +32,10 @@ func (s *Server) markRoleChecked(role string) {
 	}
 	s.roles.ok[role] = time.Now()
 }
+
+// roleCheckKey names one passed role check: the role is safe for tenants
+// in database on cluster (a role may bypass RLS on one cluster and not on
+// another).
+func roleCheckKey(cluster *upstream, role, database string) string {
+	return cluster.name + "\x00" + role + "\x00" + database
+}

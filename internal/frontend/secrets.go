@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 
@@ -19,17 +18,17 @@ import (
 // password for a role (auth_file, then auth_query, as PgBouncer does), and
 // what password, if any, logs that role in upstream when SCRAM passthrough
 // is not possible (server_password, server_pgpass, a plaintext auth_file
-// entry).
+// entry). auth_query runs on the client's cluster, in auth_dbname or else
+// the client's database, so each cluster has its own lookup.
 type secretStore struct {
 	mu        sync.Mutex // guards verifiers
 	verifiers map[string]auth.Secret
+	clusters  map[string]*upstream // restart-only
 	rw        sync.RWMutex
 	userlist  map[string]auth.Secret
-	query     *backend.AuthQuery
+	queries   map[string]*backend.AuthQuery // by cluster name; nil without auth_query
 	serverPW  map[string]string
 	pgpass    *pgpassfile.Passfile
-	host      string
-	port      string
 	// admins are the secrets admin_users last authenticated with through
 	// auth_query, for console logins while the database is unreachable
 	// (bounded by the admin_users list).
@@ -55,8 +54,8 @@ func (st *secretStore) cachedAdmin(role string) (auth.Secret, bool) {
 	return sec, ok
 }
 
-func newSecretStore(cfg *config.Config) (*secretStore, error) {
-	st := &secretStore{}
+func newSecretStore(cfg *config.Config, clusters map[string]*upstream) (*secretStore, error) {
+	st := &secretStore{clusters: clusters}
 	if err := st.load(cfg); err != nil {
 		return nil, err
 	}
@@ -84,28 +83,28 @@ func (st *secretStore) load(cfg *config.Config) error {
 		}
 		pass = p
 	}
-	var query *backend.AuthQuery
+	var queries map[string]*backend.AuthQuery
 	if cfg.AuthQuery != "" && cfg.AuthUser != "" && cfg.AuthType != "trust" {
-		q, err := backend.NewAuthQuery(cfg.UpstreamAddr(), cfg.AuthUser, cfg.AuthPassword, cfg.AuthQuery,
-			cfg.AuthDatabase, cfg.ServerTLSMode)
-		if err != nil {
-			return err
+		queries = map[string]*backend.AuthQuery{}
+		for name, up := range st.clusters {
+			q, err := backend.NewAuthQuery(up.addr, cfg.AuthUser, cfg.AuthPassword, cfg.AuthQuery,
+				cfg.AuthDatabase, up.tlsMode)
+			if err != nil {
+				return err
+			}
+			q.TLSConfig = up.tls
+			queries[name] = q
 		}
-		if q.TLSConfig, err = serverTLSConfig(cfg); err != nil {
-			return err
-		}
-		query = q
 	}
-	host, port, _ := net.SplitHostPort(cfg.UpstreamAddr())
 	st.rw.Lock()
-	old := st.query
-	st.userlist, st.pgpass, st.serverPW, st.query, st.host, st.port = userlist, pass, cfg.ServerPassword, query, host, port
+	old := st.queries
+	st.userlist, st.pgpass, st.serverPW, st.queries = userlist, pass, cfg.ServerPassword, queries
 	st.rw.Unlock()
 	st.mu.Lock()
 	st.verifiers = map[string]auth.Secret{}
 	st.mu.Unlock()
-	if old != nil {
-		old.Close()
+	for _, q := range old {
+		q.Close()
 	}
 	return nil
 }
@@ -115,17 +114,17 @@ func (st *secretStore) reload(cfg *config.Config) error { return st.load(cfg) }
 func (st *secretStore) close() {
 	st.rw.Lock()
 	defer st.rw.Unlock()
-	if st.query != nil {
-		st.query.Close()
-		st.query = nil
+	for _, q := range st.queries {
+		q.Close()
 	}
+	st.queries = nil
 }
 
-// lookup finds the secret for role. found=false means no such role may log
-// in; the caller must not reveal that to the client.
-func (st *secretStore) lookup(ctx context.Context, database, role string) (auth.Secret, bool, error) {
+// lookup finds the secret for role on cluster. found=false means no such
+// role may log in; the caller must not reveal that to the client.
+func (st *secretStore) lookup(ctx context.Context, cluster *upstream, database, role string) (auth.Secret, bool, error) {
 	st.rw.RLock()
-	userlist, query := st.userlist, st.query
+	userlist, query := st.userlist, st.queries[cluster.name]
 	st.rw.RUnlock()
 	if sec, ok := userlist[role]; ok {
 		return sec, true, nil
@@ -136,16 +135,16 @@ func (st *secretStore) lookup(ctx context.Context, database, role string) (auth.
 	return query.Lookup(ctx, database, role)
 }
 
-// serverPassword is the plaintext password for logging role in upstream,
-// or "" when multigres has none.
-func (st *secretStore) serverPassword(database, role string) string {
+// serverPassword is the plaintext password for logging role in to
+// cluster, or "" when multigres has none.
+func (st *secretStore) serverPassword(cluster *upstream, database, role string) string {
 	st.rw.RLock()
 	defer st.rw.RUnlock()
 	if pw := st.serverPW[role]; pw != "" {
 		return pw
 	}
 	if st.pgpass != nil {
-		if pw := st.pgpass.FindPassword(st.host, st.port, database, role); pw != "" {
+		if pw := st.pgpass.FindPassword(cluster.host, cluster.port, database, role); pw != "" {
 			return pw
 		}
 	}
@@ -171,10 +170,11 @@ func (st *secretStore) verifierFor(role string, plain auth.Secret) auth.Secret {
 	return v
 }
 
-// signingKey is the context signing key of database, read as auth_user.
-func (st *secretStore) signingKey(ctx context.Context, database string) ([]byte, error) {
+// signingKey is the context signing key of database on cluster, read as
+// auth_user.
+func (st *secretStore) signingKey(ctx context.Context, cluster *upstream, database string) ([]byte, error) {
 	st.rw.RLock()
-	query := st.query
+	query := st.queries[cluster.name]
 	st.rw.RUnlock()
 	if query == nil {
 		return nil, errors.New("context_signing needs auth_user and auth_password to read the signing key")

@@ -41,6 +41,7 @@ type Server struct {
 	secrets *secretStore
 	// resolvers is nil without [resolver] sections; restart-only.
 	resolvers *resolverSet
+	routing   routing // clusters, routes, MOVE TENANT (routing.go, move.go)
 	cancels   cancelMap
 	roles     roleCache
 	limits    tenantLimits
@@ -82,13 +83,12 @@ func (s *Server) shutdownCtx() context.Context { return s.shutCtx }
 // liveConfig is a config with everything derived from it, swapped
 // atomically on reload so that each connection sees one consistent view.
 type liveConfig struct {
-	cfg       *config.Config
-	rules     *tenant.Rules
-	tls       *tls.Config // nil: no client TLS
-	serverTLS *tls.Config
-	guard     *sqlGuard // nil when guard = off
-	txGuard   *sqlGuard // transaction-mode connections; never nil
-	mockKey   []byte
+	cfg     *config.Config
+	rules   *tenant.Rules
+	tls     *tls.Config // nil: no client TLS
+	guard   *sqlGuard   // nil when guard = off
+	txGuard *sqlGuard   // transaction-mode connections; never nil
+	mockKey []byte
 }
 
 // New validates cfg and builds a server.
@@ -104,10 +104,13 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.secrets, err = newSecretStore(cfg); err != nil {
+	if err := s.routing.init(cfg); err != nil {
 		return nil, err
 	}
-	if s.resolvers, err = newResolverSet(cfg); err != nil {
+	if s.secrets, err = newSecretStore(cfg, s.routing.clusters); err != nil {
+		return nil, err
+	}
+	if s.resolvers, err = newResolverSet(cfg, s.routing.clusters); err != nil {
 		s.secrets.close()
 		return nil, err
 	}
@@ -140,9 +143,6 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 	if lc.tls, err = clientTLSConfig(cfg); err != nil {
 		return nil, err
 	}
-	if lc.serverTLS, err = serverTLSConfig(cfg); err != nil {
-		return nil, err
-	}
 	if prev != nil {
 		lc.mockKey = prev.mockKey
 	} else {
@@ -167,6 +167,13 @@ func (s *Server) Reload(next *config.Config) (needRestart []string, err error) {
 	}
 	if err := s.secrets.reload(cfg); err != nil {
 		return nil, err
+	}
+	absorbed, err := s.routing.reload(prev.cfg, cfg)
+	if len(absorbed) > 0 {
+		s.Logger.Info("route overrides now agree with tenant_routes and were dropped", "tenants", absorbed)
+	}
+	if err != nil {
+		s.Logger.Error("the route state file could not be rewritten; it still lists the dropped overrides", "err", err)
 	}
 	s.live.Store(lc)
 	s.Logger.Info("configuration reloaded", "applied", applied, "need_restart", restart)

@@ -23,23 +23,24 @@ func clientTLSConfig(cfg *config.Config) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// serverTLSConfig builds the upstream TLS config. As in libpq, require
-// encrypts without verifying; verify-full checks the chain (server_tls_ca,
-// or the system roots) and the host name.
-func serverTLSConfig(cfg *config.Config) (*tls.Config, error) {
-	switch cfg.ServerTLSMode {
+// serverTLSConfig builds the upstream TLS config of a cluster (mode,
+// CA file and host name). As in libpq, require encrypts without
+// verifying; verify-full checks the chain (server_tls_ca, or the system
+// roots) and the host name.
+func serverTLSConfig(cl config.ClusterConfig) (*tls.Config, error) {
+	switch cl.ServerTLSMode {
 	case "", "disable":
 		return nil, nil
 	case "verify-full":
-		tc := &tls.Config{ServerName: cfg.UpstreamHost, MinVersion: tls.VersionTLS12}
-		if cfg.ServerTLSCA != "" {
-			pem, err := os.ReadFile(cfg.ServerTLSCA)
+		tc := &tls.Config{ServerName: cl.Host, MinVersion: tls.VersionTLS12}
+		if cl.ServerTLSCA != "" {
+			pem, err := os.ReadFile(cl.ServerTLSCA)
 			if err != nil {
 				return nil, fmt.Errorf("server_tls_ca: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("server_tls_ca: no certificates in %s", cfg.ServerTLSCA)
+				return nil, fmt.Errorf("server_tls_ca: no certificates in %s", cl.ServerTLSCA)
 			}
 			tc.RootCAs = pool
 		}

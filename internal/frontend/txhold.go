@@ -39,8 +39,12 @@ func (r *txRelay) acquireServer() (*pool.Conn, error) {
 		ctx, cancel = context.WithTimeout(ctx, cfg.QueryWaitTimeout)
 		defer cancel()
 	}
+	p, err := r.rt.pool(r) // the tenant's cluster: one atomic load unless routes changed
+	if err != nil {
+		return nil, err
+	}
 	for {
-		sc, err := r.pool.AcquireQuota(ctx, c.tl.name, cfg.MaxTenantServerConnections)
+		sc, err := p.AcquireQuota(ctx, c.tl.name, cfg.MaxTenantServerConnections)
 		if err != nil {
 			return nil, err
 		}

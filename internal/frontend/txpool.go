@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pool"
 	"github.com/multigres-proxy/multigres/internal/setconfig"
 	"github.com/multigres-proxy/multigres/internal/sqlguard"
@@ -73,7 +74,9 @@ func (h *handshake) loginTx(ctx context.Context, creds backend.Credentials) erro
 		return err
 	}
 	r.m = txstate.New(cfg)
-	r.pool = c.srv.pools().Get(c.database, c.ident.Role, h.txDialer(creds), h.poolLimits())
+	r.pool = c.srv.pools().Get(pool.Key{Cluster: c.route.cluster.name, Database: c.database, Role: c.ident.Role},
+		txDialer(c, c.route.cluster, creds), poolLimits(c.lc.cfg))
+	r.rt = txRoute{creds: creds}
 	actx, cancel := loginWaitCtx(ctx)
 	defer cancel()
 	var sc *pool.Conn
@@ -95,7 +98,7 @@ func (h *handshake) loginTx(ctx context.Context, creds backend.Credentials) erro
 	c.setState(StateInjecting)
 	sv := r.model(sc)
 	bctx := r.m.LoginContext(sv)
-	checkKey := bctx.Role + "\x00" + c.database
+	checkKey := roleCheckKey(c.route.cluster, bctx.Role, c.database)
 	bctx.CheckRole = !c.srv.roleChecked(checkKey)
 	applyErr := sc.Apply(bctx)
 	_ = sc.SetDeadline(time.Time{})
@@ -174,33 +177,30 @@ var unnamedIDs atomic.Uint64
 // client is refused.
 func (h *handshake) signingKey(ctx context.Context) ([]byte, error) {
 	c := h.c
-	key, err := c.srv.secrets.signingKey(ctx, c.database)
+	key, err := c.srv.secrets.signingKey(ctx, c.route.cluster, c.database)
 	if err != nil || key == nil {
-		c.logger().Warn("context signing key unavailable; closing", "err", err)
-		return nil, wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q", c.database).
+		c.logger().Warn("context signing key unavailable; closing", "err", err, "cluster", c.route.cluster.name)
+		return nil, wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q on cluster %q", c.database, c.route.cluster.name).
 			WithHint("Run multigres init --context-signing on this database, and check auth_user and auth_password.")
 	}
 	return key, nil
 }
 
-// txDialer opens pool connections as the client's login role, with the
-// credentials of the latest client to log in (SCRAM passthrough keys or a
-// configured password).
-func (h *handshake) txDialer(creds backend.Credentials) pool.Dialer {
-	c := h.c
-	cfg, serverTLS := c.lc.cfg, c.lc.serverTLS
+// txDialer opens pool connections to cluster up as the client's login
+// role, with the credentials of the latest client to log in (SCRAM
+// passthrough keys or a configured password).
+func txDialer(c *clientConn, up *upstream, creds backend.Credentials) pool.Dialer {
+	maxBody := c.lc.cfg.MaxMessageSize
 	params := []backend.Param{{Name: "user", Value: c.ident.Role}, {Name: "database", Value: c.database}}
 	return func(ctx context.Context) (*backend.Conn, error) {
 		return backend.Dial(ctx, backend.DialOptions{
-			Addr: cfg.UpstreamAddr(), TLSMode: cfg.ServerTLSMode, TLSConfig: serverTLS,
-			Params: params, Credentials: creds, MaxBodyLen: cfg.MaxMessageSize,
+			Addr: up.addr, TLSMode: up.tlsMode, TLSConfig: up.tls,
+			Params: params, Credentials: creds, MaxBodyLen: maxBody,
 		})
 	}
 }
 
-func (h *handshake) poolLimits() pool.Limits {
-	c := h.c
-	cfg := c.lc.cfg
+func poolLimits(cfg *config.Config) pool.Limits {
 	return pool.Limits{Size: cfg.DefaultPoolSize, MinSize: cfg.MinPoolSize, ReserveSize: cfg.ReservePoolSize,
 		ReserveTimeout: cfg.ReservePoolTimeout, WaitTimeout: cfg.QueryWaitTimeout,
 		IdleTimeout: cfg.ServerIdleTimeout, Lifetime: cfg.ServerLifetime, CheckDelay: cfg.ServerCheckDelay,
@@ -213,6 +213,10 @@ func (c *clientConn) acquireError(err error, login bool) *wire.Error {
 	sev := wire.SeverityError
 	if login {
 		sev = wire.SeverityFatal
+	}
+	var fatal *wire.Error
+	if errors.As(err, &fatal) && fatal.Severity == wire.SeverityFatal {
+		return fatal // ends the client (a refused reroute, routing.go)
 	}
 	switch {
 	case errors.Is(err, pool.ErrWaitTimeout):

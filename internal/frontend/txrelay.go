@@ -37,7 +37,8 @@ import (
 // writing a long pipeline to the same server.
 type txRelay struct {
 	c    *clientConn
-	pool *pool.Pool
+	pool *pool.Pool // the login's pool; rt.cur once the client follows its tenant
+	rt   txRoute    // routing between transactions (txroute.go)
 	// relaying is set once the client is past login and run runs (read by
 	// Shutdown from another goroutine).
 	relaying atomic.Bool

@@ -9,7 +9,8 @@
 // resolved once per connection: no locks and no allocations per frame.
 //
 // Labels never carry query text, parameters or passwords: only connection
-// states, pools (database/role), tenants (bounded by metrics_max_tenants),
+// states, pools (database/role, with their upstream cluster), tenants
+// (bounded by metrics_max_tenants),
 // auth failure reasons and guard rule names, all from small fixed sets or
 // authenticated identities.
 package metrics
@@ -82,16 +83,16 @@ func New(maxTenants int) *Metrics {
 		m.clientConns[s] = states.WithLabelValues(s.String())
 	}
 	m.clientConnsTotal = f.counter("client_connections_total", "Client connections accepted.")
-	m.serverConns = f.gaugeVec("server_connections", "Server connections by pool (database/role) and state: active (in use by its client) or idle.", "pool", "state")
-	m.poolWait = f.histogramVec("pool_wait_seconds", "Time a client waited, after authenticating, for a ready server connection (in session mode: the upstream connect and login).", "pool")
-	m.queries = f.counterVec("queries_total", "Queries completed: a Query, Sync or FunctionCall answered by ReadyForQuery.", "pool")
-	m.queryDur = f.histogramVec("query_duration_seconds", "Query latency, from the client's Query/Sync to ReadyForQuery (pipelined ones from the previous ReadyForQuery).", "pool")
-	m.txs = f.counterVec("transactions_total", "Transactions completed: back to idle after one or more statements (an autocommit statement counts as one).", "pool")
-	m.txDur = f.histogramVec("transaction_duration_seconds", "Transaction latency, from the first statement after an idle ReadyForQuery to the next idle ReadyForQuery.", "pool")
+	m.serverConns = f.gaugeVec("server_connections", "Server connections by pool (database/role), cluster and state: active (in use by its client) or idle.", "pool", "cluster", "state")
+	m.poolWait = f.histogramVec("pool_wait_seconds", "Time a client waited, after authenticating, for a ready server connection (in session mode: the upstream connect and login).", "pool", "cluster")
+	m.queries = f.counterVec("queries_total", "Queries completed: a Query, Sync or FunctionCall answered by ReadyForQuery.", "pool", "cluster")
+	m.queryDur = f.histogramVec("query_duration_seconds", "Query latency, from the client's Query/Sync to ReadyForQuery (pipelined ones from the previous ReadyForQuery).", "pool", "cluster")
+	m.txs = f.counterVec("transactions_total", "Transactions completed: back to idle after one or more statements (an autocommit statement counts as one).", "pool", "cluster")
+	m.txDur = f.histogramVec("transaction_duration_seconds", "Transaction latency, from the first statement after an idle ReadyForQuery to the next idle ReadyForQuery.", "pool", "cluster")
 	m.authFailures = f.counterVec("auth_failures_total", "Refused logins by reason.", "reason")
 	for _, r := range []string{frontend.AuthReasonPassword, frontend.AuthReasonUsername, frontend.AuthReasonTLSRequired,
 		frontend.AuthReasonPlaintext, frontend.AuthReasonLookup, frontend.AuthReasonProtocol, frontend.AuthReasonUpstream,
-		frontend.AuthReasonStartupParam} {
+		frontend.AuthReasonStartupParam, frontend.AuthReasonNoRoute} {
 		m.authFailures.WithLabelValues(r) // present at 0, so rate() works from the first failure
 	}
 	m.guardRejects = f.counterVec("guard_rejections_total", "Statements refused by the SQL guard, by rule.", "rule")
@@ -121,9 +122,9 @@ type poolCollector struct{ srv *frontend.Server }
 
 var (
 	pooledServerDesc = prometheus.NewDesc("multigres_pooled_server_connections",
-		"Transaction-mode server connections by pool (database/role) and state: active (lent to a client) or idle.", []string{"pool", "state"}, nil)
+		"Transaction-mode server connections by pool (database/role), cluster and state: active (lent to a client) or idle.", []string{"pool", "cluster", "state"}, nil)
 	poolWaitingDesc = prometheus.NewDesc("multigres_pool_waiting_clients",
-		"Transaction-mode clients waiting for a server connection, by pool.", []string{"pool"}, nil)
+		"Transaction-mode clients waiting for a server connection, by pool and cluster.", []string{"pool", "cluster"}, nil)
 )
 
 func (p *poolCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -134,9 +135,9 @@ func (p *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 func (p *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, ps := range p.srv.PoolStats() {
 		name := ps.Database + "/" + ps.Role
-		ch <- prometheus.MustNewConstMetric(pooledServerDesc, prometheus.GaugeValue, float64(ps.Active), name, "active")
-		ch <- prometheus.MustNewConstMetric(pooledServerDesc, prometheus.GaugeValue, float64(ps.Idle), name, "idle")
-		ch <- prometheus.MustNewConstMetric(poolWaitingDesc, prometheus.GaugeValue, float64(ps.Waiting), name)
+		ch <- prometheus.MustNewConstMetric(pooledServerDesc, prometheus.GaugeValue, float64(ps.Active), name, ps.Cluster, "active")
+		ch <- prometheus.MustNewConstMetric(pooledServerDesc, prometheus.GaugeValue, float64(ps.Idle), name, ps.Cluster, "idle")
+		ch <- prometheus.MustNewConstMetric(poolWaitingDesc, prometheus.GaugeValue, float64(ps.Waiting), name, ps.Cluster)
 	}
 }
 
@@ -177,22 +178,23 @@ func (m *Metrics) stateGauge(s frontend.ConnState) prometheus.Gauge {
 	return m.clientConns[s]
 }
 
-// pool returns the resolved metrics of pool "database/role".
-func (m *Metrics) pool(name string) *poolMetrics {
+// pool returns the resolved metrics of pool "database/role" on cluster.
+func (m *Metrics) pool(name, cluster string) *poolMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	p := m.pools[name]
+	key := cluster + "\x00" + name
+	p := m.pools[key]
 	if p == nil {
 		p = &poolMetrics{
-			serverActive: m.serverConns.WithLabelValues(name, "active"),
-			serverIdle:   m.serverConns.WithLabelValues(name, "idle"),
-			poolWait:     m.poolWait.WithLabelValues(name),
-			queryDur:     m.queryDur.WithLabelValues(name),
-			txDur:        m.txDur.WithLabelValues(name),
-			queries:      m.queries.WithLabelValues(name),
-			txs:          m.txs.WithLabelValues(name),
+			serverActive: m.serverConns.WithLabelValues(name, cluster, "active"),
+			serverIdle:   m.serverConns.WithLabelValues(name, cluster, "idle"),
+			poolWait:     m.poolWait.WithLabelValues(name, cluster),
+			queryDur:     m.queryDur.WithLabelValues(name, cluster),
+			txDur:        m.txDur.WithLabelValues(name, cluster),
+			queries:      m.queries.WithLabelValues(name, cluster),
+			txs:          m.txs.WithLabelValues(name, cluster),
 		}
-		m.pools[name] = p
+		m.pools[key] = p
 	}
 	return p
 }
@@ -223,7 +225,10 @@ func (m *Metrics) newTenant(label string) *tenantMetrics {
 }
 
 func (m *Metrics) session(info frontend.SessionInfo) frontend.Session {
-	s := &session{pool: m.pool(info.Database + "/" + info.Role)}
+	// The login's cluster: a transaction-mode client that later follows
+	// its tenant elsewhere is still counted here (the scrape-time pool
+	// gauges above are per cluster as they are now).
+	s := &session{pool: m.pool(info.Database+"/"+info.Role, info.Cluster)}
 	if info.Tenant != "" {
 		s.tenant = m.tenant(info.Tenant)
 		s.tenant.conns.Inc()

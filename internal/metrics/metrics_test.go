@@ -141,7 +141,7 @@ func TestTrafficMetrics(t *testing.T) {
 	t.Parallel()
 	p, db := setup(t, nil)
 	ctx := ctxT(t)
-	pool := `pool="` + db + `/app_user"`
+	pool := `cluster="default",pool="` + db + `/app_user"`
 	before := mustScrape(t, p)
 	if before[`multigres_client_connections_total`] != 0 {
 		t.Fatalf("fresh proxy counts connections: %v", before[`multigres_client_connections_total`])
@@ -348,7 +348,7 @@ func TestPipelineCounts(t *testing.T) {
 	t.Parallel()
 	p, db := setup(t, nil)
 	ctx := ctxT(t)
-	pool := `pool="` + db + `/app_user"`
+	pool := `cluster="default",pool="` + db + `/app_user"`
 	conn := mustConnect(t, ctx, p, db, "app_user.acme")
 	pl := conn.PgConn().StartPipeline(ctx)
 	// Three statements before the first Sync are one query; then two

@@ -1,6 +1,8 @@
 // Package pool keeps the server connections of transaction pooling. A Pool
-// holds the connections of one (database, login role) pair, shared by every
-// tenant of that role; a Set holds the pools and the per-database limit.
+// holds the connections of one (cluster, database, login role), shared by
+// every tenant of that role on that cluster; a Set holds the pools and the
+// per-database limit (per cluster: the same database name on two clusters
+// is two databases).
 //
 // A Pool knows nothing of the protocol: it hands out idle connections
 // (last in, first out, so the warm ones stay warm), dials new ones up to
@@ -61,9 +63,17 @@ type Conn struct {
 	quotaKey string // the holder's tenant slot (AcquireQuota), "" for none
 }
 
-// Pool is the server connections of one (database, role).
+// Key names a pool: the upstream cluster, the database and the login role.
+type Key struct {
+	Cluster, Database, Role string
+}
+
+// dbKey names a database on a cluster, for max_db_connections.
+type dbKey struct{ cluster, database string }
+
+// Pool is the server connections of one (cluster, database, role).
 type Pool struct {
-	Database, Role string
+	Cluster, Database, Role string
 
 	set    *Set
 	dial   Dialer
@@ -82,8 +92,8 @@ type Pool struct {
 // Set is every pool, with the per-database connection limit.
 type Set struct {
 	mu      sync.Mutex
-	pools   map[[2]string]*Pool
-	perDB   map[string]int
+	pools   map[Key]*Pool
+	perDB   map[dbKey]int
 	maxDB   int
 	closed  bool
 	stop    chan struct{}
@@ -94,32 +104,49 @@ type Set struct {
 // database over all its pools (0: no bound). A goroutine closes idle and
 // expired connections until Close.
 func NewSet(maxDB int) *Set {
-	s := &Set{pools: map[[2]string]*Pool{}, perDB: map[string]int{}, maxDB: maxDB,
+	s := &Set{pools: map[Key]*Pool{}, perDB: map[dbKey]int{}, maxDB: maxDB,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	go s.reap()
 	return s
 }
 
-// Get returns the pool for (database, role), creating it with dial and
-// limits. An existing pool keeps its limits but takes the newer dialer, so
-// it logs in with the freshest credentials.
-func (s *Set) Get(database, role string, dial Dialer, limits Limits) *Pool {
+// Get returns the pool for key, creating it with dial and limits. An
+// existing pool keeps its limits but takes the newer dialer, so it logs in
+// with the freshest credentials.
+func (s *Set) Get(key Key, dial Dialer, limits Limits) *Pool {
+	return s.get(key, dial, limits, true)
+}
+
+// Join is Get for a client that logged in elsewhere (a tenant moved to
+// another cluster): an existing pool keeps its own dialer, whose
+// credentials came from a login on that pool's cluster; dial is used only
+// to create the pool.
+func (s *Set) Join(key Key, dial Dialer, limits Limits) *Pool {
+	return s.get(key, dial, limits, false)
+}
+
+func (s *Set) get(key Key, dial Dialer, limits Limits, replace bool) *Pool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := [2]string{database, role}
 	p := s.pools[key]
 	if p == nil {
-		p = &Pool{Database: database, Role: role, set: s, limits: limits, conns: map[*Conn]struct{}{}}
+		p = &Pool{Cluster: key.Cluster, Database: key.Database, Role: key.Role, set: s, limits: limits, conns: map[*Conn]struct{}{}}
 		s.pools[key] = p
+		replace = true
 	}
-	p.mu.Lock()
-	p.dial = dial
-	p.mu.Unlock()
+	if replace {
+		p.mu.Lock()
+		p.dial = dial
+		p.mu.Unlock()
+	}
 	return p
 }
 
+// Key is the pool's key.
+func (p *Pool) Key() Key { return Key{Cluster: p.Cluster, Database: p.Database, Role: p.Role} }
+
 // takeDBSlot reserves a connection of database db against max_db_connections.
-func (s *Set) takeDBSlot(db string) bool {
+func (s *Set) takeDBSlot(db dbKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.maxDB > 0 && s.perDB[db] >= s.maxDB {
@@ -130,12 +157,12 @@ func (s *Set) takeDBSlot(db string) bool {
 }
 
 // freeDBSlot returns a slot and lets the other pools of db retry.
-func (s *Set) freeDBSlot(db string) {
+func (s *Set) freeDBSlot(db dbKey) {
 	s.mu.Lock()
 	s.perDB[db]--
 	var siblings []*Pool
 	for _, p := range s.pools {
-		if p.Database == db {
+		if p.dbKey() == db {
 			siblings = append(siblings, p)
 		}
 	}
@@ -232,7 +259,7 @@ func (p *Pool) take(size int, queue bool) (c *Conn, dial bool, wait chan *Conn, 
 		p.idle = p.idle[:n-1]
 		return c, false, nil, nil
 	}
-	if p.open < size && p.set.takeDBSlot(p.Database) {
+	if p.open < size && p.set.takeDBSlot(p.dbKey()) {
 		p.open++
 		return nil, true, nil, nil
 	}
@@ -287,7 +314,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 	bc, err := dial(ctx)
 	if err != nil {
 		p.forget(nil)
-		return nil, fmt.Errorf("pool %s/%s: %w", p.Database, p.Role, err)
+		return nil, fmt.Errorf("pool %s/%s on cluster %s: %w", p.Database, p.Role, p.Cluster, err)
 	}
 	now := time.Now()
 	c := &Conn{Conn: bc, pool: p, created: now, lastUsed: now}
@@ -310,8 +337,11 @@ func (p *Pool) forget(c *Conn) {
 	delete(p.conns, c)
 	p.open--
 	p.mu.Unlock()
-	p.set.freeDBSlot(p.Database)
+	p.set.freeDBSlot(p.dbKey())
 }
+
+// dbKey is the database the pool's connections count against.
+func (p *Pool) dbKey() dbKey { return dbKey{p.Cluster, p.Database} }
 
 // quietCheckAfter is the idle time past which a connection is checked
 // for anything the server sent while nobody read it. Under load,
@@ -349,10 +379,14 @@ func (p *Pool) check(c *Conn) *Conn {
 // check), which drops the server's unnamed statement.
 type OwnQueryObserver interface{ OwnQueryRan() }
 
-// Release returns c. reusable must be false unless the connection is idle
-// (ReadyForQuery 'I') with nothing in flight; such connections, and ones
-// past Lifetime, are closed.
+// Release returns c to the pool it came from. reusable must be false
+// unless the connection is idle (ReadyForQuery 'I') with nothing in
+// flight; such connections, and ones past Lifetime, are closed.
 func (p *Pool) Release(c *Conn, reusable bool) {
+	if c.pool != p {
+		c.pool.Release(c, reusable) // always to the pool it came from
+		return
+	}
 	now := time.Now()
 	c.Holder.Store(0)
 	if c.quotaKey != "" {
@@ -388,8 +422,8 @@ func (p *Pool) Release(c *Conn, reusable bool) {
 
 // Stats is a snapshot of a pool for SHOW POOLS and metrics.
 type Stats struct {
-	Database, Role    string
-	Open, Idle, Waits int
+	Cluster, Database, Role string
+	Open, Idle, Waits       int
 }
 
 // Stats returns a snapshot of every pool.
@@ -403,7 +437,7 @@ func (s *Set) Stats() []Stats {
 	out := make([]Stats, 0, len(pools))
 	for _, p := range pools {
 		p.mu.Lock()
-		out = append(out, Stats{Database: p.Database, Role: p.Role, Open: p.open, Idle: len(p.idle), Waits: len(p.waiters)})
+		out = append(out, Stats{Cluster: p.Cluster, Database: p.Database, Role: p.Role, Open: p.open, Idle: len(p.idle), Waits: len(p.waiters)})
 		p.mu.Unlock()
 	}
 	return out
@@ -482,6 +516,7 @@ func (p *Pool) reapIdle(now time.Time) {
 
 // Server is one pooled server connection, for SHOW SERVERS.
 type Server struct {
+	Cluster        string
 	Database, Role string
 	State          ServerState
 	PID            uint32
@@ -514,7 +549,7 @@ func (s *Set) Servers() []Server {
 			idle[c] = true
 		}
 		for c := range p.conns {
-			sv := Server{Database: p.Database, Role: p.Role, PID: c.PID, Addr: c.Addr(), LocalAddr: c.LocalAddr(),
+			sv := Server{Cluster: p.Cluster, Database: p.Database, Role: p.Role, PID: c.PID, Addr: c.Addr(), LocalAddr: c.LocalAddr(),
 				Holder: c.Holder.Load(), Created: c.created, LastUsed: c.created}
 			sv.State = ServerActive
 			if idle[c] {

@@ -50,7 +50,7 @@ func acquire(t *testing.T, p *Pool) *Conn {
 // released connection straight to the longest waiter.
 func TestSizeAndHandoff(t *testing.T) {
 	t.Parallel()
-	p := newSet(t, 0).Get("postgres", "r1", dialer(t, "postgres"), Limits{Size: 2, WaitTimeout: 10 * time.Second})
+	p := newSet(t, 0).Get(Key{Database: "postgres", Role: "r1"}, dialer(t, "postgres"), Limits{Size: 2, WaitTimeout: 10 * time.Second})
 	a, b := acquire(t, p), acquire(t, p)
 	if a.PID == b.PID {
 		t.Fatal("two clients got the same server connection")
@@ -87,7 +87,7 @@ func TestSizeAndHandoff(t *testing.T) {
 func TestWaitTimeoutAndReserve(t *testing.T) {
 	t.Parallel()
 	set := newSet(t, 0)
-	p := set.Get("postgres", "r2", dialer(t, "postgres"), Limits{Size: 1, WaitTimeout: 200 * time.Millisecond})
+	p := set.Get(Key{Database: "postgres", Role: "r2"}, dialer(t, "postgres"), Limits{Size: 1, WaitTimeout: 200 * time.Millisecond})
 	held := acquire(t, p)
 	start := time.Now()
 	if _, err := p.Acquire(ctx(t)); !errors.Is(err, ErrWaitTimeout) {
@@ -98,7 +98,7 @@ func TestWaitTimeoutAndReserve(t *testing.T) {
 	}
 	p.Release(held, true)
 
-	r := set.Get("postgres", "r3", dialer(t, "postgres"), Limits{Size: 1, ReserveSize: 1, ReserveTimeout: 50 * time.Millisecond, WaitTimeout: 5 * time.Second})
+	r := set.Get(Key{Database: "postgres", Role: "r3"}, dialer(t, "postgres"), Limits{Size: 1, ReserveSize: 1, ReserveTimeout: 50 * time.Millisecond, WaitTimeout: 5 * time.Second})
 	a := acquire(t, r)
 	b := acquire(t, r) // from the reserve
 	if a.PID == b.PID {
@@ -113,8 +113,8 @@ func TestWaitTimeoutAndReserve(t *testing.T) {
 func TestMaxDBConnections(t *testing.T) {
 	t.Parallel()
 	set := newSet(t, 1)
-	p1 := set.Get("postgres", "a", dialer(t, "postgres"), Limits{Size: 5, WaitTimeout: 10 * time.Second})
-	p2 := set.Get("postgres", "b", dialer(t, "postgres"), Limits{Size: 5, WaitTimeout: 10 * time.Second})
+	p1 := set.Get(Key{Database: "postgres", Role: "a"}, dialer(t, "postgres"), Limits{Size: 5, WaitTimeout: 10 * time.Second})
+	p2 := set.Get(Key{Database: "postgres", Role: "b"}, dialer(t, "postgres"), Limits{Size: 5, WaitTimeout: 10 * time.Second})
 	c1 := acquire(t, p1)
 	got := make(chan error, 1)
 	go func() {
@@ -145,7 +145,7 @@ func TestHealthCheckAndLifetime(t *testing.T) {
 	t.Parallel()
 	pg := pgtest.Shared()
 	set := newSet(t, 0)
-	p := set.Get("postgres", "h", dialer(t, "postgres"), Limits{Size: 1, WaitTimeout: 5 * time.Second, CheckDelay: 0})
+	p := set.Get(Key{Database: "postgres", Role: "h"}, dialer(t, "postgres"), Limits{Size: 1, WaitTimeout: 5 * time.Second, CheckDelay: 0})
 	c := acquire(t, p)
 	dead := c.PID
 	p.Release(c, true)
@@ -164,14 +164,14 @@ func TestHealthCheckAndLifetime(t *testing.T) {
 	}
 	p.Release(c, true)
 
-	l := set.Get("postgres", "l", dialer(t, "postgres"), Limits{Size: 1, Lifetime: time.Nanosecond, CheckDelay: time.Hour})
+	l := set.Get(Key{Database: "postgres", Role: "l"}, dialer(t, "postgres"), Limits{Size: 1, Lifetime: time.Nanosecond, CheckDelay: time.Hour})
 	c = acquire(t, l)
 	l.Release(c, true)
 	if st := statsOf(set, "l"); st.Open != 0 {
 		t.Fatalf("connection past its lifetime kept: %+v", st)
 	}
 
-	i := set.Get("postgres", "i", dialer(t, "postgres"), Limits{Size: 2, IdleTimeout: 10 * time.Millisecond, CheckDelay: time.Hour})
+	i := set.Get(Key{Database: "postgres", Role: "i"}, dialer(t, "postgres"), Limits{Size: 2, IdleTimeout: 10 * time.Millisecond, CheckDelay: time.Hour})
 	a, b := acquire(t, i), acquire(t, i)
 	i.Release(a, true)
 	i.Release(b, true)

@@ -12,7 +12,7 @@ import (
 // key releases, and gives up with ErrQuotaWait at the context's deadline.
 func TestTenantQuota(t *testing.T) {
 	t.Parallel()
-	p := newSet(t, 0).Get("postgres", "quota", dialer(t, "postgres"), Limits{Size: 3, WaitTimeout: 10 * time.Second})
+	p := newSet(t, 0).Get(Key{Database: "postgres", Role: "quota"}, dialer(t, "postgres"), Limits{Size: 3, WaitTimeout: 10 * time.Second})
 	a, err := p.AcquireQuota(ctx(t), "acme", 1)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestTenantQuota(t *testing.T) {
 // shutting down) gets ErrClosed, not the timeout.
 func TestTenantQuotaClosed(t *testing.T) {
 	t.Parallel()
-	p := newSet(t, 0).Get("postgres", "quota2", dialer(t, "postgres"), Limits{Size: 2})
+	p := newSet(t, 0).Get(Key{Database: "postgres", Role: "quota2"}, dialer(t, "postgres"), Limits{Size: 2})
 	a, err := p.AcquireQuota(ctx(t), "acme", 1)
 	if err != nil {
 		t.Fatal(err)

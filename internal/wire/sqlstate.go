@@ -20,4 +20,6 @@ const (
 	CodeConfigurationLimitExceeded = "53400"
 	CodeDuplicatePreparedStatement = "42P05"
 	CodeInvalidSQLStatementName    = "26000"
+	CodeUndefinedObject            = "42704"
+	CodeObjectInUse                = "55006"
 )

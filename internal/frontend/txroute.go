@@ -1,0 +1,107 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/pool"
+	"github.com/multigres-proxy/multigres/internal/wire"
+)
+
+// txRoute is a transaction-mode client's side of routing: the credentials
+// its pools on other clusters are created with, and the pool it follows
+// its tenant to after a route change (nil: txRelay.pool, the login's).
+// Only the client pump uses it, between transactions.
+type txRoute struct {
+	creds backend.Credentials
+	cur   *pool.Pool
+}
+
+// pool returns the pool of the client's next transaction. The common case
+// is one atomic load: the router's epoch is the one the client was placed
+// at. Otherwise the client is placed again, and when its tenant now lives
+// on another cluster (MOVE TENANT, or a reload of tenant_routes) its
+// transactions go there from this one on, once the tenant role has been
+// checked on that cluster. It runs in acquireServer, with no server
+// attached, so no connection of the old pool is held.
+func (t *txRoute) pool(r *txRelay) (*pool.Pool, error) {
+	c := r.c
+	cur := t.cur
+	if cur == nil {
+		cur = r.pool
+	}
+	rt := &c.srv.routing
+	if rt.router.Epoch() == c.route.epoch {
+		return cur, nil
+	}
+	next, err := rt.decide(c)
+	if err != nil {
+		// A reload left the tenant without a route: its open connection
+		// stays where its data was; new logins are refused.
+		c.logger().Warn("the tenant has no route any more; its open connection stays on its cluster",
+			"cluster", c.route.cluster.name)
+		c.route.epoch = rt.router.Epoch()
+		return cur, nil
+	}
+	if next.cluster == c.route.cluster {
+		c.route = next
+		return cur, nil
+	}
+	key := pool.Key{Cluster: next.cluster.name, Database: c.database, Role: c.ident.Role}
+	// Join: an existing pool there keeps the dialer of a login on that
+	// cluster.
+	p := c.srv.pools().Join(key, txDialer(c, next.cluster, t.creds), poolLimits(c.lc.cfg))
+	if err := checkRoleOn(c, p, next.cluster); err != nil {
+		return nil, err
+	}
+	c.logger().Info("transactions follow the tenant to another cluster", "from", c.route.cluster.name,
+		"to", next.cluster.name, "by", next.decision.Source.String())
+	c.route, t.cur = next, p
+	c.ad.setCluster(next.cluster.name)
+	return p, nil
+}
+
+// checkRoleOn runs the tenant role check (see backend.CheckRoles) on a
+// connection of p, the client's pool on cluster up, unless it passed
+// there within roleCheckTTL. A role that is unsafe there ends the client
+// (FATAL 28000), as it would have refused its login.
+func checkRoleOn(c *clientConn, p *pool.Pool, up *upstream) error {
+	cfg := c.lc.cfg
+	role := cfg.SetRole
+	if role == "" {
+		role = c.ident.Role
+	}
+	key := roleCheckKey(up, role, c.database)
+	if c.srv.roleChecked(key) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.srv.shutdownCtx(), cfg.ServerConnectTimeout)
+	defer cancel()
+	sc, err := p.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = sc.CheckRoles(role, c.ident.Role, cfg.ServerConnectTimeout)
+	if obs, ok := sc.Session.(pool.OwnQueryObserver); ok {
+		obs.OwnQueryRan()
+	}
+	refused := errors.Is(err, backend.ErrRoleBypassesRLS) || errors.Is(err, backend.ErrDatabaseNotHardened)
+	p.Release(sc, (err == nil || refused) && sc.TxStatus == wire.TxIdle)
+	switch {
+	case err == nil:
+		c.srv.markRoleChecked(key)
+		return nil
+	case errors.Is(err, backend.ErrRoleBypassesRLS):
+		return wire.Fatal(wire.CodeInvalidAuthorization,
+			"role %q can bypass row-level security on cluster %q, where tenant %q now lives, so multigres ends this connection",
+			role, up.name, c.ident.Tenant).
+			WithHint(fmt.Sprintf("Run ALTER ROLE %s NOSUPERUSER NOBYPASSRLS on that cluster.", backend.QuoteIdent(role)))
+	case errors.Is(err, backend.ErrDatabaseNotHardened):
+		return wire.Fatal(wire.CodeInvalidAuthorization,
+			"database %q on cluster %q, where tenant %q now lives, is not set up for tenant connections", c.database, up.name, c.ident.Tenant).
+			WithHint("Run multigres init (with hardening) on that database.")
+	}
+	return fmt.Errorf("role check on cluster %s: %w", up.name, err)
+}
