@@ -168,12 +168,18 @@ func TestShowCommands(t *testing.T) {
 		num(t, pool, "sv_active") != 0 || num(t, pool, "cl_waiting") != 0 || pool["pool_mode"] != "session" {
 		t.Errorf("SHOW POOLS = %v", pools)
 	}
+	if pool != nil && pool["cluster"] != "default" {
+		t.Errorf("SHOW POOLS cluster = %q, want default", pool["cluster"])
+	}
 
 	clients := show(t, ctx, con, "show clients;") // case and semicolon
 	cl := find(clients, "tenant", "acme")
 	if cl == nil || cl["user"] != "app_user.acme" || cl["database"] != db || cl["state"] != "idle" || cl["type"] != "C" ||
 		cl["role"] != "app_user" || cl["addr"] != "127.0.0.1" || cl["connect_time"] == "" {
 		t.Errorf("SHOW CLIENTS tenant row = %v (all: %v)", cl, clients)
+	}
+	if cl != nil && cl["cluster"] != "default" {
+		t.Errorf("SHOW CLIENTS cluster = %q, want default", cl["cluster"])
 	}
 	if self := find(clients, "user", adminUser); self == nil || self["database"] != "multigres" || self["state"] != "active" {
 		t.Errorf("SHOW CLIENTS console row = %v", self)
@@ -184,6 +190,9 @@ func TestShowCommands(t *testing.T) {
 	if sv == nil || sv["remote_pid"] != strconv.Itoa(int(pid)) || sv["user"] != "app_user" || sv["state"] != "idle" ||
 		sv["link"] != cl["id"] || sv["port"] != strconv.Itoa(pgtest.Shared().Port) {
 		t.Errorf("SHOW SERVERS = %v (backend pid %d)", servers, pid)
+	}
+	if sv != nil && sv["cluster"] != "default" {
+		t.Errorf("SHOW SERVERS cluster = %q, want default", sv["cluster"])
 	}
 
 	stats := find(show(t, ctx, con, "SHOW STATS"), "database", db)
@@ -196,6 +205,13 @@ func TestShowCommands(t *testing.T) {
 	if ten == nil || ten["role"] != "app_user" || ten["database"] != db || num(t, ten, "connections") != 1 ||
 		num(t, ten, "queries") < 2 || num(t, ten, "errors") != 1 || num(t, ten, "total_connections") != 1 {
 		t.Errorf("SHOW TENANTS = %v", ten)
+	}
+	if ten != nil && ten["cluster"] != "default" {
+		t.Errorf("SHOW TENANTS cluster = %q, want default", ten["cluster"])
+	}
+	if routes := show(t, ctx, con, "SHOW ROUTES"); len(routes) != 1 || routes[0]["match"] != "*" ||
+		routes[0]["source"] != "default_cluster" || routes[0]["cluster"] != "default" {
+		t.Errorf("SHOW ROUTES = %v", routes)
 	}
 
 	cfg := show(t, ctx, con, "Show Config")
@@ -250,6 +266,20 @@ func TestConsoleErrors(t *testing.T) {
 	}
 	if _, err := run(ctx, con, "RESUME "+db); pgCode(err) != "55000" {
 		t.Errorf("RESUME db unpaused: %v", err)
+	}
+	for _, q := range []string{"MOVE", "MOVE TENANT acme", "MOVE TENANT acme INTO default", "MOVE TENANT acme TO default NOW", "SHOW ROUTES extra"} {
+		if _, err := run(ctx, con, q); pgCode(err) != "42601" {
+			t.Errorf("%q: got %v, want 42601", q, err)
+		}
+	}
+	if _, err := run(ctx, con, "MOVE TENANT acme TO nowhere"); pgCode(err) != "42704" {
+		t.Errorf("MOVE to an unknown cluster: %v", err)
+	}
+	if _, err := run(ctx, con, "MOVE TENANT acme TO default"); pgCode(err) != "55000" {
+		t.Errorf("MOVE to the cluster the tenant is on: %v", err)
+	}
+	if _, err := run(ctx, con, "RESUME TENANT acme"); pgCode(err) != "55000" {
+		t.Errorf("RESUME TENANT unpaused: %v", err)
 	}
 	// Without a configuration source, RELOAD reports an error.
 	if _, err := run(ctx, con, "RELOAD"); pgCode(err) != "55000" {
@@ -505,6 +535,9 @@ func TestShowServersTransactionPool(t *testing.T) {
 	if sv == nil || sv["state"] != "active" || sv["link"] != cl["id"] || sv["tenant"] != "acme" || sv["user"] != "app_user" ||
 		sv["database"] != db || sv["port"] != strconv.Itoa(pgtest.Shared().Port) || sv["connect_time"] == "" {
 		t.Fatalf("in a transaction, SHOW SERVERS = %v (backend pid %d, client %v)", servers, pid, cl["id"])
+	}
+	if sv["cluster"] != "default" {
+		t.Errorf("pooled SHOW SERVERS cluster = %q, want default", sv["cluster"])
 	}
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)

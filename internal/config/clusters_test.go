@@ -182,3 +182,48 @@ func TestClusterReload(t *testing.T) {
 		t.Errorf("reload routing to a new cluster: %v", err)
 	}
 }
+
+// TestClusterDocsExample parses the example multigres.conf of the
+// "Tenants routed across PostgreSQL clusters" section of docs/scaling.md,
+// so the documented format stays true. Its CA and state files do not
+// exist here, so it is parsed and routed, not validated.
+func TestClusterDocsExample(t *testing.T) {
+	t.Parallel()
+	text, err := os.ReadFile(filepath.FromSlash("../../docs/scaling.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, ok := strings.Cut(string(text), "## Tenants routed across PostgreSQL clusters\n")
+	if ok {
+		_, example, ok = strings.Cut(example, "```ini\n")
+	}
+	if ok {
+		example, _, ok = strings.Cut(example, "```")
+	}
+	if !ok {
+		t.Fatal("scaling.md lacks an ```ini block under ## Tenants routed across PostgreSQL clusters")
+	}
+	settings, _, clusters, err := parseSections("example.conf", []byte(example))
+	if err != nil {
+		t.Fatalf("example does not parse: %v", err)
+	}
+	c := Default()
+	c.Clusters = clusters
+	for _, s := range settings {
+		if err := s.apply(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tab, err := c.RouteTable()
+	if err != nil {
+		t.Fatalf("example routes: %v", err)
+	}
+	for label, want := range map[string]string{"acme": "eu", "big-x": "dedicated", "list123:u": "eu", "globex": "default"} {
+		if d, ok := tab.Tenant(label, "app"); !ok || d.Cluster != want {
+			t.Errorf("example: %s -> %+v, want %s", label, d, want)
+		}
+	}
+	if len(c.ClusterList()) != 3 || c.ClusterList()[2].ServerTLSMode != "verify-full" {
+		t.Errorf("example clusters: %+v", c.ClusterList())
+	}
+}

@@ -221,8 +221,12 @@ func (h *handshake) run(deadline time.Time) error {
 	if err := c.pauseLogin(ctx); err != nil {
 		return err
 	}
+	authCluster := c.route.cluster
 	if err := h.rerouteAfterWait(); err != nil {
 		return err
+	}
+	if c.route.cluster != authCluster {
+		creds = crossClusterCreds(c, c.route.cluster, creds)
 	}
 	if !c.ident.Bypass && c.srv.resolvers != nil {
 		// Before the upstream connection, so a refused login costs none.

@@ -34,7 +34,10 @@
 //     3.x minors above 0 get NegotiateProtocolVersion; other versions a FATAL.
 //  2. The username becomes a tenant.Identity (or a bypass user). Startup
 //     parameters that would set a context variable, role or
-//     session_authorization are refused.
+//     session_authorization are refused. The connection is placed on its
+//     upstream cluster (routing.go: MOVE TENANT overrides, tenant_routes,
+//     database_routes, default_cluster); everything it does upstream,
+//     the secret lookup included, happens there.
 //  3. StateAuth. The client authenticates against the secret found in
 //     auth_file or by auth_query. With SCRAM, the ClientKey recovered from
 //     the proof is kept to log in upstream without any stored password.
@@ -50,8 +53,9 @@
 //     are relayed without decoding, except Query and Parse, which pass the
 //     guard seam, and ReadyForQuery, which drives the state. In
 //     transaction pooling (txrelay.go, txserver.go, txstate) the client
-//     borrows a server connection from its (database, role) pool for each
-//     transaction, with the context switched in the same round trip as its
+//     borrows a server connection from its (cluster, database, role) pool
+//     for each transaction (following its tenant to another cluster after
+//     a route change, txroute.go), with the context switched in the same round trip as its
 //     first message, and the extended-protocol messages that name prepared
 //     statements are decoded and renamed per client.
 //  6. StateClosed. Either side closing, a protocol error, a panic in the

@@ -73,20 +73,25 @@ func (s *Server) MoveTenant(ctx context.Context, tenant, cluster string, step ad
 			Message: fmt.Sprintf("MOVE TENANT takes one tenant label, not %q", tenant),
 			Hint:    "Move tenants one at a time; patterns belong in tenant_routes."}
 	}
+	mv := mover{s}
 	if step != admin.MoveSwitch {
-		if err := s.pauseForMove(ctx, &info); err != nil {
+		if err := mv.pause(ctx, &info); err != nil {
 			return info, err
 		}
 		if step == admin.MovePause {
 			return info, nil
 		}
 	}
-	return info, s.switchMove(ctx, &info)
+	return info, mv.switchTo(ctx, &info)
 }
 
-// pauseForMove is MOVE's first step: record the move, pause the tenant
-// and wait for its open transactions.
-func (s *Server) pauseForMove(ctx context.Context, info *admin.MoveInfo) error {
+// mover runs the steps of MOVE TENANT on a server.
+type mover struct{ s *Server }
+
+// pause is MOVE's first step: record the move, pause the tenant and wait
+// for its open transactions.
+func (mv mover) pause(ctx context.Context, info *admin.MoveInfo) error {
+	s := mv.s
 	rt := &s.routing
 	cur, ok := rt.router.Tenant(info.Tenant, "")
 	if ok && cur.Cluster == info.To {
@@ -95,10 +100,10 @@ func (s *Server) pauseForMove(ctx context.Context, info *admin.MoveInfo) error {
 	info.From = cur.Cluster
 	m := &rt.moves
 	m.mu.Lock()
-	if mv, busy := m.moves[info.Tenant]; busy {
+	if tm, busy := m.moves[info.Tenant]; busy {
 		m.mu.Unlock()
-		return moveError(fmt.Sprintf("Run MOVE TENANT %s TO %s SWITCH, or RESUME TENANT %s to call it off.", quoteWord(info.Tenant), mv.to, quoteWord(info.Tenant)),
-			"tenant %q is already being moved to cluster %q", info.Tenant, mv.to)
+		return moveError(fmt.Sprintf("Run MOVE TENANT %s TO %s SWITCH, or RESUME TENANT %s to call it off.", quoteWord(info.Tenant), tm.to, quoteWord(info.Tenant)),
+			"tenant %q is already being moved to cluster %q", info.Tenant, tm.to)
 	}
 	if err := s.adm.pause.addTenant(info.Tenant); err != nil {
 		m.mu.Unlock()
@@ -111,13 +116,14 @@ func (s *Server) pauseForMove(ctx context.Context, info *admin.MoveInfo) error {
 	m.mu.Unlock()
 	s.Logger.Info("MOVE TENANT: paused", "tenant", info.Tenant, "from", info.From, "to", info.To)
 	info.State = "paused"
-	return s.drainTenant(ctx, info)
+	return mv.drain(ctx, info)
 }
 
-// drainTenant waits until no client of the tenant is logging in or in a
+// drain waits until no client of the tenant is logging in or in a
 // transaction, up to tenant_move_timeout (and ctx). On timeout it fails
 // listing the clients still running; the pause stays.
-func (s *Server) drainTenant(ctx context.Context, info *admin.MoveInfo) error {
+func (mv mover) drain(ctx context.Context, info *admin.MoveInfo) error {
+	s := mv.s
 	start := time.Now()
 	if d := s.Config().TenantMoveTimeout; d > 0 {
 		var cancel context.CancelFunc
@@ -127,7 +133,7 @@ func (s *Server) drainTenant(ctx context.Context, info *admin.MoveInfo) error {
 	tick := time.NewTicker(5 * time.Millisecond) // as Pause: no signal from the hot path
 	defer tick.Stop()
 	for {
-		running := s.tenantRunning(info.Tenant)
+		running := mv.running(info.Tenant)
 		if len(running) == 0 {
 			info.Waited = time.Since(start)
 			return nil
@@ -151,12 +157,12 @@ func (s *Server) drainTenant(ctx context.Context, info *admin.MoveInfo) error {
 	}
 }
 
-// tenantRunning describes the clients of tenant that are logging in or in
-// a transaction and not held by a pause, sorted by id.
-func (s *Server) tenantRunning(tenant string) []string {
+// running describes the clients of tenant that are logging in or in a
+// transaction and not held by a pause, sorted by id.
+func (mv mover) running(tenant string) []string {
 	now := time.Now()
 	var out []string
-	for _, c := range s.snapshot() {
+	for _, c := range mv.s.snapshot() {
 		info := c.ad.info.Load()
 		if info == nil || info.admin || info.tenant != tenant || c.ad.waiting.Load() {
 			continue
@@ -175,21 +181,22 @@ func (s *Server) tenantRunning(tenant string) []string {
 	return out
 }
 
-// switchMove is MOVE's last step: route the tenant to the new cluster,
-// end its session-mode connections elsewhere, lift the pause.
-func (s *Server) switchMove(ctx context.Context, info *admin.MoveInfo) error {
+// switchTo is MOVE's last step: route the tenant to the new cluster, end
+// its session-mode connections elsewhere, lift the pause.
+func (mv mover) switchTo(ctx context.Context, info *admin.MoveInfo) error {
+	s := mv.s
 	rt := &s.routing
 	m := &rt.moves
 	m.mu.Lock()
-	mv, ok := m.moves[info.Tenant]
+	tm, ok := m.moves[info.Tenant]
 	m.mu.Unlock()
-	if !ok || mv.to != info.To {
+	if !ok || tm.to != info.To {
 		return moveError(fmt.Sprintf("Run MOVE TENANT %s TO %s PAUSE first (SHOW ROUTES lists moves in progress).", quoteWord(info.Tenant), info.To),
 			"tenant %q is not paused for a move to cluster %q", info.Tenant, info.To)
 	}
-	info.From = mv.from
+	info.From = tm.from
 	// A step run again after a timeout waits for the stragglers first.
-	if err := s.drainTenant(ctx, info); err != nil {
+	if err := mv.drain(ctx, info); err != nil {
 		return err
 	}
 	prev, had := rt.router.Overrides()[info.Tenant]
@@ -203,7 +210,7 @@ func (s *Server) switchMove(ctx context.Context, info *admin.MoveInfo) error {
 		return fmt.Errorf("the route could not be saved, so the tenant was not switched (it stays paused): %w", err)
 	}
 	info.Persisted = rt.stateFile != ""
-	info.Closed = s.endSessionsElsewhere(info.Tenant, info.To)
+	info.Closed = mv.endSessions(info.Tenant, info.To)
 	m.mu.Lock()
 	delete(m.moves, info.Tenant)
 	m.mu.Unlock()
@@ -224,12 +231,13 @@ func without(m map[string]string, key string) map[string]string {
 	return m
 }
 
-// endSessionsElsewhere ends the tenant's session-mode connections whose
-// server connection is not on cluster: their sessions cannot follow the
-// tenant. Each gets FATAL 57P01 and is closed; it returns how many.
-func (s *Server) endSessionsElsewhere(tenant, cluster string) int {
+// endSessions ends the tenant's session-mode connections whose server
+// connection is not on cluster: their sessions cannot follow the tenant.
+// Each gets FATAL 57P01 (written within a second, or not at all) and is
+// closed; it returns how many.
+func (mv mover) endSessions(tenant, cluster string) int {
 	n := 0
-	for _, c := range s.snapshot() {
+	for _, c := range mv.s.snapshot() {
 		info := c.ad.info.Load()
 		if info == nil || info.admin || info.tenant != tenant || c.tx.pool != nil || info.cluster == cluster {
 			continue
@@ -239,6 +247,10 @@ func (s *Server) endSessionsElsewhere(tenant, cluster string) int {
 		}
 		we := wire.Fatal(wire.CodeAdminShutdown, "terminating connection: tenant %q moved to cluster %q", tenant, cluster).
 			WithHint("Reconnect; new connections go to the tenant's new cluster.")
+		c.mu.Lock()
+		nc := c.nc
+		c.mu.Unlock()
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second)) // a client that does not read must not hold the console
 		c.writeMsg(we.Response())
 		_ = c.flush()
 		c.logger().Info("closed by MOVE TENANT: a session-mode connection cannot follow its tenant", "to", cluster)

@@ -52,7 +52,7 @@ func (t *txRoute) pool(r *txRelay) (*pool.Pool, error) {
 	key := pool.Key{Cluster: next.cluster.name, Database: c.database, Role: c.ident.Role}
 	// Join: an existing pool there keeps the dialer of a login on that
 	// cluster.
-	p := c.srv.pools().Join(key, txDialer(c, next.cluster, t.creds), poolLimits(c.lc.cfg))
+	p := c.srv.pools().Join(key, txDialer(c, next.cluster, crossClusterCreds(c, next.cluster, t.creds)), poolLimits(c.lc.cfg))
 	if err := checkRoleOn(c, p, next.cluster); err != nil {
 		return nil, err
 	}
@@ -104,4 +104,16 @@ func checkRoleOn(c *clientConn, p *pool.Pool, up *upstream) error {
 			WithHint("Run multigres init (with hardening) on that database.")
 	}
 	return fmt.Errorf("role check on cluster %s: %w", up.name, err)
+}
+
+// crossClusterCreds are the credentials for logging in to cluster up,
+// which is not the one the client authenticated against: the configured
+// password for the role there (server_password, server_pgpass), if any,
+// since SCRAM passthrough keys only work where the role has the same
+// verifier; else the client's own credentials.
+func crossClusterCreds(c *clientConn, up *upstream, creds backend.Credentials) backend.Credentials {
+	if pw := c.srv.secrets.serverPassword(up, c.database, c.ident.Role); pw != "" {
+		return backend.Credentials{Password: pw}
+	}
+	return creds
 }

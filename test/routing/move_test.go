@@ -16,6 +16,7 @@ import (
 
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/proxytest"
+	mgsql "github.com/multigres-proxy/multigres/sql"
 )
 
 // Move phases, as the writers see them when a transaction starts and when
@@ -406,5 +407,50 @@ func TestResumeTenantCallsMoveOff(t *testing.T) {
 	}
 	if _, err := con.Exec(testCtx(t), "RESUME TENANT acme"); pgCode(err) != "55000" {
 		t.Errorf("RESUME TENANT twice: %v", err)
+	}
+}
+
+// TestMoveWithServerPassword: a tenant role whose verifier differs between
+// the clusters (another password on each) moves with the server_password
+// configured for it: SCRAM passthrough keys from the old cluster's
+// verifier could not log in on the new one.
+func TestMoveWithServerPassword(t *testing.T) {
+	t.Parallel()
+	role := uniqueName("tr")
+	ctx := testCtx(t)
+	for i, pg := range clusters {
+		if err := pg.Exec(ctx, "postgres", fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD 'pw-%s'", role, clusterNames[i])); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = pg.Exec(ctx, "postgres", "DROP ROLE IF EXISTS "+role)
+		})
+	}
+	e := newEnv(t, func(c *config.Config) {
+		c.PoolMode = "transaction"
+		c.TenantRoles = []string{"app_user", role}
+		c.ServerPassword = map[string]string{role: "pw-c3"}
+	})
+	for _, pg := range clusters {
+		conn := pg.Connect(t, e.db)
+		if err := mgsql.Init(ctx, conn, mgsql.Options{TenantRoles: []string{"app_user", role}, AuthPassword: proxytest.AuthPassword, Harden: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, "SELECT multigres_protect('ledger', 'tenant_id')"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := e.tryConnect(t, role+".acme", "pw-default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := where(t, conn); !slices.Equal(got, []string{"default"}) {
+		t.Fatalf("before the move: %v", got)
+	}
+	show(t, e.console(t), "MOVE TENANT acme TO c3")
+	if got := where(t, conn); !slices.Equal(got, []string{"c3"}) {
+		t.Errorf("after the move the client reached %v, want [c3]", got)
 	}
 }
