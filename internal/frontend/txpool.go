@@ -76,7 +76,7 @@ func (h *handshake) loginTx(ctx context.Context, creds backend.Credentials) erro
 	r.m = txstate.New(cfg)
 	r.pool = c.srv.pools().Get(pool.Key{Cluster: c.route.cluster.name, Database: c.database, Role: c.ident.Role},
 		txDialer(c, c.route.cluster, creds), poolLimits(c.lc.cfg))
-	r.rt = txRoute{creds: creds}
+	r.rt.creds = creds
 	actx, cancel := loginWaitCtx(ctx)
 	defer cancel()
 	var sc *pool.Conn
@@ -158,7 +158,12 @@ func (h *handshake) machineConfig(ctx context.Context, settings map[string]strin
 			mc.Context.MACNames = append(mc.Context.MACNames, mgsql.ContextMACName(v))
 		}
 		names, values := cfg.ContextVariables, c.ident.Values
+		// The key is the cluster's: txRoute replaces it when the client
+		// follows its tenant to another cluster.
+		keyRef := &c.tx.rt.key
+		keyRef.Store(&key)
 		mc.MACs = func(pid uint32) []string {
+			key := *keyRef.Load()
 			out := make([]string, len(names))
 			for i, v := range names {
 				out[i] = mgsql.ContextMAC(key, v, pid, values[i])

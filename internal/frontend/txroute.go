@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/pool"
@@ -17,6 +18,10 @@ import (
 type txRoute struct {
 	creds backend.Credentials
 	cur   *pool.Pool
+	// key is the context signing key of the client's current cluster
+	// (context_signing; each database on each cluster has its own), read
+	// by the Machine's MAC function.
+	key atomic.Pointer[[]byte]
 }
 
 // pool returns the pool of the client's next transaction. The common case
@@ -55,6 +60,18 @@ func (t *txRoute) pool(r *txRelay) (*pool.Pool, error) {
 	p := c.srv.pools().Join(key, txDialer(c, next.cluster, crossClusterCreds(c, next.cluster, t.creds)), poolLimits(c.lc.cfg))
 	if err := checkRoleOn(c, p, next.cluster); err != nil {
 		return nil, err
+	}
+	if c.lc.cfg.ContextSigning {
+		ctx, cancel := context.WithTimeout(c.srv.shutdownCtx(), c.lc.cfg.ServerConnectTimeout)
+		key, err := c.srv.secrets.signingKey(ctx, next.cluster, c.database)
+		cancel()
+		if err != nil || key == nil {
+			c.logger().Warn("context signing key unavailable on the tenant's new cluster; closing", "err", err, "cluster", next.cluster.name)
+			return nil, wire.Fatal(wire.CodeConnectionFailure, "context_signing is on but multigres has no signing key for database %q on cluster %q, where tenant %q now lives",
+				c.database, next.cluster.name, c.ident.Tenant).
+				WithHint("Run multigres init --context-signing on that database, and check auth_user and auth_password.")
+		}
+		t.key.Store(&key)
 	}
 	c.logger().Info("transactions follow the tenant to another cluster", "from", c.route.cluster.name,
 		"to", next.cluster.name, "by", next.decision.Source.String())

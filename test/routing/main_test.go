@@ -22,6 +22,7 @@ import (
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
 	"github.com/multigres-proxy/multigres/internal/proxytest"
+	mgsql "github.com/multigres-proxy/multigres/sql"
 )
 
 // clusterNames are the names the proxy knows the clusters by, in the
@@ -133,6 +134,13 @@ type env struct {
 // others; mutate adjusts the config further.
 func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 	t.Helper()
+	return newEnvInit(t, nil, mutate)
+}
+
+// newEnvInit is newEnv with multigres init's options changed by initOpts
+// on every cluster.
+func newEnvInit(t *testing.T, initOpts func(*mgsql.Options), mutate func(*config.Config)) *env {
+	t.Helper()
 	db := uniqueName("rt")
 	ctx := testCtx(t)
 	for i, pg := range clusters {
@@ -144,7 +152,7 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 			defer cancel()
 			_ = pg.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
 		})
-		proxytest.Setup(t, pg, db)
+		proxytest.SetupWith(t, pg, db, initOpts)
 		seed := ledgerSQL
 		for _, tenant := range seedTenants {
 			seed += fmt.Sprintf("INSERT INTO ledger VALUES ('%s', 0, 0, '%s');\n", tenant, clusterNames[i])

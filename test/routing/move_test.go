@@ -454,3 +454,26 @@ func TestMoveWithServerPassword(t *testing.T) {
 		t.Errorf("after the move the client reached %v, want [c3]", got)
 	}
 }
+
+// TestMoveWithContextSigning: with context_signing, each database on each
+// cluster has its own signing key; a transaction-mode client that follows
+// its tenant signs its context with the new cluster's key, or the readers
+// there would see no context and the tenant no rows.
+func TestMoveWithContextSigning(t *testing.T) {
+	t.Parallel()
+	e := newEnvInit(t, func(o *mgsql.Options) { o.ContextSigning = true }, func(c *config.Config) {
+		c.PoolMode = "transaction"
+		c.ContextSigning = true
+	})
+	conn := e.connect(t, "app_user.acme")
+	if got := where(t, conn); !slices.Equal(got, []string{"default"}) {
+		t.Fatalf("before the move: %v", got)
+	}
+	show(t, e.console(t), "MOVE TENANT acme TO c2")
+	if got := where(t, conn); !slices.Equal(got, []string{"c2"}) {
+		t.Errorf("after the move the client read %v, want [c2]", got)
+	}
+	if got := where(t, e.connect(t, "app_user.acme")); !slices.Equal(got, []string{"c2"}) {
+		t.Errorf("a new login read %v, want [c2]", got)
+	}
+}
