@@ -120,6 +120,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	s.live.Store(lc)
 	s.maxByFiles = raiseFileLimit(logger)
 	s.msgBudget.Limit = cfg.MaxMessageMemory
+	if cfg.PeerID != 0 {
+		logger.Info("peering on: cancel keys name this process; others' keys are forwarded to them",
+			"peer_id", cfg.PeerID, "peers", len(lc.peers))
+	}
 	if cfg.AuthType == "trust" {
 		logger.Warn("auth_type = trust: clients are not authenticated; use this for the demo only")
 	}
