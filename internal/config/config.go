@@ -108,6 +108,9 @@ type Config struct {
 	ResolverUser     string // resolver_user
 	ResolverPassword string // resolver_password
 
+	PeerID int      // peer_id
+	Peers  []string // peers
+
 	// Resolvers are the [resolver NAME] sections, in file order. They are
 	// not keys: only the config file sets them, and a change needs a
 	// restart.
@@ -163,6 +166,7 @@ func (c *Config) Clone() *Config {
 	n.TenantAllow = slices.Clone(c.TenantAllow)
 	n.PoolModeDatabases = slices.Clone(c.PoolModeDatabases)
 	n.TenantDeny = slices.Clone(c.TenantDeny)
+	n.Peers = slices.Clone(c.Peers)
 	n.Resolvers = slices.Clone(c.Resolvers)
 	for i := range n.Resolvers {
 		n.Resolvers[i].Params = slices.Clone(c.Resolvers[i].Params)
@@ -262,6 +266,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateResolvers()...)
+	errs = append(errs, c.validatePeers()...)
 	return errors.Join(errs...)
 }
 

@@ -25,6 +25,9 @@ type Hooks struct {
 	ConnState   func(id uint64, from, to ConnState)
 	AuthFailure func(reason string) // one of the AuthReason constants
 	Cancel      func(forwarded bool)
+	// PeerCancel is called once for each CancelRequest whose key another
+	// process of the fleet issued, with one of the PeerCancel* results.
+	PeerCancel  func(result string)
 	GuardReject func(rule string)
 	// Session is called once a client has authenticated; the Session it
 	// returns (nil: none) observes that connection until it closes.
@@ -42,6 +45,7 @@ type Server struct {
 	// resolvers is nil without [resolver] sections; restart-only.
 	resolvers *resolverSet
 	cancels   cancelMap
+	peers     peerState // forwarding cancels to other processes (peers.go)
 	roles     roleCache
 	limits    tenantLimits
 	adm       adminState // PAUSE, RELOAD/SHUTDOWN, totals (adminapi.go)
@@ -86,8 +90,9 @@ type liveConfig struct {
 	rules     *tenant.Rules
 	tls       *tls.Config // nil: no client TLS
 	serverTLS *tls.Config
-	guard     *sqlGuard // nil when guard = off
-	txGuard   *sqlGuard // transaction-mode connections; never nil
+	guard     *sqlGuard      // nil when guard = off
+	peers     map[int]string // peer id → address, without this process
+	txGuard   *sqlGuard      // transaction-mode connections; never nil
 	mockKey   []byte
 }
 
@@ -98,7 +103,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	s := &Server{Logger: logger, lns: map[net.Listener]struct{}{}, conns: map[*clientConn]struct{}{},
 		shutdown: make(chan struct{})}
-	s.cancels.init()
+	s.cancels.init(cfg.PeerID)
+	s.peers.init()
 	s.shutCtx, s.shutStop = context.WithCancel(context.Background())
 	lc, err := buildLive(cfg, nil)
 	if err != nil {
@@ -114,6 +120,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	s.live.Store(lc)
 	s.maxByFiles = raiseFileLimit(logger)
 	s.msgBudget.Limit = cfg.MaxMessageMemory
+	if cfg.PeerID != 0 {
+		logger.Info("peering on: cancel keys name this process; others' keys are forwarded to them",
+			"peer_id", cfg.PeerID, "peers", len(lc.peers))
+	}
 	if cfg.AuthType == "trust" {
 		logger.Warn("auth_type = trust: clients are not authenticated; use this for the demo only")
 	}
@@ -136,6 +146,7 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 		lc.guard = newSQLGuard(cfg)
 	}
 	lc.txGuard = newTxGuard(cfg)
+	lc.peers = peerAddrs(cfg)
 	var err error
 	if lc.tls, err = clientTLSConfig(cfg); err != nil {
 		return nil, err
