@@ -3,6 +3,7 @@
 #   postgres   PostgreSQL server binaries (initdb, postgres, psql, pgbench)
 #   staticcheck
 #   pgbouncer  (benchmarks only)
+#   haproxy    the load balancer in front of test/fleet's processes (apt haproxy)
 #   node-modules  test/compat/node's packages (npm ci), when node_modules is
 #                 missing or older than package-lock.json
 #   jdbc       pgJDBC (apt libpostgresql-jdbc-java: /usr/share/java/postgresql.jar)
@@ -46,6 +47,12 @@ for what in "$@"; do
       if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
         echo "ensure-deps: installing pgbouncer"
         apt_install pgbouncer
+      fi
+      ;;
+    haproxy)
+      if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+        echo "ensure-deps: installing haproxy (apt-get install haproxy)"
+        apt_install haproxy
       fi
       ;;
     node-modules)

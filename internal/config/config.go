@@ -114,6 +114,9 @@ type Config struct {
 	ResolverUser     string // resolver_user
 	ResolverPassword string // resolver_password
 
+	PeerID int      // peer_id
+	Peers  []string // peers
+
 	// Resolvers are the [resolver NAME] sections, in file order. They are
 	// not keys: only the config file sets them, and a change needs a
 	// restart.
@@ -176,6 +179,7 @@ func (c *Config) Clone() *Config {
 	n.TenantRoutes = slices.Clone(c.TenantRoutes)
 	n.DatabaseRoutes = slices.Clone(c.DatabaseRoutes)
 	n.Clusters = slices.Clone(c.Clusters)
+	n.Peers = slices.Clone(c.Peers)
 	n.Resolvers = slices.Clone(c.Resolvers)
 	for i := range n.Resolvers {
 		n.Resolvers[i].Params = slices.Clone(c.Resolvers[i].Params)
@@ -276,6 +280,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateResolvers()...)
 	errs = append(errs, c.validateClusters()...)
+	errs = append(errs, c.validatePeers()...)
 	return errors.Join(errs...)
 }
 

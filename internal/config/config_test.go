@@ -71,6 +71,7 @@ func TestDefaults(t *testing.T) {
 		DatabaseRoutes:        []string{},
 		DefaultCluster:        "default",
 		TenantMoveTimeout:     30 * time.Second,
+		Peers:                 []string{},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Default() =\n%+v\nwant\n%+v", *c, *want)
@@ -171,7 +172,7 @@ func TestReloadableSet(t *testing.T) {
 		"handshake_timeout", "shutdown_timeout", "max_message_size", "guard", "guard_denied_functions",
 		"admin_users", "max_tenant_server_connections", "unsynced_hold_timeout", "idle_transaction_timeout",
 		"tenant_allow", "tenant_deny", "tenant_max_connections", "tenant_rate_limit", "tenant_statement_timeout", "tenant_idle_timeout",
-		"tenant_routes", "database_routes", "default_cluster", "tenant_move_timeout"}
+		"tenant_routes", "database_routes", "default_cluster", "tenant_move_timeout", "peers"}
 	var got []string
 	secret := map[string]bool{}
 	for _, k := range Keys() {
@@ -646,5 +647,16 @@ func TestClone(t *testing.T) {
 	if a.ContextVariables[0] != "app.current_tenant_id" || a.SuperuserBypass[0] != "postgres" ||
 		a.TenantRoles[0] != "app_user" || a.ServerPassword["x"] != "y" {
 		t.Errorf("Clone shares memory with the original: %+v", a)
+	}
+}
+
+func TestUsageListsEveryFlag(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	Usage(&b)
+	for _, k := range Keys() {
+		if !strings.Contains(b.String(), "--"+k.Flag+" ") || !strings.Contains(b.String(), k.Env) {
+			t.Errorf("Usage lacks --%s or %s", k.Flag, k.Env)
+		}
 	}
 }

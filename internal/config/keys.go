@@ -291,6 +291,14 @@ var keyTable = []keyDef{
 	{Key: Key{Name: "resolver_password", Field: "ResolverPassword", Default: "", Secret: true,
 		Doc: "Password of `resolver_user`. Restart to change."},
 		kind: strKind{verbatim: true}},
+
+	// A fleet of processes behind one load balancer (see docs/scaling.md).
+	{Key: Key{Name: "peer_id", Field: "PeerID", Default: "0",
+		Doc: "This process's id in a fleet of multigres processes behind one load balancer; 0 turns peering off. The id is written into every cancel key this process hands out, so that a CancelRequest reaching another process of the fleet is forwarded here. Unique in the fleet. Restart to change."},
+		kind: intKind{0, MaxPeerID}},
+	{Key: Key{Name: "peers", Field: "Peers", Default: "", Reloadable: true,
+		Doc: "The processes of the fleet, `id=host:port,...` (their client listeners, reached directly, not through the load balancer): a CancelRequest whose key names one of them is forwarded to it. Needs `peer_id`; this process's own id may be listed (one list for the whole fleet) and is never dialled. Empty: cancel keys of other processes are dropped."},
+		kind: listKind{elem: checkPeerEntry}},
 }
 
 func init() {

@@ -67,8 +67,8 @@ func (w *clientWriter) Reset(dst io.Writer) {
 }
 
 // outBufs lends the transaction relay the buffer it assembles a client
-// message's server frames in (txConn.out), from a client message until the
-// client has nothing more buffered.
+// message's server frames in (txstate.Machine.ToServer), from a client
+// message until the client has nothing more buffered.
 var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
 
 func borrowOut() []byte { return (*outBufs.Get().(*[]byte))[:0] }

@@ -30,7 +30,9 @@
 //     pipelined behind an SSLRequest are a protocol violation, since they
 //     were sent before encryption. GSSENCRequest gets 'N'. A CancelRequest is
 //     matched against the keys multigres handed out and forwarded to that
-//     client's server connection; unknown keys are dropped silently. Protocol
+//     client's server connection; unknown keys are dropped silently. With
+//     peering, a key another process of the fleet issued is sent on to
+//     that process instead (peers.go). Protocol
 //     3.x minors above 0 get NegotiateProtocolVersion; other versions a FATAL.
 //  2. The username becomes a tenant.Identity (or a bypass user). Startup
 //     parameters that would set a context variable, role or

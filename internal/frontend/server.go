@@ -25,6 +25,9 @@ type Hooks struct {
 	ConnState   func(id uint64, from, to ConnState)
 	AuthFailure func(reason string) // one of the AuthReason constants
 	Cancel      func(forwarded bool)
+	// PeerCancel is called once for each CancelRequest whose key another
+	// process of the fleet issued, with one of the PeerCancel* results.
+	PeerCancel  func(result string)
 	GuardReject func(rule string)
 	// Session is called once a client has authenticated; the Session it
 	// returns (nil: none) observes that connection until it closes.
@@ -43,6 +46,7 @@ type Server struct {
 	resolvers *resolverSet
 	routing   routing // clusters, routes, MOVE TENANT (routing.go, move.go)
 	cancels   cancelMap
+	peers     peerState // forwarding cancels to other processes (peers.go)
 	roles     roleCache
 	limits    tenantLimits
 	adm       adminState // PAUSE, RELOAD/SHUTDOWN, totals (adminapi.go)
@@ -85,9 +89,10 @@ func (s *Server) shutdownCtx() context.Context { return s.shutCtx }
 type liveConfig struct {
 	cfg     *config.Config
 	rules   *tenant.Rules
-	tls     *tls.Config // nil: no client TLS
-	guard   *sqlGuard   // nil when guard = off
-	txGuard *sqlGuard   // transaction-mode connections; never nil
+	tls     *tls.Config    // nil: no client TLS
+	guard   *sqlGuard      // nil when guard = off
+	peers   map[int]string // peer id → address, without this process
+	txGuard *sqlGuard      // transaction-mode connections; never nil
 	mockKey []byte
 }
 
@@ -98,7 +103,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	s := &Server{Logger: logger, lns: map[net.Listener]struct{}{}, conns: map[*clientConn]struct{}{},
 		shutdown: make(chan struct{})}
-	s.cancels.init()
+	s.cancels.init(cfg.PeerID)
+	s.peers.init()
 	s.shutCtx, s.shutStop = context.WithCancel(context.Background())
 	lc, err := buildLive(cfg, nil)
 	if err != nil {
@@ -117,6 +123,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	s.live.Store(lc)
 	s.maxByFiles = raiseFileLimit(logger)
 	s.msgBudget.Limit = cfg.MaxMessageMemory
+	if cfg.PeerID != 0 {
+		logger.Info("peering on: cancel keys name this process; others' keys are forwarded to them",
+			"peer_id", cfg.PeerID, "peers", len(lc.peers))
+	}
 	if cfg.AuthType == "trust" {
 		logger.Warn("auth_type = trust: clients are not authenticated; use this for the demo only")
 	}
@@ -139,6 +149,7 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 		lc.guard = newSQLGuard(cfg)
 	}
 	lc.txGuard = newTxGuard(cfg)
+	lc.peers = peerAddrs(cfg)
 	var err error
 	if lc.tls, err = clientTLSConfig(cfg); err != nil {
 		return nil, err

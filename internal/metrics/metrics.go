@@ -10,8 +10,8 @@
 //
 // Labels never carry query text, parameters or passwords: only connection
 // states, pools (database/role, with their upstream cluster), tenants
-// (bounded by metrics_max_tenants),
-// auth failure reasons and guard rule names, all from small fixed sets or
+// (bounded by metrics_max_tenants), auth failure reasons, guard rule names
+// and cancel forwarding results, all from small fixed sets or
 // authenticated identities.
 package metrics
 
@@ -49,6 +49,7 @@ type Metrics struct {
 	authFailures     *prometheus.CounterVec
 	guardRejects     *prometheus.CounterVec
 	cancels          [2]prometheus.Counter // [0] not forwarded, [1] forwarded
+	peerCancels      *prometheus.CounterVec
 	tenantConns      *prometheus.CounterVec
 	tenantTxs        *prometheus.CounterVec
 	tenantErrors     *prometheus.CounterVec
@@ -98,6 +99,10 @@ func New(maxTenants int) *Metrics {
 	m.guardRejects = f.counterVec("guard_rejections_total", "Statements refused by the SQL guard, by rule.", "rule")
 	cancels := f.counterVec("cancels_total", "Cancel requests received; forwarded=true when the key matched a client with a server connection.", "forwarded")
 	m.cancels[0], m.cancels[1] = cancels.WithLabelValues("false"), cancels.WithLabelValues("true")
+	m.peerCancels = f.counterVec("peer_cancel_forwards_total", "Cancel requests whose key another process of the fleet issued, by result: ok (delivered to that peer), failed (dial, write or close failed or timed out), dropped (no forwarding slot free), unknown_peer (the id is not in peers).", "result")
+	for _, r := range []string{frontend.PeerCancelOK, frontend.PeerCancelFailed, frontend.PeerCancelDropped, frontend.PeerCancelUnknown} {
+		m.peerCancels.WithLabelValues(r)
+	}
 	m.tenantConns = f.counterVec("tenant_connections_total", "Authenticated client connections per tenant (the tenant label: context values joined by value_separator; \"other\" past metrics_max_tenants).", "tenant")
 	m.tenantTxs = f.counterVec("tenant_transactions_total", "Transactions completed per tenant.", "tenant")
 	m.tenantErrors = f.counterVec("tenant_errors_total", "ErrorResponses sent to the tenant's clients.", "tenant")
@@ -156,6 +161,7 @@ func (m *Metrics) Hooks() frontend.Hooks {
 			}
 		},
 		GuardReject: func(rule string) { m.guardRejects.WithLabelValues(rule).Inc() },
+		PeerCancel:  func(result string) { m.peerCancels.WithLabelValues(result).Inc() },
 		Session:     m.session,
 	}
 }
