@@ -93,13 +93,20 @@ type mover struct{ s *Server }
 func (mv mover) pause(ctx context.Context, info *admin.MoveInfo) error {
 	s := mv.s
 	rt := &s.routing
+	m := &rt.moves
+	m.mu.Lock()
+	if tm, busy := m.moves[info.Tenant]; busy && tm.to == info.To {
+		// The step again, after a timeout: wait for the stragglers.
+		m.mu.Unlock()
+		info.From, info.State = tm.from, "paused"
+		return mv.drain(ctx, info)
+	}
 	cur, ok := rt.router.Tenant(info.Tenant, "")
 	if ok && cur.Cluster == info.To {
+		m.mu.Unlock()
 		return errNotInState("tenant %q is already routed to cluster %q (by %s)", info.Tenant, info.To, cur.Source)
 	}
 	info.From = cur.Cluster
-	m := &rt.moves
-	m.mu.Lock()
 	if tm, busy := m.moves[info.Tenant]; busy {
 		m.mu.Unlock()
 		return moveError(fmt.Sprintf("Run MOVE TENANT %s TO %s SWITCH, or RESUME TENANT %s to call it off.", quoteWord(info.Tenant), tm.to, quoteWord(info.Tenant)),

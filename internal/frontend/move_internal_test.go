@@ -76,6 +76,9 @@ func TestMoveStateMachine(t *testing.T) {
 	if _, err := s.MoveTenant(ctx, "acme", "c3", admin.MovePause); sqlstate(err) != "55000" {
 		t.Errorf("a second move while paused: %v", err)
 	}
+	if again, err := s.MoveTenant(ctx, "acme", "c2", admin.MovePause); err != nil || again.State != "paused" || again.From != "default" {
+		t.Errorf("PAUSE again (after a timeout, to wait longer): %+v, %v", again, err)
+	}
 	if _, err := s.MoveTenant(ctx, "acme", "c3", admin.MoveSwitch); sqlstate(err) != "55000" {
 		t.Errorf("switch to another cluster than the paused move's: %v", err)
 	}

@@ -54,10 +54,10 @@ func (t *txRoute) pool(r *txRelay) (*pool.Pool, error) {
 		c.route = next
 		return cur, nil
 	}
-	key := pool.Key{Cluster: next.cluster.name, Database: c.database, Role: c.ident.Role}
+	pk := pool.Key{Cluster: next.cluster.name, Database: c.database, Role: c.ident.Role}
 	// Join: an existing pool there keeps the dialer of a login on that
 	// cluster.
-	p := c.srv.pools().Join(key, txDialer(c, next.cluster, crossClusterCreds(c, next.cluster, t.creds)), poolLimits(c.lc.cfg))
+	p := c.srv.pools().Join(pk, txDialer(c, next.cluster, crossClusterCreds(c, next.cluster, t.creds)), poolLimits(c.lc.cfg))
 	if err := checkRoleOn(c, p, next.cluster); err != nil {
 		return nil, err
 	}
