@@ -21,9 +21,10 @@ deps:
 native: deps
 	@scripts/build-native.sh
 
-# The client compatibility suites also need Node packages, pgJDBC and psycopg2.
+# The client compatibility suites also need Node packages, pgJDBC and psycopg2;
+# test/citus needs Citus (installed from ../shared/citus when it is there).
 test-deps: deps
-	@scripts/ensure-deps.sh node-modules jdbc psycopg2
+	@scripts/ensure-deps.sh node-modules jdbc psycopg2 citus
 
 ## test: the whole suite against throwaway PostgreSQL clusters (includes `multigres demo --check`).
 test: test-deps native

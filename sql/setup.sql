@@ -449,7 +449,14 @@ BEGIN
                   HINT = 'Pass the tenant column as the second argument: SELECT multigres_protect(''mytable'', ''tenant_id'');';
     END IF;
 
-    expr := pg_catalog.format('%I = (SELECT public.multigres_context(%L)::%s)', col, var, typ);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus') THEN
+        -- Citus sends a distributed table's policies to its shards as
+        -- deparsed SQL and cannot deparse a sub-select there: the reader is
+        -- called directly (STABLE, so an index on col still serves it).
+        expr := pg_catalog.format('%I = public.multigres_context(%L)::%s', col, var, typ);
+    ELSE
+        expr := pg_catalog.format('%I = (SELECT public.multigres_context(%L)::%s)', col, var, typ);
+    END IF;
     -- Existing partitions get the same policy too (without grants): queries
     -- through the parent use the parent's policy, and a partition queried
     -- directly needs its own grant, which multigres never gives; protecting

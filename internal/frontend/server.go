@@ -88,7 +88,10 @@ type liveConfig struct {
 	serverTLS *tls.Config
 	guard     *sqlGuard // nil when guard = off
 	txGuard   *sqlGuard // transaction-mode connections; never nil
-	mockKey   []byte
+	// citusGuard and citusTxGuard: tenants of citus_databases, in session
+	// and transaction mode (citus.go); nil without Citus databases.
+	citusGuard, citusTxGuard *sqlGuard
+	mockKey                  []byte
 }
 
 // New validates cfg and builds a server.
@@ -136,6 +139,7 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 		lc.guard = newSQLGuard(cfg)
 	}
 	lc.txGuard = newTxGuard(cfg)
+	lc.citusGuard, lc.citusTxGuard = citusGuards(cfg)
 	var err error
 	if lc.tls, err = clientTLSConfig(cfg); err != nil {
 		return nil, err

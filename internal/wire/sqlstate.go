@@ -20,4 +20,6 @@ const (
 	CodeConfigurationLimitExceeded = "53400"
 	CodeDuplicatePreparedStatement = "42P05"
 	CodeInvalidSQLStatementName    = "26000"
+	CodeNoActiveSQLTransaction     = "25P01"
+	CodeActiveSQLTransaction       = "25001"
 )
