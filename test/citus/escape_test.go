@@ -52,6 +52,7 @@ var attackSeq atomic.Int64
 func TestAttacks(t *testing.T) {
 	t.Parallel()
 	w := getWorld(t)
+	w.checkAudit(t)
 	attacks := append(attackset.All(), citusAttacks...)
 	attempts := 0
 	for _, pool := range poolModes {

@@ -29,7 +29,7 @@ func TestContextReachesTheWorkers(t *testing.T) {
 	if got := strs(t, conn, pgx.QueryExecModeSimpleProtocol, "SELECT name FROM contacts"); len(got) != 0 {
 		t.Fatalf("without citus_databases the workers saw a context: %v", got)
 	}
-	eachMode(t, func(t *testing.T, pool string, mode pgx.QueryExecMode) {
+	eachMode(t, w, func(t *testing.T, pool string, mode pgx.QueryExecMode) {
 		conn := w.connect(t, pool, "app_user.acme")
 		got := strs(t, conn, mode, "SELECT name FROM contacts ORDER BY name")
 		if fmtList(got) != "[acme-1 acme-2 acme-3 acme-4 acme-5]" {
@@ -45,7 +45,7 @@ func TestContextReachesTheWorkers(t *testing.T) {
 func TestReads(t *testing.T) {
 	t.Parallel()
 	w := getWorld(t)
-	eachMode(t, func(t *testing.T, pool string, mode pgx.QueryExecMode) {
+	eachMode(t, w, func(t *testing.T, pool string, mode pgx.QueryExecMode) {
 		for _, tenant := range []string{"acme", "globex"} {
 			conn := w.connect(t, pool, "app_user."+tenant)
 			cases := []struct{ sql, want string }{
@@ -79,7 +79,7 @@ func TestReads(t *testing.T) {
 func TestWrites(t *testing.T) {
 	t.Parallel()
 	w := getWorld(t)
-	eachMode(t, func(t *testing.T, pool string, mode pgx.QueryExecMode) {
+	eachMode(t, w, func(t *testing.T, pool string, mode pgx.QueryExecMode) {
 		tenant := "w_" + pool + "_" + map[pgx.QueryExecMode]string{pgx.QueryExecModeSimpleProtocol: "s", pgx.QueryExecModeExec: "e"}[mode]
 		conn := w.connect(t, pool, "app_user."+tenant)
 		ctx := testCtx(t)

@@ -24,10 +24,13 @@ func TestProtectReachesTheShards(t *testing.T) {
 	t.Parallel()
 	w := getWorld(t)
 	ctx := testCtx(t)
-	if err := w.citus.Coordinator.Exec(ctx, w.db, `
+	ddlMu.Lock()
+	err := w.citus.Coordinator.Exec(ctx, w.db, `
 		CREATE TABLE protected_first (id bigint, tenant_id text NOT NULL, PRIMARY KEY (tenant_id, id));
 		SELECT multigres_protect('protected_first');
-		SELECT create_distributed_table('protected_first', 'tenant_id');`); err != nil {
+		SELECT create_distributed_table('protected_first', 'tenant_id');`)
+	ddlMu.Unlock()
+	if err != nil {
 		t.Fatalf("protect, then distribute: %v", err)
 	}
 	for _, wk := range w.citus.Workers {

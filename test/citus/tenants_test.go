@@ -20,9 +20,7 @@ import (
 func TestTwoContextVariables(t *testing.T) {
 	t.Parallel()
 	c := getWorld(t).citus
-	db := c.CreateDB(t)
-	proxytest.Setup(t, c.Coordinator, db)
-	for _, sql := range []string{
+	db := newDB(t, c,
 		`CREATE TABLE list_access (list_id text NOT NULL, user_id text NOT NULL, PRIMARY KEY (list_id, user_id))`,
 		`SELECT create_reference_table('list_access')`,
 		`INSERT INTO list_access VALUES ('list123', 'user456'), ('list999', 'user777')`,
@@ -44,11 +42,7 @@ func TestTwoContextVariables(t *testing.T) {
 			USING (list_id = multigres_context('app.current_list_id') AND has_list_access(list_id))`,
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON items TO app_user`,
 		`GRANT USAGE ON SEQUENCE items_id_seq TO app_user`,
-	} {
-		if err := c.Coordinator.Exec(testCtx(t), db, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	)
 	proxies := map[string]*proxytest.Proxy{}
 	for _, pool := range poolModes {
 		proxies[pool] = proxytest.StartProxy(t, c.Coordinator, func(cfg *config.Config) {
@@ -57,7 +51,7 @@ func TestTwoContextVariables(t *testing.T) {
 			cfg.CitusDatabases = []string{db}
 		})
 	}
-	eachMode(t, func(t *testing.T, pool string, mode pgx.QueryExecMode) {
+	eachMode(t, &world{citus: c, db: db, proxies: proxies}, func(t *testing.T, pool string, mode pgx.QueryExecMode) {
 		conn := connectTo(t, proxies[pool], "app_user.list123:user456", db)
 		if got := fmtList(strs(t, conn, mode, "SELECT title FROM items ORDER BY title")); got != "[eggs milk]" {
 			t.Fatalf("list123/user456 sees %s", got)
@@ -86,16 +80,12 @@ func TestTwoContextVariables(t *testing.T) {
 func TestIsolateTenantWhileServing(t *testing.T) {
 	t.Parallel()
 	c := getWorld(t).citus
-	db := c.CreateDB(t)
-	proxytest.Setup(t, c.Coordinator, db)
-	ctx := testCtx(t)
-	if err := c.Coordinator.Exec(ctx, db, `
+	db := newDB(t, c, `
 		CREATE TABLE contacts (id bigserial, tenant_id text NOT NULL, name text NOT NULL, PRIMARY KEY (tenant_id, id));
 		SELECT create_distributed_table('contacts', 'tenant_id');
 		SELECT multigres_protect('contacts');
-		INSERT INTO contacts (tenant_id, name) SELECT t, t || '-' || g FROM unnest(ARRAY['big', 'small']) t, generate_series(1, 3) g;`); err != nil {
-		t.Fatal(err)
-	}
+		INSERT INTO contacts (tenant_id, name) SELECT t, t || '-' || g FROM unnest(ARRAY['big', 'small']) t, generate_series(1, 3) g;`)
+	ctx := testCtx(t)
 	conns := map[string]*pgx.Conn{}
 	for _, pool := range poolModes {
 		p := proxytest.StartProxy(t, c.Coordinator, func(cfg *config.Config) {

@@ -32,7 +32,27 @@ type world struct {
 var (
 	worldMu sync.Mutex
 	shared  *world
+	// ddlMu serialises the tests' setup DDL: Citus propagates it to every
+	// node, and concurrent propagation of grants on the shared roles can
+	// fail with "tuple concurrently updated".
+	ddlMu sync.Mutex
 )
+
+// newDB creates a database on every node, sets it up for multigres and
+// runs sqls in it (as the superuser, on the coordinator), one by one.
+func newDB(t *testing.T, c *pgtest.Citus, sqls ...string) string {
+	t.Helper()
+	ddlMu.Lock()
+	defer ddlMu.Unlock()
+	db := c.CreateDB(t)
+	proxytest.Setup(t, c.Coordinator, db)
+	for _, sql := range sqls {
+		if err := c.Coordinator.Exec(testCtx(t), db, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	return db
+}
 
 // poolModes are the pool modes every test runs in.
 var poolModes = []string{"session", "transaction"}
@@ -70,9 +90,12 @@ func getWorld(t *testing.T) *world {
 	}
 	ft := &onceT{TB: t}
 	w := &world{citus: c, proxies: map[string]*proxytest.Proxy{}}
+	ddlMu.Lock()
 	w.db = c.CreateDB(ft)
 	proxytest.Setup(ft, c.Coordinator, w.db)
-	if err := c.Coordinator.Exec(testCtx(t), w.db, worldSQL); err != nil {
+	err := c.Coordinator.Exec(testCtx(t), w.db, worldSQL)
+	ddlMu.Unlock()
+	if err != nil {
 		t.Fatalf("world: %v", err)
 	}
 	for _, mode := range poolModes {
@@ -138,7 +161,21 @@ func (w *world) superStrs(t *testing.T, sql string) []string {
 	return got
 }
 
-func eachMode(t *testing.T, run func(t *testing.T, pool string, mode pgx.QueryExecMode)) {
+// checkAudit fails t if the state audit (on in every proxy) found a
+// pooled connection whose session differs from multigres' model; the
+// world's proxies outlive the tests, so each test checks at its end.
+func (w *world) checkAudit(t *testing.T) {
+	t.Cleanup(func() {
+		for _, p := range w.proxies {
+			for _, f := range p.Server.StateAuditFailures() {
+				t.Errorf("state audit: %s", f)
+			}
+		}
+	})
+}
+
+func eachMode(t *testing.T, w *world, run func(t *testing.T, pool string, mode pgx.QueryExecMode)) {
+	w.checkAudit(t)
 	for _, pool := range poolModes {
 		for _, p := range protocols {
 			t.Run(pool+"/"+p.name, func(t *testing.T) {
