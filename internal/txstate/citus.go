@@ -209,7 +209,9 @@ func (cz *citus) query(frame []byte, fx *sqlguard.Effects) {
 		cz.sent = blockNone
 		return
 	case kind >= sqlguard.BlockSavepoint && cz.sent == blockOurs:
-		m.q.push(entry{kind: wire.Query})
+		// Refused in its place, and multigres' block ended after it as
+		// after any wrapped query.
+		m.q.push(entry{kind: wire.Query, cz: czWrapped})
 		m.send(m.cfg.Refuse(wire.Query, frame, savepointOutsideBlock(kind)))
 		cz.commit(nil)
 		return

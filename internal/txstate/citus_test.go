@@ -366,6 +366,23 @@ var citusCases = []machineCase{
 			t.Fatalf("refused %q", r.refused)
 		}
 	}},
+	{"a savepoint query pipelined in multigres' block fails in its place, with one ReadyForQuery", nil, func(t *testing.T, r *rig) {
+		r.client(parse("", "SELECT 1"))
+		r.client(bind("", ""))
+		r.client(execute(""))
+		s, _ := r.client(q("SAVEPOINT a"), savepoint)
+		want(t, "refused, then multigres' COMMIT", s, "PQ")
+		if len(r.refused) != 1 || r.refused[0] != "SAVEPOINT can only be used in transaction blocks" {
+			t.Fatalf("refused %q", r.refused)
+		}
+		answers := append([][]byte{parseOK(), bindOK(), bindOK(), cc("BEGIN")}, setLocalAnswers(2)...)
+		got, status, step := r.answerStatus(append(answers, dataRow(), cc("SELECT 1"), errResp("25P01"), rfq('E'), cc("ROLLBACK"), rfq('I'))...)
+		want(t, "to client", got, "12DCEZ")
+		wantStatus(t, status, 'I')
+		if !step.Release {
+			t.Fatal("not released")
+		}
+	}},
 	{"a savepoint in the client's block goes as it is", nil, func(t *testing.T, r *rig) {
 		r.client(q("BEGIN"), beginFx)
 		r.answer(append([][]byte{cc("BEGIN"), rfq('T')}, setLocalAnswers(2)...)...)

@@ -47,7 +47,7 @@ func (s *statements) parse(frame []byte, fx *sqlguard.Effects) error {
 		m.send(wire.Build(byte(wire.Parse), []byte{0}, rest))
 		return nil
 	}
-	if m.cz != nil {
+	if m.cz != nil && (name == "" || m.cfg.Pinned) {
 		m.cz.parsed(name, fx)
 	}
 	if name == "" {
@@ -67,6 +67,9 @@ func (s *statements) parse(frame []byte, fx *sqlguard.Effects) error {
 		s.refuse(wire.Parse, &wire.Error{Severity: wire.SeverityError, Code: wire.CodeDuplicatePreparedStatement,
 			Message: fmt.Sprintf("prepared statement %q already exists", name)})
 		return nil
+	}
+	if m.cz != nil {
+		m.cz.parsed(name, fx) // a new statement: a duplicate is refused above
 	}
 	srv := serverName(m.salt, rest)
 	st := &stmt{srv: srv, parse: wire.Build(byte(wire.Parse), []byte(srv), []byte{0}, rest)}
