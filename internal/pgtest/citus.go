@@ -24,13 +24,14 @@ import (
 // environment). A production cluster uses certificates or passwords
 // (citus.node_conninfo, pg_dist_authinfo or .pgpass) instead of trust.
 
-// CitusInstallHint says how to get Citus when CitusMissing reports it
-// missing.
+// CitusInstallHint says how to get Citus (part of CitusMissing's message
+// when it is not installed).
 const CitusInstallHint = "install it with ../shared/citus/install.sh (as root; `make test` runs it when that file exists), or see docs/scaling.md"
 
 // CitusMissing says why a Citus cluster cannot start here ("" when it
 // can): Citus' library or extension files are missing for the server
-// binaries pgtest would use.
+// binaries pgtest would use (the message says how to install them), or
+// PGTEST_DATABASE_URL points the tests at a server of their own.
 func CitusMissing() string {
 	if os.Getenv("PGTEST_DATABASE_URL") != "" {
 		return "PGTEST_DATABASE_URL is set: tests use that server, which is not a Citus cluster"
@@ -54,7 +55,7 @@ func CitusMissing() string {
 		}
 	}
 	if !anyExists(libs, "citus.so") || !anyExists(shares, filepath.Join("extension", "citus.control")) {
-		return "Citus is not installed for the PostgreSQL server in " + bin
+		return "Citus is not installed for the PostgreSQL server in " + bin + ": " + CitusInstallHint
 	}
 	return ""
 }
@@ -202,7 +203,7 @@ func MainCitus(m *testing.M) {
 
 func runCitus(m *testing.M) int {
 	if why := CitusMissing(); why != "" {
-		citusSkipped = why + ": " + CitusInstallHint
+		citusSkipped = why
 	} else {
 		c, err := StartCitus()
 		if err != nil {
