@@ -22,9 +22,10 @@ native: deps
 	@scripts/build-native.sh
 
 # The client compatibility suites also need Node packages, pgJDBC and psycopg2;
-# test/fleet needs HAProxy in front of its multigres processes.
+# test/fleet needs HAProxy in front of its multigres processes; test/citus
+# needs Citus (installed from ../shared/citus when it is there).
 test-deps: deps
-	@scripts/ensure-deps.sh node-modules jdbc psycopg2 haproxy
+	@scripts/ensure-deps.sh node-modules jdbc psycopg2 haproxy citus
 
 ## test: the whole suite against throwaway PostgreSQL clusters (includes `multigres demo --check`).
 test: test-deps native

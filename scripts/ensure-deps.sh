@@ -9,6 +9,9 @@
 #   jdbc       pgJDBC (apt libpostgresql-jdbc-java: /usr/share/java/postgresql.jar)
 #   psycopg2   psycopg2 for /usr/bin/python3 (apt python3-psycopg2)
 #   compat     everything the client compatibility suites in test/compat need
+#   citus      Citus for test/citus, from ../shared/citus/install.sh when that
+#              file exists beside the repository and Citus is missing (the
+#              tests skip, saying so, without it)
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -87,6 +90,23 @@ for what in "$@"; do
       ;;
     compat)
       "$0" postgres node-modules jdbc psycopg2
+      ;;
+    citus)
+      installer="$root/../shared/citus/install.sh"
+      if [ -f "$installer" ] && have_pg_server; then
+        libdir=$(pg_config --pkglibdir 2>/dev/null || true)
+        sharedir=$(pg_config --sharedir 2>/dev/null || true)
+        if [ ! -f "$libdir/citus.so" ] || [ ! -f "$sharedir/extension/citus.control" ]; then
+          echo "ensure-deps: installing Citus ($installer)"
+          if [ "$(id -u)" -eq 0 ]; then
+            bash "$installer"
+          elif command -v sudo >/dev/null 2>&1; then
+            sudo bash "$installer"
+          else
+            echo "ensure-deps: Citus needs root to install; run $installer as root (test/citus skips without it)" >&2
+          fi
+        fi
+      fi
       ;;
     *) echo "ensure-deps: unknown dependency $what" >&2; exit 2 ;;
   esac

@@ -449,7 +449,14 @@ BEGIN
                   HINT = 'Pass the tenant column as the second argument: SELECT multigres_protect(''mytable'', ''tenant_id'');';
     END IF;
 
-    expr := pg_catalog.format('%I = (SELECT public.multigres_context(%L)::%s)', col, var, typ);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus') THEN
+        -- Citus sends a distributed table's policies to its shards as
+        -- deparsed SQL and cannot deparse a sub-select there: the reader is
+        -- called directly (STABLE, so an index on col still serves it).
+        expr := pg_catalog.format('%I = public.multigres_context(%L)::%s', col, var, typ);
+    ELSE
+        expr := pg_catalog.format('%I = (SELECT public.multigres_context(%L)::%s)', col, var, typ);
+    END IF;
     -- Existing partitions get the same policy too (without grants): queries
     -- through the parent use the parent's policy, and a partition queried
     -- directly needs its own grant, which multigres never gives; protecting
@@ -532,20 +539,44 @@ $$;
 COMMENT ON FUNCTION public.multigres_unprotect(text) IS
     'drop the multigres policy and disable RLS; grants are kept';
 
+-- multigres.citus_kind(rel) is how Citus distributes a table: 'distributed'
+-- (hash or range shards, or one shard in a colocation group), 'reference' (a
+-- copy on every node) or 'local' (in Citus' metadata, on the coordinator
+-- only); NULL for a table Citus does not know, or without Citus.
+CREATE OR REPLACE FUNCTION multigres.citus_kind(rel regclass)
+RETURNS text
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    k text;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT CASE WHEN p.partmethod <> ''n'' THEN ''distributed'' WHEN p.repmodel = ''t'' THEN ''reference'' '
+            'WHEN p.colocationid <> 0 THEN ''distributed'' ELSE ''local'' END '
+            'FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1'
+        INTO k USING rel;
+    RETURN k;
+END
+$$;
+
 -- multigres_status() lists every ordinary and partitioned table in every
 -- non-system schema (not only public). policies counts the policies on that
 -- very table (pg_policy.polrelid = the table's oid). protected means RLS is
--- enabled and forced and the multigres policy is present.
+-- enabled and forced and the multigres policy is present. citus is how
+-- Citus distributes the table (multigres.citus_kind), NULL without Citus.
 -- Dropped first so that a changed row type installs cleanly.
 DROP FUNCTION IF EXISTS public.multigres_status();
 CREATE FUNCTION public.multigres_status()
 RETURNS TABLE(schema_name name, table_name name, rls_enabled boolean, rls_forced boolean,
-              policies integer, multigres_policy boolean, protected boolean)
+              policies integer, multigres_policy boolean, protected boolean, citus text)
 LANGUAGE sql STABLE
 AS $$
     SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity,
            p.n, p.mg,
-           c.relrowsecurity AND c.relforcerowsecurity AND p.mg
+           c.relrowsecurity AND c.relforcerowsecurity AND p.mg,
+           multigres.citus_kind(c.oid)
     FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     CROSS JOIN LATERAL (
@@ -686,6 +717,23 @@ BEGIN
         IF r.proname = 'pg_stat_statements' THEN
             EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO pg_read_all_stats', r.fn);
         END IF;
+    END LOOP;
+
+    -- Citus, when installed here: functions that run SQL given as text on
+    -- the workers or the coordinator (where the guard cannot see it, as the
+    -- tenant role, with a context of the tenant's choosing), and the views
+    -- of every node's sessions and statements.
+    FOR r IN
+        SELECT p.oid::regprocedure AS fn
+        FROM pg_catalog.pg_proc p
+        WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus')
+          AND p.pronamespace = 'pg_catalog'::regnamespace
+          AND (p.proname ~ '^run_command_on_'
+               OR p.proname IN ('master_run_on_worker', 'citus_run_local_command', 'citus_stat_activity',
+                                'citus_dist_stat_activity', 'citus_worker_stat_activity', 'get_all_active_transactions',
+                                'get_global_active_transactions', 'citus_stat_statements', 'citus_query_stats'))
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', r.fn, grantees);
     END LOOP;
 
     -- Built-ins that execute SQL given as text run it where the SQL guard

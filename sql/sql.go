@@ -394,18 +394,21 @@ type TableStatus struct {
 	Protected bool
 	// Policies counts the policies on this table only.
 	Policies int
+	// Citus is how Citus distributes the table: "distributed",
+	// "reference", "local", or "" (not in Citus' metadata, or no Citus).
+	Citus string
 }
 
 // Status returns the RLS state of every table in every non-system schema.
 func Status(ctx context.Context, conn *pgx.Conn) ([]TableStatus, error) {
-	rows, err := conn.Query(ctx, `SELECT schema_name::text, table_name::text, rls_enabled, rls_forced, protected, policies
-		FROM public.multigres_status()`)
+	rows, err := conn.Query(ctx, `SELECT schema_name::text, table_name::text, rls_enabled, rls_forced, protected, policies,
+		coalesce(citus, '') FROM public.multigres_status()`)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableStatus, error) {
 		var s TableStatus
-		err := r.Scan(&s.Schema, &s.Table, &s.RLSEnabled, &s.RLSForced, &s.Protected, &s.Policies)
+		err := r.Scan(&s.Schema, &s.Table, &s.RLSEnabled, &s.RLSForced, &s.Protected, &s.Policies, &s.Citus)
 		return s, err
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -138,9 +139,24 @@ func runStatus(ctx context.Context, args []string, io IO) error {
 
 func printStatus(w io.Writer, tables []mgsql.TableStatus, items []mgsql.HardeningItem) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TABLE\tRLS\tFORCED\tPOLICIES\tPROTECTED")
+	// The CITUS column (distributed, reference, local) appears when Citus
+	// knows any of the tables.
+	citus := slices.ContainsFunc(tables, func(t mgsql.TableStatus) bool { return t.Citus != "" })
+	header := "TABLE\tRLS\tFORCED\tPOLICIES\tPROTECTED"
+	if citus {
+		header += "\tCITUS"
+	}
+	fmt.Fprintln(tw, header)
 	for _, t := range tables {
-		fmt.Fprintf(tw, "%s.%s\t%v\t%v\t%d\t%v\n", t.Schema, t.Table, t.RLSEnabled, t.RLSForced, t.Policies, t.Protected)
+		fmt.Fprintf(tw, "%s.%s\t%v\t%v\t%d\t%v", t.Schema, t.Table, t.RLSEnabled, t.RLSForced, t.Policies, t.Protected)
+		if citus {
+			kind := t.Citus
+			if kind == "" {
+				kind = "-"
+			}
+			fmt.Fprintf(tw, "\t%s", kind)
+		}
+		fmt.Fprintln(tw)
 	}
 	fmt.Fprintln(tw, "\nHARDENING\tSTATUS\tDETAIL")
 	for _, it := range items {

@@ -76,6 +76,7 @@ type Config struct {
 	Workers                    int           // workers
 	PoolMode                   string        // pool_mode
 	PoolModeDatabases          []string      // pool_mode_databases
+	CitusDatabases             []string      // citus_databases
 	DefaultPoolSize            int           // default_pool_size
 	MinPoolSize                int           // min_pool_size
 	ReservePoolSize            int           // reserve_pool_size
@@ -175,6 +176,7 @@ func (c *Config) Clone() *Config {
 	n.AdminUsers = slices.Clone(c.AdminUsers)
 	n.TenantAllow = slices.Clone(c.TenantAllow)
 	n.PoolModeDatabases = slices.Clone(c.PoolModeDatabases)
+	n.CitusDatabases = slices.Clone(c.CitusDatabases)
 	n.TenantDeny = slices.Clone(c.TenantDeny)
 	n.TenantRoutes = slices.Clone(c.TenantRoutes)
 	n.DatabaseRoutes = slices.Clone(c.DatabaseRoutes)
@@ -281,6 +283,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateResolvers()...)
 	errs = append(errs, c.validateClusters()...)
 	errs = append(errs, c.validatePeers()...)
+	errs = append(errs, c.validateCitus()...)
 	return errors.Join(errs...)
 }
 

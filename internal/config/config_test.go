@@ -53,6 +53,7 @@ func TestDefaults(t *testing.T) {
 			"pg_prepared_statement", "pg_cursor", "pg_prepared_xact", "pg_lock_status"},
 		PoolMode:              "session",
 		PoolModeDatabases:     []string{},
+		CitusDatabases:        []string{},
 		DefaultPoolSize:       20,
 		ReservePoolTimeout:    5 * time.Second,
 		QueryWaitTimeout:      120 * time.Second,

@@ -182,6 +182,9 @@ var keyTable = []keyDef{
 	{Key: Key{Name: "pool_mode_databases", Field: "PoolModeDatabases", Default: "",
 		Doc: "Per-database overrides of `pool_mode`, `db:mode,db2:mode`, e.g. `app:transaction,reports:session`. Restart to change."},
 		kind: listKind{elem: checkDatabasePoolMode}},
+	{Key: Key{Name: "citus_databases", Field: "CitusDatabases", Default: "",
+		Doc: "Databases whose upstream is a Citus coordinator, `db1,db2`: tenant transactions run in a block multigres opens with `SET LOCAL` of each context variable, which Citus propagates to the workers (`citus.propagate_set_commands = local`, set for tenant sessions and protected by the guard). Both pool modes. Not with `context_signing`. See docs/scaling.md. Restart to change."},
+		kind: listKind{elem: checkDatabaseName}},
 	{Key: Key{Name: "default_pool_size", Field: "DefaultPoolSize", Default: "20",
 		Doc: "Transaction mode: server connections per (database, role) pool."},
 		kind: intKind{1, 100000}},
@@ -385,6 +388,14 @@ func checkTenantRoute(item string) error {
 func checkDatabaseRoute(item string) error {
 	_, err := route.NewTable(nil, []string{item}, "", nil)
 	return err
+}
+
+// checkDatabaseName accepts a non-empty database name.
+func checkDatabaseName(item string) error {
+	if item == "" {
+		return fmt.Errorf("a database name must not be empty")
+	}
+	return nil
 }
 
 // checkDatabasePoolMode accepts "db:session" or "db:transaction".

@@ -141,7 +141,7 @@ func (c *clientConn) serve() (next func()) {
 	switch {
 	case c.ad.isAdmin:
 		run = c.ad.console.serve
-	case c.tx.pool != nil:
+	case c.tx.pool != nil || c.tx.m != nil: // pooled, or pinned (citus.go)
 		run = c.tx.run
 	}
 	return func() {
@@ -257,6 +257,11 @@ func (h *handshake) run(deadline time.Time) error {
 		c.setState(StateInjecting)
 		if err := h.inject(ctx, server); err != nil {
 			return err
+		}
+		if h.citus() {
+			if err := h.pinCitus(server); err != nil {
+				return err
+			}
 		}
 	}
 	return h.sendReady(server)
@@ -442,6 +447,7 @@ func (h *handshake) inject(ctx context.Context, server *backend.Conn) error {
 		}
 	}
 	macNames, macs = c.tenantSettings(macNames, macs)
+	macNames, macs = h.citusSettings(macNames, macs)
 	checkKey := roleCheckKey(c.route.cluster, role, c.database)
 	check := !c.srv.roleChecked(checkKey)
 	// Resolved variables are set in the same round trip but not signed:

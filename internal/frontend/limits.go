@@ -226,6 +226,9 @@ func guardProtected(cfg *config.Config) []string {
 	if cfg.TenantStatementTimeout > 0 {
 		out = append(out, "statement_timeout")
 	}
+	if len(cfg.CitusDatabases) > 0 {
+		out = append(out, propagateSetting)
+	}
 	return out
 }
 

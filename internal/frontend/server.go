@@ -94,6 +94,9 @@ type liveConfig struct {
 	peers   map[int]string // peer id → address, without this process
 	txGuard *sqlGuard      // transaction-mode connections; never nil
 	mockKey []byte
+	// citusGuard and citusTxGuard: tenants of citus_databases, in session
+	// and transaction mode (citus.go); nil without Citus databases.
+	citusGuard, citusTxGuard *sqlGuard
 }
 
 // New validates cfg and builds a server.
@@ -150,6 +153,7 @@ func buildLive(cfg *config.Config, prev *liveConfig) (*liveConfig, error) {
 	}
 	lc.txGuard = newTxGuard(cfg)
 	lc.peers = peerAddrs(cfg)
+	lc.citusGuard, lc.citusTxGuard = citusGuards(cfg)
 	var err error
 	if lc.tls, err = clientTLSConfig(cfg); err != nil {
 		return nil, err

@@ -32,6 +32,9 @@ func (r *txRelay) acquireServer() (*pool.Conn, error) {
 	if c.srv.inShut.Load() {
 		return nil, pool.ErrClosed // no new transaction once shutdown began
 	}
+	if r.pool == nil {
+		return r.pinned.take()
+	}
 	cfg := c.srv.live.Load().cfg
 	ctx := c.srv.shutdownCtx()
 	if cfg.MaxTenantServerConnections > 0 && cfg.QueryWaitTimeout > 0 {
@@ -59,6 +62,10 @@ func (r *txRelay) acquireServer() (*pool.Conn, error) {
 // is on (a connection that fails it is closed); the pool frees the
 // tenant's slot.
 func (r *txRelay) releaseServer(sc *pool.Conn, reusable bool) {
+	if r.pool == nil {
+		r.pinned.release(sc, reusable)
+		return
+	}
 	if reusable && r.c.lc.cfg.StateAudit {
 		reusable = r.auditState(sc)
 	}
@@ -129,6 +136,9 @@ func (r *txRelay) beforeRead() error {
 			return errShuttingDown
 		}
 		return nil
+	}
+	if r.pool == nil {
+		return nil // pinned: the client's own connection, no hold bounds
 	}
 	if !held && !copying {
 		r.armBlockIdle()

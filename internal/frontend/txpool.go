@@ -139,6 +139,7 @@ func (h *handshake) machineConfig(ctx context.Context, settings map[string]strin
 	vars := append(append([]string(nil), cfg.ContextVariables...), c.resolvedNames...)
 	values := append(append([]string(nil), c.ident.Values...), c.resolvedValues...)
 	vars, values = c.tenantSettings(vars, values)
+	vars, values = h.citusSettings(vars, values)
 	mc := txstate.Config{
 		Context:  setconfig.Context{Variables: vars, Values: values, Role: role},
 		Key:      role + "\x00" + strings.Join(vars, "\x00") + "\x00\x00" + strings.Join(values, "\x00"),
@@ -147,6 +148,9 @@ func (h *handshake) machineConfig(ctx context.Context, settings map[string]strin
 			return c.refuse(byte(typ), frame, err)
 		},
 		NewUnnamedID: func() uint64 { return unnamedIDs.Add(1) },
+	}
+	if err := h.citusMachine(&mc); err != nil {
+		return mc, err
 	}
 	if cfg.ContextSigning {
 		key, err := h.signingKey(ctx)

@@ -65,6 +65,9 @@ type txRelay struct {
 	// rowsForward: DataRows and CopyData go to the client now (set at
 	// every unlock; read lock-free by the server pump).
 	rowsForward atomic.Bool
+	// pinned is a session-mode client's own server connection on a Citus
+	// database (citus.go), pool nil; nil once closed.
+	pinned pinnedConn
 	// pumpDone is closed when the current attachment's server pump ends;
 	// nil when no server pump goroutine runs (none yet, or the client
 	// pump reads the server inline).
@@ -91,7 +94,7 @@ func (r *txRelay) run() {
 	// connections are dialled with the role and database only.
 	c.params = nil
 	r.relaying.Store(true)
-	if c.raw != nil {
+	if c.raw != nil && r.pool != nil {
 		// A client that stops reading must not pin its server connection.
 		c.raw.SetStallTimeout(c.lc.cfg.ClientWriteTimeout)
 	}
@@ -282,7 +285,7 @@ func (r *txRelay) writeAnswers() error {
 // transaction pooling can track them.
 func (r *txRelay) guard(typ byte, frame []byte) (*sqlguard.Effects, []byte, error) {
 	c := r.c
-	fx, frame, err := c.guardMessage(c.lc.txGuard, typ, frame)
+	fx, frame, err := c.guardMessage(c.lc.guardFor(r.pool == nil, r.m.Config().Citus != nil), typ, frame)
 	if err != nil || fx == nil {
 		return fx, frame, err
 	}

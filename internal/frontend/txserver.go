@@ -106,6 +106,12 @@ func (r *txRelay) serverMessage(sc *pool.Conn, typ byte, frame []byte) (bool, er
 	if werr := r.deliver(sc, typ, frame, step); err == nil {
 		err = werr
 	}
+	if len(r.m.ToServer) > 0 && err == nil {
+		// An answer multigres sends the server itself (the ROLLBACK of a
+		// failed Citus block): it goes at once.
+		err = r.writeServer(sc, r.m.ToServer, true)
+		r.m.ToServer = r.m.ToServer[:0]
+	}
 	if step.Release {
 		if step.Reusable {
 			r.pumpDone = nil // this goroutine (if a pump) ends now
@@ -257,7 +263,15 @@ func (r *txRelay) serverLost(sc *pool.Conn, err error) {
 // pooled again; one with a statement in flight is cancelled and closed;
 // one the server may be skipping on is closed.
 func (r *txRelay) abandon() {
-	if r.pool == nil {
+	if r.pool == nil { // pinned (citus.go): the session ends with its client
+		r.mu.Lock()
+		r.m.Abandon(true)
+		done := r.pumpDone
+		r.unlock()
+		r.pinned.close()
+		if done != nil {
+			<-done
+		}
 		return
 	}
 	r.mu.Lock()

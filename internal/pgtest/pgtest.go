@@ -61,6 +61,9 @@ type Server struct {
 	dbSeq   atomic.Int64
 	stopped sync.Once
 	halted  bool // Halt stopped the server; Restart starts it again
+	// extraArgs and env are added to the postgres command line and
+	// environment (Citus nodes, citus.go).
+	extraArgs, env []string
 }
 
 var shared *Server
@@ -152,6 +155,12 @@ func isExec(p string) bool {
 }
 
 func startCluster(bin string) (*Server, error) {
+	return startClusterWith(bin, nil)
+}
+
+// startClusterWith is startCluster with prepare run between initdb and the
+// first start (to add configuration).
+func startClusterWith(bin string, prepare func(*Server) error) (*Server, error) {
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
@@ -160,6 +169,12 @@ func startCluster(bin string) (*Server, error) {
 	if err := s.initdb(bin); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
+	}
+	if prepare != nil {
+		if err := prepare(s); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
 	}
 	port, err := FreePort()
 	if err != nil {
@@ -246,10 +261,17 @@ func (s *Server) launch(bin string) error {
 	if libDir != "" {
 		args = append(args, "-c", "dynamic_library_path=$libdir:"+libDir)
 	}
+	args = append(args, s.extraArgs...)
 	s.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := asPostgresUser(s.cmd, s.dir); err != nil {
 		return err
+	}
+	if len(s.env) > 0 {
+		if s.cmd.Env == nil {
+			s.cmd.Env = os.Environ()
+		}
+		s.cmd.Env = append(s.cmd.Env, s.env...)
 	}
 	s.cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := s.cmd.Start(); err != nil {

@@ -85,3 +85,60 @@ func SQL(n, primed int) string {
 	}
 	return sql.String()
 }
+
+// SetLocal is the statement that sets name to value for the current
+// transaction only: `SET LOCAL name = E'value'`. Citus propagates SET
+// LOCAL, as its text, to the workers a transaction reaches (with
+// citus.propagate_set_commands = 'local'), which it does not do for
+// set_config(..., true); so on a Citus coordinator the context travels
+// this way, as SQL text rather than a bound parameter. The value is an
+// escape string literal with its quotes and backslashes doubled, which
+// reads the same whatever standard_conforming_strings says on the node
+// that runs it. A value with a NUL byte cannot be written as SQL and is
+// refused. A name that is not a plain dotted identifier is quoted part by
+// part.
+func SetLocal(name, value string) (string, error) {
+	if strings.IndexByte(value, 0) >= 0 || strings.IndexByte(name, 0) >= 0 {
+		return "", fmt.Errorf("set local %s: the value contains a NUL byte", name)
+	}
+	var b strings.Builder
+	b.WriteString("SET LOCAL ")
+	for i, part := range strings.Split(name, ".") {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		if plainIdent(part) {
+			b.WriteString(part)
+		} else {
+			b.WriteString(`"` + strings.ReplaceAll(part, `"`, `""`) + `"`)
+		}
+	}
+	b.WriteString(" = E'")
+	for i := 0; i < len(value); i++ {
+		switch value[i] {
+		case '\'':
+			b.WriteString("''")
+		case '\\':
+			b.WriteString(`\\`)
+		default:
+			b.WriteByte(value[i])
+		}
+	}
+	b.WriteByte('\'')
+	return b.String(), nil
+}
+
+// plainIdent reports a lower-case identifier that needs no quotes (and is
+// not empty); keywords are fine after SET LOCAL's dotted name.
+func plainIdent(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' || s[0] == '$' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c == '_' || c >= '0' && c <= '9' || c == '$') {
+			return false
+		}
+	}
+	return true
+}

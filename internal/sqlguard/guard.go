@@ -55,6 +55,13 @@ type Config struct {
 	// (multigres.context_prime in sql/setup.sql), and every later read on
 	// that server connection would fail.
 	ContextSigning bool
+	// Citus adds the rules of a Citus database (citus.go): every statement
+	// is classified for the per-transaction block (Effects.Block), what
+	// cannot run in it is refused, citus.propagate_set_commands is
+	// protected and CitusDeniedFunctions are denied. With PoolingOnly and
+	// without TransactionMode only the classification and its refusals
+	// apply (guard = off in session mode).
+	Citus bool
 }
 
 // verdict is the cached outcome of checking one statement text.
@@ -85,6 +92,7 @@ type Guard struct {
 	txMode    bool
 	poolOnly  bool
 	signing   bool
+	citus     bool
 }
 
 // New builds a guard.
@@ -94,19 +102,27 @@ func New(cfg Config) *Guard {
 		// always lexes as if they were on, so the guard would misread
 		// where a string ends.
 		"standard_conforming_strings": true, "backslash_quote": true,
-	}, denied: cfg.DeniedFunctions, txMode: cfg.TransactionMode, poolOnly: cfg.PoolingOnly, signing: cfg.ContextSigning}
+	}, denied: cfg.DeniedFunctions, txMode: cfg.TransactionMode, poolOnly: cfg.PoolingOnly, signing: cfg.ContextSigning,
+		citus: cfg.Citus}
 	for _, v := range cfg.ContextVariables {
 		g.protected[normalizeGUC(v)] = true
 	}
 	if g.denied == nil {
 		g.denied = DefaultDeniedFunctions
 	}
+	if g.citus {
+		g.protected["citus.propagate_set_commands"] = true
+		g.denied = append(append([]string(nil), g.denied...), CitusDeniedFunctions...)
+	}
 	g.tokens = prefilterTokens(g.denied)
 	if g.txMode {
 		g.tokens = append(g.tokens, txTokens...)
 	}
-	if g.poolOnly {
+	switch {
+	case g.poolOnly && g.txMode:
 		g.tokens = append([]string{"set"}, txTokens...)
+	case g.poolOnly:
+		g.tokens = nil // Citus classification only (citusNeedsParse)
 	}
 	g.byFirst = indexTokens(g.tokens)
 	size := cfg.CacheSize
@@ -136,7 +152,7 @@ func (g *Guard) CheckBytes(sql []byte) error {
 // CheckTx is CheckBytes that also returns the statement's effects on the
 // session (transaction mode only; nil when there are none).
 func (g *Guard) CheckTx(sql []byte) (*Effects, error) {
-	if !g.mayBeDangerous(unsafe.String(unsafe.SliceData(sql), len(sql))) {
+	if !g.needsParse(unsafe.String(unsafe.SliceData(sql), len(sql))) {
 		return nil, nil
 	}
 	vd := g.verdict(string(sql))
@@ -146,7 +162,7 @@ func (g *Guard) CheckTx(sql []byte) (*Effects, error) {
 // Check returns nil if sql may run, or a *Violation. Like the server, it
 // reads sql only up to its first NUL.
 func (g *Guard) Check(sql string) error {
-	if !g.mayBeDangerous(sql) {
+	if !g.needsParse(sql) {
 		return nil
 	}
 	return asError(g.verdict(sql).v)
@@ -172,6 +188,12 @@ func (g *Guard) verdict(sql string) verdict {
 		g.mu.Unlock()
 	}
 	return vd
+}
+
+// needsParse reports whether sql must be parsed: it may be refused, or
+// (Citus mode) it may not be a plain single statement.
+func (g *Guard) needsParse(sql string) bool {
+	return g.mayBeDangerous(sql) || g.citus && citusNeedsParse(sql)
 }
 
 func asError(v *Violation) error {
@@ -210,7 +232,14 @@ func (g *Guard) check(sql string) (*Violation, *Effects) {
 			return found, nil
 		}
 	}
-	if len(fx.Settings) == 0 && !fx.TxControl && !fx.DeallocateAll {
+	if g.citus {
+		block, v := classifyCitus(tree.Stmts)
+		if v != nil {
+			return v, nil
+		}
+		fx.Block = block
+	}
+	if len(fx.Settings) == 0 && !fx.TxControl && !fx.DeallocateAll && fx.Block == BlockPlain {
 		fx = nil
 	}
 	return nil, fx

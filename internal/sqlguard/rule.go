@@ -60,7 +60,7 @@ func (r Rule) Code() string {
 	case RuleUnparsable:
 		return wire.CodeSyntaxError
 	case RuleSessionSet, RuleSessionSetConfig, RuleSessionSetseed, RuleSessionAdvisoryLock,
-		RuleListen, RuleCursorWithHold, RuleSQLPrepare, RuleTempObject:
+		RuleListen, RuleCursorWithHold, RuleSQLPrepare, RuleTempObject, RuleCitus:
 		return wire.CodeFeatureNotSupported
 	}
 	return wire.CodeInsufficientPrivilege

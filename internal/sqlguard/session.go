@@ -64,6 +64,9 @@ type Effects struct {
 	// DeallocateAll: DEALLOCATE ALL drops every prepared statement of the
 	// server connection.
 	DeallocateAll bool
+	// Block is how the statement stands to a transaction block (Citus
+	// mode only; see citus.go).
+	Block Block
 }
 
 // sessionAdvisory are the advisory-lock functions whose lock outlives the

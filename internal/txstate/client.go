@@ -72,7 +72,7 @@ func (m *Machine) withoutServer(typ wire.ClientType, frame []byte) bool {
 		// server connection for them would hold it with nothing owed.
 		return true
 	case wire.Close:
-		if kind, name, ok := closeTarget(frame); ok && kind == wire.TargetStatement && name != "" {
+		if kind, name, ok := closeTarget(frame); ok && kind == wire.TargetStatement && name != "" && !m.cfg.Pinned {
 			delete(m.st.byName, name)
 			m.answerLocally(closeComplete)
 			return true
@@ -88,12 +88,17 @@ func (m *Machine) withoutServer(typ wire.ClientType, frame []byte) bool {
 func (m *Machine) Attach(sv *Server, typ wire.ClientType, frame []byte, fx *sqlguard.Effects) error {
 	m.sv, m.attached = sv, true
 	m.serverSkipping, m.unconfirmed = false, false
+	if m.cz != nil {
+		m.cz.attached()
+	}
 	if sv.Context != m.cfg.Key || !maps.Equal(sv.Settings, m.settings) {
 		// A query that SETs gets the full form: under the short form, a
 		// command pipelined behind it is re-switched from the client's
 		// settings before that SET is known, which would undo it on the
-		// server while multigres records it.
-		short := typ == wire.Query && !mayControlTransaction(frame) && sameShaping(sv.Settings, m.settings) &&
+		// server while multigres records it. On Citus the client's query
+		// runs in a block of its own after the switch (citus.go), so the
+		// switch is always committed on its own.
+		short := m.cz == nil && typ == wire.Query && !mayControlTransaction(frame) && sameShaping(sv.Settings, m.settings) &&
 			(fx == nil || len(fx.Settings) == 0)
 		m.queueSwitch(short)
 	}
@@ -177,17 +182,41 @@ func (m *Machine) forward(typ wire.ClientType, frame []byte, fx *sqlguard.Effect
 		// would, not run the old statement again.
 		m.sv.UnnamedOwner = 0
 		m.st.unnamed = nil
+		if m.cz != nil {
+			m.cz.query(frame, fx)
+			return nil
+		}
 		m.q.push(entry{kind: wire.Query, fx: fx})
 	case wire.Execute:
-		e := entry{kind: wire.Execute, txc: true}
+		mark, setAfter := czNone, false
+		if m.cz != nil {
+			portal, _, ok := wire.CString(frame[5:])
+			if !ok {
+				return wire.Fatal(wire.CodeProtocolViolation, "invalid Execute message")
+			}
+			var refused bool
+			if mark, setAfter, refused = m.cz.execute(portal); refused {
+				return nil
+			}
+		}
+		e := entry{kind: wire.Execute, txc: true, cz: mark}
 		if len(frame) > 5 && frame[5] == 0 && m.st.portalKnown { // the unnamed portal, the client's unnamed statement
 			e.fx = m.st.portalFx
-			e.txc = e.fx != nil && e.fx.TxControl
+			e.txc = e.fx != nil && e.fx.TxControl || mark != czNone
 		}
 		m.q.push(e)
+		m.send(frame)
+		if setAfter {
+			m.cz.setLocals() // after the client's BEGIN
+		}
+		return nil
 	case wire.Sync:
 		if !m.copy.in { // during COPY IN the server ignores Sync
-			m.q.push(entry{kind: wire.Sync})
+			mark := czNone
+			if m.cz != nil {
+				mark = m.cz.sync()
+			}
+			m.q.push(entry{kind: wire.Sync, cz: mark})
 		} else {
 			m.copy.syncs++ // see copyFailed
 		}

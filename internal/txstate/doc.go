@@ -29,6 +29,12 @@
 //     a connection's tenant context and settings in front of the client's
 //     first message, in a short form (in the client's own implicit
 //     transaction) or a full one (committed on its own).
+//   - The Citus wrapper (citus.go, Config.Citus): on a Citus coordinator
+//     every transaction runs in a block multigres opens with a SET LOCAL
+//     of each context variable (which Citus carries to the workers) and
+//     ends itself for implicit transactions, hiding its answers. With
+//     Config.Pinned a session-mode client's own connection runs through
+//     the Machine: names pass through and the context never switches.
 //   - Release decisions (server.go's ServerMessage, abandon.go): a
 //     connection goes back to the pool at ReadyForQuery 'I' with nothing
 //     owed, is rolled back or closed when the client leaves, and is closed

@@ -30,6 +30,15 @@ type Config struct {
 	// NewUnnamedID returns a process-unique identity for an unnamed Parse
 	// (Server.UnnamedOwner); identities must never repeat across clients.
 	NewUnnamedID func() uint64
+	// Citus, when set, runs every transaction of the client in a block
+	// multigres opens with the context's SET LOCALs (citus.go).
+	Citus *Citus
+	// Pinned: the client keeps its server connection for its whole life
+	// (session mode, run through the Machine for Citus): its statement and
+	// portal names go to the server as they are, and what it sets stays
+	// its own. The driver re-attaches the same connection after every
+	// release, and the context is never switched after the login.
+	Pinned bool
 }
 
 // Machine is one transaction-mode client's state. See the package doc.
@@ -74,6 +83,8 @@ type Machine struct {
 	// batchTx: a statement that may control the transaction completed in
 	// the current batch (see noteEffects).
 	batchTx bool
+	// cz is the Citus wrapper (nil without Config.Citus).
+	cz *citus
 }
 
 // copyState follows a COPY FROM STDIN (see enter and failed).
@@ -101,6 +112,9 @@ type stmt struct {
 func New(cfg Config) *Machine {
 	m := &Machine{cfg: cfg, status: wire.TxIdle, settings: cfg.Settings}
 	m.st.m = m
+	if cfg.Citus != nil {
+		m.cz = newCitus(m, cfg.Citus)
+	}
 	m.salt = stmtSalt(cfg.Key, m.settings)
 	return m
 }

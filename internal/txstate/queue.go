@@ -38,11 +38,20 @@ type entry struct {
 	// effects are unknown or include BEGIN/COMMIT/ROLLBACK/savepoints), so
 	// SETs in the same batch may be undone or committed by it.
 	txc bool
+	// cz: what the Citus wrapper made of the entry (citus.go).
+	cz czMark
+	// flushed: a Flush follows the entry's message, so the server sends
+	// its answers without more client input.
+	flushed bool
+	// internal: a Parse of multigres' own statement of this name
+	// (Server.Internal), which a skip leaves unprepared.
+	internal string
 }
 
 // endsRequest: after this entry's message the server answers everything
-// up to a ReadyForQuery without waiting for more client input.
-func (e *entry) endsRequest() bool { return e.kind == wire.Sync || e.kind == wire.Query }
+// up to a ReadyForQuery (or, flushed, up to this entry's answer) without
+// waiting for more client input.
+func (e *entry) endsRequest() bool { return e.kind == wire.Sync || e.kind == wire.Query || e.flushed }
 
 // queue is the owed-response FIFO. Its zero value is empty and ready.
 type queue struct {

@@ -87,6 +87,9 @@ func (m *Machine) ServerMessage(typ wire.ServerType, frame []byte) (ServerStep, 
 	case wire.CommandComplete, wire.EmptyQueryResponse, wire.PortalSuspended:
 		pop = m.executeDone(typ, frame, head)
 	}
+	if head.cz != czNone && typ != wire.ErrorResponse {
+		fwd = m.cz.answer(typ, frame, head, fwd)
+	}
 	step.FrameAt = frameAt(m.ToClient, fwd)
 	if typ == wire.ErrorResponse {
 		m.failed(head)
@@ -254,6 +257,9 @@ func (m *Machine) skipToSync() {
 		if e.kind == wire.Parse && e.srv != "" && e.action != synth {
 			m.sv.Prepared.Remove(e.srv)
 		}
+		if e.internal != "" {
+			delete(m.sv.Internal, e.internal)
+		}
 	}
 	// No Sync owed: the server skips whatever the client sends until its
 	// next Sync (see ClientMessage).
@@ -263,6 +269,11 @@ func (m *Machine) skipToSync() {
 // ready handles ReadyForQuery: the end of a request, and of the
 // attachment when the server is idle and nothing more is owed.
 func (m *Machine) ready(frame []byte, fwd bool) ServerStep {
+	if m.q.head().cz != czNone {
+		if step, done := m.cz.ready(frame); done {
+			return step
+		}
+	}
 	head := m.q.pop()
 	status := frame[5]
 	m.sv.TxStatus = status

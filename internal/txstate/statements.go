@@ -47,6 +47,9 @@ func (s *statements) parse(frame []byte, fx *sqlguard.Effects) error {
 		m.send(wire.Build(byte(wire.Parse), []byte{0}, rest))
 		return nil
 	}
+	if m.cz != nil && (name == "" || m.cfg.Pinned) {
+		m.cz.parsed(name, fx)
+	}
 	if name == "" {
 		m.st.unnamed = &stmt{parse: slices.Clone(frame), id: m.cfg.NewUnnamedID(), fx: fx}
 		m.sv.UnnamedOwner = m.st.unnamed.id
@@ -54,10 +57,19 @@ func (s *statements) parse(frame []byte, fx *sqlguard.Effects) error {
 		m.send(frame)
 		return nil
 	}
+	if m.cfg.Pinned {
+		// The client's own connection: its names are the server's.
+		m.q.push(entry{kind: wire.Parse})
+		m.send(frame)
+		return nil
+	}
 	if _, dup := m.st.byName[name]; dup {
 		s.refuse(wire.Parse, &wire.Error{Severity: wire.SeverityError, Code: wire.CodeDuplicatePreparedStatement,
 			Message: fmt.Sprintf("prepared statement %q already exists", name)})
 		return nil
+	}
+	if m.cz != nil {
+		m.cz.parsed(name, fx) // a new statement: a duplicate is refused above
 	}
 	srv := serverName(m.salt, rest)
 	st := &stmt{srv: srv, parse: wire.Build(byte(wire.Parse), []byte(srv), []byte{0}, rest)}
@@ -117,6 +129,19 @@ func (s *statements) closeOnServer(name string) {
 	m.q.push(entry{kind: wire.Close, action: swallow, srv: name})
 }
 
+// prepareInternal prepares one of multigres' own statements
+// (Server.Internal) where the server lacks it: the answer is swallowed,
+// an error is fatal, and a Parse skipped after an error earlier in the
+// batch leaves it unprepared (skipToSync).
+func (s *statements) prepareInternal(name, sql string) {
+	m := s.m
+	if !m.sv.Internal[name] {
+		m.sv.Internal[name] = true
+		m.send(wire.Build(byte(wire.Parse), []byte(name), []byte{0}, []byte(sql), []byte{0}, []byte{0, 0}))
+		m.q.push(entry{kind: wire.Parse, action: swallow, injected: true, internal: name})
+	}
+}
+
 func closeStatement(name string) []byte {
 	return wire.Build(byte(wire.Close), []byte{wire.TargetStatement}, []byte(name), []byte{0})
 }
@@ -127,6 +152,9 @@ func closeStatement(name string) []byte {
 // statement.
 func (s *statements) ensurePrepared(name string) (string, bool) {
 	m := s.m
+	if name != "" && m.cfg.Pinned {
+		return name, true // the client's own connection: the server knows
+	}
 	if name == "" {
 		if m.st.unnamed == nil {
 			return "", false
@@ -164,6 +192,9 @@ func (s *statements) bind(frame []byte) error {
 		// Effects are tracked on the unnamed portal only.
 		s.refuse(wire.Bind, Refusal("a session-level SET must be executed through the unnamed portal in transaction pooling"))
 		return nil
+	}
+	if m.cz != nil {
+		m.cz.bound(portal, name)
 	}
 	m.q.push(entry{kind: wire.Bind})
 	if portal == "" {
@@ -211,7 +242,7 @@ func (s *statements) close(frame []byte) error {
 	if !ok {
 		return wire.Fatal(wire.CodeProtocolViolation, "invalid Close message")
 	}
-	if kind == wire.TargetStatement && name != "" {
+	if kind == wire.TargetStatement && name != "" && !m.cfg.Pinned {
 		// The server statement may serve other clients: keep it.
 		delete(m.st.byName, name)
 		m.owe(entry{kind: wire.Close, action: synth, synthBytes: closeComplete})

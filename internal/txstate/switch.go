@@ -103,12 +103,7 @@ const quietCommit = ", pg_catalog.set_config('client_min_messages', 'error', tru
 // preparing it first on a connection that lacks it; every answer is
 // swallowed and any error is fatal.
 func (m *Machine) injectPrepared(name, sql string, params [][]byte) {
-	sv := m.sv
-	if !sv.Internal[name] {
-		sv.Internal[name] = true
-		m.send(wire.Build(byte(wire.Parse), []byte(name), []byte{0}, []byte(sql), []byte{0}, []byte{0, 0}))
-		m.q.push(entry{kind: wire.Parse, action: swallow, injected: true})
-	}
+	m.st.prepareInternal(name, sql)
 	m.ToServer, _ = (&pgproto3.Bind{PreparedStatement: name, Parameters: params}).Encode(m.ToServer)
 	m.send(executeUnnamed)
 	m.q.push(entry{kind: wire.Bind, action: swallow, injected: true}, entry{kind: wire.Execute, action: swallow, injected: true})

@@ -22,4 +22,6 @@ const (
 	CodeInvalidSQLStatementName    = "26000"
 	CodeUndefinedObject            = "42704"
 	CodeObjectInUse                = "55006"
+	CodeNoActiveSQLTransaction     = "25P01"
+	CodeActiveSQLTransaction       = "25001"
 )

@@ -82,7 +82,7 @@ func signedAttacks(t *testing.T, url, poolMode, reader string) int {
 
 	for _, a := range attacks {
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
-			if mode == pgx.QueryExecModeSimpleProtocol && hasArgs(a) {
+			if mode == pgx.QueryExecModeSimpleProtocol && a.HasArgs() {
 				continue
 			}
 			attempts++
@@ -92,8 +92,8 @@ func signedAttacks(t *testing.T, url, poolMode, reader string) int {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, st := range a.steps {
-				_, _ = conn.Exec(ctx, st.sql, append([]any{mode}, st.args...)...)
+			for _, st := range a.Steps {
+				_, _ = conn.Exec(ctx, st.SQL, append([]any{mode}, st.Args...)...)
 			}
 			_, _ = conn.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol)
 			_, _ = conn.Exec(ctx, "RESET row_security", pgx.QueryExecModeSimpleProtocol)
@@ -102,13 +102,13 @@ func signedAttacks(t *testing.T, url, poolMode, reader string) int {
 				seen, _ := pgx.CollectRows(rows, pgx.RowTo[string])
 				for _, s := range seen {
 					if s != "acme" {
-						t.Fatalf("ESCAPE (%s, guard off, signing on, %s reader, %s mode): sees %q rows", a.name, reader, poolMode, s)
+						t.Fatalf("ESCAPE (%s, guard off, signing on, %s reader, %s mode): sees %q rows", a.Name, reader, poolMode, s)
 					}
 				}
 			}
 			var user string
 			if err := conn.QueryRow(ctx, "SELECT current_user", mode).Scan(&user); err == nil && user != "app_user" {
-				t.Fatalf("ESCAPE (%s): current_user %q", a.name, user)
+				t.Fatalf("ESCAPE (%s): current_user %q", a.Name, user)
 			}
 			conn.Close(ctx)
 		}
