@@ -88,20 +88,14 @@ func (c *Conn) queueApply(ctx Context) error {
 }
 
 // setConfigMessages is one SELECT of set_config calls with bound
-// parameters (see SetConfigParams), nil when there is nothing to set.
+// parameters (see setconfig.Params), nil when there is nothing to set.
 func setConfigMessages(ctx Context, withRole bool) []pgproto3.FrontendMessage {
-	params := SetConfigParams(ctx, withRole)
+	params := setconfig.Params(ctx, withRole)
 	if len(params) == 0 {
 		return nil
 	}
-	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: SetConfigSQL(len(params)/2, ctx.Primed)}, &pgproto3.Bind{Parameters: params}, &pgproto3.Execute{}}
+	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: setconfig.SQL(len(params)/2, ctx.Primed)}, &pgproto3.Bind{Parameters: params}, &pgproto3.Execute{}}
 }
-
-// SetConfigParams: see setconfig.Params.
-func SetConfigParams(ctx Context, withRole bool) [][]byte { return setconfig.Params(ctx, withRole) }
-
-// SetConfigSQL: see setconfig.SQL.
-func SetConfigSQL(n, primed int) string { return setconfig.SQL(n, primed) }
 
 func (c *Conn) readApplyResult(checkStage int) error {
 	var firstErr error

@@ -364,12 +364,6 @@ func (r *txRelay) clearInline(sc *pool.Conn) {
 	}
 }
 
-// errSwitchFailed, errServerClosing: see txstate.
-var (
-	errSwitchFailed  = txstate.ErrSwitchFailed
-	errServerClosing = txstate.ErrServerClosing
-)
-
 // isCopyError reports the COPY protocol errors that end a client.
 func isCopyError(err error) bool {
 	return errors.Is(err, txstate.ErrCopyPipelined) || errors.Is(err, txstate.ErrCopyUncertain)

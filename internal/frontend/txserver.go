@@ -243,11 +243,11 @@ func (r *txRelay) serverLost(sc *pool.Conn, err error) {
 	case errors.Is(err, errUnsafeParameter):
 		c.fail(wire.Fatal(wire.CodeInsufficientPrivilege, "multigres closed the connection: the server now reads SQL in a way the SQL guard cannot check").
 			WithHint("Keep client_encoding UTF8 (or another ASCII-safe encoding) and standard_conforming_strings on."))
-	case errors.Is(err, errSwitchFailed):
+	case errors.Is(err, txstate.ErrSwitchFailed):
 		c.logger().Warn("switching the tenant context failed; closing", "err", err)
 		c.fail(wire.Fatal(wire.CodeConnectionFailure, "multigres could not set the tenant context on a pooled server connection").
 			WithHint(contextHint(err.Error(), "Reconnect. If this persists, check the server log and the role's grants.")))
-	case errors.Is(err, errServerClosing):
+	case errors.Is(err, txstate.ErrServerClosing):
 		c.logger().Info("server ended the session")
 	case isCopyError(err):
 		c.fail(err)

@@ -266,7 +266,6 @@ func ResetStatement(names []string, client map[string]string) (string, []sqlguar
 
 // NoteResets records on s that ResetStatement's changes ran.
 func (s *Server) NoteResets(changes []sqlguard.Setting) {
-	s.UnnamedOwner = 0 // a simple query drops the unnamed statement
 	if !IsUnknown(s.Settings) {
 		s.Settings = WithSettings(s.Settings, changes)
 	}

@@ -42,15 +42,20 @@ func (m *Machine) queueSwitch(short bool) {
 	if ctx.Primed > 0 {
 		n += "p" + strconv.Itoa(ctx.Primed)
 	}
-	sql := setconfig.SQL(len(params)/2, ctx.Primed)
+	name, suffix := "mg_switch_"+n, ""
+	if !short {
+		name, suffix = "mg_switchq_"+n, quietCommit
+	}
+	var sql string
+	if !sv.Internal[name] { // the text is needed only where it is prepared: once per connection
+		sql = setconfig.SQL(len(params)/2, ctx.Primed) + suffix
+	}
 	m.unconfirmed = short
-	if short {
-		m.injectPrepared("mg_switch_"+n, sql, params)
-	} else {
-		if shapesTransactions(sv.Settings) {
-			m.injectPrepared("mg_begin", switchBegin, nil)
-		}
-		m.injectPrepared("mg_switchq_"+n, sql+quietCommit, params)
+	if !short && shapesTransactions(sv.Settings) {
+		m.injectPrepared("mg_begin", switchBegin, nil)
+	}
+	m.injectPrepared(name, sql, params)
+	if !short {
 		m.injectPrepared("mg_commit", "COMMIT", nil)
 	}
 	sv.Context, sv.Settings, sv.UnnamedOwner = m.cfg.Key, m.settings, 0

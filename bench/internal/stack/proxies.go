@@ -81,11 +81,17 @@ func StartPgBouncer(cfg PgBouncerConfig) (*Server, error) {
 	cmd := exec.Command(cfg.Bin, ini) // its log goes to stderr, the log file
 	cfg.Owner.Apply(cmd)
 	cmd.Env = ChildEnv()
-	p, err := Start("PgBouncer["+cfg.Name+"]", cmd, filepath.Join(cfg.Dir, "pgbouncer-"+cfg.Name+".log"))
+	return startListening("PgBouncer", cfg.Name, cfg.Dir, port, cmd)
+}
+
+// startListening starts cmd as what[name], logging to DIR/what-name.log,
+// and waits until it listens on port.
+func startListening(what, name, dir string, port int, cmd *exec.Cmd) (*Server, error) {
+	p, err := Start(what+"["+name+"]", cmd, filepath.Join(dir, strings.ToLower(what)+"-"+name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Name: cfg.Name, Port: port, Proc: p}
+	s := &Server{Name: name, Port: port, Proc: p}
 	if err := p.WaitPort(port); err != nil {
 		s.Stop()
 		return nil, err
@@ -124,16 +130,7 @@ func StartMultigres(cfg MultigresConfig) (*Server, error) {
 		"--log-level", "warn"}
 	cmd := exec.Command(cfg.Bin, append(args, cfg.Flags...)...)
 	cmd.Env = ChildEnv()
-	p, err := Start("multigres["+cfg.Name+"]", cmd, filepath.Join(cfg.Dir, "multigres-"+cfg.Name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{Name: cfg.Name, Port: port, Proc: p}
-	if err := p.WaitPort(port); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	return s, nil
+	return startListening("multigres", cfg.Name, cfg.Dir, port, cmd)
 }
 
 // PgBouncerVersion is `pgbouncer --version`'s number.
