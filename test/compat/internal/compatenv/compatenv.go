@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,10 +99,30 @@ type Env struct {
 // fresh Env whose database got SeedSQL and then extra (when not empty).
 func EachMode(t *testing.T, modes []string, extra string, f func(t *testing.T, e *Env)) {
 	t.Helper()
+	EachModeWith(t, modes, Options{Extra: extra}, f)
+}
+
+// Options is what EachModeWith and NewWith set up beyond the plain case.
+// The zero value is what EachMode and New do.
+type Options struct {
+	// Extra is SQL run after SeedSQL, in the same Exec.
+	Extra string
+	// Citus, when not nil, is the cluster the database is created on
+	// (every node): the Env's PG is its coordinator, and both proxies
+	// serve the database as a citus_databases one.
+	Citus *pgtest.Citus
+	// AfterSeed are statements run (as the superuser) after SeedSQL and
+	// Extra, one Exec each: e.g. distributing the seed's tables on Citus.
+	AfterSeed []string
+}
+
+// EachModeWith is EachMode with Options.
+func EachModeWith(t *testing.T, modes []string, o Options, f func(t *testing.T, e *Env)) {
+	t.Helper()
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			f(t, New(t, mode, extra))
+			f(t, NewWith(t, mode, o))
 		})
 	}
 }
@@ -110,18 +131,53 @@ func EachMode(t *testing.T, modes []string, extra string, f func(t *testing.T, e
 // in pool mode mode. Everything goes away at cleanup.
 func New(t *testing.T, mode, extra string) *Env {
 	t.Helper()
-	pg := pgtest.Shared()
-	db := pg.CreateDB(t)
+	return NewWith(t, mode, Options{Extra: extra})
+}
+
+// citusDDL serialises the setup of Citus databases: Citus propagates DDL
+// to every node, and concurrent propagation of grants on the shared roles
+// can fail with "tuple concurrently updated" (as in test/citus).
+var citusDDL sync.Mutex
+
+// NewWith is New with Options.
+func NewWith(t *testing.T, mode string, o Options) *Env {
+	t.Helper()
+	var pg *pgtest.Server
+	var db string
+	if o.Citus != nil {
+		citusDDL.Lock()
+		defer citusDDL.Unlock()
+		pg = o.Citus.Coordinator
+		db = o.Citus.CreateDB(t)
+	} else {
+		pg = pgtest.Shared()
+		db = pg.CreateDB(t)
+	}
 	proxytest.Setup(t, pg, db)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	timeout := 30 * time.Second
+	if o.Citus != nil {
+		timeout = 2 * time.Minute // DDL propagated to every node
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := pg.Exec(ctx, db, SeedSQL+extra); err != nil {
+	if err := pg.Exec(ctx, db, SeedSQL+o.Extra); err != nil {
 		t.Fatalf("compatenv: seed: %v", err)
 	}
-	e := &Env{PG: pg, DB: db, Mode: mode}
-	e.Proxy = proxytest.StartProxy(t, pg, func(c *config.Config) { poolConfig(c, mode) })
-	e.ListProxy = proxytest.StartProxy(t, pg, func(c *config.Config) {
+	for _, sql := range o.AfterSeed {
+		if err := pg.Exec(ctx, db, sql); err != nil {
+			t.Fatalf("compatenv: %s: %v", sql, err)
+		}
+	}
+	proxyConfig := func(c *config.Config) {
 		poolConfig(c, mode)
+		if o.Citus != nil {
+			c.CitusDatabases = []string{db}
+		}
+	}
+	e := &Env{PG: pg, DB: db, Mode: mode}
+	e.Proxy = proxytest.StartProxy(t, pg, proxyConfig)
+	e.ListProxy = proxytest.StartProxy(t, pg, func(c *config.Config) {
+		proxyConfig(c)
 		c.ContextVariables = ListVariables
 	})
 	return e
