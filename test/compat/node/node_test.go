@@ -15,9 +15,7 @@ package node
 
 import (
 	"path/filepath"
-	"regexp"
 	"testing"
-	"time"
 
 	"github.com/multigres-proxy/multigres/internal/pgtest"
 	"github.com/multigres-proxy/multigres/test/compat/internal/compatenv"
@@ -33,23 +31,6 @@ func TestNode(t *testing.T) {
 	compatenv.RequireFile(t, filepath.Join("node_modules", ".package-lock.json"),
 		"run `scripts/ensure-deps.sh node-modules` (make test does)")
 	compatenv.EachMode(t, poolModes, "", func(t *testing.T, e *compatenv.Env) {
-		args := []string{"--import", "tsx", "--test", "--test-reporter=spec", "--test-timeout=60000", "test/suite.ts"}
-		out := compatenv.Run(t, compatenv.Cmd{Env: e.Vars(t), Timeout: 3 * time.Minute}, "node", args...)
-		// node --test exits 0 only when no test failed; also make sure
-		// tests ran and none was skipped.
-		counts := map[string]string{}
-		for _, m := range summary.FindAllStringSubmatch(out, -1) {
-			counts[m[1]] = m[2]
-		}
-		if counts["tests"] == "" || counts["tests"] == "0" || counts["pass"] != counts["tests"] ||
-			counts["skipped"] != "0" || counts["todo"] != "0" {
-			t.Fatalf("node --test summary %v: want every test run and passed:\n%s", counts, out)
-		}
-		if testing.Verbose() {
-			t.Logf("node --test output:\n%s", out)
-		}
+		compatenv.RunNodeSuite(t, ".", e)
 	})
 }
-
-// summary matches the spec reporter's closing counts ("ℹ pass 5").
-var summary = regexp.MustCompile(`(?m)^ℹ (tests|pass|fail|skipped|todo) (\d+)$`)

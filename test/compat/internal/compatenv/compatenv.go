@@ -91,6 +91,7 @@ type Env struct {
 	PG        *pgtest.Server
 	DB        string
 	Mode      string
+	Upstream  string           // "postgres", or "citus" for a Citus coordinator
 	Proxy     *proxytest.Proxy // context_variables = app.current_tenant_id
 	ListProxy *proxytest.Proxy // context_variables = ListVariables
 }
@@ -174,7 +175,10 @@ func NewWith(t *testing.T, mode string, o Options) *Env {
 			c.CitusDatabases = []string{db}
 		}
 	}
-	e := &Env{PG: pg, DB: db, Mode: mode}
+	e := &Env{PG: pg, DB: db, Mode: mode, Upstream: "postgres"}
+	if o.Citus != nil {
+		e.Upstream = "citus"
+	}
 	e.Proxy = proxytest.StartProxy(t, pg, proxyConfig)
 	e.ListProxy = proxytest.StartProxy(t, pg, func(c *config.Config) {
 		proxyConfig(c)
@@ -224,6 +228,7 @@ func (e *Env) Vars(t *testing.T) []string {
 		"MG_SUPER_USER=" + pgtest.SuperUser,
 		"MG_SUPER_PASSWORD=" + pgtest.SuperPassword,
 		"MG_POOL_MODE=" + e.Mode,
+		"MG_UPSTREAM=" + e.Upstream,
 	}
 }
 
