@@ -4,11 +4,13 @@
 // A Table holds the static rules of the configuration: tenant_routes
 // (tenant label → cluster, exact names and path.Match patterns, first
 // match wins), database_routes (database → cluster, for connections no
-// tenant rule places, bypass users included) and default_cluster. A Router
-// puts the runtime overrides of MOVE TENANT in front of a Table and counts
-// changes in an epoch, so that a client that resolved its route at login
-// re-resolves only after something changed: one atomic load per
-// transaction, no lookup.
+// tenant rule places, bypass users included) and default_cluster. A
+// DirCache holds the answers of the optional tenant directory (a query the
+// frontend runs), consulted before the Table. A Router puts the runtime
+// overrides of MOVE TENANT in front of both and counts changes in an
+// epoch, so that a client that resolved its route at login re-resolves
+// only after something changed: one atomic load per transaction, no
+// lookup.
 //
 // The package is pure: no I/O, no clock. Encoding and parsing the override
 // state file are here too; reading and writing it is the caller's.
@@ -30,16 +32,19 @@ type Source int
 
 // The sources, in the order they are consulted.
 const (
-	SourceOverride Source = iota + 1 // MOVE TENANT, at runtime
-	SourceTenant                     // a tenant_routes item
-	SourceDatabase                   // a database_routes item
-	SourceDefault                    // default_cluster
+	SourceOverride  Source = iota + 1 // MOVE TENANT, at runtime
+	SourceDirectory                   // a row of tenant_directory_query
+	SourceTenant                      // a tenant_routes item
+	SourceDatabase                    // a database_routes item
+	SourceDefault                     // default_cluster
 )
 
 func (s Source) String() string {
 	switch s {
 	case SourceOverride:
 		return "override"
+	case SourceDirectory:
+		return "tenant_directory"
 	case SourceTenant:
 		return "tenant_routes"
 	case SourceDatabase:

@@ -41,11 +41,21 @@ func (r *Router) Table() *Table { return r.table.Load() }
 // Tenant places a tenant's connection to database: its override, else the
 // table's decision. ok is false when nothing places it.
 func (r *Router) Tenant(label, database string) (Decision, bool) {
-	r.mu.RLock()
-	cluster, ok := r.overrides[label]
-	r.mu.RUnlock()
-	if ok {
-		return Decision{Cluster: cluster, Source: SourceOverride, Match: label}, true
+	if d, ok := r.Override(label); ok {
+		return d, true
+	}
+	return r.table.Load().Tenant(label, database)
+}
+
+// TenantWith is Tenant with the tenant directory's answer for label
+// between the override and the table: a row found places the tenant; no
+// row leaves it to the table.
+func (r *Router) TenantWith(label, database string, dir DirAnswer) (Decision, bool) {
+	if d, ok := r.Override(label); ok {
+		return d, true
+	}
+	if dir.Found() {
+		return Decision{Cluster: dir.Cluster, Source: SourceDirectory, Match: label}, true
 	}
 	return r.table.Load().Tenant(label, database)
 }
@@ -140,3 +150,19 @@ func DecodeOverrides(data []byte) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// Override is label's MOVE TENANT override, if it has one.
+func (r *Router) Override(label string) (Decision, bool) {
+	r.mu.RLock()
+	cluster, ok := r.overrides[label]
+	r.mu.RUnlock()
+	if !ok {
+		return Decision{}, false
+	}
+	return Decision{Cluster: cluster, Source: SourceOverride, Match: label}, true
+}
+
+// Bump changes the epoch without changing the router: something it does
+// not hold (the tenant directory) may now place tenants elsewhere, so
+// clients placed before must ask again.
+func (r *Router) Bump() { r.epoch.Add(1) }
