@@ -5,7 +5,7 @@
 // connected to the special database "multigres" as a user listed in
 // admin_users. It answers PgBouncer-style commands: SHOW POOLS, CLIENTS,
 // SERVERS, STATS, TENANTS, CONFIG, VERSION and ROUTES, and PAUSE, RESUME,
-// RELOAD, KILL, SHUTDOWN and MOVE TENANT, one file per command. The frontend authenticates the
+// RELOAD, KILL, SHUTDOWN, MOVE TENANT and REFRESH TENANT, one file per command. The frontend authenticates the
 // admin user like any client, answers the startup without an upstream
 // connection, and then hands the socket to Console.Serve. Every result
 // column is text, and column names follow PgBouncer's where one exists, so

@@ -38,6 +38,7 @@ var commands = map[string]command{
 	"KILL":     kill,
 	"SHUTDOWN": shutdown,
 	"MOVE":     move,
+	"REFRESH":  refresh,
 }
 
 var shows = map[string]command{
@@ -227,7 +228,7 @@ func help() string {
 	}
 	sort.Strings(items)
 	return "Commands: " + strings.Join(items, ", ") + ", PAUSE [db], RESUME [db], RELOAD, KILL <tenant>, SHUTDOWN, " +
-		"MOVE TENANT <tenant> TO <cluster> [PAUSE | SWITCH], RESUME TENANT <tenant>."
+		"MOVE TENANT <tenant> TO <cluster> [PAUSE | SWITCH], RESUME TENANT <tenant>, REFRESH TENANT <tenant> | TENANTS."
 }
 
 func syntaxError(msg string) error {

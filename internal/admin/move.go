@@ -54,7 +54,8 @@ func move(ctx context.Context, p Proxy, args []string) (*result, error) {
 
 // showRoutes: SHOW ROUTES, the routing in effect in the order it is
 // consulted: moves in progress (source "move", state "paused since ..."),
-// runtime overrides left by MOVE TENANT (source "override"), then the
+// runtime overrides left by MOVE TENANT (source "override"), the tenant
+// directory's cached answers (source "tenant_directory", state "cached"), then the
 // configuration's tenant_routes, database_routes and default_cluster
 // items (match "*").
 func showRoutes(_ context.Context, p Proxy, _ []string) (*result, error) {

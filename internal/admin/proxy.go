@@ -47,6 +47,21 @@ type Controls interface {
 	// ResumeTenant ends a move of tenant that has not switched: its
 	// paused logins and transactions go on, on the cluster they were on.
 	ResumeTenant(tenant string) error
+	// RefreshTenant forgets the tenant directory's answer for tenant (""
+	// for every tenant) and reports where the tenant goes now.
+	RefreshTenant(ctx context.Context, tenant string) (RefreshInfo, error)
+}
+
+// RefreshInfo reports a REFRESH TENANT or REFRESH TENANTS.
+type RefreshInfo struct {
+	Tenant    string // "*" for all
+	Forgotten int    // cached answers dropped
+	// Cluster and Source: where the tenant is routed now, and by what
+	// (empty for all tenants).
+	Cluster, Source string
+	// OverrideDropped: the tenant's MOVE TENANT override was dropped, the
+	// directory now placing it on the same cluster.
+	OverrideDropped bool
 }
 
 // MoveStep is how much of a tenant move one MOVE TENANT command does.

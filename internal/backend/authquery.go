@@ -33,6 +33,8 @@ type AuthQuery struct {
 	// AppName is the pools' application_name; empty means
 	// "multigres auth_query".
 	AppName string
+	// MaxConns bounds each pool's connections; 0 means 2.
+	MaxConns int
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
@@ -138,8 +140,12 @@ func (a *AuthQuery) poolFor(ctx context.Context, database string) (*pgxpool.Pool
 		delete(a.keys, oldest)
 	}
 	port, _ := strconv.Atoi(a.Port)
-	cfg, err := pgxpool.ParseConfig(fmt.Sprintf("sslmode=%s pool_max_conns=2 pool_max_conn_idle_time=60s",
-		libpqSSLMode(a.TLSMode)))
+	maxConns := a.MaxConns
+	if maxConns < 1 {
+		maxConns = 2
+	}
+	cfg, err := pgxpool.ParseConfig(fmt.Sprintf("sslmode=%s pool_max_conns=%d pool_max_conn_idle_time=60s",
+		libpqSSLMode(a.TLSMode), maxConns))
 	if err != nil {
 		return nil, fmt.Errorf("auth query pool: %w", err)
 	}

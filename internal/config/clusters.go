@@ -129,6 +129,29 @@ func (c *Config) validateClusters() []error {
 			errs = append(errs, fmt.Errorf("route_state_file: %w", err))
 		}
 	}
+	return append(errs, c.validateDirectory()...)
+}
+
+// validateDirectory checks the tenant directory's keys when its query is
+// set: the query takes the tenant as $1, names a database, runs as a role,
+// and on a cluster that exists.
+func (c *Config) validateDirectory() []error {
+	if c.TenantDirectoryQuery == "" {
+		return nil
+	}
+	var errs []error
+	if !strings.Contains(c.TenantDirectoryQuery, "$1") {
+		errs = append(errs, fmt.Errorf("tenant_directory_query: must take the tenant label as $1"))
+	}
+	if c.TenantDirectoryDatabase == "" {
+		errs = append(errs, fmt.Errorf("tenant_directory_dbname: must be set when tenant_directory_query is"))
+	}
+	if c.AuthUser == "" {
+		errs = append(errs, fmt.Errorf("auth_user: must be set when tenant_directory_query is (the directory is read as this role)"))
+	}
+	if !c.HasCluster(strings.ToLower(c.TenantDirectoryCluster)) {
+		errs = append(errs, fmt.Errorf("tenant_directory_cluster: cluster %q is not defined (clusters are [cluster NAME] sections and default)", c.TenantDirectoryCluster))
+	}
 	return errs
 }
 

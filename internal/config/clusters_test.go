@@ -108,6 +108,14 @@ func TestClusterErrors(t *testing.T) {
 		{"database_routes = rep*:default\n", "database_routes takes database names, not patterns"},
 		{"default_cluster = eu\n", `default_cluster: cluster "eu" is not defined`},
 		{"route_state_file = /nonexistent/dir/routes\n", "route_state_file: directory of /nonexistent/dir/routes does not exist"},
+		{"tenant_directory_query = SELECT 1\ntenant_directory_dbname = dir\n", "tenant_directory_query: must take the tenant label as $1"},
+		{"tenant_directory_query = SELECT c FROM d WHERE t = $1\n", "tenant_directory_dbname: must be set when tenant_directory_query is"},
+		{"tenant_directory_query = SELECT c FROM d WHERE t = $1\ntenant_directory_dbname = dir\ntenant_directory_cluster = eu\n",
+			`tenant_directory_cluster: cluster "eu" is not defined`},
+		{"tenant_directory_query = SELECT c FROM d WHERE t = $1\ntenant_directory_dbname = dir\nauth_user = ''\nauth_file = /etc/hostname\n",
+			"auth_user: must be set when tenant_directory_query is"},
+		{"tenant_directory_ttl = 0\n", "tenant_directory_ttl"},
+		{"tenant_directory_cache_size = 0\n", "tenant_directory_cache_size"},
 	}
 	for _, c := range cases {
 		_, err := loadFile(t, c.body)

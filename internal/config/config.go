@@ -112,6 +112,13 @@ type Config struct {
 	TenantMoveTimeout time.Duration // tenant_move_timeout
 	RouteStateFile    string        // route_state_file
 
+	TenantDirectoryQuery     string        // tenant_directory_query
+	TenantDirectoryCluster   string        // tenant_directory_cluster
+	TenantDirectoryDatabase  string        // tenant_directory_dbname
+	TenantDirectoryTTL       time.Duration // tenant_directory_ttl
+	TenantDirectoryChannel   string        // tenant_directory_channel
+	TenantDirectoryCacheSize int           // tenant_directory_cache_size
+
 	ResolverUser     string // resolver_user
 	ResolverPassword string // resolver_password
 

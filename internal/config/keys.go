@@ -287,6 +287,27 @@ var keyTable = []keyDef{
 		Doc: "File where MOVE TENANT keeps its route overrides (`tenant:cluster` lines), written before each switch and read at startup, so that a moved tenant stays moved across restarts; empty keeps them in memory only. Restart to change."},
 		kind: strKind{}},
 
+	// The tenant directory: tenant → cluster read from a database (see
+	// scaling.md, "A tenant directory").
+	{Key: Key{Name: "tenant_directory_query", Field: "TenantDirectoryQuery", Default: "",
+		Doc: "Query naming the cluster of the tenant whose label is `$1` (one text column; no row leaves the tenant to `tenant_routes`, `database_routes` and `default_cluster`), for example `SELECT cluster FROM tenant_directory WHERE tenant = $1`; empty turns the directory off. Runs as `auth_user` in `tenant_directory_dbname` on `tenant_directory_cluster`; MOVE TENANT overrides still come first. Restart to change."},
+		kind: strKind{}},
+	{Key: Key{Name: "tenant_directory_cluster", Field: "TenantDirectoryCluster", Default: "default",
+		Doc: "Cluster whose database holds the tenant directory. Restart to change."},
+		kind: strKind{nonEmpty: true}},
+	{Key: Key{Name: "tenant_directory_dbname", Field: "TenantDirectoryDatabase", Default: "",
+		Doc: "Database `tenant_directory_query` runs in; must be set when the query is. Restart to change."},
+		kind: strKind{}},
+	{Key: Key{Name: "tenant_directory_ttl", Field: "TenantDirectoryTTL", Default: "60s",
+		Doc: "How long an answer of the tenant directory (a row, or no row) is used before it is asked again, by new logins and by transaction-mode clients at their next transaction. Restart to change."},
+		kind: durKind{min: time.Second}},
+	{Key: Key{Name: "tenant_directory_channel", Field: "TenantDirectoryChannel", Default: "",
+		Doc: "Channel multigres LISTENs on in the directory's database: a notification whose payload is a tenant label forgets that tenant's answer, an empty payload forgets all, and clients follow at their next transaction. Empty: answers change only by `tenant_directory_ttl` and `REFRESH TENANT`. Restart to change."},
+		kind: strKind{}},
+	{Key: Key{Name: "tenant_directory_cache_size", Field: "TenantDirectoryCacheSize", Default: "100000",
+		Doc: "Most tenant directory answers kept; the least recently stored goes first. Restart to change."},
+		kind: intKind{1, 10_000_000}},
+
 	// Context resolvers ([resolver NAME] sections; see operations.md).
 	{Key: Key{Name: "resolver_user", Field: "ResolverUser", Default: "",
 		Doc: "Role the context resolver queries run as, in the client's database; empty means `auth_user` (and `auth_password`). Restart to change."},

@@ -199,11 +199,11 @@ func (h *handshake) run(deadline time.Time) error {
 	if err := c.checkTenantAccess(); err != nil {
 		return err
 	}
-	if err := h.route(); err != nil {
+	ctx, cancel := context.WithDeadline(c.srv.shutdownCtx(), deadline)
+	defer cancel()
+	if err := h.route(ctx); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
 	c.setState(StateAuth)
 	creds, err := (&authenticator{c: c}).authenticate(ctx)
 	if err != nil {
@@ -222,7 +222,7 @@ func (h *handshake) run(deadline time.Time) error {
 		return err
 	}
 	authCluster := c.route.cluster
-	if err := h.rerouteAfterWait(); err != nil {
+	if err := h.rerouteAfterWait(ctx); err != nil {
 		return err
 	}
 	if c.route.cluster != authCluster {

@@ -93,6 +93,12 @@ type mover struct{ s *Server }
 func (mv mover) pause(ctx context.Context, info *admin.MoveInfo) error {
 	s := mv.s
 	rt := &s.routing
+	// Where the tenant is now may be the directory's answer; asked before
+	// taking the lock, since it may query the directory database.
+	dir, err := rt.dirAnswer(ctx, info.Tenant)
+	if err != nil {
+		return dirCommandError(info.Tenant, err)
+	}
 	m := &rt.moves
 	m.mu.Lock()
 	if tm, busy := m.moves[info.Tenant]; busy && tm.to == info.To {
@@ -101,7 +107,7 @@ func (mv mover) pause(ctx context.Context, info *admin.MoveInfo) error {
 		info.From, info.State = tm.from, "paused"
 		return mv.drain(ctx, info)
 	}
-	cur, ok := rt.router.Tenant(info.Tenant, "")
+	cur, ok := rt.router.TenantWith(info.Tenant, "", dir)
 	if ok && cur.Cluster == info.To {
 		m.mu.Unlock()
 		return errNotInState("tenant %q is already routed to cluster %q (by %s)", info.Tenant, info.To, cur.Source)
@@ -284,8 +290,8 @@ func (s *Server) ResumeTenant(tenant string) error {
 }
 
 // Routes lists, for SHOW ROUTES, the moves in progress, the overrides
-// (sorted by tenant), then the configuration's rules in the order they
-// apply.
+// (sorted by tenant), the tenant directory's cached answers that place a
+// tenant, then the configuration's rules in the order they apply.
 func (s *Server) Routes() []admin.RouteInfo {
 	rt := &s.routing
 	var out []admin.RouteInfo
@@ -305,6 +311,11 @@ func (s *Server) Routes() []admin.RouteInfo {
 	sort.Strings(labels)
 	for _, l := range labels {
 		out = append(out, admin.RouteInfo{Match: l, Source: route.SourceOverride.String(), Cluster: overrides[l]})
+	}
+	if rt.dir != nil {
+		for _, d := range rt.dir.found() {
+			out = append(out, admin.RouteInfo{Match: d.Match, Source: d.Source.String(), Cluster: d.Cluster, State: "cached"})
+		}
 	}
 	for _, d := range rt.router.Table().Rules() {
 		out = append(out, admin.RouteInfo{Match: d.Match, Source: d.Source.String(), Cluster: d.Cluster})

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/route"
@@ -55,7 +57,8 @@ func newClusters(cfg *config.Config) (map[string]*upstream, error) {
 type routing struct {
 	clusters  map[string]*upstream
 	router    *route.Router
-	stateFile string // route_state_file; restart-only
+	stateFile string           // route_state_file; restart-only
+	dir       *tenantDirectory // nil without tenant_directory_query
 	// fileMu serialises writes of the state file.
 	fileMu sync.Mutex
 	moves  moveState
@@ -155,23 +158,45 @@ type connRoute struct {
 	cluster  *upstream
 	decision route.Decision
 	epoch    uint64
+	// expires is when the tenant directory's answer that placed the
+	// connection must be asked again; zero when no answer was used.
+	expires time.Time
+}
+
+// current reports whether the connection's placement still holds at now:
+// nothing changed in the router and no directory answer it used expired.
+func (r *connRoute) current(router *route.Router, now func() time.Time) bool {
+	if router.Epoch() != r.epoch {
+		return false
+	}
+	return r.expires.IsZero() || now().Before(r.expires)
 }
 
 // decide places a connection: admin console logins on the default
 // cluster, bypass users by their database, tenants by the router. A
 // tenant nothing places is refused (28000), naming the tenant and the keys
 // that would place it.
-func (rt *routing) decide(c *clientConn) (connRoute, error) {
+//
+// With a tenant directory, a tenant without an override is looked up
+// there first; when that fails the error wraps errDirectory and is a
+// *wire.Error (08006) for the client.
+func (rt *routing) decide(ctx context.Context, c *clientConn) (connRoute, error) {
 	epoch := rt.router.Epoch() // read first: a change after it is seen at the next check
 	var d route.Decision
+	var expires time.Time
 	switch {
 	case c.ad.isAdmin:
 		d = route.Decision{Cluster: route.DefaultCluster, Source: route.SourceDefault, Match: "*"}
 	case c.ident.Bypass:
 		d = rt.router.Bypass(c.database)
 	default:
+		dir, err := rt.dirAnswer(ctx, c.ident.Tenant)
+		if err != nil {
+			return connRoute{}, directoryError(c, err)
+		}
+		expires = dir.Expires
 		var ok bool
-		if d, ok = rt.router.Tenant(c.ident.Tenant, c.database); !ok {
+		if d, ok = rt.router.TenantWith(c.ident.Tenant, c.database, dir); !ok {
 			return connRoute{}, wire.Fatal(wire.CodeInvalidAuthorization,
 				"tenant %q is not routed to any cluster: no tenant_routes item matches it and default_cluster is empty", c.ident.Tenant).
 				WithHint(fmt.Sprintf("Add an item for it to tenant_routes (for example tenant_routes = %s:CLUSTER), or set default_cluster, then RELOAD.", c.ident.Tenant))
@@ -184,15 +209,47 @@ func (rt *routing) decide(c *clientConn) (connRoute, error) {
 		return connRoute{}, wire.Fatal(wire.CodeConnectionFailure, "the route of this connection names cluster %q, which is not configured", d.Cluster).
 			WithHint("Check tenant_routes, database_routes, default_cluster and the [cluster NAME] sections.")
 	}
-	return connRoute{cluster: up, decision: d, epoch: epoch}, nil
+	return connRoute{cluster: up, decision: d, epoch: epoch, expires: expires}, nil
 }
+
+// dirAnswer is the tenant directory's answer for a tenant that has no
+// MOVE TENANT override (an override comes first, so no lookup is needed);
+// zero without a directory.
+func (rt *routing) dirAnswer(ctx context.Context, label string) (route.DirAnswer, error) {
+	if rt.dir == nil {
+		return route.DirAnswer{}, nil
+	}
+	if _, moved := rt.router.Override(label); moved {
+		return route.DirAnswer{}, nil
+	}
+	return rt.dir.lookup(ctx, label)
+}
+
+// directoryError is what a client placed by the tenant directory sees
+// when the directory could not be read; the cause is logged, not sent.
+func directoryError(c *clientConn, err error) error {
+	c.logger().Warn("tenant directory lookup failed; refusing rather than guessing a cluster", "err", err)
+	return &dirFailure{cause: err, we: wire.Fatal(wire.CodeConnectionFailure,
+		"multigres could not read the tenant directory to find the cluster of tenant %q", c.ident.Tenant).
+		WithHint("Retry later. Operators: check that tenant_directory_dbname on tenant_directory_cluster is reachable and that auth_user may run tenant_directory_query (see the log).")}
+}
+
+// dirFailure is the client's error for a failed directory lookup, which
+// also unwraps to the cause (errDirectory).
+type dirFailure struct {
+	we    *wire.Error
+	cause error
+}
+
+func (f *dirFailure) Error() string   { return f.we.Error() }
+func (f *dirFailure) Unwrap() []error { return []error{f.we, f.cause} }
 
 // route places the connection (see routing.decide); it runs after the
 // startup packet, before authentication, and again after a wait for a
 // paused login if the routing changed meanwhile.
-func (h *handshake) route() error {
+func (h *handshake) route(ctx context.Context) error {
 	c := h.c
-	rt, err := c.srv.routing.decide(c)
+	rt, err := c.srv.routing.decide(ctx, c)
 	if err != nil {
 		c.srv.authFailure(AuthReasonNoRoute)
 		return err
@@ -203,13 +260,13 @@ func (h *handshake) route() error {
 
 // rerouteAfterWait places the connection again if the routing changed
 // since it was placed (a MOVE TENANT switched while the login waited).
-func (h *handshake) rerouteAfterWait() error {
+func (h *handshake) rerouteAfterWait(ctx context.Context) error {
 	c := h.c
-	if c.srv.routing.router.Epoch() == c.route.epoch {
+	if c.route.current(c.srv.routing.router, time.Now) {
 		return nil
 	}
 	prev := c.route.cluster
-	if err := h.route(); err != nil {
+	if err := h.route(ctx); err != nil {
 		return err
 	}
 	if c.route.cluster != prev {

@@ -116,6 +116,17 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err := s.routing.init(cfg); err != nil {
 		return nil, err
 	}
+	if s.routing.dir, err = newTenantDirectory(s.shutCtx, cfg, s.routing.clusters, s.routing.router, logger); err != nil {
+		return nil, err
+	}
+	if s.routing.dir != nil && cfg.TenantDirectoryChannel != "" {
+		s.routing.dir.onNotify = func(ctx context.Context, label string) {
+			if _, err := s.routing.absorbOverride(ctx, label); err != nil {
+				logger.Warn("tenant directory: a MOVE TENANT override the directory may now agree with stays", "tenant", label, "err", err)
+			}
+		}
+		s.routing.dir.listen(s.shutCtx, cfg.TenantDirectoryChannel)
+	}
 	if s.secrets, err = newSecretStore(cfg, s.routing.clusters); err != nil {
 		return nil, err
 	}
@@ -356,6 +367,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.secrets.close()
 	s.resolvers.close()
+	s.routing.dir.close()
 	s.poolOnce.Do(func() {}) // no pool set after this point
 	if ps := s.poolSet.Load(); ps != nil {
 		ps.Close()

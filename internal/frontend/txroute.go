@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/multigres-proxy/multigres/internal/backend"
 	"github.com/multigres-proxy/multigres/internal/pool"
@@ -38,10 +39,17 @@ func (t *txRoute) pool(r *txRelay) (*pool.Pool, error) {
 		cur = r.pool
 	}
 	rt := &c.srv.routing
-	if rt.router.Epoch() == c.route.epoch {
+	if c.route.current(rt.router, time.Now) {
 		return cur, nil
 	}
-	next, err := rt.decide(c)
+	ctx, cancel := context.WithTimeout(c.srv.shutdownCtx(), c.lc.cfg.ServerConnectTimeout)
+	next, err := rt.decide(ctx, c)
+	cancel()
+	if errors.Is(err, errDirectory) {
+		// Where the tenant lives now is unknown: its transactions wait
+		// rather than run on a cluster it may have left.
+		return nil, err
+	}
 	if err != nil {
 		// A reload left the tenant without a route: its open connection
 		// stays where its data was; new logins are refused.

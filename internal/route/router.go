@@ -166,3 +166,16 @@ func (r *Router) Override(label string) (Decision, bool) {
 // not hold (the tenant directory) may now place tenants elsewhere, so
 // clients placed before must ask again.
 func (r *Router) Bump() { r.epoch.Add(1) }
+
+// DropOverride removes label's override if it still routes to cluster,
+// and reports whether it did.
+func (r *Router) DropOverride(label, cluster string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.overrides[label] != cluster {
+		return false
+	}
+	delete(r.overrides, label)
+	r.epoch.Add(1)
+	return true
+}

@@ -1,0 +1,265 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/multigres-proxy/multigres/internal/backend"
+	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/route"
+)
+
+// The tenant directory: tenant_directory_query, run as auth_user in
+// tenant_directory_dbname on tenant_directory_cluster, names a tenant's
+// cluster. Answers (a row, or no row) are cached for tenant_directory_ttl
+// in a bounded route.DirCache. Three things make them be asked again:
+// their TTL, REFRESH TENANT on the console, and a notification on
+// tenant_directory_channel. Forgetting bumps the router's epoch, so that
+// transaction-mode clients re-place themselves at their next transaction;
+// an answer that expires re-places the clients it placed (connRoute's
+// expires) the same way.
+//
+// A login is placed before its password is checked (auth_query runs on
+// the tenant's cluster), so the labels come from anyone: the cache is
+// bounded, one lookup runs per label at a time (others wait for it), and
+// the pool that runs them has dirPoolConns connections, so a flood of
+// invented tenants costs the directory database at most that many
+// queries at once. When the directory cannot be read, a tenant without a
+// cached answer is refused (08006): multigres does not guess a cluster.
+
+// dirPoolConns bounds the connections, hence the lookups at once, to the
+// directory database.
+const dirPoolConns = 4
+
+// tenantDirectory is the server's tenant directory; nil when
+// tenant_directory_query is empty.
+type tenantDirectory struct {
+	base     context.Context // the server's: lookups end at shutdown
+	query    string
+	clusters map[string]*upstream // to check answers; restart-only
+	router   *route.Router
+	log      *slog.Logger
+	now      func() time.Time
+	lookups  *backend.AuthQuery // its Pool(ctx, dbname) runs the query
+	dbname   string
+
+	mu       sync.Mutex // guards the fields below
+	cache    *route.DirCache
+	inflight map[string]*dirCall
+	// gen counts forgets: a lookup started before one does not store its
+	// answer, which may predate the change the forget announced.
+	gen uint64
+
+	listenDone chan struct{} // closed when the listener has stopped; nil without a channel
+	// onNotify runs on the listener's goroutine after a notification made
+	// it forget a tenant (routing drops a MOVE override the directory now
+	// agrees with); nil for nothing.
+	onNotify func(ctx context.Context, label string)
+}
+
+// dirCall is one lookup in flight; others asking for the same label wait
+// for done and share its result.
+type dirCall struct {
+	done   chan struct{}
+	answer route.DirAnswer
+	err    error
+}
+
+// newTenantDirectory builds the directory of cfg (nil when off).
+func newTenantDirectory(base context.Context, cfg *config.Config, clusters map[string]*upstream, router *route.Router, log *slog.Logger) (*tenantDirectory, error) {
+	if cfg.TenantDirectoryQuery == "" {
+		return nil, nil
+	}
+	up := clusters[strings.ToLower(cfg.TenantDirectoryCluster)]
+	if up == nil {
+		return nil, fmt.Errorf("tenant_directory_cluster: cluster %q is not defined", cfg.TenantDirectoryCluster)
+	}
+	q, err := backend.NewAuthQuery(up.addr, cfg.AuthUser, cfg.AuthPassword, "", "", up.tlsMode)
+	if err != nil {
+		return nil, fmt.Errorf("tenant directory: %w", err)
+	}
+	q.TLSConfig = up.tls
+	q.AppName = "multigres tenant directory"
+	q.MaxConns = dirPoolConns
+	return &tenantDirectory{base: base, query: cfg.TenantDirectoryQuery, clusters: clusters, router: router, log: log,
+		now: time.Now, lookups: q, dbname: cfg.TenantDirectoryDatabase,
+		cache: route.NewDirCache(cfg.TenantDirectoryTTL, cfg.TenantDirectoryCacheSize), inflight: map[string]*dirCall{}}, nil
+}
+
+// errDirectory marks a failed lookup: the tenant cannot be placed now.
+var errDirectory = errors.New("tenant directory")
+
+// lookup returns the directory's answer for label: cached, or asked (once
+// for all who ask at the same time). The error wraps errDirectory.
+func (d *tenantDirectory) lookup(ctx context.Context, label string) (route.DirAnswer, error) {
+	d.mu.Lock()
+	if a, ok := d.cache.Get(label, d.now()); ok {
+		d.mu.Unlock()
+		return a, nil
+	}
+	call, waiting := d.inflight[label]
+	if !waiting {
+		call = &dirCall{done: make(chan struct{})}
+		d.inflight[label] = call
+		go d.ask(label, call, d.gen)
+	}
+	d.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.answer, call.err
+	case <-ctx.Done():
+		return route.DirAnswer{}, fmt.Errorf("%w: lookup of tenant %q: %w", errDirectory, label, ctx.Err())
+	}
+}
+
+// dirQueryTimeout bounds one directory query, whoever waits for it: a
+// caller that gives up does not cancel the others' answer.
+const dirQueryTimeout = 10 * time.Second
+
+// ask runs the query for label, stores the answer (unless something was
+// forgotten meanwhile) and wakes the callers.
+func (d *tenantDirectory) ask(label string, call *dirCall, gen uint64) {
+	ctx, cancel := context.WithTimeout(d.base, dirQueryTimeout)
+	defer cancel()
+	cluster, err := d.query1(ctx, label)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.inflight, label)
+	switch {
+	case err != nil:
+		call.err = err
+	case gen == d.gen:
+		call.answer = d.cache.Put(label, cluster, d.now())
+	default:
+		// Used once, by the logins that waited; not kept.
+		call.answer = route.DirAnswer{Cluster: cluster, Expires: d.now()}
+	}
+	close(call.done)
+}
+
+// query1 runs tenant_directory_query for label and checks its answer: a
+// configured cluster, or "" for no row (or a NULL).
+func (d *tenantDirectory) query1(ctx context.Context, label string) (string, error) {
+	pool, err := d.lookups.Pool(ctx, d.dbname)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", errDirectory, err)
+	}
+	var cluster *string
+	err = pool.QueryRow(ctx, d.query, label).Scan(&cluster)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && cluster == nil {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: tenant_directory_query for tenant %q: %w", errDirectory, label, err)
+	}
+	name := strings.ToLower(strings.TrimSpace(*cluster))
+	if d.clusters[name] == nil {
+		return "", fmt.Errorf("%w: tenant_directory_query places tenant %q on cluster %q, which is not configured", errDirectory, label, *cluster)
+	}
+	return name, nil
+}
+
+// forget drops label's answer ("" drops all) and makes clients placed
+// before re-place themselves; it returns how many answers were dropped.
+func (d *tenantDirectory) forget(label string) int {
+	d.mu.Lock()
+	n := 0
+	if label == "" {
+		n = d.cache.ForgetAll()
+	} else if d.cache.Forget(label) {
+		n = 1
+	}
+	d.gen++
+	d.mu.Unlock()
+	d.router.Bump()
+	return n
+}
+
+// cached is label's cached answer, without asking (zero when none).
+func (d *tenantDirectory) cached(label string) route.DirAnswer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, _ := d.cache.Get(label, d.now())
+	return a
+}
+
+// found lists the cached answers that place a tenant (SHOW ROUTES).
+func (d *tenantDirectory) found() []route.Decision {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cache.Found(d.now())
+}
+
+// listen follows channel until ctx ends: a notification's payload is the
+// label to forget, empty for all. Every (re)connection forgets all, since
+// notifications sent while it was down are lost. Retries back off from
+// one second to thirty.
+func (d *tenantDirectory) listen(ctx context.Context, channel string) {
+	d.listenDone = make(chan struct{})
+	go func() {
+		defer close(d.listenDone)
+		backoff := time.Second
+		for ctx.Err() == nil {
+			err := d.listenOnce(ctx, channel)
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.Warn("tenant directory: LISTEN connection lost; answers expire by tenant_directory_ttl meanwhile",
+				"channel", channel, "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}()
+}
+
+// listenOnce is one LISTEN connection's life.
+func (d *tenantDirectory) listenOnce(ctx context.Context, channel string) error {
+	pool, err := d.lookups.Pool(ctx, d.dbname)
+	if err != nil {
+		return err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection LISTENs for the rest of its life: it never goes back.
+	pc := conn.Hijack()
+	defer pc.Close(context.Background())
+	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return fmt.Errorf("LISTEN: %w", err)
+	}
+	d.forget("")
+	d.log.Info("tenant directory: listening for changes", "channel", channel)
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		d.forget(n.Payload)
+		if n.Payload != "" && d.onNotify != nil {
+			d.onNotify(ctx, n.Payload)
+		}
+	}
+}
+
+// close stops the listener and closes the directory's connections.
+func (d *tenantDirectory) close() {
+	if d == nil {
+		return
+	}
+	if d.listenDone != nil {
+		<-d.listenDone
+	}
+	d.lookups.Close()
+}
