@@ -62,7 +62,16 @@ type tenantDirectory struct {
 	// it forget a tenant (routing drops a MOVE override the directory now
 	// agrees with); nil for nothing.
 	onNotify func(ctx context.Context, label string)
+	// observe counts each query by result (DirLookup*); nil for nothing.
+	observe func(result string)
 }
+
+// Results passed to Hooks.DirectoryLookup, one per directory query.
+const (
+	DirLookupRow   = "row"    // a row named a configured cluster
+	DirLookupNoRow = "no_row" // no row, or a NULL cluster: the static routes decide
+	DirLookupError = "error"  // the query failed, timed out, or named an unknown cluster
+)
 
 // dirCall is one lookup in flight; others asking for the same label wait
 // for done and share its result.
@@ -129,6 +138,16 @@ func (d *tenantDirectory) ask(label string, call *dirCall, gen uint64) {
 	ctx, cancel := context.WithTimeout(d.base, dirQueryTimeout)
 	defer cancel()
 	cluster, err := d.query1(ctx, label)
+	if d.observe != nil {
+		switch {
+		case err != nil:
+			d.observe(DirLookupError)
+		case cluster == "":
+			d.observe(DirLookupNoRow)
+		default:
+			d.observe(DirLookupRow)
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.inflight, label)

@@ -29,6 +29,10 @@ type Hooks struct {
 	// process of the fleet issued, with one of the PeerCancel* results.
 	PeerCancel  func(result string)
 	GuardReject func(rule string)
+	// DirectoryLookup is called once for each query of the tenant
+	// directory (not for cached answers), with one of the DirLookup*
+	// results.
+	DirectoryLookup func(result string)
 	// Session is called once a client has authenticated; the Session it
 	// returns (nil: none) observes that connection until it closes.
 	Session func(SessionInfo) Session
@@ -126,6 +130,13 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			}
 		}
 		s.routing.dir.listen(s.shutCtx, cfg.TenantDirectoryChannel)
+	}
+	if s.routing.dir != nil {
+		s.routing.dir.observe = func(result string) {
+			if h := s.Hooks.DirectoryLookup; h != nil {
+				h(result)
+			}
+		}
 	}
 	if s.secrets, err = newSecretStore(cfg, s.routing.clusters); err != nil {
 		return nil, err

@@ -50,6 +50,7 @@ type Metrics struct {
 	guardRejects     *prometheus.CounterVec
 	cancels          [2]prometheus.Counter // [0] not forwarded, [1] forwarded
 	peerCancels      *prometheus.CounterVec
+	dirLookups       *prometheus.CounterVec
 	tenantConns      *prometheus.CounterVec
 	tenantTxs        *prometheus.CounterVec
 	tenantErrors     *prometheus.CounterVec
@@ -102,6 +103,10 @@ func New(maxTenants int) *Metrics {
 	m.peerCancels = f.counterVec("peer_cancel_forwards_total", "Cancel requests whose key another process of the fleet issued, by result: ok (delivered to that peer), failed (dial, write or close failed or timed out), dropped (no forwarding slot free), unknown_peer (the id is not in peers).", "result")
 	for _, r := range []string{frontend.PeerCancelOK, frontend.PeerCancelFailed, frontend.PeerCancelDropped, frontend.PeerCancelUnknown} {
 		m.peerCancels.WithLabelValues(r)
+	}
+	m.dirLookups = f.counterVec("tenant_directory_lookups_total", "Queries of the tenant directory (tenant_directory_query; cached answers are not counted), by result: row (a configured cluster), no_row (no row or a NULL: the static routes decide), error (failed, timed out, or named an unknown cluster: the tenant was refused).", "result")
+	for _, r := range []string{frontend.DirLookupRow, frontend.DirLookupNoRow, frontend.DirLookupError} {
+		m.dirLookups.WithLabelValues(r)
 	}
 	m.tenantConns = f.counterVec("tenant_connections_total", "Authenticated client connections per tenant (the tenant label: context values joined by value_separator; \"other\" past metrics_max_tenants).", "tenant")
 	m.tenantTxs = f.counterVec("tenant_transactions_total", "Transactions completed per tenant.", "tenant")
@@ -160,9 +165,10 @@ func (m *Metrics) Hooks() frontend.Hooks {
 				m.cancels[0].Inc()
 			}
 		},
-		GuardReject: func(rule string) { m.guardRejects.WithLabelValues(rule).Inc() },
-		PeerCancel:  func(result string) { m.peerCancels.WithLabelValues(result).Inc() },
-		Session:     m.session,
+		GuardReject:     func(rule string) { m.guardRejects.WithLabelValues(rule).Inc() },
+		PeerCancel:      func(result string) { m.peerCancels.WithLabelValues(result).Inc() },
+		DirectoryLookup: func(result string) { m.dirLookups.WithLabelValues(result).Inc() },
+		Session:         m.session,
 	}
 }
 

@@ -210,6 +210,9 @@ func TestDirectoryFailsClosed(t *testing.T) {
 	if got := whereNow(acme); !strings.Contains(got, "08006") {
 		t.Errorf("acme's next transaction after its answer was forgotten and the directory broke: %s, want 08006", got)
 	}
+	if n := e.metric(t, `multigres_tenant_directory_lookups_total{result="error"}`); n < 3 {
+		t.Errorf("directory lookups counted as errors: %v, want at least 3 (initech, globex, acme)", n)
+	}
 	e.setDir(t, "GRANT SELECT ON tenant_directory TO "+proxytest.AuthUser)
 	if got := whereNow(e.connect(t, "app_user.acme")); got != "c2" {
 		t.Errorf("acme after the directory came back reached %s, want c2", got)
