@@ -37,9 +37,13 @@
 //  2. The username becomes a tenant.Identity (or a bypass user). Startup
 //     parameters that would set a context variable, role or
 //     session_authorization are refused. The connection is placed on its
-//     upstream cluster (routing.go: MOVE TENANT overrides, tenant_routes,
-//     database_routes, default_cluster); everything it does upstream,
-//     the secret lookup included, happens there.
+//     upstream cluster (routing.go: MOVE TENANT overrides, the tenant
+//     directory of directory.go, tenant_routes, database_routes,
+//     default_cluster); everything it does upstream, the secret lookup
+//     included, happens there. A directory lookup is the one upstream
+//     query before authentication; it is shared per tenant, cached and
+//     bounded (directory.go). The directory's lock is never held while
+//     the router's is taken or a query runs.
 //  3. StateAuth. The client authenticates against the secret found in
 //     auth_file or by auth_query. With SCRAM, the ClientKey recovered from
 //     the proof is kept to log in upstream without any stored password.
