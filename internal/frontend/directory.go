@@ -114,6 +114,10 @@ func (d *tenantDirectory) lookup(ctx context.Context, label string) (route.DirAn
 		return a, nil
 	}
 	call, waiting := d.inflight[label]
+	if !waiting && len(d.inflight) >= dirMaxInflight {
+		d.mu.Unlock()
+		return route.DirAnswer{}, fmt.Errorf("%w: %d lookups of other tenants in flight; tenant %q not asked", errDirectory, dirMaxInflight, label)
+	}
 	if !waiting {
 		call = &dirCall{done: make(chan struct{})}
 		d.inflight[label] = call
@@ -127,6 +131,12 @@ func (d *tenantDirectory) lookup(ctx context.Context, label string) (route.DirAn
 		return route.DirAnswer{}, fmt.Errorf("%w: lookup of tenant %q: %w", errDirectory, label, ctx.Err())
 	}
 }
+
+// dirMaxInflight bounds the tenants being looked up at once. Past it a
+// login of a tenant without a cached answer is refused at once rather
+// than queued behind a flood of invented tenants (each lookup may take
+// dirQueryTimeout when the directory is slow).
+const dirMaxInflight = 256
 
 // dirQueryTimeout bounds one directory query, whoever waits for it: a
 // caller that gives up does not cancel the others' answer.
