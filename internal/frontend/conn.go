@@ -199,7 +199,7 @@ func (h *handshake) run(deadline time.Time) error {
 	if err := c.checkTenantAccess(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithDeadline(c.srv.shutdownCtx(), deadline)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := h.route(ctx); err != nil {
 		return err
