@@ -233,7 +233,7 @@ func (mv mover) switchTo(ctx context.Context, info *admin.MoveInfo) error {
 		s.Logger.Info("MOVE TENANT: switched", "tenant", info.Tenant, "from", info.From, "to", info.To,
 			"closed_session_connections", info.Closed)
 	} else {
-		s.Logger.Warn("MOVE TENANT: switched; the route lives in memory only: add it to tenant_routes before the next restart",
+		s.Logger.Warn("MOVE TENANT: switched; the route lives in memory only: add it to tenant_routes (or the tenant directory) before the next restart",
 			"tenant", info.Tenant, "from", info.From, "to", info.To, "closed_session_connections", info.Closed)
 	}
 	return nil
