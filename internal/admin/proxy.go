@@ -59,9 +59,13 @@ type RefreshInfo struct {
 	// Cluster and Source: where the tenant is routed now, and by what
 	// (empty for all tenants).
 	Cluster, Source string
-	// OverrideDropped: the tenant's MOVE TENANT override was dropped, the
-	// directory now placing it on the same cluster.
+	// OverrideDropped: a MOVE TENANT override was dropped (the tenant's,
+	// or any for all tenants), the directory now placing it on the same
+	// cluster.
 	OverrideDropped bool
+	// Closed counts the session-mode connections ended because the
+	// directory now places their tenant elsewhere (or cannot place it).
+	Closed int
 }
 
 // MoveStep is how much of a tenant move one MOVE TENANT command does.

@@ -12,8 +12,10 @@ import (
 // MOVE TENANT override the directory now agrees with is dropped, since
 // the directory places the tenant there by itself. One row per command:
 // tenant ("*" for all), forgotten (answers dropped), cluster and source
-// (where the tenant goes now; empty for REFRESH TENANTS), and
-// override_dropped.
+// (where the tenant goes now; empty for REFRESH TENANTS),
+// override_dropped, and closed (session-mode connections ended because
+// the directory now places their tenant elsewhere, or cannot place it:
+// a session cannot follow its tenant).
 func refresh(ctx context.Context, p Proxy, args []string) (*result, error) {
 	label := ""
 	switch {
@@ -27,6 +29,6 @@ func refresh(ctx context.Context, p Proxy, args []string) (*result, error) {
 	if err != nil {
 		return nil, commandError("REFRESH", err)
 	}
-	return &result{tag: "REFRESH", columns: []string{"tenant", "forgotten", "cluster", "source", "override_dropped"},
-		rows: [][]string{{ri.Tenant, itoa(ri.Forgotten), ri.Cluster, ri.Source, fmtBool(ri.OverrideDropped)}}}, nil
+	return &result{tag: "REFRESH", columns: []string{"tenant", "forgotten", "cluster", "source", "override_dropped", "closed"},
+		rows: [][]string{{ri.Tenant, itoa(ri.Forgotten), ri.Cluster, ri.Source, fmtBool(ri.OverrideDropped), itoa(ri.Closed)}}}, nil
 }

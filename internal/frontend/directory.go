@@ -50,18 +50,19 @@ type tenantDirectory struct {
 	lookups  *backend.AuthQuery // its Pool(ctx, dbname) runs the query
 	dbname   string
 
-	mu       sync.Mutex // guards the fields below
-	cache    *route.DirCache
+	mu    sync.Mutex // guards the fields below
+	cache *route.DirCache
+	// inflight are the lookups callers may join. Forgetting a tenant
+	// detaches its lookup: a query that began before the forget may have
+	// read the row the forget announces a change of, so its answer goes
+	// only to those who were already waiting, and is not kept.
 	inflight map[string]*dirCall
-	// gen counts forgets: a lookup started before one does not store its
-	// answer, which may predate the change the forget announced.
-	gen uint64
 
 	listenDone chan struct{} // closed when the listener has stopped; nil without a channel
-	// onNotify runs on the listener's goroutine after a notification made
-	// it forget a tenant (routing drops a MOVE override the directory now
-	// agrees with); nil for nothing.
-	onNotify func(ctx context.Context, label string)
+	// onForget runs on the listener's goroutine after it forgot label (""
+	// for all): the server follows the change (dirFollower); nil for
+	// nothing.
+	onForget func(ctx context.Context, label string)
 	// observe counts each query by result (DirLookup*); nil for nothing.
 	observe func(result string)
 }
@@ -121,7 +122,7 @@ func (d *tenantDirectory) lookup(ctx context.Context, label string) (route.DirAn
 	if !waiting {
 		call = &dirCall{done: make(chan struct{})}
 		d.inflight[label] = call
-		go d.ask(label, call, d.gen)
+		go d.ask(label, call)
 	}
 	d.mu.Unlock()
 	select {
@@ -142,9 +143,9 @@ const dirMaxInflight = 256
 // caller that gives up does not cancel the others' answer.
 const dirQueryTimeout = 10 * time.Second
 
-// ask runs the query for label, stores the answer (unless something was
+// ask runs the query for label, stores the answer (unless the label was
 // forgotten meanwhile) and wakes the callers.
-func (d *tenantDirectory) ask(label string, call *dirCall, gen uint64) {
+func (d *tenantDirectory) ask(label string, call *dirCall) {
 	ctx, cancel := context.WithTimeout(d.base, dirQueryTimeout)
 	defer cancel()
 	cluster, err := d.query1(ctx, label)
@@ -160,14 +161,18 @@ func (d *tenantDirectory) ask(label string, call *dirCall, gen uint64) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.inflight, label)
+	attached := d.inflight[label] == call
+	if attached {
+		delete(d.inflight, label)
+	}
 	switch {
 	case err != nil:
 		call.err = err
-	case gen == d.gen:
+	case attached:
 		call.answer = d.cache.Put(label, cluster, d.now())
 	default:
-		// Used once, by the logins that waited; not kept.
+		// Forgotten while asked: used once, by the callers that waited,
+		// whose clients ask again at their next transaction.
 		call.answer = route.DirAnswer{Cluster: cluster, Expires: d.now()}
 	}
 	close(call.done)
@@ -176,23 +181,50 @@ func (d *tenantDirectory) ask(label string, call *dirCall, gen uint64) {
 // query1 runs tenant_directory_query for label and checks its answer: a
 // configured cluster, or "" for no row (or a NULL).
 func (d *tenantDirectory) query1(ctx context.Context, label string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		// Shut down: close may have run, and a pool made now would stay.
+		return "", fmt.Errorf("%w: %w", errDirectory, err)
+	}
 	pool, err := d.lookups.Pool(ctx, d.dbname)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", errDirectory, err)
 	}
-	var cluster *string
-	err = pool.QueryRow(ctx, d.query, label).Scan(&cluster)
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && cluster == nil {
-		return "", nil
-	}
+	rows, err := pool.Query(ctx, d.query, label)
 	if err != nil {
 		return "", fmt.Errorf("%w: tenant_directory_query for tenant %q: %w", errDirectory, label, err)
 	}
-	name := strings.ToLower(strings.TrimSpace(*cluster))
+	names, err := firstColumn(rows, 2)
+	if err != nil {
+		return "", fmt.Errorf("%w: tenant_directory_query for tenant %q: %w", errDirectory, label, err)
+	}
+	switch {
+	case len(names) == 0 || names[0] == nil:
+		return "", nil
+	case len(names) > 1:
+		// Which row wins would depend on the plan: not a guess to make.
+		return "", fmt.Errorf("%w: tenant_directory_query returned several rows for tenant %q; it must return at most one", errDirectory, label)
+	}
+	name := strings.ToLower(strings.TrimSpace(*names[0]))
 	if d.clusters[name] == nil {
-		return "", fmt.Errorf("%w: tenant_directory_query places tenant %q on cluster %q, which is not configured", errDirectory, label, *cluster)
+		return "", fmt.Errorf("%w: tenant_directory_query places tenant %q on cluster %q, which is not configured", errDirectory, label, *names[0])
 	}
 	return name, nil
+}
+
+// firstColumn reads the first column of at most max rows as text (nil for
+// NULL) and closes rows.
+func firstColumn(rows pgx.Rows, max int) ([]*string, error) {
+	defer rows.Close()
+	var out []*string
+	for len(out) < max && rows.Next() {
+		var v *string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	rows.Close()
+	return out, rows.Err()
 }
 
 // forget drops label's answer ("" drops all) and makes clients placed
@@ -202,10 +234,13 @@ func (d *tenantDirectory) forget(label string) int {
 	n := 0
 	if label == "" {
 		n = d.cache.ForgetAll()
-	} else if d.cache.Forget(label) {
-		n = 1
+		clear(d.inflight)
+	} else {
+		if d.cache.Forget(label) {
+			n = 1
+		}
+		delete(d.inflight, label)
 	}
-	d.gen++
 	d.mu.Unlock()
 	d.router.Bump()
 	return n
@@ -268,17 +303,22 @@ func (d *tenantDirectory) listenOnce(ctx context.Context, channel string) error 
 	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return fmt.Errorf("LISTEN: %w", err)
 	}
-	d.forget("")
+	d.forgetAndFollow(ctx, "")
 	d.log.Info("tenant directory: listening for changes", "channel", channel)
 	for {
 		n, err := pc.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		d.forget(n.Payload)
-		if n.Payload != "" && d.onNotify != nil {
-			d.onNotify(ctx, n.Payload)
-		}
+		d.forgetAndFollow(ctx, n.Payload)
+	}
+}
+
+// forgetAndFollow forgets label ("" for all) and lets the server follow.
+func (d *tenantDirectory) forgetAndFollow(ctx context.Context, label string) {
+	d.forget(label)
+	if d.onForget != nil {
+		d.onForget(ctx, label)
 	}
 }
 

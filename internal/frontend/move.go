@@ -258,19 +258,30 @@ func (mv mover) endSessions(tenant, cluster string) int {
 		if c.currentServer() == nil && c.State() != StateIdle && c.State() != StateInTransaction {
 			continue // not logged in upstream yet: its login follows the route
 		}
-		we := wire.Fatal(wire.CodeAdminShutdown, "terminating connection: tenant %q moved to cluster %q", tenant, cluster).
-			WithHint("Reconnect; new connections go to the tenant's new cluster.")
-		c.mu.Lock()
-		nc := c.nc
-		c.mu.Unlock()
-		_ = nc.SetWriteDeadline(time.Now().Add(time.Second)) // a client that does not read must not hold the console
-		c.writeMsg(we.Response())
-		_ = c.flush()
-		c.logger().Info("closed by MOVE TENANT: a session-mode connection cannot follow its tenant", "to", cluster)
-		c.kill()
+		endSession(c, movedError(tenant, cluster), "closed by MOVE TENANT: a session-mode connection cannot follow its tenant", cluster)
 		n++
 	}
 	return n
+}
+
+// movedError is what a session-mode client whose tenant moved reads.
+func movedError(tenant, cluster string) *wire.Error {
+	return wire.Fatal(wire.CodeAdminShutdown, "terminating connection: tenant %q moved to cluster %q", tenant, cluster).
+		WithHint("Reconnect; new connections go to the tenant's new cluster.")
+}
+
+// endSession writes we to a session-mode client (within a second, or not
+// at all: a client that does not read must not hold the caller) and
+// closes it.
+func endSession(c *clientConn, we *wire.Error, why, cluster string) {
+	c.mu.Lock()
+	nc := c.nc
+	c.mu.Unlock()
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.writeMsg(we.Response())
+	_ = c.flush()
+	c.logger().Info(why, "to", cluster)
+	c.kill()
 }
 
 // ResumeTenant calls off a move that has not switched: the tenant's

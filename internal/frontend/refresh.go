@@ -8,36 +8,35 @@ import (
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
-// RefreshTenant is REFRESH TENANT (tenant "" for REFRESH TENANTS): see
-// routing.refresh.
+// RefreshTenant is REFRESH TENANT (tenant "" for REFRESH TENANTS): it
+// forgets the directory's answer for the tenant (or all), follows the
+// change (dirFollower: overrides the directory now agrees with are
+// dropped, session-mode connections it places elsewhere are ended), and
+// reports where the tenant goes now.
 func (s *Server) RefreshTenant(ctx context.Context, tenant string) (admin.RefreshInfo, error) {
-	return s.routing.refresh(ctx, tenant)
-}
-
-// refresh forgets the directory's answer for label ("" for all), asks
-// again for one tenant, drops a MOVE TENANT override the new answer
-// agrees with, and reports where the tenant goes now.
-func (rt *routing) refresh(ctx context.Context, label string) (admin.RefreshInfo, error) {
+	rt := &s.routing
 	if rt.dir == nil {
 		return admin.RefreshInfo{}, &wire.Error{Severity: wire.SeverityError, Code: "55000",
 			Message: "there is no tenant directory to refresh",
 			Hint:    "Set tenant_directory_query (and tenant_directory_dbname) to route tenants by a directory table."}
 	}
-	n := rt.dir.forget(label)
-	if label == "" {
-		return admin.RefreshInfo{Tenant: "*", Forgotten: n}, nil
+	info := admin.RefreshInfo{Tenant: tenant, Forgotten: rt.dir.forget(tenant)}
+	if tenant == "" {
+		info.Tenant = "*"
 	}
-	info := admin.RefreshInfo{Tenant: label, Forgotten: n}
-	dropped, err := rt.absorbOverride(ctx, label)
+	dropped, closed, err := dirFollower{s}.follow(ctx, tenant)
+	info.OverrideDropped, info.Closed = len(dropped) > 0, closed
 	if err != nil {
 		return info, err
 	}
-	info.OverrideDropped = dropped
-	dir, err := rt.dirAnswer(ctx, label)
-	if err != nil {
-		return info, dirCommandError(label, err)
+	if tenant == "" {
+		return info, nil
 	}
-	if d, ok := rt.router.TenantWith(label, "", dir); ok {
+	dir, err := rt.dirAnswer(ctx, tenant)
+	if err != nil {
+		return info, dirCommandError(tenant, err)
+	}
+	if d, ok := rt.router.TenantWith(tenant, "", dir); ok {
 		info.Cluster, info.Source = d.Cluster, d.Source.String()
 	}
 	return info, nil
@@ -61,7 +60,7 @@ func (rt *routing) absorbOverride(ctx context.Context, label string) (bool, erro
 		return false, nil
 	}
 	if err := rt.saveOverrides(); err != nil {
-		rt.router.SetOverride(label, over.Cluster)
+		rt.router.SetOverrideIfAbsent(label, over.Cluster) // unless a MOVE set another meanwhile
 		return false, fmt.Errorf("the override of tenant %q could not be removed from route_state_file, so it stays: %w", label, err)
 	}
 	return true, nil

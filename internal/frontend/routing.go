@@ -229,9 +229,7 @@ func (rt *routing) dirAnswer(ctx context.Context, label string) (route.DirAnswer
 // when the directory could not be read; the cause is logged, not sent.
 func directoryError(c *clientConn, err error) error {
 	c.logger().Warn("tenant directory lookup failed; refusing rather than guessing a cluster", "err", err)
-	return &dirFailure{cause: err, we: wire.Fatal(wire.CodeConnectionFailure,
-		"multigres could not read the tenant directory to find the cluster of tenant %q", c.ident.Tenant).
-		WithHint("Retry later. Operators: check that tenant_directory_dbname on tenant_directory_cluster is reachable and that auth_user may run tenant_directory_query (see the log).")}
+	return &dirFailure{cause: err, we: dirFailureFatal(c.ident.Tenant)}
 }
 
 // dirFailure is the client's error for a failed directory lookup, which

@@ -123,28 +123,17 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if s.routing.dir, err = newTenantDirectory(s.shutCtx, cfg, s.routing.clusters, s.routing.router, logger); err != nil {
 		return nil, err
 	}
-	if s.routing.dir != nil && cfg.TenantDirectoryChannel != "" {
-		s.routing.dir.onNotify = func(ctx context.Context, label string) {
-			if _, err := s.routing.absorbOverride(ctx, label); err != nil {
-				logger.Warn("tenant directory: a MOVE TENANT override the directory may now agree with stays", "tenant", label, "err", err)
-			}
-		}
-		s.routing.dir.listen(s.shutCtx, cfg.TenantDirectoryChannel)
-	}
-	if s.routing.dir != nil {
-		s.routing.dir.observe = func(result string) {
-			if h := s.Hooks.DirectoryLookup; h != nil {
-				h(result)
-			}
-		}
-	}
 	if s.secrets, err = newSecretStore(cfg, s.routing.clusters); err != nil {
+		s.routing.dir.close()
 		return nil, err
 	}
 	if s.resolvers, err = newResolverSet(cfg, s.routing.clusters); err != nil {
 		s.secrets.close()
+		s.routing.dir.close()
 		return nil, err
 	}
+	// Last, once New can no longer fail: the listener runs until Shutdown.
+	startDirectory(s, cfg)
 	s.live.Store(lc)
 	s.maxByFiles = raiseFileLimit(logger)
 	s.msgBudget.Limit = cfg.MaxMessageMemory

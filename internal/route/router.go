@@ -179,3 +179,16 @@ func (r *Router) DropOverride(label, cluster string) bool {
 	r.epoch.Add(1)
 	return true
 }
+
+// SetOverrideIfAbsent routes label to cluster ahead of the table unless
+// label has an override already; it reports whether it set one.
+func (r *Router) SetOverrideIfAbsent(label, cluster string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.overrides[label]; ok {
+		return false
+	}
+	r.overrides[label] = cluster
+	r.epoch.Add(1)
+	return true
+}

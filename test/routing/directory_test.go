@@ -152,7 +152,7 @@ func TestDirectoryRefreshAndTTL(t *testing.T) {
 	}
 	con := e.console(t)
 	rows := show(t, con, "REFRESH TENANT acme")
-	want := map[string]string{"tenant": "acme", "forgotten": "1", "cluster": "c3", "source": "tenant_directory", "override_dropped": "false"}
+	want := map[string]string{"tenant": "acme", "forgotten": "1", "cluster": "c3", "source": "tenant_directory", "override_dropped": "false", "closed": "0"}
 	if len(rows) != 1 || fmt.Sprint(rows[0]) != fmt.Sprint(want) {
 		t.Errorf("REFRESH TENANT acme = %v, want %v", rows, want)
 	}
