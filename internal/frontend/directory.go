@@ -108,14 +108,19 @@ var errDirectory = errors.New("tenant directory")
 
 // lookup returns the directory's answer for label: cached, or asked (once
 // for all who ask at the same time). The error wraps errDirectory.
-func (d *tenantDirectory) lookup(ctx context.Context, label string) (route.DirAnswer, error) {
+// Logins not yet authenticated (preAuth) are refused past dirMaxInflight;
+// connected clients re-placing themselves (after REFRESH TENANTS, say,
+// all at once) and console commands are not: they are bounded by
+// max_client_conn and the console, and refusing them would end clients
+// for want of a slot rather than of an answer.
+func (d *tenantDirectory) lookup(ctx context.Context, label string, preAuth bool) (route.DirAnswer, error) {
 	d.mu.Lock()
 	if a, ok := d.cache.Get(label, d.now()); ok {
 		d.mu.Unlock()
 		return a, nil
 	}
 	call, waiting := d.inflight[label]
-	if !waiting && len(d.inflight) >= dirMaxInflight {
+	if !waiting && preAuth && len(d.inflight) >= dirMaxInflight {
 		d.mu.Unlock()
 		return route.DirAnswer{}, fmt.Errorf("%w: %d lookups of other tenants in flight; tenant %q not asked", errDirectory, dirMaxInflight, label)
 	}
@@ -133,10 +138,11 @@ func (d *tenantDirectory) lookup(ctx context.Context, label string) (route.DirAn
 	}
 }
 
-// dirMaxInflight bounds the tenants being looked up at once. Past it a
-// login of a tenant without a cached answer is refused at once rather
-// than queued behind a flood of invented tenants (each lookup may take
-// dirQueryTimeout when the directory is slow).
+// dirMaxInflight bounds the tenants being looked up at once for logins
+// that have not authenticated. Past it such a login of a tenant without a
+// cached answer is refused at once rather than queued behind a flood of
+// invented tenants (each lookup may take dirQueryTimeout when the
+// directory is slow).
 const dirMaxInflight = 256
 
 // dirQueryTimeout bounds one directory query, whoever waits for it: a

@@ -60,7 +60,8 @@ func (d *tenantDirectory) inflightLen() int {
 // TestDirectoryLookupsBounded: a flood of tenants without cached answers
 // (logins before authentication) holds at most dirMaxInflight lookups;
 // the next tenant is refused at once, while a tenant already being looked
-// up is shared, not refused. Lookups end with the server's context.
+// up is shared, not refused, and connected clients wait rather than being
+// refused. Lookups end with the server's context.
 func TestDirectoryLookupsBounded(t *testing.T) {
 	t.Parallel()
 	d, queries, stop := slowDirectory(t)
@@ -69,7 +70,7 @@ func TestDirectoryLookupsBounded(t *testing.T) {
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	for i := range dirMaxInflight {
-		_, err := d.lookup(gone, fmt.Sprintf("invented-%d", i))
+		_, err := d.lookup(gone, fmt.Sprintf("invented-%d", i), true)
 		if !errors.Is(err, errDirectory) || !errors.Is(err, context.Canceled) {
 			t.Fatalf("lookup %d of a slow directory: %v, want the caller's cancellation", i, err)
 		}
@@ -78,15 +79,23 @@ func TestDirectoryLookupsBounded(t *testing.T) {
 		t.Fatalf("%d lookups in flight, want %d", n, dirMaxInflight)
 	}
 	start := time.Now()
-	_, err := d.lookup(context.Background(), "one-more")
+	_, err := d.lookup(context.Background(), "one-more", true)
 	if !errors.Is(err, errDirectory) || !strings.Contains(err.Error(), "in flight") {
 		t.Errorf("a tenant past the bound: %v, want refused as too many in flight", err)
 	}
 	if waited := time.Since(start); waited > time.Second {
 		t.Errorf("the refusal took %v, want at once", waited)
 	}
+	// A connected client (or the console) is not refused for want of a
+	// slot: it waits for its answer, here until its deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	_, err = d.lookup(ctx, "invented-7")
+	_, err = d.lookup(ctx, "connected", false)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a connected client's lookup past the bound: %v, want to wait (the caller's deadline)", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_, err = d.lookup(ctx, "invented-7", true)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a tenant already being looked up: %v, want to wait for that lookup (the caller's deadline)", err)

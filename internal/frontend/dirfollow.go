@@ -90,7 +90,7 @@ func (f dirFollower) endMovedSessions(ctx context.Context, label string) int {
 // ("" when nothing places it).
 func (f dirFollower) place(ctx context.Context, tenant, database string) (string, error) {
 	rt := &f.s.routing
-	dir, err := rt.dirAnswer(ctx, tenant)
+	dir, err := rt.dirAnswer(ctx, tenant, false)
 	if err != nil {
 		return "", err
 	}

@@ -95,7 +95,7 @@ func (mv mover) pause(ctx context.Context, info *admin.MoveInfo) error {
 	rt := &s.routing
 	// Where the tenant is now may be the directory's answer; asked before
 	// taking the lock, since it may query the directory database.
-	dir, err := rt.dirAnswer(ctx, info.Tenant)
+	dir, err := rt.dirAnswer(ctx, info.Tenant, false)
 	if err != nil {
 		return dirCommandError(info.Tenant, err)
 	}

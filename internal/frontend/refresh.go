@@ -32,7 +32,7 @@ func (s *Server) RefreshTenant(ctx context.Context, tenant string) (admin.Refres
 	if tenant == "" {
 		return info, nil
 	}
-	dir, err := rt.dirAnswer(ctx, tenant)
+	dir, err := rt.dirAnswer(ctx, tenant, false)
 	if err != nil {
 		return info, dirCommandError(tenant, err)
 	}
@@ -52,7 +52,7 @@ func (rt *routing) absorbOverride(ctx context.Context, label string) (bool, erro
 	if !had {
 		return false, nil
 	}
-	ans, err := rt.dir.lookup(ctx, label)
+	ans, err := rt.dir.lookup(ctx, label, false)
 	if err != nil {
 		return false, dirCommandError(label, err)
 	}

@@ -190,7 +190,7 @@ func (rt *routing) decide(ctx context.Context, c *clientConn) (connRoute, error)
 	case c.ident.Bypass:
 		d = rt.router.Bypass(c.database)
 	default:
-		dir, err := rt.dirAnswer(ctx, c.ident.Tenant)
+		dir, err := rt.dirAnswer(ctx, c.ident.Tenant, c.State() <= StateAuth)
 		if err != nil {
 			return connRoute{}, directoryError(c, err)
 		}
@@ -214,15 +214,16 @@ func (rt *routing) decide(ctx context.Context, c *clientConn) (connRoute, error)
 
 // dirAnswer is the tenant directory's answer for a tenant that has no
 // MOVE TENANT override (an override comes first, so no lookup is needed);
-// zero without a directory.
-func (rt *routing) dirAnswer(ctx context.Context, label string) (route.DirAnswer, error) {
+// zero without a directory. preAuth: for a login not yet authenticated
+// (see tenantDirectory.lookup).
+func (rt *routing) dirAnswer(ctx context.Context, label string, preAuth bool) (route.DirAnswer, error) {
 	if rt.dir == nil {
 		return route.DirAnswer{}, nil
 	}
 	if _, moved := rt.router.Override(label); moved {
 		return route.DirAnswer{}, nil
 	}
-	return rt.dir.lookup(ctx, label)
+	return rt.dir.lookup(ctx, label, preAuth)
 }
 
 // directoryError is what a client placed by the tenant directory sees
