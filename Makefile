@@ -6,7 +6,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 TESTFLAGS ?=
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build native test test-deps demo demo-check bench bench-docs lint fuzz deps clean
+.PHONY: all build native test test-deps demo demo-check bench bench-citus bench-docs lint fuzz deps clean
 
 all: build
 
@@ -48,6 +48,13 @@ BASELINE   ?=
 bench: deps build native
 	@scripts/ensure-deps.sh pgbouncer
 	$(GO) run ./bench/cmd/mgbench $(if $(BASELINE),-baseline $(BASELINE)) $(BENCHFLAGS)
+
+## bench-citus: the citus suite alone (a Citus coordinator and two workers: straight as the superuser,
+## straight as a tenant opening its own SET LOCAL block, multigres in session and transaction mode);
+## installs Citus when missing (scripts/ensure-deps.sh citus). BENCHFLAGS passes flags, e.g. -rounds 1.
+bench-citus: deps build
+	@scripts/ensure-deps.sh citus
+	$(GO) run ./bench/cmd/mgbench -suites citus $(BENCHFLAGS)
 
 ## bench-docs: render the newest results of each suite into docs/benchmarks.md (never done by `make bench`).
 bench-docs:

@@ -82,7 +82,12 @@ var citusArgs = []string{"-c", "shared_preload_libraries=citus", "-c", "max_prep
 	"-c", "wal_level=logical", "-c", "citus.shard_count=4", "-c", "max_worker_processes=32"}
 
 // StartCitus starts a coordinator and two workers.
-func StartCitus() (*Citus, error) {
+func StartCitus() (*Citus, error) { return StartCitusWith() }
+
+// StartCitusWith is StartCitus with more server settings ("name=value",
+// after the usual ones, so they win) on every node: bench/cmd/mgbench
+// gives the nodes the shared buffers its data set needs.
+func StartCitusWith(settings ...string) (*Citus, error) {
 	if why := CitusMissing(); why != "" {
 		return nil, errors.New(why)
 	}
@@ -90,10 +95,14 @@ func StartCitus() (*Citus, error) {
 	if err != nil {
 		return nil, err
 	}
+	args := append([]string(nil), citusArgs...)
+	for _, kv := range settings {
+		args = append(args, "-c", kv)
+	}
 	c := &Citus{}
 	node := func(worker bool) (*Server, error) {
 		return startClusterWith(bin, func(s *Server) error {
-			s.extraArgs = citusArgs
+			s.extraArgs = args
 			pgpass := filepath.Join(s.dir, "pgpass")
 			if err := os.WriteFile(pgpass, []byte("*:*:*:"+SuperUser+":"+SuperPassword+"\n"), 0o600); err != nil {
 				return fmt.Errorf("pgpass: %w", err)
@@ -169,6 +178,10 @@ func (c *Citus) CreateDB(t testing.TB) string {
 	})
 	return name
 }
+
+// CreateDatabase is CreateDB for a program rather than a test: the
+// database stays until the cluster stops.
+func (c *Citus) CreateDatabase(ctx context.Context, name string) error { return c.createDB(ctx, name) }
 
 func (c *Citus) createDB(ctx context.Context, name string) error {
 	for _, s := range c.Nodes() {

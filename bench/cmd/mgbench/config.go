@@ -32,6 +32,7 @@ type Config struct {
 	SwitchTenants int
 	SwitchModes   string
 	IdleConns     int
+	CitusClients  int
 	HugePages     bool
 	KeepLogs      bool
 	Multigres     string
@@ -97,7 +98,8 @@ func (k *knobs) boolVar(p *bool, name, env string, def bool, usage string) {
 
 func (c *Config) register(k *knobs) {
 	k.stringVar(&c.Suites, "suites", "BENCH_SUITES", "transaction switching memory",
-		`suites to run, space or comma separated: transaction, switching, memory, session; "all" is all four`)
+		`suites to run, space or comma separated: transaction, switching, memory, session, citus; "all" is the first four `+
+			`(citus needs Citus installed: make bench-citus)`)
 	k.intVar(&c.Rounds, "rounds", "BENCH_ROUNDS", 3, "interleaved rounds; every round runs every test against each of its targets")
 	k.intVar(&c.Seconds, "seconds", "BENCH_SECONDS", 10, "pgbench -T and tenantload -duration of each run, in seconds")
 	k.intVar(&c.Ramp, "ramp", "BENCH_RAMP", 3,
@@ -118,6 +120,7 @@ func (c *Config) register(k *knobs) {
 	k.stringVar(&c.SwitchModes, "switch-modes", "BENCH_SWITCH_MODES", "simple extended",
 		"switching suite: protocols (simple, extended, prepared)")
 	k.intVar(&c.IdleConns, "idle-conns", "BENCH_IDLE_CONNS", 10000, "memory suite: idle client connections")
+	k.intVar(&c.CitusClients, "citus-clients", "BENCH_CITUS_CLIENTS", 4, "citus suite: pgbench -c")
 	k.boolVar(&c.HugePages, "huge-pages", "BENCH_HUGE_PAGES", true,
 		"reserve huge pages for shared_buffers when possible (root); the previous reservation is restored at the end")
 	k.boolVar(&c.KeepLogs, "keep-logs", "BENCH_KEEP_LOGS", false, "keep the temp dir's logs (pgbench, PgBouncer, multigres)")
@@ -166,7 +169,7 @@ func (c *Config) applyQuick(k *knobs) {
 func (c *Config) check() error {
 	c.suiteList = strings.Fields(strings.ReplaceAll(c.Suites, ",", " "))
 	if len(c.suiteList) == 1 && c.suiteList[0] == "all" {
-		c.suiteList = append([]string(nil), results.SuiteOrder...)
+		c.suiteList = append([]string(nil), results.AllSuites...)
 	}
 	for _, s := range c.suiteList {
 		if !contains(results.SuiteOrder, s) {
@@ -184,7 +187,7 @@ func (c *Config) check() error {
 		return errors.New("no suites")
 	case c.Rounds < 1 || c.Seconds < 1 || c.Ramp < 0 || c.Scale < 1:
 		return errors.New("-rounds, -seconds and -scale must be at least 1, -ramp at least 0")
-	case c.Clients < 1 || c.Threads < 1 || c.TxClients < 1 || c.PoolSize < 1 || c.SwitchConns < 1 || c.IdleConns < 1:
+	case c.Clients < 1 || c.Threads < 1 || c.TxClients < 1 || c.PoolSize < 1 || c.SwitchConns < 1 || c.IdleConns < 1 || c.CitusClients < 1:
 		return errors.New("client, thread, pool and connection counts must be at least 1")
 	case c.TxPoolMode != "transaction" && c.TxPoolMode != "session":
 		return fmt.Errorf("-tx-pool-mode %q: transaction or session", c.TxPoolMode)
@@ -220,7 +223,8 @@ func contains(xs []string, x string) bool {
 func (c *Config) planOptions() plan.Options {
 	return plan.Options{Suites: c.suiteList, Seconds: c.Seconds, Ramp: c.Ramp, Scale: c.Scale, Clients: c.Clients, Threads: c.Threads, TxClients: c.TxClients,
 		PoolSize: c.PoolSize, TxPoolMode: c.TxPoolMode, MgTxFlags: c.MgTxFlags, SwitchConns: c.SwitchConns,
-		SwitchTenants: c.SwitchTenants, SwitchModes: c.switchList, IdleConns: c.IdleConns, Baseline: c.Baseline != ""}
+		SwitchTenants: c.SwitchTenants, SwitchModes: c.switchList, IdleConns: c.IdleConns, CitusClients: c.CitusClients,
+		Baseline: c.Baseline != ""}
 }
 
 // settings are the knobs as a results file records them.
@@ -228,10 +232,31 @@ func (c *Config) settings() results.Settings {
 	return results.Settings{Suites: c.suiteList, Rounds: c.Rounds, Seconds: c.Seconds, Ramp: c.Ramp, Scale: c.Scale,
 		Clients: c.Clients, Threads: c.Threads, TxClients: c.TxClients, PoolSize: c.PoolSize, TxPoolMode: c.TxPoolMode,
 		MgTxFlags: c.MgTxFlags, SwitchConns: c.SwitchConns, SwitchTenants: c.SwitchTenants, SwitchModes: c.switchList,
-		IdleConns: c.IdleConns}
+		IdleConns: c.IdleConns, CitusClients: c.citusClients()}
+}
+
+// citusClients is -citus-clients when the citus suite runs (a results file
+// records only the knobs its suites used), else 0.
+func (c *Config) citusClients() int {
+	if c.has(results.SuiteCitus) {
+		return c.CitusClients
+	}
+	return 0
 }
 
 func (c *Config) has(suite string) bool { return contains(c.suiteList, suite) }
+
+// plainStack reports whether a suite besides citus runs: those share one
+// throwaway PostgreSQL cluster (and PgBouncer), which a citus-only run
+// does not start.
+func (c *Config) plainStack() bool {
+	for _, s := range c.suiteList {
+		if s != results.SuiteCitus {
+			return true
+		}
+	}
+	return false
+}
 
 // findRoot is the source tree: the nearest directory upwards with this
 // module's go.mod.

@@ -62,3 +62,21 @@ func TestConfigRejects(t *testing.T) {
 		}
 	}
 }
+
+// The citus suite runs only when named: "all" leaves it out.
+func TestConfigCitus(t *testing.T) {
+	c, err := parseConfig([]string{"-suites", "citus"}, env(nil), "/src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.plainStack() || !c.has("citus") || c.settings().CitusClients != 4 {
+		t.Errorf("citus alone: %+v", c)
+	}
+	c, err = parseConfig([]string{"-suites", "all"}, env(nil), "/src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.has("citus") || !c.plainStack() || c.settings().CitusClients != 0 {
+		t.Errorf("all: %v", c.suiteList)
+	}
+}

@@ -55,10 +55,20 @@ func (h *Harness) as(ctx context.Context, user string, port int, db, sql string)
 }
 
 func (h *Harness) command(ctx context.Context, limit time.Duration, name string, args ...string) error {
+	return runCommand(ctx, limit, superPassword, name, args...)
+}
+
+// runCommand runs a setup command (PGPASSWORD=password when not "") to its
+// end, within limit; its output is the error's text when it fails.
+func runCommand(ctx context.Context, limit time.Duration, password, name string, args ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = stack.ChildEnv("PGPASSWORD=" + superPassword)
+	var env []string
+	if password != "" {
+		env = append(env, "PGPASSWORD="+password)
+	}
+	cmd.Env = stack.ChildEnv(env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %w\n%s", name, err, out)
 	}

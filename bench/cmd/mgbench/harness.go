@@ -42,6 +42,7 @@ type Harness struct {
 	servers map[string]*stack.Server // by plan instance
 	extra   []*stack.Server          // memory suite instances
 	reader  string                   // context reader in force on the signed database
+	citus   *citusStack              // the citus suite's servers (citus.go)
 
 	suites []results.Suite
 	errors []string
@@ -83,7 +84,11 @@ func (h *Harness) printLogTails() {
 	if len(h.errors) == 0 {
 		return
 	}
-	for _, s := range append(h.extra, mapValues(h.servers)...) {
+	all := append(h.extra, mapValues(h.servers)...)
+	if h.citus != nil {
+		all = append(all, mapValues(h.citus.servers)...)
+	}
+	for _, s := range all {
 		if tail := s.Tail(20); tail != "" && strings.HasPrefix(s.Proc.Name, "multigres") {
 			fmt.Fprintf(os.Stderr, "%s log (last 20 lines):\n%s\n", s.Proc.Name, tail)
 		}
@@ -105,11 +110,18 @@ func (h *Harness) prepare() error {
 	if h.owner, err = stack.FindOwner(); err != nil {
 		return err
 	}
+	if h.cfg.has(results.SuiteCitus) {
+		if err := citusMissing(); err != nil {
+			return err
+		}
+	}
 	if h.pgBin, h.pgbench, err = stack.FindPgBin(); err != nil {
 		return err
 	}
-	if h.pgbouncer, err = stack.FindPgBouncer(); err != nil {
-		return err
+	if h.cfg.plainStack() {
+		if h.pgbouncer, err = stack.FindPgBouncer(); err != nil {
+			return err
+		}
 	}
 	if _, err := os.Stat(h.cfg.Multigres); err != nil {
 		return fmt.Errorf("%s not found; run make build", h.cfg.Multigres)
@@ -222,6 +234,9 @@ func (h *Harness) cleanup() {
 	if h.pg != nil {
 		h.pg.Stop()
 	}
+	if h.citus != nil {
+		h.citus.stop()
+	}
 	if h.huge != nil {
 		h.huge.Restore()
 	}
@@ -269,16 +284,25 @@ func (h *Harness) machine(before, after []float64) results.Machine {
 	_ = unix.Uname(&u)
 	kernel := strings.Join([]string{unix.ByteSliceToString(u.Sysname[:]), unix.ByteSliceToString(u.Release[:]),
 		unix.ByteSliceToString(u.Machine[:])}, " ")
-	pgVersion := ""
-	if h.pg != nil {
-		pgVersion = h.pg.Version
-	}
-	return results.Machine{
+	m := results.Machine{
 		Kernel: kernel, CPUModel: cpuModel(), Cores: runtime.NumCPU(),
 		MemoryGiB:  float64(int(float64(stack.MemTotalKiB())/1048576*10+0.5)) / 10,
-		PostgreSQL: pgVersion, PgBouncer: stack.PgBouncerVersion(h.pgbouncer), HugePages: h.huge != nil && h.huge.On,
+		HugePages:  h.huge != nil && h.huge.On,
 		LoadBefore: before, LoadAfter: after,
 	}
+	if h.pgbouncer != "" {
+		m.PgBouncer = stack.PgBouncerVersion(h.pgbouncer)
+	}
+	switch {
+	case h.pg != nil:
+		m.PostgreSQL = h.pg.Version
+	case h.citus != nil:
+		m.PostgreSQL = h.citus.pg
+	}
+	if h.citus != nil {
+		m.Citus = h.citus.version
+	}
+	return m
 }
 
 func cpuModel() string {

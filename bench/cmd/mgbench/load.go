@@ -31,7 +31,7 @@ func (h *Harness) pgbenchArgs(t plan.Test, tg plan.Target, i, secs int, agg bool
 		args = append(args, "-l", "--aggregate-interval=1", fmt.Sprintf("--log-prefix=%s.%d.agg", out, i))
 	}
 	for _, a := range plan.PgbenchArgs(t, tg, i) {
-		if a == plan.GuardScript || a == plan.AppTenantScript {
+		if plan.IsScript(a) {
 			a = filepath.Join(h.tmp, a)
 		}
 		args = append(args, a)
@@ -59,7 +59,7 @@ func (h *Harness) runPgbench(ctx context.Context, suite string, t plan.Test, tg 
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+60)*time.Second)
 	defer cancel()
 	exits, cpu, err := h.startWaitAll(ctx, n, out, func(i int) *exec.Cmd {
-		return stack.Command(ctx, h.pgbench, h.pgbenchArgs(t, tg, i, secs, agg, out), "PGPASSWORD="+appPassword)
+		return stack.Command(ctx, h.pgbench, h.pgbenchArgs(t, tg, i, secs, agg, out), "PGPASSWORD="+h.password(tg))
 	})
 	if err != nil {
 		return measurement{err: err.Error()}

@@ -6,7 +6,8 @@
 // pgbench_accounts under a multigres tenant policy (row level security
 // really on), checks that every path sees what it should, and runs the
 // suites: every round runs every test against each of its targets in a
-// rotating order. It writes the results as one JSON file under
+// rotating order. The citus suite (named only) starts a Citus cluster of
+// its own instead (citus.go). It writes the results as one JSON file under
 // bench/results/ and prints them as Markdown tables. docs/benchmarks.md
 // describes the method; `mgbench docs` renders the latest results into it.
 //
@@ -80,7 +81,9 @@ Suites: transaction (pgbench -S and -S -C, many clients over a small pool: multi
 transaction mode, PgBouncer with the application setting the tenant in each transaction, direct),
 switching (bench/tenantload: many tenants rotating vs one), memory (proxy VmRSS per idle connection,
 bench/idleconns), session (pgbench against direct, PgBouncer and multigres in session mode: guard on and
-off, signed context with the native and the PL/pgSQL reader). See docs/benchmarks.md.
+off, signed context with the native and the PL/pgSQL reader), citus (only when named, make bench-citus: a
+Citus coordinator and two workers straight as the superuser and as a tenant opening its own SET LOCAL block,
+against multigres in session and transaction mode). "all" is every suite but citus. See docs/benchmarks.md.
 
 Flags of run (each falls back to the environment variable named; a flag given wins):
 `)

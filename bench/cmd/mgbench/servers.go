@@ -9,6 +9,7 @@ import (
 	"github.com/multigres-proxy/multigres/bench/internal/plan"
 	"github.com/multigres-proxy/multigres/bench/internal/results"
 	"github.com/multigres-proxy/multigres/bench/internal/stack"
+	"github.com/multigres-proxy/multigres/internal/pgtest"
 )
 
 // maxConn: PostgreSQL's connection limit follows the client counts, with
@@ -17,9 +18,25 @@ func (h *Harness) maxConn() int {
 	return max(200, h.cfg.Clients+40, h.cfg.TxClients+100)
 }
 
-// startAll starts PostgreSQL (in huge pages when it can), loads the data,
-// starts the proxies the plan needs and checks every path.
+// startAll starts the servers of the selected suites: the plain stack
+// and, for the citus suite, the Citus one (citus.go).
 func (h *Harness) startAll(ctx context.Context) error {
+	if h.cfg.plainStack() {
+		if err := h.startPlain(ctx); err != nil {
+			return err
+		}
+	}
+	if !h.cfg.has(results.SuiteCitus) {
+		return nil
+	}
+	h.citus = &citusStack{servers: map[string]*stack.Server{}, setup: citusSetup{multigres: h.cfg.Multigres, pgbench: h.pgbench,
+		dir: h.tmp, scale: h.cfg.Scale, poolSize: h.cfg.PoolSize}}
+	return h.citus.start(ctx)
+}
+
+// startPlain starts PostgreSQL (in huge pages when it can), loads the
+// data, starts the proxies the plan needs and checks every path.
+func (h *Harness) startPlain(ctx context.Context) error {
 	h.huge = stack.ReserveHugePages(h.cfg.HugePages)
 	port, err := stack.FreePort()
 	if err != nil {
@@ -144,6 +161,18 @@ func (h *Harness) startMultigres(name, bin string, flags []string) (*stack.Serve
 	return s, nil
 }
 
+// password is the target's login password: app_user's, or the superuser's
+// of the server it reaches.
+func (h *Harness) password(tg plan.Target) string {
+	switch {
+	case !tg.Super:
+		return appPassword
+	case tg.Instance == plan.CitusCoordinator:
+		return pgtest.SuperPassword
+	}
+	return superPassword
+}
+
 // port is the port of a plan instance.
 func (h *Harness) port(inst string) int {
 	if inst == plan.Postgres {
@@ -151,6 +180,11 @@ func (h *Harness) port(inst string) int {
 	}
 	if s := h.servers[inst]; s != nil {
 		return s.Port
+	}
+	if h.citus != nil {
+		if port, ok := h.citus.port(inst); ok {
+			return port
+		}
 	}
 	panic(fmt.Sprintf("instance %s was not started", inst))
 }

@@ -35,6 +35,20 @@ func describeSession() string {
 		DB, Tenant, Tenant, SignedDB, SignedPLDB, GuardSQL)
 }
 
+func describeCitus(o Options) string {
+	return fmt.Sprintf("A Citus coordinator and two workers on this machine (internal/pgtest's Citus cluster: the workers "+
+		"trust 127.0.0.1). Database `%s`: `pgbench -i -s %d` as the superuser, then pgbench_accounts given a `tenant_id` column "+
+		"(every row tenant `%s`), primary key (tenant_id, aid), distributed by tenant_id and protected by `multigres_protect`. "+
+		"\"read\" is `pgbench -n -c %d -j %d -T %d` with `%s`, that is `%s` for a random aid: the tenant key routes it to one "+
+		"worker. superuser: the coordinator straight as `postgres` (no context, no block, RLS bypassed). tenant opens the block: "+
+		"the coordinator straight as `app_user` with `%s`, `BEGIN; SET LOCAL app.current_tenant_id = '%s'; SELECT …; END` "+
+		"(`citus.propagate_set_commands = local` from a role default), what a client does on Citus without multigres. "+
+		"multigres session and tx (`--citus-databases %s`, tx `--default-pool-size %d`): `app_user.%s` sends the read alone; "+
+		"multigres opens the block (docs/scaling.md, \"Citus\").",
+		CitusDB, o.Scale, Tenant, o.CitusClients, o.Threads, o.Seconds, CitusReadScript, CitusReadSQL, CitusAppScript, Tenant,
+		CitusDB, o.PoolSize, Tenant)
+}
+
 // MemoryTitle and MemoryDescription describe the memory suite.
 const MemoryTitle = "Memory: idle client connections"
 

@@ -28,6 +28,11 @@ const (
 	MultigresSessionBase = "multigres-session-baseline"
 	MultigresNoGuard     = "multigres-noguard"
 	MultigresSigned      = "multigres-signed"
+	// The citus suite's: its cluster's coordinator, and multigres in front
+	// of it in each pool mode (citus_databases).
+	CitusCoordinator      = "citus-coordinator"
+	MultigresCitusSession = "multigres-citus-session"
+	MultigresCitusTx      = "multigres-citus-tx"
 )
 
 // Databases the harness creates (see bench/cmd/mgbench/data.go).
@@ -38,6 +43,7 @@ const (
 	TxDB       = "bench_tx"        // rows spread over TxTenants tenants
 	Tenant     = "bench"
 	TxTenants  = 1000
+	CitusDB    = "bench_citus" // on the Citus cluster: pgbench_accounts distributed by tenant_id
 )
 
 // Kinds of test.
@@ -50,6 +56,8 @@ const (
 const (
 	GuardScript     = "guard-parsed.sql"
 	AppTenantScript = "app-tenant.sql"
+	CitusReadScript = "citus-read.sql"
+	CitusAppScript  = "citus-app-block.sql"
 )
 
 // Options are the knobs that shape the plan.
@@ -68,6 +76,7 @@ type Options struct {
 	SwitchTenants int
 	SwitchModes   []string
 	IdleConns     int
+	CitusClients  int // citus suite: pgbench -c
 	Baseline      bool
 }
 
@@ -77,7 +86,10 @@ type Target struct {
 	Instance  string
 	// User is the login; "{i}" is the pgbench process number (Multi) or
 	// the tenant number (tenantload).
-	User  string
+	User string
+	// Super: User is the server's superuser, who logs in with its own
+	// password rather than app_user's.
+	Super bool
 	DB    string
 	Multi bool // one pgbench process per client (-c 1 -j 1 each)
 	// Script replaces pgbench's built-in select-only script (-S) for this
@@ -135,6 +147,9 @@ func Build(o Options) []Suite {
 	}
 	if o.Has(results.SuiteSession) {
 		out = append(out, session(o))
+	}
+	if o.Has(results.SuiteCitus) {
+		out = append(out, citus(o))
 	}
 	return out
 }
@@ -260,6 +275,37 @@ func session(o Options) Suite {
 	return s
 }
 
+// citus: the cost of running tenant transactions on a Citus coordinator
+// through multigres, which wraps each in a block with SET LOCAL so that
+// the context reaches the workers, against the coordinator straight as a
+// superuser (no context, no block) and as a tenant that opens that block
+// itself. Every target runs a script (-S stands for it): the -S query with
+// the tenant key, which Citus routes to one worker.
+func citus(o Options) Suite {
+	s := Suite{Name: results.SuiteCitus,
+		Title:       fmt.Sprintf("Citus: coordinator and two workers, pgbench -n -c %d -j %d", o.CitusClients, o.Threads),
+		Description: describeCitus(o)}
+	mgUser := "app_user." + Tenant
+	s.Targets = []Target{
+		{ID: "citus_super", Label: "superuser", Instance: CitusCoordinator, User: "postgres", Super: true, DB: CitusDB, Script: CitusReadScript},
+		{ID: "citus_app", Label: "tenant opens the block", Instance: CitusCoordinator, User: "app_user", DB: CitusDB, Script: CitusAppScript},
+		{ID: "citus_mg_session", Label: "multigres session", Instance: MultigresCitusSession, User: mgUser, DB: CitusDB, Script: CitusReadScript},
+		{ID: "citus_mg_tx", Label: "multigres tx", Instance: MultigresCitusTx, User: mgUser, DB: CitusDB, Script: CitusReadScript},
+	}
+	all := []string{"citus_super", "citus_app", "citus_mg_session", "citus_mg_tx"}
+	for _, m := range []string{"simple", "extended", "prepared"} {
+		s.Tests = append(s.Tests, Test{Name: "read -M " + m, Kind: KindPgbench, Args: []string{"-S", "-M", m},
+			Clients: o.CitusClients, Targets: all})
+	}
+	s.Ratios = []results.RatioDef{
+		{Label: "multigres session/tenant block", Num: "citus_mg_session", Den: "citus_app"},
+		{Label: "multigres tx/tenant block", Num: "citus_mg_tx", Den: "citus_app"},
+		{Label: "multigres session/superuser", Num: "citus_mg_session", Den: "citus_super"},
+		{Label: "multigres tx/superuser", Num: "citus_mg_tx", Den: "citus_super"},
+	}
+	return s
+}
+
 // Order is the target order of test number ti (0-based) in round r
 // (1-based) among n targets: rotated per round and test, so no target
 // always runs first (cold) or right after another one (warm).
@@ -279,6 +325,12 @@ func Order(r, ti, n int) []int {
 // parsed (worst case); with -M extended the Parse text is constant and hits.
 const GuardSQL = "SELECT abalance FROM pgbench_accounts WHERE aid = :aid AND current_setting('search_path') IS NOT NULL;"
 
+// CitusReadSQL is the citus suite's read: pgbench -S's query with the
+// tenant key, which lets Citus route it to the one shard (and worker) of
+// the tenant. Without it Citus would ask every shard, and RLS would filter
+// the rows there.
+const CitusReadSQL = "SELECT abalance FROM pgbench_accounts WHERE tenant_id = '" + Tenant + "' AND aid = :aid;"
+
 // Scripts are the pgbench custom scripts by name, for a scale.
 func Scripts(scale int) map[string]string {
 	aid := fmt.Sprintf("\\set aid random(1, %d)\n", 100000*scale)
@@ -291,7 +343,18 @@ func Scripts(scale int) map[string]string {
 			"SELECT set_config('app.current_tenant_id', 't' || :tno::text, true);\n" +
 			"SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n" +
 			"COMMIT;\n",
+		CitusReadScript: aid + CitusReadSQL + "\n",
+		// What a client does on Citus without multigres: the context as a
+		// SET LOCAL in a block of its own, which Citus carries to the
+		// worker (citus.propagate_set_commands = local).
+		CitusAppScript: aid + "BEGIN;\nSET LOCAL app.current_tenant_id = '" + Tenant + "';\n" + CitusReadSQL + "\nEND;\n",
 	}
+}
+
+// IsScript reports whether a pgbench argument names one of Scripts.
+func IsScript(arg string) bool {
+	_, ok := Scripts(1)[arg]
+	return ok
 }
 
 // PgbenchArgs are a test's pgbench flags for a target: the target's script

@@ -139,3 +139,34 @@ func TestScripts(t *testing.T) {
 		}
 	}
 }
+
+// The citus suite: four targets in every test, all on scripts (the app
+// target's opens the block itself), the superuser with its own password.
+func TestCitusSuite(t *testing.T) {
+	o := opts(false, "citus")
+	o.CitusClients = 4
+	s := Build(o)[0]
+	if s.Name != results.SuiteCitus || len(s.Tests) != 3 || len(s.Ratios) != 4 {
+		t.Fatalf("citus suite %+v", s)
+	}
+	for _, test := range s.Tests {
+		if len(test.Targets) != 4 || test.Clients != 4 {
+			t.Errorf("%s: targets %v, %d clients", test.Name, test.Targets, test.Clients)
+		}
+	}
+	if !s.Target("citus_super").Super || s.Target("citus_app").Super || s.Target("citus_mg_tx").Instance != MultigresCitusTx {
+		t.Errorf("targets %+v", s.Targets)
+	}
+	got := PgbenchArgs(s.Tests[2], *s.Target("citus_app"), 1)
+	if strings.Join(got, " ") != "-f citus-app-block.sql -D tno=1 -M prepared" {
+		t.Errorf("app target args %v", got)
+	}
+	sc := Scripts(1)
+	if !strings.Contains(sc[CitusAppScript], "BEGIN;\nSET LOCAL app.current_tenant_id = 'bench';\n"+CitusReadSQL+"\nEND;\n") ||
+		!strings.Contains(sc[CitusReadScript], "WHERE tenant_id = 'bench' AND aid = :aid") {
+		t.Errorf("citus scripts %q", sc)
+	}
+	if !IsScript(CitusReadScript) || IsScript("-S") {
+		t.Error("IsScript")
+	}
+}

@@ -17,13 +17,16 @@ func RenderRun(r *Run, level int) string {
 	h := strings.Repeat("#", level)
 	fmt.Fprintf(&b, "%s %s\n\n", h, r.Date.UTC().Format("2006-01-02 15:04 UTC"))
 	b.WriteString(header(r))
+	goalsDone := false
 	for _, name := range SuiteOrder {
 		s := r.Suite(name)
 		if s == nil {
 			continue
 		}
-		if name == SuiteSession {
+		// The goals close the transaction pooling suites.
+		if !goalsDone && (name == SuiteSession || name == SuiteCitus) {
 			b.WriteString(goalsSection(r, h+"#"))
+			goalsDone = true
 		}
 		fmt.Fprintf(&b, "\n%s# %s\n", h, s.Title)
 		if s.Description != "" {
@@ -35,7 +38,7 @@ func RenderRun(r *Run, level int) string {
 			b.WriteString(suiteBody(s))
 		}
 	}
-	if r.Suite(SuiteSession) == nil {
+	if !goalsDone {
 		b.WriteString(goalsSection(r, h+"#"))
 	}
 	b.WriteString(errorsSection(r))
@@ -59,9 +62,9 @@ func header(r *Run) string {
 		dirty = ", with uncommitted changes"
 	}
 	st := r.Settings
-	fmt.Fprintf(&b, "- PostgreSQL %s (fsync, synchronous_commit and full_page_writes off, huge pages %s), PgBouncer %s, multigres `%s`%s; "+
+	fmt.Fprintf(&b, "- PostgreSQL %s (fsync, synchronous_commit and full_page_writes off, huge pages %s), %smultigres `%s`%s; "+
 		"suites: %s; %d interleaved round(s) of %d s per run; scale %d; median per cell.\n",
-		m.PostgreSQL, huge, m.PgBouncer, r.Commit, dirty, strings.Join(st.Suites, " "), st.Rounds, st.Seconds, st.Scale)
+		m.PostgreSQL, huge, otherServers(m), r.Commit, dirty, strings.Join(st.Suites, " "), st.Rounds, st.Seconds, st.Scale)
 	if r.Baseline != nil {
 		fmt.Fprintf(&b, "- Baseline: multigres built from `%s` (`%s`), run side by side with this build: the \"baseline\" columns.\n",
 			r.Baseline.Rev, r.Baseline.Commit)
@@ -76,6 +79,19 @@ func header(r *Run) string {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	return b.String()
+}
+
+// otherServers names the servers besides PostgreSQL that the run measured
+// ("PgBouncer 1.18.0, Citus 13.2.2, "): a citus-only run starts no PgBouncer.
+func otherServers(m Machine) string {
+	out := ""
+	if m.PgBouncer != "" {
+		out += "PgBouncer " + m.PgBouncer + ", "
+	}
+	if m.Citus != "" {
+		out += "Citus " + m.Citus + ", "
+	}
+	return out
 }
 
 func orUnknown(s string) string {

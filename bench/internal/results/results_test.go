@@ -193,3 +193,29 @@ func TestReplaceResults(t *testing.T) {
 		}
 	}
 }
+
+// A citus-only run names Citus and no PgBouncer; the goals of the
+// transaction suites come before the citus suite.
+func TestRenderCitus(t *testing.T) {
+	r := sample()
+	c := Suite{Name: SuiteCitus, Title: "Citus",
+		Targets:   []Target{{"citus_super", "superuser"}, {"citus_mg_tx", "multigres tx"}},
+		RatioDefs: []RatioDef{{"multigres tx/superuser", "citus_mg_tx", "citus_super"}},
+		Tests: []Test{{Name: "read -M simple", Kind: "pgbench", Cells: []Cell{
+			{Target: "citus_super", Rounds: []Round{{TPS: 4000}}}, {Target: "citus_mg_tx", Rounds: []Round{{TPS: 2000}}}}}}}
+	c.Summarize()
+	r.Suites = append(r.Suites, c)
+	r.Machine.Citus = "13.2.2"
+	out := RenderRun(r, 2)
+	if !strings.Contains(out, "huge pages on), PgBouncer 1.18.0, Citus 13.2.2, multigres") ||
+		!strings.Contains(out, "| `read -M simple` | 4000 | 2000 | 0.50× |") {
+		t.Errorf("citus rendering:\n%s", out)
+	}
+	if g, c := strings.Index(out, "Transaction pooling goals"), strings.Index(out, "### Citus"); g < 0 || c < g {
+		t.Errorf("the goals must come before the citus suite:\n%s", out)
+	}
+	r.Suites, r.Machine.PgBouncer = r.Suites[1:], ""
+	if out := RenderRun(r, 2); !strings.Contains(out, "huge pages on), Citus 13.2.2, multigres") || strings.Contains(out, "goals") {
+		t.Errorf("citus-only rendering:\n%s", out)
+	}
+}

@@ -32,10 +32,16 @@ const (
 	SuiteSwitching   = "switching"
 	SuiteMemory      = "memory"
 	SuiteSession     = "session"
+	SuiteCitus       = "citus"
 )
 
 // SuiteOrder is the rendering order of the suites.
-var SuiteOrder = []string{SuiteTransaction, SuiteSwitching, SuiteMemory, SuiteSession}
+var SuiteOrder = []string{SuiteTransaction, SuiteSwitching, SuiteMemory, SuiteSession, SuiteCitus}
+
+// AllSuites are the suites "-suites all" runs: every suite that needs only
+// PostgreSQL and PgBouncer. The citus suite needs Citus installed, so it
+// runs only when named.
+var AllSuites = []string{SuiteTransaction, SuiteSwitching, SuiteMemory, SuiteSession}
 
 // Run is one benchmark run: one JSON file.
 type Run struct {
@@ -70,6 +76,7 @@ type Machine struct {
 	MemoryGiB  float64   `json:"memory_gib"`
 	PostgreSQL string    `json:"postgresql"`
 	PgBouncer  string    `json:"pgbouncer"`
+	Citus      string    `json:"citus,omitempty"` // the citus suite's Citus version
 	HugePages  bool      `json:"huge_pages"`
 	LoadBefore []float64 `json:"load_before,omitempty"`
 	LoadAfter  []float64 `json:"load_after,omitempty"`
@@ -92,6 +99,7 @@ type Settings struct {
 	SwitchTenants int      `json:"switch_tenants,omitempty"`
 	SwitchModes   []string `json:"switch_modes,omitempty"`
 	IdleConns     int      `json:"idle_conns,omitempty"`
+	CitusClients  int      `json:"citus_clients,omitempty"`
 }
 
 // Suite is one suite's results: a table of tests by targets, or for the
