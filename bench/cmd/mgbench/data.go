@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/multigres-proxy/multigres/bench/internal/plan"
 	"github.com/multigres-proxy/multigres/bench/internal/stack"
 )
@@ -26,23 +24,7 @@ func connURL(user, password string, port int, db string) string {
 // first value of the first row of the last statement that returned rows
 // ("" when none did).
 func query(ctx context.Context, connString, sql string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	conn, err := pgconn.Connect(ctx, connString)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(context.Background())
-	res, err := conn.Exec(ctx, sql).ReadAll()
-	if err != nil {
-		return "", err
-	}
-	for i := len(res) - 1; i >= 0; i-- {
-		if len(res[i].Rows) > 0 && len(res[i].Rows[0]) > 0 {
-			return string(res[i].Rows[0][0]), nil
-		}
-	}
-	return "", nil
+	return queryEach(ctx, connString, []string{sql})
 }
 
 func (h *Harness) super(ctx context.Context, db, sql string) (string, error) {
