@@ -212,6 +212,9 @@ func (h *handshake) run(deadline time.Time) error {
 	if c.ad.isAdmin {
 		return h.adminReady()
 	}
+	if d := c.srv.routing.dir; d != nil && !c.ident.Bypass {
+		d.confirm(c.ident.Tenant) // a real tenant: its answer is kept ahead of invented ones
+	}
 	if err := c.admitTenant(); err != nil {
 		return err
 	}

@@ -80,6 +80,10 @@ type dirCall struct {
 	done   chan struct{}
 	answer route.DirAnswer
 	err    error
+	// protect: an authenticated client asked, so the label is a real
+	// tenant's and its answer is stored protected (route.DirCache).
+	// Guarded by the directory's mu.
+	protect bool
 }
 
 // newTenantDirectory builds the directory of cfg (nil when off).
@@ -129,6 +133,7 @@ func (d *tenantDirectory) lookup(ctx context.Context, label string, preAuth bool
 		d.inflight[label] = call
 		go d.ask(label, call)
 	}
+	call.protect = call.protect || !preAuth
 	d.mu.Unlock()
 	select {
 	case <-call.done:
@@ -175,7 +180,7 @@ func (d *tenantDirectory) ask(label string, call *dirCall) {
 	case err != nil:
 		call.err = err
 	case attached:
-		call.answer = d.cache.Put(label, cluster, d.now())
+		call.answer = d.cache.Put(label, cluster, d.now(), call.protect)
 	default:
 		// Forgotten while asked: used once, by the callers that waited,
 		// whose clients ask again at their next transaction.
@@ -250,6 +255,14 @@ func (d *tenantDirectory) forget(label string) int {
 	d.mu.Unlock()
 	d.router.Bump()
 	return n
+}
+
+// confirm protects label's cached answer: a login of that tenant has
+// authenticated (see route.DirCache).
+func (d *tenantDirectory) confirm(label string) {
+	d.mu.Lock()
+	d.cache.Confirm(label)
+	d.mu.Unlock()
 }
 
 // cached is label's cached answer, without asking (zero when none).

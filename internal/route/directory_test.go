@@ -17,7 +17,7 @@ func TestDirCache(t *testing.T) {
 	if _, ok := c.Get("acme", t0); ok {
 		t.Fatal("empty cache answered")
 	}
-	a := c.Put("acme", "eu", t0)
+	a := c.Put("acme", "eu", t0, false)
 	if a.Cluster != "eu" || !a.Found() || !a.Expires.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("Put = %+v", a)
 	}
@@ -31,7 +31,7 @@ func TestDirCache(t *testing.T) {
 		t.Fatalf("expired entry kept: Len %d", c.Len())
 	}
 	// A missing row is an answer too (the table decides), cached alike.
-	if miss := c.Put("new", "", t0); miss.Found() {
+	if miss := c.Put("new", "", t0, false); miss.Found() {
 		t.Fatalf("no row reported found: %+v", miss)
 	}
 	if got, ok := c.Get("new", t0); !ok || got.Found() {
@@ -39,9 +39,9 @@ func TestDirCache(t *testing.T) {
 	}
 	// Full: the least recently stored goes first, and storing again
 	// refreshes an entry's place.
-	c.Put("a", "eu", t0)
-	c.Put("new", "us", t0)
-	c.Put("b", "eu", t0)
+	c.Put("a", "eu", t0, false)
+	c.Put("new", "us", t0, false)
+	c.Put("b", "eu", t0, false)
 	if _, ok := c.Get("a", t0); ok {
 		t.Error("the oldest entry stayed in a full cache")
 	}
@@ -54,12 +54,59 @@ func TestDirCache(t *testing.T) {
 	if !c.Forget("b") || c.Forget("b") {
 		t.Error("Forget reports wrongly")
 	}
-	c.Put("x", "eu", t0)
+	c.Put("x", "eu", t0, false)
 	if got := c.Found(t0); !reflect.DeepEqual(got, []Decision{{"us", SourceDirectory, "new"}, {"eu", SourceDirectory, "x"}}) {
 		t.Errorf("Found = %+v", got)
 	}
 	if n := c.ForgetAll(); n != 2 || c.Len() != 0 {
 		t.Errorf("ForgetAll = %d, Len %d", n, c.Len())
+	}
+}
+
+// TestDirCacheProtectsConfirmedTenants: labels invented before
+// authentication churn among themselves; a tenant whose login
+// authenticated (Confirm), or whose answer was asked for an authenticated
+// client (Put with protect), stays while any entry on probation is left
+// to drop.
+func TestDirCacheProtectsConfirmedTenants(t *testing.T) {
+	t.Parallel()
+	c := NewDirCache(time.Minute, 3)
+	c.Put("real", "eu", t0, false)
+	if !c.Confirm("real") || c.Confirm("absent") {
+		t.Fatal("Confirm reports wrongly")
+	}
+	c.Put("connected", "us", t0, true)
+	for i := range 50 {
+		c.Put(fmt.Sprintf("invented-%d", i), "", t0, false)
+	}
+	for _, l := range []string{"real", "connected", "invented-49"} {
+		if _, ok := c.Get(l, t0); !ok {
+			t.Errorf("%s was pushed out by invented labels", l)
+		}
+	}
+	if c.Len() != 3 {
+		t.Errorf("Len = %d, want the bound 3", c.Len())
+	}
+	// Asked again before authenticating, a protected label stays protected.
+	c.Put("real", "us", t0, false)
+	c.Put("invented-x", "", t0, false)
+	if got, ok := c.Get("real", t0); !ok || got.Cluster != "us" {
+		t.Errorf("re-stored protected entry = %+v, %v", got, ok)
+	}
+	// With nothing on probation, the oldest protected entry makes room
+	// for another protected one, and an answer on probation is not kept.
+	c2 := NewDirCache(time.Minute, 2)
+	c2.Put("a", "eu", t0, true)
+	c2.Put("b", "eu", t0, true)
+	if a := c2.Put("invented", "us", t0, false); a.Cluster != "us" || !a.Expires.Equal(t0.Add(time.Minute)) {
+		t.Errorf("an answer not kept is still returned: %+v", a)
+	}
+	if _, ok := c2.Get("invented", t0); ok {
+		t.Error("an answer on probation pushed out a protected one")
+	}
+	c2.Put("c", "eu", t0, true)
+	if _, ok := c2.Get("a", t0); ok {
+		t.Error("a full protected segment kept its oldest entry")
 	}
 }
 
@@ -98,10 +145,11 @@ func TestRouterTenantWith(t *testing.T) {
 
 // dirOp is one step of the model test.
 type dirOp struct {
-	kind  byte // g(et), p(ut), f(orget), a(ll), t(ick)
-	label string
-	arg   string
-	tick  time.Duration
+	kind    byte // g(et), p(ut), c(onfirm), f(orget), a(ll), t(ick)
+	label   string
+	arg     string
+	protect bool // for p
+	tick    time.Duration
 }
 
 func (o dirOp) String() string {
@@ -110,6 +158,9 @@ func (o dirOp) String() string {
 		return fmt.Sprintf("tick %v", o.tick)
 	case 'a':
 		return "forget all"
+	}
+	if o.kind == 'p' && o.protect {
+		return fmt.Sprintf("p %s %s protected", o.label, o.arg)
 	}
 	return fmt.Sprintf("%c %s %s", o.kind, o.label, o.arg)
 }
@@ -122,9 +173,38 @@ type dirModel struct {
 }
 
 type modelEntry struct {
-	cluster string
-	expires time.Time
-	seq     int
+	cluster   string
+	expires   time.Time
+	seq       int
+	protected bool
+}
+
+// count is the number of entries protected or on probation.
+func (m *dirModel) count(protected bool) int {
+	n := 0
+	for _, e := range m.entries {
+		if e.protected == protected {
+			n++
+		}
+	}
+	return n
+}
+
+// evict drops the entry with the lowest seq on probation, else the lowest
+// protected one.
+func (m *dirModel) evict() {
+	for _, protected := range []bool{false, true} {
+		oldest, found := "", false
+		for l, e := range m.entries {
+			if e.protected == protected && (!found || e.seq < m.entries[oldest].seq) {
+				oldest, found = l, true
+			}
+		}
+		if found {
+			delete(m.entries, oldest)
+			return
+		}
+	}
 }
 
 // runDirOps runs ops against a DirCache and the model and returns the
@@ -138,19 +218,27 @@ func runDirOps(ops []dirOp, ttl time.Duration, max int) error {
 		case 't':
 			now = now.Add(op.tick)
 		case 'p':
-			c.Put(op.label, op.arg, now)
+			c.Put(op.label, op.arg, now, op.protect)
+			protected := op.protect || m.entries[op.label].protected
 			delete(m.entries, op.label)
+			if !protected && m.count(false) == 0 && len(m.entries) >= max {
+				break // full of protected answers: not kept
+			}
 			for len(m.entries) >= max {
-				oldest, first := "", true
-				for l, e := range m.entries {
-					if first || e.seq < m.entries[oldest].seq {
-						oldest, first = l, false
-					}
-				}
-				delete(m.entries, oldest)
+				m.evict()
 			}
 			m.seq++
-			m.entries[op.label] = modelEntry{op.arg, now.Add(ttl), m.seq}
+			m.entries[op.label] = modelEntry{op.arg, now.Add(ttl), m.seq, protected}
+		case 'c':
+			e, want := m.entries[op.label]
+			if want && !e.protected {
+				m.seq++
+				e.protected, e.seq = true, m.seq
+				m.entries[op.label] = e
+			}
+			if got := c.Confirm(op.label); got != want {
+				return fmt.Errorf("step %d %v: Confirm = %v, model %v", i, op, got, want)
+			}
 		case 'g':
 			got, ok := c.Get(op.label, now)
 			e, want := m.entries[op.label]
@@ -187,14 +275,16 @@ func randomDirOps(rng *rand.Rand, n int) []dirOp {
 	ops := make([]dirOp, n)
 	for i := range ops {
 		op := dirOp{label: labels[rng.IntN(len(labels))], arg: clusters[rng.IntN(len(clusters))]}
-		switch k := rng.IntN(20); {
+		switch k := rng.IntN(22); {
 		case k < 7:
 			op.kind = 'g'
 		case k < 13:
-			op.kind = 'p'
+			op.kind, op.protect = 'p', rng.IntN(4) == 0
 		case k < 15:
+			op.kind = 'c'
+		case k < 17:
 			op.kind = 'f'
-		case k < 16:
+		case k < 18:
 			op.kind = 'a'
 		default:
 			op.kind, op.tick = 't', time.Duration(rng.IntN(40))*time.Second

@@ -258,10 +258,11 @@ func TestDirectoryAndMoveTenant(t *testing.T) {
 
 // TestDirectoryCacheBounded: tenants a client invents cannot grow the
 // cache past tenant_directory_cache_size, found rows or not, and a login
-// that fails its password still leaves a bounded trace.
+// that fails its password still leaves a bounded trace; nor do they push
+// out the answer of a tenant that authenticated.
 func TestDirectoryCacheBounded(t *testing.T) {
 	t.Parallel()
-	rows := map[string]string{}
+	rows := map[string]string{"acme": "c3"}
 	for i := range 20 {
 		rows[fmt.Sprintf("t%02d", i)] = "c2"
 	}
@@ -269,17 +270,24 @@ func TestDirectoryCacheBounded(t *testing.T) {
 		c.TenantDirectoryCacheSize = 5
 		c.AuthFailureDelay = 0
 	})
+	if got := whereNow(e.connect(t, "app_user.acme")); got != "c3" {
+		t.Fatalf("acme reached %s, want c3", got)
+	}
 	for i := range 20 {
 		_, err := e.tryConnect(t, fmt.Sprintf("app_user.t%02d", i), "wrong password")
 		if pgCode(err) != "28P01" {
 			t.Fatalf("t%02d with a wrong password: %v, want 28P01", i, err)
 		}
 	}
-	n := 0
+	n, acme := 0, false
 	for _, r := range show(t, e.console(t), "SHOW ROUTES") {
 		if r["source"] == "tenant_directory" {
 			n++
+			acme = acme || r["match"] == "acme"
 		}
+	}
+	if !acme {
+		t.Error("the answer of acme, whose login authenticated, was pushed out by 20 invented tenants")
 	}
 	if n == 0 || n > 5 {
 		t.Errorf("%d cached directory answers after 20 tenants, want 1..5 (tenant_directory_cache_size)", n)
