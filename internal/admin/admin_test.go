@@ -97,23 +97,7 @@ func tenant(t *testing.T, ctx context.Context, p *proxytest.Proxy, db, user stri
 // show runs a SHOW and returns its rows as column→value maps.
 func show(t *testing.T, ctx context.Context, conn *pgx.Conn, sql string) []map[string]string {
 	t.Helper()
-	rows, err := conn.Query(ctx, sql)
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	defer rows.Close()
-	var out []map[string]string
-	for rows.Next() {
-		m := map[string]string{}
-		for i, fd := range rows.FieldDescriptions() {
-			m[fd.Name] = string(rows.RawValues()[i])
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return out
+	return proxytest.Rows(t, ctx, conn, sql)
 }
 
 func find(rows []map[string]string, col, val string) map[string]string {
@@ -267,7 +251,8 @@ func TestConsoleErrors(t *testing.T) {
 	if _, err := run(ctx, con, "RESUME "+db); pgCode(err) != "55000" {
 		t.Errorf("RESUME db unpaused: %v", err)
 	}
-	for _, q := range []string{"MOVE", "MOVE TENANT acme", "MOVE TENANT acme INTO default", "MOVE TENANT acme TO default NOW", "SHOW ROUTES extra"} {
+	for _, q := range []string{"MOVE", "MOVE TENANT acme", "MOVE TENANT acme INTO default", "MOVE TENANT acme TO default NOW", "SHOW ROUTES extra",
+		"REFRESH", "REFRESH TENANT", "REFRESH TENANTS acme", "REFRESH ROUTES"} {
 		if _, err := run(ctx, con, q); pgCode(err) != "42601" {
 			t.Errorf("%q: got %v, want 42601", q, err)
 		}
@@ -280,6 +265,9 @@ func TestConsoleErrors(t *testing.T) {
 	}
 	if _, err := run(ctx, con, "RESUME TENANT acme"); pgCode(err) != "55000" {
 		t.Errorf("RESUME TENANT unpaused: %v", err)
+	}
+	if _, err := run(ctx, con, "REFRESH TENANT acme"); pgCode(err) != "55000" || !strings.Contains(err.Error(), "there is no tenant directory to refresh") {
+		t.Errorf("REFRESH TENANT without a tenant directory: %v, want 55000", err)
 	}
 	// Without a configuration source, RELOAD reports an error.
 	if _, err := run(ctx, con, "RELOAD"); pgCode(err) != "55000" {

@@ -207,6 +207,10 @@ func TestDirectoryFailsClosed(t *testing.T) {
 	if _, err := con.Exec(testCtx(t), "REFRESH TENANT acme"); pgCode(err) != "08006" {
 		t.Errorf("REFRESH TENANT with the directory unreadable: %v, want 08006", err)
 	}
+	_, err = con.Exec(testCtx(t), "MOVE TENANT globex TO c3")
+	if pgCode(err) != "08006" || !strings.Contains(err.Error(), `cannot tell which cluster tenant "globex" is on`) {
+		t.Errorf("MOVE TENANT with the directory unreadable: %v, want 08006 naming the tenant", err)
+	}
 	if got := whereNow(acme); !strings.Contains(got, "08006") {
 		t.Errorf("acme's next transaction after its answer was forgotten and the directory broke: %s, want 08006", got)
 	}
