@@ -127,7 +127,7 @@ func (s *Server) Tenants() []admin.TenantInfo {
 			if s.routing.dir != nil {
 				dir = s.routing.dir.cached(t.tenant)
 			}
-			d, _ = router.TenantWith(t.tenant, t.database, dir)
+			d, _ = router.Tenant(t.tenant, t.database, dir)
 		}
 		out = append(out, admin.TenantInfo{Tenant: t.tenant, Role: t.role, Database: t.database,
 			Connections: int(t.current.Load()), TotalConnections: t.logins.Load(), Xacts: t.xacts.Load(),

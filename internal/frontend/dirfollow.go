@@ -94,7 +94,7 @@ func (f dirFollower) place(ctx context.Context, tenant, database string) (string
 	if err != nil {
 		return "", err
 	}
-	d, ok := rt.router.TenantWith(tenant, database, dir)
+	d, ok := rt.router.Tenant(tenant, database, dir)
 	if !ok {
 		return "", nil
 	}

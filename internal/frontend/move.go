@@ -107,7 +107,7 @@ func (mv mover) pause(ctx context.Context, info *admin.MoveInfo) error {
 		info.From, info.State = tm.from, "paused"
 		return mv.drain(ctx, info)
 	}
-	cur, ok := rt.router.TenantWith(info.Tenant, "", dir)
+	cur, ok := rt.router.Tenant(info.Tenant, "", dir)
 	if ok && cur.Cluster == info.To {
 		m.mu.Unlock()
 		return errNotInState("tenant %q is already routed to cluster %q (by %s)", info.Tenant, info.To, cur.Source)

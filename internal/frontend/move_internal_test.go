@@ -13,6 +13,7 @@ import (
 
 	"github.com/multigres-proxy/multigres/internal/admin"
 	"github.com/multigres-proxy/multigres/internal/config"
+	"github.com/multigres-proxy/multigres/internal/route"
 	"github.com/multigres-proxy/multigres/internal/wire"
 )
 
@@ -102,7 +103,7 @@ func TestMoveStateMachine(t *testing.T) {
 	if s.routing.router.Epoch() == epoch {
 		t.Error("the switch did not change the routing epoch")
 	}
-	if d, _ := s.routing.router.Tenant("acme", "app"); d.Cluster != "c2" || d.Source.String() != "override" {
+	if d, _ := s.routing.router.Tenant("acme", "app", route.DirAnswer{}); d.Cluster != "c2" || d.Source.String() != "override" {
 		t.Errorf("acme routes to %+v", d)
 	}
 	data, err := os.ReadFile(state)
@@ -119,7 +120,7 @@ func TestMoveStateMachine(t *testing.T) {
 
 	// A restart reads the override back.
 	again := moveServer(t, func(c *config.Config) { c.RouteStateFile = state })
-	if d, _ := again.routing.router.Tenant("acme", "app"); d.Cluster != "c2" {
+	if d, _ := again.routing.router.Tenant("acme", "app", route.DirAnswer{}); d.Cluster != "c2" {
 		t.Errorf("after a restart acme routes to %+v", d)
 	}
 }
@@ -141,7 +142,7 @@ func TestMoveResume(t *testing.T) {
 	default:
 		t.Fatal("RESUME TENANT did not release the waiters")
 	}
-	if d, _ := s.routing.router.Tenant("big-corp", "app"); d.Cluster != "c3" {
+	if d, _ := s.routing.router.Tenant("big-corp", "app", route.DirAnswer{}); d.Cluster != "c3" {
 		t.Errorf("a called-off move changed the route: %+v", d)
 	}
 	// The one-step form pauses and switches.

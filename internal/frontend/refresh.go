@@ -36,7 +36,7 @@ func (s *Server) RefreshTenant(ctx context.Context, tenant string) (admin.Refres
 	if err != nil {
 		return info, dirCommandError(tenant, err)
 	}
-	if d, ok := rt.router.TenantWith(tenant, "", dir); ok {
+	if d, ok := rt.router.Tenant(tenant, "", dir); ok {
 		info.Cluster, info.Source = d.Cluster, d.Source.String()
 	}
 	return info, nil

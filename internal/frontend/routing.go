@@ -196,7 +196,7 @@ func (rt *routing) decide(ctx context.Context, c *clientConn) (connRoute, error)
 		}
 		expires = dir.Expires
 		var ok bool
-		if d, ok = rt.router.TenantWith(c.ident.Tenant, c.database, dir); !ok {
+		if d, ok = rt.router.Tenant(c.ident.Tenant, c.database, dir); !ok {
 			return connRoute{}, wire.Fatal(wire.CodeInvalidAuthorization,
 				"tenant %q is not routed to any cluster: no tenant_routes item matches it and default_cluster is empty", c.ident.Tenant).
 				WithHint(fmt.Sprintf("Add an item for it to tenant_routes (for example tenant_routes = %s:CLUSTER), or set default_cluster, then RELOAD.", c.ident.Tenant))

@@ -22,7 +22,7 @@ func BenchmarkTenantExact(b *testing.B) {
 	r.SetOverride("tenant00001", "c2")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := r.Tenant("tenant07777", "app"); !ok {
+		if _, ok := r.Tenant("tenant07777", "app", DirAnswer{}); !ok {
 			b.Fatal("no route")
 		}
 	}
@@ -34,7 +34,7 @@ func BenchmarkTenantPattern(b *testing.B) {
 	r := NewRouter(tab)
 	b.ReportAllocs()
 	for b.Loop() {
-		if d, _ := r.Tenant("list123", "app"); d.Cluster != "c1" {
+		if d, _ := r.Tenant("list123", "app", DirAnswer{}); d.Cluster != "c1" {
 			b.Fatal(d)
 		}
 	}

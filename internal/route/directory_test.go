@@ -110,7 +110,7 @@ func TestDirCacheProtectsConfirmedTenants(t *testing.T) {
 	}
 }
 
-func TestRouterTenantWith(t *testing.T) {
+func TestRouterTenantWithDirectory(t *testing.T) {
 	t.Parallel()
 	tab, err := NewTable([]string{"acme:eu"}, nil, "default", nil)
 	if err != nil {
@@ -128,13 +128,13 @@ func TestRouterTenantWith(t *testing.T) {
 		{"zed", DirAnswer{}, Decision{"default", SourceDefault, "*"}},
 	}
 	for _, tc := range cases {
-		if got, ok := r.TenantWith(tc.label, "app", tc.dir); !ok || got != tc.want {
-			t.Errorf("TenantWith(%s, %+v) = %+v, %v; want %+v", tc.label, tc.dir, got, ok, tc.want)
+		if got, ok := r.Tenant(tc.label, "app", tc.dir); !ok || got != tc.want {
+			t.Errorf("Tenant(%s, %+v) = %+v, %v; want %+v", tc.label, tc.dir, got, ok, tc.want)
 		}
 	}
 	e := r.Epoch()
 	r.SetOverride("acme", "default")
-	if got, _ := r.TenantWith("acme", "app", found); got.Source != SourceOverride {
+	if got, _ := r.Tenant("acme", "app", found); got.Source != SourceOverride {
 		t.Errorf("an override must beat the directory: %+v", got)
 	}
 	r.Bump()

@@ -129,17 +129,17 @@ func TestRouterOverridesAndEpoch(t *testing.T) {
 	tab, _ := NewTable([]string{"acme:c1"}, nil, "c1", nil)
 	r := NewRouter(tab)
 	e0 := r.Epoch()
-	if d, _ := r.Tenant("acme", "db"); d.Cluster != "c1" || d.Source != SourceTenant {
+	if d, _ := r.Tenant("acme", "db", DirAnswer{}); d.Cluster != "c1" || d.Source != SourceTenant {
 		t.Fatalf("before the override: %+v", d)
 	}
 	r.SetOverride("acme", "c2")
 	if r.Epoch() == e0 {
 		t.Error("an override did not change the epoch")
 	}
-	if d, _ := r.Tenant("acme", "db"); d != (Decision{"c2", SourceOverride, "acme"}) {
+	if d, _ := r.Tenant("acme", "db", DirAnswer{}); d != (Decision{"c2", SourceOverride, "acme"}) {
 		t.Errorf("after the override: %+v", d)
 	}
-	if d, _ := r.Tenant("globex", "db"); d.Cluster != "c1" {
+	if d, _ := r.Tenant("globex", "db", DirAnswer{}); d.Cluster != "c1" {
 		t.Errorf("another tenant moved: %+v", d)
 	}
 
@@ -152,7 +152,7 @@ func TestRouterOverridesAndEpoch(t *testing.T) {
 	if r.Epoch() == e1 {
 		t.Error("a new table did not change the epoch")
 	}
-	if d, _ := r.Tenant("acme", "db"); d.Cluster != "c2" || d.Source != SourceOverride {
+	if d, _ := r.Tenant("acme", "db", DirAnswer{}); d.Cluster != "c2" || d.Source != SourceOverride {
 		t.Errorf("override lost on reload: %+v", d)
 	}
 	// A reload whose rules agree absorbs it.
@@ -160,7 +160,7 @@ func TestRouterOverridesAndEpoch(t *testing.T) {
 	if absorbed := r.SetTable(agree); !reflect.DeepEqual(absorbed, []string{"acme"}) {
 		t.Errorf("absorbed %v, want [acme]", absorbed)
 	}
-	if d, _ := r.Tenant("acme", "db"); d.Cluster != "c2" || d.Source != SourceTenant {
+	if d, _ := r.Tenant("acme", "db", DirAnswer{}); d.Cluster != "c2" || d.Source != SourceTenant {
 		t.Errorf("after absorption: %+v", d)
 	}
 	if len(r.Overrides()) != 0 {
@@ -172,11 +172,11 @@ func TestRouterNoRoute(t *testing.T) {
 	t.Parallel()
 	tab, _ := NewTable([]string{"acme:c1"}, nil, "", nil)
 	r := NewRouter(tab)
-	if d, ok := r.Tenant("globex", "db"); ok {
+	if d, ok := r.Tenant("globex", "db", DirAnswer{}); ok {
 		t.Errorf("globex routed to %+v without default_cluster", d)
 	}
 	r.ReplaceOverrides(map[string]string{"globex": "c2"})
-	if d, ok := r.Tenant("globex", "db"); !ok || d.Cluster != "c2" {
+	if d, ok := r.Tenant("globex", "db", DirAnswer{}); !ok || d.Cluster != "c2" {
 		t.Errorf("globex with an override: %+v, %v", d, ok)
 	}
 }

@@ -38,19 +38,11 @@ func (r *Router) Epoch() uint64 { return r.epoch.Load() }
 // Table is the static table in effect.
 func (r *Router) Table() *Table { return r.table.Load() }
 
-// Tenant places a tenant's connection to database: its override, else the
-// table's decision. ok is false when nothing places it.
-func (r *Router) Tenant(label, database string) (Decision, bool) {
-	if d, ok := r.Override(label); ok {
-		return d, true
-	}
-	return r.table.Load().Tenant(label, database)
-}
-
-// TenantWith is Tenant with the tenant directory's answer for label
-// between the override and the table: a row found places the tenant; no
-// row leaves it to the table.
-func (r *Router) TenantWith(label, database string, dir DirAnswer) (Decision, bool) {
+// Tenant places a tenant's connection to database: its override, else
+// the tenant directory's answer dir (a row found places the tenant; the
+// zero DirAnswer, no row or no directory, leaves it to the table), else
+// the table's decision. ok is false when nothing places it.
+func (r *Router) Tenant(label, database string, dir DirAnswer) (Decision, bool) {
 	if d, ok := r.Override(label); ok {
 		return d, true
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/multigres-proxy/multigres/internal/config"
 	"github.com/multigres-proxy/multigres/internal/pgtest"
 	"github.com/multigres-proxy/multigres/internal/proxytest"
+	"github.com/multigres-proxy/multigres/test/escape/attackset"
 )
 
 // world is the shared target: a database with the contacts table holding
@@ -97,39 +98,10 @@ func (w *world) connectMode(t *testing.T, mode, user string) *pgx.Conn {
 
 // assertContained checks, on the attacked connection, that the tenant is
 // still tenant: it sees only its own rows, cannot write the victim's, and
-// its role, session user and context are unchanged.
+// assertContained is attackset.AssertContained on the contacts table.
 func assertContained(t *testing.T, conn *pgx.Conn, tenant string, mode pgx.QueryExecMode) {
 	t.Helper()
-	ctx := testCtx(t)
-	_, _ = conn.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol) // leave any aborted transaction
-	// row_security = off makes RLS-filtered queries fail (never bypass them)
-	// for a role without BYPASSRLS; undo it so the checks can run.
-	_, _ = conn.Exec(ctx, "RESET row_security", pgx.QueryExecModeSimpleProtocol)
-	var user, sessUser, setting string
-	if err := conn.QueryRow(ctx, "SELECT current_user, session_user, current_setting('app.current_tenant_id')", mode).
-		Scan(&user, &sessUser, &setting); err != nil {
-		t.Fatalf("connection unusable after attack: %v", err)
-	}
-	if user != "app_user" || sessUser != "app_user" || setting != tenant {
-		t.Fatalf("ESCAPE: current_user=%q session_user=%q tenant=%q, want app_user/app_user/%q", user, sessUser, setting, tenant)
-	}
-	rows, err := conn.Query(ctx, "SELECT DISTINCT tenant_id FROM contacts", mode)
-	if err != nil {
-		t.Fatalf("select after attack: %v", err)
-	}
-	seen, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range seen {
-		if s != tenant {
-			t.Fatalf("ESCAPE: tenant %s sees rows of %q", tenant, s)
-		}
-	}
-	tag, err := conn.Exec(ctx, "UPDATE contacts SET name = name WHERE tenant_id = 'globex'", mode)
-	if err == nil && tag.RowsAffected() != 0 {
-		t.Fatalf("ESCAPE: tenant %s updated %d globex rows", tenant, tag.RowsAffected())
-	}
+	attackset.AssertContained(t, testCtx(t), conn, tenant, mode, "contacts")
 }
 
 // assertVictimIntact checks, as the superuser, that globex's rows are all

@@ -229,23 +229,7 @@ func (e *env) console(t *testing.T) *pgx.Conn {
 // show runs a console command that returns rows, as column→value maps.
 func show(t *testing.T, con *pgx.Conn, sql string) []map[string]string {
 	t.Helper()
-	rows, err := con.Query(testCtx(t), sql)
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	defer rows.Close()
-	var out []map[string]string
-	for rows.Next() {
-		m := map[string]string{}
-		for i, fd := range rows.FieldDescriptions() {
-			m[fd.Name] = string(rows.RawValues()[i])
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return out
+	return proxytest.Rows(t, testCtx(t), con, sql)
 }
 
 // where reads the seeded rows a tenant connection sees: the names of the
